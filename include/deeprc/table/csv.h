@@ -1,0 +1,67 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <ostream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "deeprc/core/result.h"
+#include "deeprc/table/table.h"
+
+namespace deeprc::csv {
+
+struct ReadOptions {
+  // The first (non-skipped) line names the columns. Without a header, columns are named by
+  // `column_names` or f0, f1, ...
+  bool header = true;
+  char delimiter = ',';
+  char quote = '"';
+  // Fields equal to one of these (unquoted) are null. An empty unquoted field is always null for
+  // non-string columns; for string columns only when "" is in the list.
+  std::vector<std::string> null_values = {"", "NA", "N/A", "NaN", "nan", "null", "NULL"};
+  // Replace or supply the column names.
+  std::vector<std::string> column_names;
+  // Types by column name, overriding inference.
+  std::map<std::string, DataType> column_types;
+  // Read only these columns, in this order (empty: all).
+  std::vector<std::string> include_columns;
+  // Lines skipped at the start of the file, before the header.
+  int64_t skip_rows = 0;
+  // Byte range [range_begin, range_end) of the file (range_end < 0: to the end). A row belongs to
+  // the range in which its first byte lies, so that ranges that tile the file read every row
+  // exactly once. The header (if any) is always taken from the start of the file.
+  int64_t range_begin = 0;
+  int64_t range_end = -1;
+  // Parser threads (0: DefaultThreadCount()) and the size of the blocks handed to them.
+  int threads = 0;
+  int64_t block_size = int64_t{4} << 20;
+  // Number of rows looked at to infer types (-1: all rows; inference never fails: a column that
+  // does not parse as a number, bool, date or timestamp everywhere is string).
+  int64_t inference_rows = -1;
+};
+
+// Reads a CSV file. Errors name the file, line, column and expected type, e.g.
+// "data.csv:17: column 'price' (3): expected float64, found 'abc'".
+Result<Table> ReadCsv(const std::string& path, const ReadOptions& options = {});
+// The same on text held in memory; `name` stands for the file in messages.
+Result<Table> ReadCsvText(std::string_view text, const ReadOptions& options = {},
+                          std::string_view name = "<text>");
+// The schema ReadCsv would produce, from a sample of the file (for distributed reads, where every
+// rank must use the same types).
+Result<Schema> InferSchema(const std::string& path, const ReadOptions& options = {});
+
+struct WriteOptions {
+  bool header = true;
+  char delimiter = ',';
+  // Written for nulls.
+  std::string null_value;
+  int threads = 0;
+};
+
+// Writes to path atomically: a temporary file in the same folder, renamed when complete.
+Status WriteCsv(const Table& table, const std::string& path, const WriteOptions& options = {});
+Status WriteCsv(const Table& table, std::ostream& out, const WriteOptions& options = {});
+
+}  // namespace deeprc::csv
