@@ -1,6 +1,7 @@
 #include "compute/grouping.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <new>
 
@@ -13,6 +14,9 @@ namespace {
 // Below this many rows per part, splitting the work costs more than it saves.
 constexpr int64_t kMinRowsPerPart = int64_t{1} << 15;
 constexpr int64_t kInitialCapacity = 1024;
+// Partitioned grouping aims at partitions of about this many rows (their tables stay in cache).
+constexpr int64_t kRowsPerPartition = int64_t{1} << 15;
+constexpr int kMaxPartitionBits = 8;
 
 template <size_t kBytes>
 struct UnsignedOfSize;
@@ -67,6 +71,60 @@ class FixedKeyMapper final : public GroupMapper {
       group_ids[i - begin] = bitmap::GetBit(validity, offset + i)
                                  ? FindOrInsert(ToBits(values[i]), i)
                                  : NullGroup(i);
+    }
+  }
+
+  void MapRows(const uint32_t* rows, int64_t count, uint32_t* group_ids) override {
+    const T* values = column_.Values<T>();
+    if (!column_.has_nulls()) {
+      for (int64_t k = 0; k < count; ++k) group_ids[k] = FindOrInsert(ToBits(values[rows[k]]), rows[k]);
+      return;
+    }
+    const uint8_t* validity = column_.validity_bits();
+    const int64_t offset = column_.offset();
+    for (int64_t k = 0; k < count; ++k) {
+      const int64_t row = rows[k];
+      group_ids[k] = bitmap::GetBit(validity, offset + row) ? FindOrInsert(ToBits(values[row]), row)
+                                                            : NullGroup(row);
+    }
+  }
+
+  void Reserve(int64_t groups) override {
+    size_t capacity = slots_.size();
+    while (capacity < static_cast<size_t>(groups) * 2) capacity *= 2;
+    if (capacity > slots_.size()) Rehash(capacity);
+    first_rows_.reserve(static_cast<size_t>(groups));
+    keys_.reserve(static_cast<size_t>(groups));
+  }
+
+  bool HasKeyWords() const override { return true; }
+
+  void KeyWords(int64_t begin, int64_t end, uint64_t* words) const override {
+    const T* values = column_.Values<T>();
+    for (int64_t i = begin; i < end; ++i) words[i - begin] = ToBits(values[i]);
+  }
+
+  void MapKeyWords(const uint64_t* words, const uint32_t* rows, int64_t count,
+                   uint32_t* group_ids) override {
+    if (!column_.has_nulls()) {
+      for (int64_t k = 0; k < count; ++k) {
+        group_ids[k] = FindOrInsert(static_cast<Bits>(words[k]), rows[k]);
+      }
+      return;
+    }
+    const uint8_t* validity = column_.validity_bits();
+    const int64_t offset = column_.offset();
+    for (int64_t k = 0; k < count; ++k) {
+      group_ids[k] = bitmap::GetBit(validity, offset + rows[k])
+                         ? FindOrInsert(static_cast<Bits>(words[k]), rows[k])
+                         : NullGroup(rows[k]);
+    }
+  }
+
+  void HashRows(int64_t begin, int64_t end, uint64_t* hashes) const override {
+    const T* values = column_.Values<T>();
+    for (int64_t i = begin; i < end; ++i) {
+      hashes[i - begin] = column_.IsValid(i) ? HashWord(ToBits(values[i])) : kNullHash;
     }
   }
 
@@ -169,6 +227,31 @@ class RowKeyMapper final : public GroupMapper {
     }
   }
 
+  void MapRows(const uint32_t* rows, int64_t count, uint32_t* group_ids) override {
+    for (int64_t k = 0; k < count; ++k) {
+      const int64_t row = rows[k];
+      if (check_nulls_ && keys_.AnyNull(row)) {
+        group_ids[k] = kSkipGroup;
+        continue;
+      }
+      uint64_t hash;
+      keys_.Hash(row, row + 1, &hash);
+      group_ids[k] = FindOrInsert(hash, row);
+    }
+  }
+
+  void HashRows(int64_t begin, int64_t end, uint64_t* hashes) const override {
+    keys_.Hash(begin, end, hashes);
+  }
+
+  void Reserve(int64_t groups) override {
+    size_t capacity = slots_.size();
+    while (capacity < static_cast<size_t>(groups) * 2) capacity *= 2;
+    if (capacity > slots_.size()) Rehash(capacity);
+    first_rows_.reserve(static_cast<size_t>(groups));
+    group_hashes_.reserve(static_cast<size_t>(groups));
+  }
+
   void Absorb(const GroupMapper& other_base, uint32_t* map) override {
     const auto& other = static_cast<const RowKeyMapper&>(other_base);
     const auto& rows = other.first_rows();
@@ -227,6 +310,12 @@ class SingleGroupMapper final : public GroupMapper {
   }
   void Map(int64_t begin, int64_t end, uint32_t* group_ids) override {
     std::fill(group_ids, group_ids + (end - begin), 0u);
+  }
+  void MapRows(const uint32_t* rows, int64_t count, uint32_t* group_ids) override {
+    std::fill(group_ids, group_ids + count, 0u);
+  }
+  void HashRows(int64_t begin, int64_t end, uint64_t* hashes) const override {
+    std::fill(hashes, hashes + (end - begin), uint64_t{0});
   }
   void Absorb(const GroupMapper& other, uint32_t* map) override { map[0] = 0; }
 };
@@ -309,6 +398,98 @@ Result<Grouping> GroupRows(const Table& table, const std::vector<int>& keys, boo
     return Status::NotImplemented("more than {} groups", kSkipGroup - 1);
   }
   return grouping;
+}
+
+Status GroupRowsPartitioned(const Table& table, const std::vector<int>& keys, bool drop_null_keys,
+                            int threads, const PartitionFn& on_partition) {
+  if (threads <= 0) threads = DefaultThreadCount();
+  const int64_t rows = table.num_rows();
+  if (rows >= int64_t{kSkipGroup}) {
+    return Status::NotImplemented("grouping a table of {} rows (at most {} are supported)", rows,
+                                  kSkipGroup - 1);
+  }
+  DEEPRC_ASSIGN_OR_RAISE(std::unique_ptr<GroupMapper> prototype,
+                         MakeGroupMapper(table, keys, drop_null_keys));
+  int bits = 0;
+  while (bits < kMaxPartitionBits && (kRowsPerPartition << bits) < rows) ++bits;
+  const int partitions = 1 << bits;
+  const int64_t ranges = std::clamp<int64_t>(rows / kMinRowsPerPart, 1, threads);
+  auto range_begin = [&](int64_t r) { return rows * r / ranges; };
+  try {
+    // 1. The partition of every row (top bits of its key hash), counted per row range.
+    std::vector<uint8_t> partition_of(static_cast<size_t>(bits > 0 ? rows : 0));
+    std::vector<int64_t> cursor(static_cast<size_t>(ranges * partitions), 0);
+    if (bits > 0) {
+      ParallelFor(ranges, threads, [&](int64_t r) {
+        uint64_t hashes[kGroupBatch];
+        int64_t* counts = cursor.data() + r * partitions;
+        for (int64_t begin = range_begin(r); begin < range_begin(r + 1); begin += kGroupBatch) {
+          const int64_t end = std::min(begin + kGroupBatch, range_begin(r + 1));
+          prototype->HashRows(begin, end, hashes);
+          for (int64_t i = begin; i < end; ++i) {
+            const auto p = static_cast<uint8_t>(hashes[i - begin] >> (64 - bits));
+            partition_of[i] = p;
+            ++counts[p];
+          }
+        }
+      });
+    } else {
+      for (int64_t r = 0; r < ranges; ++r) cursor[r] = range_begin(r + 1) - range_begin(r);
+    }
+    // 2. Where each (range, partition) piece starts: partition-major, ranges in order, so every
+    //    partition lists its rows ascending.
+    std::vector<int64_t> partition_begin(static_cast<size_t>(partitions + 1), 0);
+    int64_t position = 0;
+    for (int p = 0; p < partitions; ++p) {
+      partition_begin[p] = position;
+      for (int64_t r = 0; r < ranges; ++r) {
+        const int64_t count = cursor[r * partitions + p];
+        cursor[r * partitions + p] = position;
+        position += count;
+      }
+    }
+    partition_begin[partitions] = position;
+    // Fixed-width keys travel with their rows: reading them back through the row numbers would
+    // be a cache miss per row.
+    const bool with_words = prototype->HasKeyWords();
+    std::vector<uint32_t> ordered(static_cast<size_t>(rows));
+    std::vector<uint64_t> ordered_words(static_cast<size_t>(with_words ? rows : 0));
+    ParallelFor(ranges, threads, [&](int64_t r) {
+      int64_t* next = cursor.data() + r * partitions;
+      uint64_t words[kGroupBatch];
+      for (int64_t begin = range_begin(r); begin < range_begin(r + 1); begin += kGroupBatch) {
+        const int64_t end = std::min(begin + kGroupBatch, range_begin(r + 1));
+        if (with_words) prototype->KeyWords(begin, end, words);
+        for (int64_t i = begin; i < end; ++i) {
+          const int64_t slot = next[bits > 0 ? partition_of[i] : 0]++;
+          ordered[slot] = static_cast<uint32_t>(i);
+          if (with_words) ordered_words[slot] = words[i - begin];
+        }
+      }
+    });
+    partition_of = {};
+    // 3. Each partition grouped alone. Partitions hold about as many groups as each other, so
+    //    a partition's table is sized after the last one finished (no rehashing as it fills).
+    std::atomic<int64_t> groups_seen{0};
+    ParallelFor(partitions, threads, [&](int64_t p) {
+      const int64_t begin = partition_begin[p];
+      const int64_t count = partition_begin[p + 1] - begin;
+      std::unique_ptr<GroupMapper> mapper = prototype->MakeEmpty();
+      mapper->Reserve(std::min(count, groups_seen.load(std::memory_order_relaxed) * 9 / 8));
+      std::vector<uint32_t> group_ids(static_cast<size_t>(count));
+      if (with_words) {
+        mapper->MapKeyWords(ordered_words.data() + begin, ordered.data() + begin, count,
+                            group_ids.data());
+      } else {
+        mapper->MapRows(ordered.data() + begin, count, group_ids.data());
+      }
+      groups_seen.store(mapper->num_groups(), std::memory_order_relaxed);
+      on_partition(static_cast<int>(p), ordered.data() + begin, count, group_ids.data(), *mapper);
+    });
+  } catch (const std::bad_alloc&) {
+    return Status::OutOfMemory("out of memory while grouping {} rows", rows);
+  }
+  return Status::OK();
 }
 
 }  // namespace deeprc::compute::internal

@@ -31,6 +31,21 @@ class GroupMapper {
   // Adds the groups of `other` (a mapper over later rows of the same table), in other's order;
   // map[g] receives the id here of other's group g.
   virtual void Absorb(const GroupMapper& other, uint32_t* map) = 0;
+  // Like Map, for the rows listed (ascending, after the rows mapped before).
+  virtual void MapRows(const uint32_t* rows, int64_t count, uint32_t* group_ids) = 0;
+  // The hash Map uses for rows [begin, end) (for partitioning rows by key).
+  virtual void HashRows(int64_t begin, int64_t end, uint64_t* hashes) const = 0;
+  // Mappers of one fixed-width key can hand out the key of each row as a 64-bit word, so that
+  // partitioned grouping moves the keys with the rows and then reads them sequentially.
+  virtual bool HasKeyWords() const { return false; }
+  virtual void KeyWords(int64_t begin, int64_t end, uint64_t* words) const {}
+  // Like MapRows, with the key words of those rows.
+  virtual void MapKeyWords(const uint64_t* words, const uint32_t* rows, int64_t count,
+                           uint32_t* group_ids) {
+    MapRows(rows, count, group_ids);
+  }
+  // Makes room for about `groups` groups before any are added.
+  virtual void Reserve(int64_t groups) {}
   // A fresh, empty mapper of the same kind over the same keys.
   virtual std::unique_ptr<GroupMapper> MakeEmpty() const = 0;
 
@@ -75,5 +90,16 @@ using GroupBatchFn = std::function<void(int part, int64_t begin, int64_t end,
 Result<Grouping> GroupRows(const Table& table, const std::vector<int>& keys, bool drop_null_keys,
                            int threads, int max_parts, bool want_row_ids,
                            const GroupBatchFn& on_batch);
+
+// Called once per hash partition with its rows (ascending), their group ids and the partition's
+// mapper. Partitions hold disjoint sets of keys, so their groups are disjoint.
+using PartitionFn = std::function<void(int partition, const uint32_t* rows, int64_t count,
+                                       const uint32_t* group_ids, const GroupMapper& mapper)>;
+
+// For many groups: splits the rows by the hash of their key into partitions (a radix scatter of
+// row numbers), then groups each partition on its own, partitions spread over the threads; no
+// partial tables are merged. Group ids are per partition.
+Status GroupRowsPartitioned(const Table& table, const std::vector<int>& keys, bool drop_null_keys,
+                            int threads, const PartitionFn& on_partition);
 
 }  // namespace deeprc::compute::internal

@@ -10,57 +10,52 @@
 namespace deeprc::compute {
 namespace {
 
-using internal::kSkipGroup;
+// Decides, for one hash partition, which rows to keep: sets keep[row] for them.
+using ChooseFn = std::function<void(const uint32_t* rows, int64_t count, const uint32_t* group_ids,
+                                    const internal::GroupMapper& mapper, uint8_t* keep)>;
 
-// What is known of each group of rows besides its first row.
-struct GroupExtent {
-  std::vector<int64_t> last_rows;  // with track_last
-  std::vector<int64_t> counts;     // with track_counts
-};
-
-// Groups rows by `keys` and, per group, its first row (from the grouping), and optionally its
-// last row and its row count; per-range partial results are merged in range order.
-Result<internal::Grouping> GroupWithExtent(const Table& table, const std::vector<int>& keys,
-                                           int threads, bool track_last, bool track_counts,
-                                           GroupExtent* extent) {
+// Groups the rows by `keys` in hash partitions (no merge of partial tables, which matters with
+// millions of distinct keys), lets `choose` mark the rows to keep, and lists them ascending.
+Result<std::vector<int64_t>> ChooseRows(const Table& table, const std::vector<int>& keys,
+                                        int threads, const ChooseFn& choose) {
   if (threads <= 0) threads = DefaultThreadCount();
-  std::vector<GroupExtent> parts(static_cast<size_t>(threads));
-  auto on_batch = [&](int part, int64_t begin, int64_t end, const uint32_t* ids, int64_t groups) {
-    GroupExtent& mine = parts[part];
-    if (track_last) {
-      mine.last_rows.resize(static_cast<size_t>(groups), -1);
-      for (int64_t i = begin; i < end; ++i) mine.last_rows[ids[i - begin]] = i;
-    }
-    if (track_counts) {
-      mine.counts.resize(static_cast<size_t>(groups), 0);
-      for (int64_t i = begin; i < end; ++i) ++mine.counts[ids[i - begin]];
-    }
-  };
-  Result<internal::Grouping> result = [&]() -> Result<internal::Grouping> {
-    try {
-      return internal::GroupRows(table, keys, /*drop_null_keys=*/false, threads, threads,
-                                 /*want_row_ids=*/false,
-                                 track_last || track_counts ? internal::GroupBatchFn(on_batch)
-                                                            : internal::GroupBatchFn());
-    } catch (const std::bad_alloc&) {
-      return Status::OutOfMemory("out of memory finding duplicates among {} rows",
-                                 table.num_rows());
-    }
-  }();
-  DEEPRC_RETURN_NOT_OK(result.status());
-  internal::Grouping grouping = result.MoveValueUnsafe();
-  const auto groups = static_cast<size_t>(grouping.mapper->num_groups());
-  *extent = std::move(parts[0]);
-  if (track_last) extent->last_rows.resize(groups, -1);
-  if (track_counts) extent->counts.resize(groups, 0);
-  for (int p = 1; p < grouping.num_parts(); ++p) {
-    const auto& map = grouping.part_maps[p];
-    for (size_t g = 0; g < map.size(); ++g) {
-      if (track_last) extent->last_rows[map[g]] = parts[p].last_rows[g];
-      if (track_counts) extent->counts[map[g]] += parts[p].counts[g];
-    }
+  const int64_t rows = table.num_rows();
+  try {
+    // One byte per row: partitions mark disjoint rows, so plain stores do not race.
+    std::vector<uint8_t> keep(static_cast<size_t>(rows), 0);
+    DEEPRC_RETURN_NOT_OK(internal::GroupRowsPartitioned(
+        table, keys, /*drop_null_keys=*/false, threads,
+        [&](int, const uint32_t* part_rows, int64_t count, const uint32_t* group_ids,
+            const internal::GroupMapper& mapper) {
+          choose(part_rows, count, group_ids, mapper, keep.data());
+        }));
+    const int64_t ranges = std::clamp<int64_t>(rows >> 16, 1, threads);
+    std::vector<int64_t> starts(static_cast<size_t>(ranges + 1), 0);
+    ParallelFor(ranges, threads, [&](int64_t r) {
+      int64_t kept = 0;
+      for (int64_t i = rows * r / ranges; i < rows * (r + 1) / ranges; ++i) kept += keep[i];
+      starts[r + 1] = kept;
+    });
+    for (int64_t r = 0; r < ranges; ++r) starts[r + 1] += starts[r];
+    std::vector<int64_t> selected(static_cast<size_t>(starts[ranges]));
+    ParallelFor(ranges, threads, [&](int64_t r) {
+      int64_t* out = selected.data() + starts[r];
+      for (int64_t i = rows * r / ranges; i < rows * (r + 1) / ranges; ++i) {
+        if (keep[i]) *out++ = i;
+      }
+    });
+    return selected;
+  } catch (const std::bad_alloc&) {
+    return Status::OutOfMemory("out of memory finding duplicates among {} rows", rows);
   }
-  return grouping;
+}
+
+// The last row of each group of a partition.
+std::vector<uint32_t> LastRows(const uint32_t* rows, int64_t count, const uint32_t* group_ids,
+                               int64_t groups) {
+  std::vector<uint32_t> last(static_cast<size_t>(groups));
+  for (int64_t k = 0; k < count; ++k) last[group_ids[k]] = rows[k];
+  return last;
 }
 
 std::vector<int> AllColumns(const Table& table) {
@@ -99,22 +94,26 @@ Result<Table> RunSetOperation(const Table& a, const Table& b, SetOperation opera
   DEEPRC_RETURN_NOT_OK(CheckSameSchema(a, b, name));
   DEEPRC_ASSIGN_OR_RAISE(Table both, Concatenate({a, b}, threads));
   const int64_t a_rows = a.num_rows();
-  GroupExtent extent;
-  const bool need_last = operation != SetOperation::kUnion;
-  DEEPRC_ASSIGN_OR_RAISE(auto grouping,
-                         GroupWithExtent(both, AllColumns(both), threads, need_last, false, &extent));
-  const auto& first_rows = grouping.mapper->first_rows();
-  std::vector<int64_t> rows;
-  if (operation == SetOperation::kUnion) {
-    rows = first_rows;
-  } else {
-    // A row value is in a when its first row is; it is in b when its last row is.
-    for (size_t g = 0; g < first_rows.size(); ++g) {
-      if (first_rows[g] >= a_rows) break;  // groups come in first-row order
-      const bool in_b = extent.last_rows[g] >= a_rows;
-      if (in_b == (operation == SetOperation::kIntersect)) rows.push_back(first_rows[g]);
-    }
-  }
+  DEEPRC_ASSIGN_OR_RAISE(
+      auto rows,
+      ChooseRows(both, AllColumns(both), threads,
+                 [&](const uint32_t* part_rows, int64_t count, const uint32_t* group_ids,
+                     const internal::GroupMapper& mapper, uint8_t* keep) {
+                   const auto& first_rows = mapper.first_rows();
+                   if (operation == SetOperation::kUnion) {
+                     for (int64_t first : first_rows) keep[first] = 1;
+                     return;
+                   }
+                   // A row value is in a when its first row is, in b when its last row is.
+                   const std::vector<uint32_t> last =
+                       LastRows(part_rows, count, group_ids, mapper.num_groups());
+                   const bool want_in_b = operation == SetOperation::kIntersect;
+                   for (size_t g = 0; g < first_rows.size(); ++g) {
+                     if (first_rows[g] < a_rows && (last[g] >= a_rows) == want_in_b) {
+                       keep[first_rows[g]] = 1;
+                     }
+                   }
+                 }));
   return Take(both, rows, threads);
 }
 
@@ -130,26 +129,33 @@ Result<Table> Unique(const Table& table, const UniqueOptions& options) {
     if (!indices.ok()) return indices.status().WithContext("unique subset");
     keys = *indices;
   }
-  const bool last = options.keep == Keep::kLast;
-  const bool none = options.keep == Keep::kNone;
-  GroupExtent extent;
-  DEEPRC_ASSIGN_OR_RAISE(auto grouping,
-                         GroupWithExtent(table, keys, options.threads, last, none, &extent));
-  std::vector<int64_t> rows;
-  switch (options.keep) {
-    case Keep::kFirst: rows = grouping.mapper->first_rows(); break;
-    case Keep::kLast:
-      rows = std::move(extent.last_rows);
-      std::sort(rows.begin(), rows.end());
-      break;
-    case Keep::kNone: {
-      const auto& first_rows = grouping.mapper->first_rows();
-      for (size_t g = 0; g < first_rows.size(); ++g) {
-        if (extent.counts[g] == 1) rows.push_back(first_rows[g]);
-      }
-      break;
-    }
-  }
+  const Keep keep_mode = options.keep;
+  DEEPRC_ASSIGN_OR_RAISE(
+      auto rows,
+      ChooseRows(table, keys, options.threads,
+                 [&](const uint32_t* part_rows, int64_t count, const uint32_t* group_ids,
+                     const internal::GroupMapper& mapper, uint8_t* keep) {
+                   const auto& first_rows = mapper.first_rows();
+                   switch (keep_mode) {
+                     case Keep::kFirst:
+                       for (int64_t first : first_rows) keep[first] = 1;
+                       break;
+                     case Keep::kLast:
+                       for (uint32_t last :
+                            LastRows(part_rows, count, group_ids, mapper.num_groups())) {
+                         keep[last] = 1;
+                       }
+                       break;
+                     case Keep::kNone: {
+                       std::vector<uint32_t> counts(first_rows.size(), 0);
+                       for (int64_t k = 0; k < count; ++k) ++counts[group_ids[k]];
+                       for (size_t g = 0; g < first_rows.size(); ++g) {
+                         if (counts[g] == 1) keep[first_rows[g]] = 1;
+                       }
+                       break;
+                     }
+                   }
+                 }));
   return Take(table, rows, options.threads);
 }
 
