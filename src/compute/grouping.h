@@ -44,6 +44,8 @@ class GroupMapper {
                            uint32_t* group_ids) {
     MapRows(rows, count, group_ids);
   }
+  // Forgets every group but keeps the memory, for reuse on another partition.
+  virtual void Clear() = 0;
   // Makes room for about `groups` groups before any are added.
   virtual void Reserve(int64_t groups) {}
   // A fresh, empty mapper of the same kind over the same keys.
