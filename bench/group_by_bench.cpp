@@ -109,6 +109,17 @@ void BM_Unique(benchmark::State& state) {
 }
 BENCHMARK(BM_Unique)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 
+// High cardinality: 2.5M groups (u as key, each group of 4 rows).
+void BM_GroupByManyGroups(benchmark::State& state) {
+  const Table& table = UniqueTable();
+  GroupByOptions options;
+  options.keys = {"u"};
+  options.aggregates = {{"u", AggregateKind::kCount}};
+  options.threads = static_cast<int>(state.range(0));
+  Measure(state, table, [&] { return GroupBy(table, options); });
+}
+BENCHMARK(BM_GroupByManyGroups)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+
 void BM_AggregateTable(benchmark::State& state) {
   const Table& table = GroupTable();
   const int threads = static_cast<int>(state.range(0));

@@ -230,10 +230,13 @@ struct CompensatedSum {
   double compensation = 0;
   void Add(double x) {
     const double t = sum + x;
-    if (std::fabs(sum) >= std::fabs(x)) {
-      compensation += (sum - t) + x;
-    } else {
-      compensation += (x - t) + sum;
+    // Past an infinity (or NaN) the correction term would only turn inf into NaN.
+    if (std::isfinite(t)) {
+      if (std::fabs(sum) >= std::fabs(x)) {
+        compensation += (sum - t) + x;
+      } else {
+        compensation += (x - t) + sum;
+      }
     }
     sum = t;
   }
@@ -241,7 +244,7 @@ struct CompensatedSum {
     Add(other.sum);
     compensation += other.compensation;
   }
-  double Value() const { return sum + compensation; }
+  double Value() const { return std::isfinite(sum) ? sum + compensation : sum; }
 };
 
 template <typename Reader>

@@ -339,6 +339,20 @@ TEST(GroupBy, NaNValuesInMinMaxSumAndNunique) {
   EXPECT_EQ(result.column(4).Value<int64_t>(1), 1);
 }
 
+TEST(GroupBy, InfinitiesInSumsAndMeans) {
+  const double inf = std::numeric_limits<double>::infinity();
+  const Table table = MakeTable({{"k", Int64s({1, 1, 2, 2, 3, 3})},
+                                 {"f", Doubles({inf, 1.0, inf, -inf, 1e308, 1e308})}});
+  ASSERT_OK_AND_ASSIGN(Table result, GroupBy(table, {{"k"},
+                                                     {Agg("f", AggregateKind::kSum),
+                                                      Agg("f", AggregateKind::kMean)}}));
+  EXPECT_EQ(result.column(1).Value<double>(0), inf);
+  EXPECT_EQ(result.column(2).Value<double>(0), inf);
+  EXPECT_TRUE(std::isnan(result.column(1).Value<double>(1)));
+  EXPECT_TRUE(std::isnan(result.column(2).Value<double>(1)));
+  EXPECT_EQ(result.column(1).Value<double>(2), inf);  // overflows to inf, as pandas
+}
+
 TEST(GroupBy, AllNullGroupGivesNullsButZeroCounts) {
   const Table table = MakeTable({{"k", Strings({"a", "b", "a"})},
                                  {"v", Int64s({std::nullopt, 4, std::nullopt})},
