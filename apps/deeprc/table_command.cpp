@@ -66,9 +66,10 @@ Result<TableIoOptions> MakeIoOptions(const CommonOptions& common) {
 using Action = std::function<Status(const TableIoOptions&)>;
 
 // Loads, transforms and saves: the output path is checked before the inputs are read, so that
-// a bad -o fails at once.
+// a bad -o fails at once. `kernel` says whether the transform's kernel is in this build; it is
+// reported after the user's own mistakes (a missing file, a bad option).
 Status LoadTransformSave(const std::vector<std::string>& inputs, const TableIoOptions& options,
-                         const std::string& output,
+                         const std::string& output, const Status& kernel,
                          const std::function<Result<Table>(std::vector<Table>&)>& transform) {
   DEEPRC_RETURN_NOT_OK(CheckOutputPath(output));
   std::vector<Table> tables;
@@ -76,6 +77,7 @@ Status LoadTransformSave(const std::vector<std::string>& inputs, const TableIoOp
     DEEPRC_ASSIGN_OR_RAISE(Table table, LoadTable(path, options));
     tables.push_back(std::move(table));
   }
+  DEEPRC_RETURN_NOT_OK(kernel);
   DEEPRC_ASSIGN_OR_RAISE(Table result, transform(tables));
   return SaveTable(result, output, options);
 }
@@ -135,10 +137,14 @@ int RunTableCommand(int argc, char** argv) {
     AddInputOptions(command, &common);
     AddOutputOptions(command, &common);
     actions.emplace_back(command, [&](const TableIoOptions& options) -> Status {
-      DEEPRC_RETURN_NOT_OK(RequireKernel(&compute::Join, "the join kernel"));
+      Status kernel = RequireKernel(&compute::Join, "the join kernel");
+      if (kernel.ok()) kernel = RequireKernel(&compute::ParseJoinType, "the join kernel");
+      if (kernel.ok()) kernel = RequireKernel(&compute::ParseJoinAlgorithm, "the join kernel");
       compute::JoinOptions join;
-      DEEPRC_ASSIGN_OR_RAISE(join.type, compute::ParseJoinType(how));
-      DEEPRC_ASSIGN_OR_RAISE(join.algorithm, compute::ParseJoinAlgorithm(algorithm));
+      if (kernel.ok()) {
+        DEEPRC_ASSIGN_OR_RAISE(join.type, compute::ParseJoinType(how));
+        DEEPRC_ASSIGN_OR_RAISE(join.algorithm, compute::ParseJoinAlgorithm(algorithm));
+      }
       const auto shared = SplitLists(on);
       join.left_keys = SplitLists(left_on);
       join.right_keys = SplitLists(right_on);
@@ -160,7 +166,7 @@ int RunTableCommand(int argc, char** argv) {
       join.right_suffix = suffix_pair.second;
       join.nulls_equal = nulls_equal;
       join.threads = options.threads;
-      return LoadTransformSave({left, right}, options, common.output,
+      return LoadTransformSave({left, right}, options, common.output, kernel,
                                [&](std::vector<Table>& tables) {
                                  return compute::Join(tables[0], tables[1], join);
                                });
@@ -181,18 +187,21 @@ int RunTableCommand(int argc, char** argv) {
     AddInputOptions(command, &common);
     AddOutputOptions(command, &common);
     actions.emplace_back(command, [&](const TableIoOptions& options) -> Status {
-      DEEPRC_RETURN_NOT_OK(RequireKernel(&compute::GroupBy, "the group-by kernel"));
+      Status kernel = RequireKernel(&compute::GroupBy, "the group-by kernel");
+      if (kernel.ok()) kernel = RequireKernel(&compute::ParseAggregate, "the group-by kernel");
       compute::GroupByOptions group_by;
       DEEPRC_ASSIGN_OR_RAISE(group_by.keys, RequireList(by, "--by"));
       DEEPRC_ASSIGN_OR_RAISE(auto texts, RequireList(aggregates, "--agg"));
       for (const auto& text : texts) {
+        if (!kernel.ok()) break;
         auto parsed = compute::ParseAggregate(text);
         if (!parsed.ok()) return parsed.status().WithContext("--agg");
         group_by.aggregates.push_back(parsed.MoveValueUnsafe());
       }
       group_by.drop_null_keys = drop_null_keys;
       group_by.threads = options.threads;
-      return LoadTransformSave({input}, options, common.output, [&](std::vector<Table>& tables) {
+      return LoadTransformSave({input}, options, common.output, kernel,
+                               [&](std::vector<Table>& tables) {
         return compute::GroupBy(tables[0], group_by);
       });
     });
@@ -211,7 +220,7 @@ int RunTableCommand(int argc, char** argv) {
     AddInputOptions(command, &common);
     AddOutputOptions(command, &common);
     actions.emplace_back(command, [&](const TableIoOptions& options) -> Status {
-      DEEPRC_RETURN_NOT_OK(RequireKernel(&compute::Sort, "the sort kernel"));
+      const Status kernel = RequireKernel(&compute::Sort, "the sort kernel");
       compute::SortOptions sort;
       DEEPRC_ASSIGN_OR_RAISE(auto keys, RequireList(by, "--by"));
       for (const auto& key : keys) sort.keys.push_back({key, true, false});
@@ -234,7 +243,8 @@ int RunTableCommand(int argc, char** argv) {
       DEEPRC_RETURN_NOT_OK(mark(nulls_first, "--nulls-first",
                                 [](compute::SortKey& key) { key.nulls_first = true; }));
       sort.threads = options.threads;
-      return LoadTransformSave({input}, options, common.output, [&](std::vector<Table>& tables) {
+      return LoadTransformSave({input}, options, common.output, kernel,
+                               [&](std::vector<Table>& tables) {
         return compute::Sort(tables[0], sort);
       });
     });
@@ -250,7 +260,7 @@ int RunTableCommand(int argc, char** argv) {
     AddInputOptions(command, &common);
     AddOutputOptions(command, &common);
     actions.emplace_back(command, [&](const TableIoOptions& options) -> Status {
-      DEEPRC_RETURN_NOT_OK(RequireKernel(&compute::Unique, "the unique kernel"));
+      const Status kernel = RequireKernel(&compute::Unique, "the unique kernel");
       compute::UniqueOptions unique;
       unique.subset = SplitLists(subset);
       if (keep == "first") {
@@ -263,7 +273,8 @@ int RunTableCommand(int argc, char** argv) {
         return Status::Invalid("--keep: expected first, last or none, found '{}'", keep);
       }
       unique.threads = options.threads;
-      return LoadTransformSave({input}, options, common.output, [&](std::vector<Table>& tables) {
+      return LoadTransformSave({input}, options, common.output, kernel,
+                               [&](std::vector<Table>& tables) {
         return compute::Unique(tables[0], unique);
       });
     });
@@ -288,14 +299,11 @@ int RunTableCommand(int argc, char** argv) {
       AddOutputOptions(command, &common);
       const std::string name = set.name;
       actions.emplace_back(command, [&, name](const TableIoOptions& options) -> Status {
-        if (name == "union") {
-          DEEPRC_RETURN_NOT_OK(RequireKernel(&compute::Union, "the union kernel"));
-        } else if (name == "intersect") {
-          DEEPRC_RETURN_NOT_OK(RequireKernel(&compute::Intersect, "the intersect kernel"));
-        } else {
-          DEEPRC_RETURN_NOT_OK(RequireKernel(&compute::Difference, "the difference kernel"));
-        }
-        return LoadTransformSave({a, b}, options, common.output,
+        const Status kernel =
+            name == "union"       ? RequireKernel(&compute::Union, "the union kernel")
+            : name == "intersect" ? RequireKernel(&compute::Intersect, "the intersect kernel")
+                                  : RequireKernel(&compute::Difference, "the difference kernel");
+        return LoadTransformSave({a, b}, options, common.output, kernel,
                                  [&](std::vector<Table>& tables) -> Result<Table> {
                                    if (name == "union") {
                                      return compute::Union(tables[0], tables[1], !all,
@@ -322,10 +330,11 @@ int RunTableCommand(int argc, char** argv) {
     AddInputOptions(command, &common);
     AddOutputOptions(command, &common);
     actions.emplace_back(command, [&](const TableIoOptions& options) -> Status {
-      DEEPRC_RETURN_NOT_OK(RequireKernel(
+      const Status kernel = RequireKernel(
           static_cast<Result<Table> (*)(const Table&, std::string_view, int)>(&compute::Filter),
-          "the filter kernel"));
-      return LoadTransformSave({input}, options, common.output, [&](std::vector<Table>& tables) {
+          "the filter kernel");
+      return LoadTransformSave({input}, options, common.output, kernel,
+                               [&](std::vector<Table>& tables) {
         return compute::Filter(tables[0], std::string_view(where), options.threads);
       });
     });
@@ -343,7 +352,7 @@ int RunTableCommand(int argc, char** argv) {
       AddOutputOptions(command, &common);
       actions.emplace_back(command, [&, head](const TableIoOptions& options) -> Status {
         if (rows < 0) return Status::Invalid("-n: expected a count >= 0, found {}", rows);
-        return LoadTransformSave({input}, options, common.output,
+        return LoadTransformSave({input}, options, common.output, Status::OK(),
                                  [&](std::vector<Table>& tables) -> Result<Table> {
                                    const Table& table = tables[0];
                                    if (head) return table.Slice(0, rows);
@@ -364,7 +373,7 @@ int RunTableCommand(int argc, char** argv) {
     AddOutputOptions(command, &common);
     command->get_option("--output")->required();
     actions.emplace_back(command, [&](const TableIoOptions& options) -> Status {
-      return LoadTransformSave({input}, options, common.output,
+      return LoadTransformSave({input}, options, common.output, Status::OK(),
                                [](std::vector<Table>& tables) -> Result<Table> {
                                  return std::move(tables[0]);
                                });
@@ -388,6 +397,19 @@ int RunTableCommand(int argc, char** argv) {
     });
   }
 
+  if (argc >= 2 && argv[1][0] != '-') {
+    std::string known;
+    bool found = false;
+    for (const auto* command : app.get_subcommands({})) {
+      found = found || command->get_name() == argv[1];
+      known += (known.empty() ? "" : ", ") + command->get_name();
+    }
+    if (!found) {
+      std::fprintf(stderr, "deeprc table: unknown subcommand '%s' (expected one of %s)\n", argv[1],
+                   known.c_str());
+      return kExitUsage;
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
