@@ -1,0 +1,73 @@
+#pragma once
+
+// The binary table file (extension .drt): a fast save/load format for handing tables between
+// pipeline stages. Layout (all integers little-endian):
+//
+//   header (64 bytes)  magic "DEEPRCTB", format version, file size, where the metadata is, its
+//                      checksum, row count, and a checksum of the header itself
+//   buffers            each column's validity, offsets and values, every buffer starting at a
+//                      multiple of 64 bytes and padded with zeros to one, so that Load can
+//                      memory-map the file and hand out the buffers without copying
+//   metadata           schema (names, types with timestamp unit and zone), and per buffer: where
+//                      it is, its stored and raw size, its compression and its xxHash64 checksum
+//                      (over the padded stored bytes, so that every byte of the file is covered)
+//
+// Slices are written as their rows only (bitmaps shifted to bit 0, string offsets rebased to 0).
+
+#include <cstdint>
+#include <string>
+
+#include "deeprc/core/result.h"
+#include "deeprc/table/table.h"
+
+namespace deeprc {
+
+inline constexpr char kTableFileMagic[8] = {'D', 'E', 'E', 'P', 'R', 'C', 'T', 'B'};
+inline constexpr uint32_t kTableFileVersion = 1;
+inline constexpr const char* kTableFileExtension = ".drt";
+
+enum class TableFileCompression : uint8_t { kNone = 0, kZstd = 1, kLz4 = 2 };
+
+// "none", "zstd", "lz4".
+Result<TableFileCompression> ParseTableFileCompression(std::string_view text);
+
+struct TableFileWriteOptions {
+  // Per-buffer compression; a buffer that does not shrink is stored as it is. Compressed buffers
+  // are decompressed (copied) on load, so the default keeps the zero-copy load.
+  TableFileCompression compression = TableFileCompression::kNone;
+  int compression_level = 1;
+  // fsync the file before the rename (durability across a machine crash; slower).
+  bool sync = false;
+  int threads = 0;
+};
+
+struct TableFileReadOptions {
+  // Memory-map the file and wrap its buffers without copying (else read into memory).
+  bool memory_map = true;
+  // Check the xxHash64 checksums of metadata and every buffer (reads every byte once).
+  bool verify_checksums = true;
+  int threads = 0;
+};
+
+// Writes atomically: a temporary file next to `path`, renamed over it when complete; on error
+// nothing is left behind.
+Status WriteTableFile(const Table& table, const std::string& path,
+                      const TableFileWriteOptions& options = {});
+
+// Errors name the file and what is wrong: not a deeprc table file, version N unsupported (this
+// build reads M), truncated at byte X, checksum mismatch (with the column and buffer).
+Result<Table> ReadTableFile(const std::string& path, const TableFileReadOptions& options = {});
+
+// The schema and row count only (reads the header and metadata, not the buffers).
+struct TableFileInfo {
+  Schema schema;
+  int64_t num_rows = 0;
+  uint32_t version = 0;
+  int64_t file_size = 0;
+};
+Result<TableFileInfo> ReadTableFileInfo(const std::string& path);
+
+// True when the file starts with the table-file magic (false also when it cannot be read).
+bool IsTableFile(const std::string& path);
+
+}  // namespace deeprc
