@@ -22,8 +22,8 @@
 #include <string>
 #include <vector>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include "deeprc/command_registry.h"
 #include "deeprc/compute/group_by.h"
@@ -99,27 +99,28 @@ struct Workload {
 
 Result<Workload> Prepare(const std::string& op, int64_t n, int threads, const std::string& path) {
   if (op == "join") {
-    auto left = std::make_shared<Table>(MakeTable(
-        {{"k", DataType::Int64()}, {"a", DataType::Int64()}},
-        {Int64s(n, threads, [n](int64_t i) { return i * 7919 % n; }),
-         Int64s(n, threads, [](int64_t i) { return i; })}));
-    auto right = std::make_shared<Table>(MakeTable(
-        {{"k", DataType::Int64()}, {"b", DataType::Int64()}},
-        {Int64s(n, threads, [n](int64_t i) { return i * 104729 % n; }),
-         Int64s(n, threads, [](int64_t i) { return i; })}));
+    auto left = std::make_shared<Table>(
+        MakeTable({{"k", DataType::Int64()}, {"a", DataType::Int64()}},
+                  {Int64s(n, threads, [n](int64_t i) { return i * 7919 % n; }),
+                   Int64s(n, threads, [](int64_t i) { return i; })}));
+    auto right = std::make_shared<Table>(
+        MakeTable({{"k", DataType::Int64()}, {"b", DataType::Int64()}},
+                  {Int64s(n, threads, [n](int64_t i) { return i * 104729 % n; }),
+                   Int64s(n, threads, [](int64_t i) { return i; })}));
     return Workload{[=]() -> Result<uint64_t> {
       compute::JoinOptions options;
       options.left_keys = options.right_keys = {"k"};
       options.threads = threads;
       DEEPRC_ASSIGN_OR_RAISE(Table out, compute::Join(*left, *right, options));
-      return SumInt64(out.GetColumn("a").ValueOrDie()) + 2 * SumInt64(out.GetColumn("b").ValueOrDie());
+      return SumInt64(out.GetColumn("a").ValueOrDie()) +
+             2 * SumInt64(out.GetColumn("b").ValueOrDie());
     }};
   }
   if (op == "groupby") {
-    auto table = std::make_shared<Table>(MakeTable(
-        {{"g", DataType::Int64()}, {"v", DataType::Int64()}},
-        {Int64s(n, threads, [](int64_t i) { return i * 7919 % 100000; }),
-         Int64s(n, threads, [](int64_t i) { return i; })}));
+    auto table = std::make_shared<Table>(
+        MakeTable({{"g", DataType::Int64()}, {"v", DataType::Int64()}},
+                  {Int64s(n, threads, [](int64_t i) { return i * 7919 % 100000; }),
+                   Int64s(n, threads, [](int64_t i) { return i; })}));
     return Workload{[=]() -> Result<uint64_t> {
       compute::GroupByOptions options;
       options.keys = {"g"};
@@ -151,9 +152,9 @@ Result<Workload> Prepare(const std::string& op, int64_t n, int threads, const st
   }
   if (op == "unique") {
     const int64_t distinct = std::max<int64_t>(1, n / 4);
-    auto table = std::make_shared<Table>(MakeTable(
-        {{"u", DataType::Int64()}},
-        {Int64s(n, threads, [distinct](int64_t i) { return i * 7919 % distinct; })}));
+    auto table = std::make_shared<Table>(
+        MakeTable({{"u", DataType::Int64()}},
+                  {Int64s(n, threads, [distinct](int64_t i) { return i * 7919 % distinct; })}));
     return Workload{[=]() -> Result<uint64_t> {
       compute::UniqueOptions options;
       options.threads = threads;
@@ -190,8 +191,10 @@ Result<Workload> Prepare(const std::string& op, int64_t n, int threads, const st
       return SumInt64(id);
     }};
   }
-  return Status::Invalid("bench table: unknown operator '{}' (join, groupby, sort, unique, "
-                         "csv-read, csv-write)", op);
+  return Status::Invalid(
+      "bench table: unknown operator '{}' (join, groupby, sort, unique, "
+      "csv-read, csv-write)",
+      op);
 }
 
 int RunBenchTable(const std::vector<std::string>& ops, int64_t rows, int threads, int repeat,
@@ -221,8 +224,8 @@ int RunBenchTable(const std::vector<std::string>& ops, int64_t rows, int threads
     std::printf(
         "{\"system\":\"deeprc\",\"op\":\"%s\",\"rows\":%lld,\"threads\":%d,\"seconds\":%.4f,"
         "\"peak_rss_mb\":%.1f,\"checksum\":%llu}\n",
-        op.c_str(), static_cast<long long>(rows), threads, seconds[seconds.size() / 2],
-        PeakRssMb(), static_cast<unsigned long long>(checksum));
+        op.c_str(), static_cast<long long>(rows), threads, seconds[seconds.size() / 2], PeakRssMb(),
+        static_cast<unsigned long long>(checksum));
     std::fflush(stdout);
   }
   return kExitOk;
@@ -254,9 +257,8 @@ int RunBenchCommand(int argc, char** argv) {
   return RunBenchTable(ops, rows, threads, repeat, path);
 }
 
-const bool kRegistered =
-    RegisterCommand({"bench", "Benchmarks (deeprc bench table OP --rows N --threads T)",
-                     RunBenchCommand});
+const bool kRegistered = RegisterCommand(
+    {"bench", "Benchmarks (deeprc bench table OP --rows N --threads T)", RunBenchCommand});
 
 }  // namespace
 }  // namespace deeprc::app

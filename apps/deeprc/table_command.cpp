@@ -8,7 +8,11 @@
 #include <CLI/CLI.hpp>
 
 #include "deeprc/command_registry.h"
-#include "deeprc/optional_kernels.h"
+#include "deeprc/compute/filter.h"
+#include "deeprc/compute/group_by.h"
+#include "deeprc/compute/join.h"
+#include "deeprc/compute/set_ops.h"
+#include "deeprc/compute/sort.h"
 #include "deeprc/table_io.h"
 
 namespace deeprc::app {
@@ -33,12 +37,14 @@ void AddInputOptions(CLI::App* command, CommonOptions* common) {
                       "CSV field delimiter of the inputs ('\\t' for tab)");
   command->add_flag("--no-header", common->no_header,
                     "Input CSV files have no header line (columns are named f0, f1, ...)");
-  command->add_option("--null", common->null_values,
-                      "Another token read as null (repeatable; \"\", NA, null, ... already are)")
+  command
+      ->add_option("--null", common->null_values,
+                   "Another token read as null (repeatable; \"\", NA, null, ... already are)")
       ->allow_extra_args(false);
-  command->add_option("--types", common->types,
-                      "CSV type overrides, e.g. id:int64,when:timestamp[ms],name:string")
-        ->allow_extra_args(false);
+  command
+      ->add_option("--types", common->types,
+                   "CSV type overrides, e.g. id:int64,when:timestamp[ms],name:string")
+      ->allow_extra_args(false);
 }
 
 void AddOutputOptions(CLI::App* command, CommonOptions* common) {
@@ -66,10 +72,9 @@ Result<TableIoOptions> MakeIoOptions(const CommonOptions& common) {
 using Action = std::function<Status(const TableIoOptions&)>;
 
 // Loads, transforms and saves: the output path is checked before the inputs are read, so that
-// a bad -o fails at once. `kernel` says whether the transform's kernel is in this build; it is
-// reported after the user's own mistakes (a missing file, a bad option).
+// a bad -o fails at once.
 Status LoadTransformSave(const std::vector<std::string>& inputs, const TableIoOptions& options,
-                         const std::string& output, const Status& kernel,
+                         const std::string& output,
                          const std::function<Result<Table>(std::vector<Table>&)>& transform) {
   DEEPRC_RETURN_NOT_OK(CheckOutputPath(output));
   std::vector<Table> tables;
@@ -77,7 +82,6 @@ Status LoadTransformSave(const std::vector<std::string>& inputs, const TableIoOp
     DEEPRC_ASSIGN_OR_RAISE(Table table, LoadTable(path, options));
     tables.push_back(std::move(table));
   }
-  DEEPRC_RETURN_NOT_OK(kernel);
   DEEPRC_ASSIGN_OR_RAISE(Table result, transform(tables));
   return SaveTable(result, output, options);
 }
@@ -137,14 +141,9 @@ int RunTableCommand(int argc, char** argv) {
     AddInputOptions(command, &common);
     AddOutputOptions(command, &common);
     actions.emplace_back(command, [&](const TableIoOptions& options) -> Status {
-      Status kernel = RequireKernel(&compute::Join, "the join kernel");
-      if (kernel.ok()) kernel = RequireKernel(&compute::ParseJoinType, "the join kernel");
-      if (kernel.ok()) kernel = RequireKernel(&compute::ParseJoinAlgorithm, "the join kernel");
       compute::JoinOptions join;
-      if (kernel.ok()) {
-        DEEPRC_ASSIGN_OR_RAISE(join.type, compute::ParseJoinType(how));
-        DEEPRC_ASSIGN_OR_RAISE(join.algorithm, compute::ParseJoinAlgorithm(algorithm));
-      }
+      DEEPRC_ASSIGN_OR_RAISE(join.type, compute::ParseJoinType(how));
+      DEEPRC_ASSIGN_OR_RAISE(join.algorithm, compute::ParseJoinAlgorithm(algorithm));
       const auto shared = SplitLists(on);
       join.left_keys = SplitLists(left_on);
       join.right_keys = SplitLists(right_on);
@@ -166,10 +165,9 @@ int RunTableCommand(int argc, char** argv) {
       join.right_suffix = suffix_pair.second;
       join.nulls_equal = nulls_equal;
       join.threads = options.threads;
-      return LoadTransformSave({left, right}, options, common.output, kernel,
-                               [&](std::vector<Table>& tables) {
-                                 return compute::Join(tables[0], tables[1], join);
-                               });
+      return LoadTransformSave(
+          {left, right}, options, common.output,
+          [&](std::vector<Table>& tables) { return compute::Join(tables[0], tables[1], join); });
     });
   }
 
@@ -177,31 +175,28 @@ int RunTableCommand(int argc, char** argv) {
   {
     auto* command = app.add_subcommand("groupby", "Aggregate per group of key values");
     command->add_option("input", input, "Input table")->required();
-    command->add_option("--by", by, "Key columns, e.g. k1,k2")
-        ->allow_extra_args(false)->required();
-    command->add_option("--agg", aggregates,
-                        "Aggregates column:kind[=name], e.g. v:sum,v:mean,w:nunique,v:quantile(0.9)")
-        
-        ->allow_extra_args(false)->required();
+    command->add_option("--by", by, "Key columns, e.g. k1,k2")->allow_extra_args(false)->required();
+    command
+        ->add_option("--agg", aggregates,
+                     "Aggregates column:kind[=name], e.g. v:sum,v:mean,w:nunique,v:quantile(0.9)")
+
+        ->allow_extra_args(false)
+        ->required();
     command->add_flag("--drop-null-keys", drop_null_keys, "Drop rows whose key has a null");
     AddInputOptions(command, &common);
     AddOutputOptions(command, &common);
     actions.emplace_back(command, [&](const TableIoOptions& options) -> Status {
-      Status kernel = RequireKernel(&compute::GroupBy, "the group-by kernel");
-      if (kernel.ok()) kernel = RequireKernel(&compute::ParseAggregate, "the group-by kernel");
       compute::GroupByOptions group_by;
       DEEPRC_ASSIGN_OR_RAISE(group_by.keys, RequireList(by, "--by"));
       DEEPRC_ASSIGN_OR_RAISE(auto texts, RequireList(aggregates, "--agg"));
       for (const auto& text : texts) {
-        if (!kernel.ok()) break;
         auto parsed = compute::ParseAggregate(text);
         if (!parsed.ok()) return parsed.status().WithContext("--agg");
         group_by.aggregates.push_back(parsed.MoveValueUnsafe());
       }
       group_by.drop_null_keys = drop_null_keys;
       group_by.threads = options.threads;
-      return LoadTransformSave({input}, options, common.output, kernel,
-                               [&](std::vector<Table>& tables) {
+      return LoadTransformSave({input}, options, common.output, [&](std::vector<Table>& tables) {
         return compute::GroupBy(tables[0], group_by);
       });
     });
@@ -212,7 +207,8 @@ int RunTableCommand(int argc, char** argv) {
     auto* command = app.add_subcommand("sort", "Sort rows by key columns (stable)");
     command->add_option("input", input, "Input table")->required();
     command->add_option("--by", by, "Sort keys, most significant first")
-        ->allow_extra_args(false)->required();
+        ->allow_extra_args(false)
+        ->required();
     command->add_option("--descending", descending, "Keys sorted in descending order")
         ->allow_extra_args(false);
     command->add_option("--nulls-first", nulls_first, "Keys whose nulls come first")
@@ -220,7 +216,6 @@ int RunTableCommand(int argc, char** argv) {
     AddInputOptions(command, &common);
     AddOutputOptions(command, &common);
     actions.emplace_back(command, [&](const TableIoOptions& options) -> Status {
-      const Status kernel = RequireKernel(&compute::Sort, "the sort kernel");
       compute::SortOptions sort;
       DEEPRC_ASSIGN_OR_RAISE(auto keys, RequireList(by, "--by"));
       for (const auto& key : keys) sort.keys.push_back({key, true, false});
@@ -234,17 +229,17 @@ int RunTableCommand(int argc, char** argv) {
               found = true;
             }
           }
-          if (!found) return Status::Invalid("{}: '{}' is not one of the --by columns", option, name);
+          if (!found)
+            return Status::Invalid("{}: '{}' is not one of the --by columns", option, name);
         }
         return Status::OK();
       };
-      DEEPRC_RETURN_NOT_OK(mark(descending, "--descending",
-                                [](compute::SortKey& key) { key.ascending = false; }));
+      DEEPRC_RETURN_NOT_OK(
+          mark(descending, "--descending", [](compute::SortKey& key) { key.ascending = false; }));
       DEEPRC_RETURN_NOT_OK(mark(nulls_first, "--nulls-first",
                                 [](compute::SortKey& key) { key.nulls_first = true; }));
       sort.threads = options.threads;
-      return LoadTransformSave({input}, options, common.output, kernel,
-                               [&](std::vector<Table>& tables) {
+      return LoadTransformSave({input}, options, common.output, [&](std::vector<Table>& tables) {
         return compute::Sort(tables[0], sort);
       });
     });
@@ -260,7 +255,6 @@ int RunTableCommand(int argc, char** argv) {
     AddInputOptions(command, &common);
     AddOutputOptions(command, &common);
     actions.emplace_back(command, [&](const TableIoOptions& options) -> Status {
-      const Status kernel = RequireKernel(&compute::Unique, "the unique kernel");
       compute::UniqueOptions unique;
       unique.subset = SplitLists(subset);
       if (keep == "first") {
@@ -273,8 +267,7 @@ int RunTableCommand(int argc, char** argv) {
         return Status::Invalid("--keep: expected first, last or none, found '{}'", keep);
       }
       unique.threads = options.threads;
-      return LoadTransformSave({input}, options, common.output, kernel,
-                               [&](std::vector<Table>& tables) {
+      return LoadTransformSave({input}, options, common.output, [&](std::vector<Table>& tables) {
         return compute::Unique(tables[0], unique);
       });
     });
@@ -299,23 +292,16 @@ int RunTableCommand(int argc, char** argv) {
       AddOutputOptions(command, &common);
       const std::string name = set.name;
       actions.emplace_back(command, [&, name](const TableIoOptions& options) -> Status {
-        const Status kernel =
-            name == "union"       ? RequireKernel(&compute::Union, "the union kernel")
-            : name == "intersect" ? RequireKernel(&compute::Intersect, "the intersect kernel")
-                                  : RequireKernel(&compute::Difference, "the difference kernel");
-        return LoadTransformSave({a, b}, options, common.output, kernel,
-                                 [&](std::vector<Table>& tables) -> Result<Table> {
-                                   if (name == "union") {
-                                     return compute::Union(tables[0], tables[1], !all,
-                                                           options.threads);
-                                   }
-                                   if (name == "intersect") {
-                                     return compute::Intersect(tables[0], tables[1],
-                                                               options.threads);
-                                   }
-                                   return compute::Difference(tables[0], tables[1],
-                                                              options.threads);
-                                 });
+        return LoadTransformSave(
+            {a, b}, options, common.output, [&](std::vector<Table>& tables) -> Result<Table> {
+              if (name == "union") {
+                return compute::Union(tables[0], tables[1], !all, options.threads);
+              }
+              if (name == "intersect") {
+                return compute::Intersect(tables[0], tables[1], options.threads);
+              }
+              return compute::Difference(tables[0], tables[1], options.threads);
+            });
       });
     }
   }
@@ -324,17 +310,14 @@ int RunTableCommand(int argc, char** argv) {
   {
     auto* command = app.add_subcommand("filter", "Keep the rows where a predicate is true");
     command->add_option("input", input, "Input table")->required();
-    command->add_option("--where", where,
-                        "Predicate, e.g. \"a > 3 and b is not null\" (SQL null logic)")
+    command
+        ->add_option("--where", where,
+                     "Predicate, e.g. \"a > 3 and b is not null\" (SQL null logic)")
         ->required();
     AddInputOptions(command, &common);
     AddOutputOptions(command, &common);
     actions.emplace_back(command, [&](const TableIoOptions& options) -> Status {
-      const Status kernel = RequireKernel(
-          static_cast<Result<Table> (*)(const Table&, std::string_view, int)>(&compute::Filter),
-          "the filter kernel");
-      return LoadTransformSave({input}, options, common.output, kernel,
-                               [&](std::vector<Table>& tables) {
+      return LoadTransformSave({input}, options, common.output, [&](std::vector<Table>& tables) {
         return compute::Filter(tables[0], std::string_view(where), options.threads);
       });
     });
@@ -344,8 +327,7 @@ int RunTableCommand(int argc, char** argv) {
   {
     for (const char* name : {"head", "tail"}) {
       const bool head = std::string_view(name) == "head";
-      auto* command =
-          app.add_subcommand(name, head ? "The first N rows" : "The last N rows");
+      auto* command = app.add_subcommand(name, head ? "The first N rows" : "The last N rows");
       command->add_option("input", input, "Input table")->required();
       command->add_option("-n,--rows", rows, "Number of rows (default 10)");
       AddInputOptions(command, &common);
@@ -373,10 +355,9 @@ int RunTableCommand(int argc, char** argv) {
     AddOutputOptions(command, &common);
     command->get_option("--output")->required();
     actions.emplace_back(command, [&](const TableIoOptions& options) -> Status {
-      return LoadTransformSave({input}, options, common.output, Status::OK(),
-                               [](std::vector<Table>& tables) -> Result<Table> {
-                                 return std::move(tables[0]);
-                               });
+      return LoadTransformSave(
+          {input}, options, common.output, Status::OK(),
+          [](std::vector<Table>& tables) -> Result<Table> { return std::move(tables[0]); });
     });
   }
 

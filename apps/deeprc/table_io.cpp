@@ -7,8 +7,6 @@
 #include <iterator>
 #include <string_view>
 
-#include "deeprc/optional_kernels.h"
-
 namespace deeprc::app {
 namespace {
 
@@ -103,7 +101,6 @@ TableFormat OutputFormat(const std::string& path) {
 
 Result<Table> LoadTable(const std::string& path, const TableIoOptions& options) {
   if (path == "-") {
-    DEEPRC_RETURN_NOT_OK(RequireKernel(&csv::ReadCsvText, "CSV reading"));
     DEEPRC_ASSIGN_OR_RAISE(auto read, MakeReadOptions(options));
     DEEPRC_ASSIGN_OR_RAISE(std::string text, ReadStandardInput());
     return csv::ReadCsvText(text, read, "<stdin>");
@@ -114,13 +111,11 @@ Result<Table> LoadTable(const std::string& path, const TableIoOptions& options) 
     read.threads = options.threads;
     return ReadTableFile(path, read);
   }
-  DEEPRC_RETURN_NOT_OK(RequireKernel(&csv::ReadCsv, "CSV reading"));
   DEEPRC_ASSIGN_OR_RAISE(auto read, MakeReadOptions(options));
   return csv::ReadCsv(path, read);
 }
 
-Result<Schema> LoadSchema(const std::string& path, const TableIoOptions& options,
-                          int64_t* rows) {
+Result<Schema> LoadSchema(const std::string& path, const TableIoOptions& options, int64_t* rows) {
   *rows = -1;
   if (path != "-") {
     DEEPRC_RETURN_NOT_OK(CheckInputPath(path));
@@ -145,8 +140,7 @@ Status CheckOutputPath(const std::string& path) {
   }
   const fs::path parent = target.has_parent_path() ? target.parent_path() : fs::path(".");
   if (!fs::is_directory(parent, error)) {
-    return Status::Invalid("cannot write '{}': folder '{}' does not exist", path,
-                           parent.string());
+    return Status::Invalid("cannot write '{}': folder '{}' does not exist", path, parent.string());
   }
   return Status::OK();
 }
@@ -156,10 +150,6 @@ Status SaveTable(const Table& table, const std::string& path, const TableIoOptio
   write.delimiter = options.output_delimiter;
   write.threads = options.threads;
   if (path.empty() || path == "-") {
-    DEEPRC_RETURN_NOT_OK(RequireKernel(
-        static_cast<Status (*)(const Table&, std::ostream&, const csv::WriteOptions&)>(
-            &csv::WriteCsv),
-        "CSV writing"));
     DEEPRC_RETURN_NOT_OK(csv::WriteCsv(table, std::cout, write));
     std::cout.flush();
     if (!std::cout) return Status::IOError("writing to standard output failed");
@@ -172,10 +162,6 @@ Status SaveTable(const Table& table, const std::string& path, const TableIoOptio
     file_options.threads = options.threads;
     return WriteTableFile(table, path, file_options);
   }
-  DEEPRC_RETURN_NOT_OK(RequireKernel(
-      static_cast<Status (*)(const Table&, const std::string&, const csv::WriteOptions&)>(
-          &csv::WriteCsv),
-      "CSV writing"));
   return csv::WriteCsv(table, path, write);
 }
 
