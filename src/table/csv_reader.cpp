@@ -166,8 +166,27 @@ bool ParseBool(const char* text, size_t size, bool* out) {
   return false;
 }
 
+// YYYY-MM-DD, as temporal::ParseDate reads it, without building a string_view per value.
+inline bool ParseDate(const char* text, size_t size, int32_t* out) {
+  if (size != 10 || text[4] != '-' || text[7] != '-') return false;
+  unsigned digits[10];
+  for (int i : {0, 1, 2, 3, 5, 6, 8, 9}) {
+    digits[i] = static_cast<unsigned>(text[i]) - '0';
+    if (digits[i] > 9) return false;
+  }
+  const unsigned year = digits[0] * 1000 + digits[1] * 100 + digits[2] * 10 + digits[3];
+  const unsigned month = digits[5] * 10 + digits[6];
+  const unsigned day = digits[8] * 10 + digits[9];
+  static constexpr unsigned kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (month < 1 || month > 12 || day < 1) return false;
+  const bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+  if (day > kDays[month - 1] + (month == 2 && leap)) return false;
+  *out = static_cast<int32_t>(temporal::DaysFromCivil(year, month, day));
+  return true;
+}
+
 template <typename T>
-bool ParseInteger(const char* text, size_t size, T* out) {
+[[gnu::always_inline]] inline bool ParseInteger(const char* text, size_t size, T* out) {
   if constexpr (std::is_same_v<T, int64_t>) {
     // The common case without std::from_chars' generality: a sign and up to 18 digits cannot
     // overflow.
@@ -191,7 +210,7 @@ bool ParseInteger(const char* text, size_t size, T* out) {
 }
 
 template <typename T>
-bool ParseFloating(const char* text, size_t size, T* out) {
+[[gnu::always_inline]] inline bool ParseFloating(const char* text, size_t size, T* out) {
   const auto [end, error] = fast_float::from_chars(text, text + size, *out);
   return error == std::errc() && end == text + size && size > 0;
 }
@@ -530,13 +549,10 @@ class ColumnConverter {
       } else {
         using T = typename Tag::CType;
         if (type.id == TypeId::kDate32) {
-          return ConvertFixed<int32_t>(
-              type, failed_row, [](const char* text, size_t size, int32_t* out) {
-                auto days = temporal::ParseDate(std::string_view(text, size));
-                if (!days) return false;
-                *out = *days;
-                return true;
-              });
+          return ConvertFixed<int32_t>(type, failed_row,
+                                       [](const char* text, size_t size, int32_t* out) {
+                                         return ParseDate(text, size, out);
+                                       });
         }
         if (type.id == TypeId::kTimestamp) {
           const TimeUnit unit = type.unit;
@@ -746,18 +762,18 @@ Status ConvertBlock(const Plan& plan, const TokenizedBlock& block,
 // Row starts.
 
 int QuoteParity(const char* data, int64_t begin, int64_t end, char quote) {
-  int64_t count = 0;
+  // Only the parity matters: XOR the match masks, and count the bits of the result once.
+  unsigned bits = 0;
   int64_t i = begin;
 #if defined(__SSE2__)
   const __m128i quotes = _mm_set1_epi8(quote);
   for (; i + 16 <= end; i += 16) {
     const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(data + i));
-    count +=
-        __builtin_popcount(static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(bytes, quotes))));
+    bits ^= static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(bytes, quotes)));
   }
 #endif
-  for (; i < end; ++i) count += data[i] == quote;
-  return static_cast<int>(count & 1);
+  for (; i < end; ++i) bits ^= data[i] == quote;
+  return __builtin_parity(bits);
 }
 
 int ParallelQuoteParity(const Plan& plan, int64_t begin, int64_t end) {
