@@ -382,11 +382,15 @@ void Tokenize(const Plan& plan, int64_t begin, int64_t end, int64_t max_rows, To
   const int* const slot_of_column = plan.slot_of_column.data();
   StopFinder finder(plan, limit);
 
+  // `fields` may come in with room from an earlier block (never shrunk, never cleared: every
+  // span of a row is written before it is read).
   auto& fields = out->fields;
+  const size_t row_width = static_cast<size_t>(std::max(num_slots, 1));
   // A first guess of the row count; grows geometrically.
   size_t capacity_rows = static_cast<size_t>(std::max<int64_t>(16, (end - begin) / 64));
   if (max_rows >= 0) capacity_rows = std::min<size_t>(capacity_rows, max_rows + 1);
-  fields.resize(capacity_rows * std::max(num_slots, 1));
+  capacity_rows = std::max(capacity_rows, fields.size() / row_width);
+  if (fields.size() < capacity_rows * row_width) fields.resize(capacity_rows * row_width);
   int64_t rows = 0;
 
   const char* p = base;
@@ -402,7 +406,7 @@ void Tokenize(const Plan& plan, int64_t begin, int64_t end, int64_t max_rows, To
     const char* const row_start = p;
     if (static_cast<size_t>(rows) >= capacity_rows) {
       capacity_rows *= 2;
-      fields.resize(capacity_rows * std::max(num_slots, 1));
+      fields.resize(capacity_rows * row_width);
     }
     FieldSpan* const row = fields.data() + rows * num_slots;
     int column = 0;
@@ -1161,9 +1165,13 @@ class Reader {
         for (auto& chunk : results[k].chunks) chunk.all_null = true;
         return;
       }
+      // The field spans of a block are scratch memory: one area per thread, reused.
+      thread_local std::vector<FieldSpan> scratch;
       TokenizedBlock block;
+      block.fields.swap(scratch);
       Tokenize(plan_, starts[k], starts[k + 1], -1, &block);
       results[k].status = ConvertBlock(plan_, block, plan_.fixed_types, all_slots, &results[k]);
+      block.fields.swap(scratch);
     });
     for (const auto& result : results) DEEPRC_RETURN_NOT_OK(result.status);
 
