@@ -121,9 +121,18 @@ void SortInto(E* src, E* dst, int64_t n, int bits, KeyFn key) {
   if (from != dst) std::memcpy(dst, from, static_cast<size_t>(n) * sizeof(E));
 }
 
+// Work done alongside the top-level scatter of RadixSort: nothing here; see ColumnCarry.
+struct NoCarry {
+  static constexpr bool kActive = false;
+};
+
 // Sorts data[0, n) by key bits [0, bits), stable, using scratch; the result is in data.
-template <typename E, typename KeyFn>
-void RadixSort(E* data, E* scratch, int64_t n, int bits, KeyFn key, int threads) {
+// With an active carry, the top-level MSD scatter (when there is one) also moves the carry's
+// columns to the same places, and each element is relabeled with its place after that scatter;
+// carry.ran tells whether it happened.
+template <typename E, typename KeyFn, typename Carry = NoCarry>
+void RadixSort(E* data, E* scratch, int64_t n, int bits, KeyFn key, int threads,
+               Carry* carry = nullptr) {
   if (n < 2 || bits <= 0) return;
   if (n < kParallelSortRows) threads = 1;
   if (n <= 4096 || bits <= kMaxDigitBits) {
@@ -153,10 +162,22 @@ void RadixSort(E* data, E* scratch, int64_t n, int bits, KeyFn key, int threads)
     }
   }
   bucket_begin[buckets] = n;
-  ParallelRanges(n, parts, threads, [&](int64_t part, int64_t begin, int64_t end) {
-    int64_t* next = offsets.data() + part * buckets;
-    for (int64_t i = begin; i < end; ++i) scratch[next[(key(data[i]) >> shift) & mask]++] = data[i];
-  });
+  if constexpr (Carry::kActive) {
+    carry->Scatter(n, parts, threads, offsets.data(), buckets,
+                   [&](int64_t i) { return (key(data[i]) >> shift) & mask; });
+    ParallelRanges(n, parts, threads, [&](int64_t part, int64_t begin, int64_t end) {
+      int64_t* next = offsets.data() + part * buckets;
+      for (int64_t i = begin; i < end; ++i) {
+        const int64_t slot = next[(key(data[i]) >> shift) & mask]++;
+        scratch[slot] = carry->Relabel(data[i], slot);
+      }
+    });
+  } else {
+    ParallelRanges(n, parts, threads, [&](int64_t part, int64_t begin, int64_t end) {
+      int64_t* next = offsets.data() + part * buckets;
+      for (int64_t i = begin; i < end; ++i) scratch[next[(key(data[i]) >> shift) & mask]++] = data[i];
+    });
+  }
   // Buckets: huge ones (skewed keys) recursively with all threads, the rest in parallel.
   const int64_t huge = std::max<int64_t>(n / 8, kParallelSortRows);
   std::vector<int64_t> small;
@@ -350,6 +371,55 @@ Result<std::shared_ptr<Buffer>> AllocateElements(int64_t n) {
   return buffer;
 }
 
+// Columns moved along with the packed words in the top-level scatter of the radix sort. Each
+// word is relabeled with its place after that scatter, so that gathering a column afterwards
+// reads within one bucket (in cache) instead of anywhere in the input: a random gather over a
+// large column costs a cache and TLB miss per row. Fixed-width columns without nulls qualify;
+// a carried column of row numbers yields the input positions for the others.
+struct ColumnCarry {
+  static constexpr bool kActive = true;
+  struct Carried {
+    int column = -1;                  // the table column, or -1 for the row numbers
+    const uint8_t* values = nullptr;  // its values (advanced to the first row); null: row numbers
+    int width = 8;
+    std::shared_ptr<Buffer> moved;    // the values after the top-level scatter
+  };
+  int position_bits = 0;
+  std::vector<Carried> columns;
+  bool ran = false;
+
+  uint64_t Relabel(uint64_t word, int64_t slot) const {
+    return ((word >> position_bits) << position_bits) | static_cast<uint64_t>(slot);
+  }
+
+  // offsets: per part, the first place of each bucket (as the scatter of the words uses them).
+  template <typename DigitFn>
+  void Scatter(int64_t n, int parts, int threads, const int64_t* offsets, int64_t buckets,
+               DigitFn digit) {
+    ran = true;
+    for (auto& carried : columns) {
+      auto scatter = [&]<typename T>(T) {
+        T* out = carried.moved->mutable_data_as<T>();
+        const T* in = reinterpret_cast<const T*>(carried.values);
+        ParallelRanges(n, parts, threads, [&](int64_t part, int64_t begin, int64_t end) {
+          std::vector<int64_t> next(offsets + part * buckets, offsets + (part + 1) * buckets);
+          if (in == nullptr) {
+            for (int64_t i = begin; i < end; ++i) out[next[digit(i)]++] = static_cast<T>(i);
+          } else {
+            for (int64_t i = begin; i < end; ++i) out[next[digit(i)]++] = in[i];
+          }
+        });
+      };
+      switch (carried.width) {
+        case 1: scatter(uint8_t{}); break;
+        case 2: scatter(uint16_t{}); break;
+        case 4: scatter(uint32_t{}); break;
+        default: scatter(uint64_t{}); break;
+      }
+    }
+  }
+};
+
 int KeyBits(const std::vector<Field>& fields) {
   int key_bits = 0;
   for (const auto& field : fields) key_bits += field.bits;
@@ -398,8 +468,11 @@ struct SortedKeys {
   }
 };
 
+// With a carry (packed words only), the carry's columns are moved in the top-level scatter and
+// the positions in the sorted words are places in those moved columns (when carry->ran).
 Result<SortedKeys> SortByFields(const std::vector<Field>& fields, int64_t n,
-                                const int64_t* perm_in, int threads) {
+                                const int64_t* perm_in, int threads,
+                                ColumnCarry* carry = nullptr) {
   SortedKeys sorted;
   const int key_bits = KeyBits(fields);
   sorted.position_bits = PositionBits(n);
@@ -418,8 +491,13 @@ Result<SortedKeys> SortByFields(const std::vector<Field>& fields, int64_t n,
         words[i] = (words[i] << position_bits) | static_cast<uint64_t>(i);
       }
     });
-    RadixSort(words, sorted.scratch->mutable_data_as<uint64_t>(), n, key_bits,
-              PackedKey{position_bits}, threads);
+    if (carry != nullptr) {
+      RadixSort(words, sorted.scratch->mutable_data_as<uint64_t>(), n, key_bits,
+                PackedKey{position_bits}, threads, carry);
+    } else {
+      RadixSort(words, sorted.scratch->mutable_data_as<uint64_t>(), n, key_bits,
+                PackedKey{position_bits}, threads);
+    }
     return sorted;
   }
   DEEPRC_ASSIGN_OR_RAISE(sorted.data, AllocateElements<PairElement>(n));
@@ -699,11 +777,33 @@ Result<Column> DecodeColumn(const Pass& pass, int field_index, const SortedKeys&
   });
 }
 
-// Sort by one group of fixed-width fields: key columns are decoded from the sorted keys, the
-// other columns gathered by the sorted positions.
+// out[i] = moved[place of the i-th sorted word], for carried columns.
+Result<Column> GatherCarried(const ColumnCarry::Carried& carried, const Column& column,
+                             const SortedKeys& sorted, int threads) {
+  const int64_t n = sorted.rows;
+  const int parts = n >= kParallelSortRows ? threads : 1;
+  DEEPRC_ASSIGN_OR_RAISE(auto values, Buffer::Allocate(std::max<int64_t>(n, 1) * carried.width));
+  auto gather = [&]<typename T>(T) {
+    const T* in = carried.moved->data_as<T>();
+    T* out = values->mutable_data_as<T>();
+    ParallelRanges(n, parts, threads, [&](int64_t, int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) out[i] = in[sorted.Position(i)];
+    });
+  };
+  switch (carried.width) {
+    case 1: gather(uint8_t{}); break;
+    case 2: gather(uint16_t{}); break;
+    case 4: gather(uint32_t{}); break;
+    default: gather(uint64_t{}); break;
+  }
+  return Column::Make(column.type(), n, std::move(values), nullptr, 0);
+}
+
+// Sort by one group of fixed-width fields: key columns are decoded from the sorted keys,
+// fixed-width columns without nulls carried through the radix sort's top-level scatter (when
+// the words are packed), the other columns gathered by the sorted positions.
 Result<Table> SortOneFixedPass(const Table& table, const Pass& pass, int threads) {
   const int64_t n = table.num_rows();
-  DEEPRC_ASSIGN_OR_RAISE(SortedKeys sorted, SortByFields(pass.fields, n, nullptr, threads));
   std::vector<Column> columns(table.num_columns());
   std::vector<int> taken;
   std::vector<std::pair<int, int>> decoded;  // (column, field)
@@ -715,15 +815,55 @@ Result<Table> SortOneFixedPass(const Table& table, const Pass& pass, int threads
       decoded.emplace_back(c, field);
     }
   }
-  if (!taken.empty()) {
-    // The positions go to the scratch array, free now.
+  ColumnCarry carry;
+  carry.position_bits = PositionBits(n);
+  const bool packed = KeyBits(pass.fields) + carry.position_bits <= 64;
+  std::vector<int> gathered_columns;  // taken columns that are not carried
+  for (int c : taken) {
+    const Column& column = table.column(c);
+    if (packed && IsFixedWidth(column.type_id()) && column.null_count() == 0) {
+      ColumnCarry::Carried carried;
+      carried.column = c;
+      carried.width = ByteWidth(column.type_id());
+      carried.values = column.values_buffer()->data() + column.offset() * carried.width;
+      carry.columns.push_back(std::move(carried));
+    } else {
+      gathered_columns.push_back(c);
+    }
+  }
+  if (!carry.columns.empty() && !gathered_columns.empty()) {
+    carry.columns.push_back(ColumnCarry::Carried{});  // the row numbers
+  }
+  for (auto& carried : carry.columns) {
+    DEEPRC_ASSIGN_OR_RAISE(carried.moved, Buffer::Allocate(std::max<int64_t>(n, 1) * carried.width));
+    AdviseHugePages(*carried.moved);
+  }
+  DEEPRC_ASSIGN_OR_RAISE(
+      SortedKeys sorted,
+      SortByFields(pass.fields, n, nullptr, threads, carry.columns.empty() ? nullptr : &carry));
+  if (!carry.ran) {
+    // No top-level scatter happened (small input or few key bits): gather everything.
+    gathered_columns = taken;
+    carry.columns.clear();
+  }
+  for (const auto& carried : carry.columns) {
+    if (carried.column < 0) continue;
+    DEEPRC_ASSIGN_OR_RAISE(columns[carried.column],
+                           GatherCarried(carried, table.column(carried.column), sorted, threads));
+  }
+  if (!gathered_columns.empty()) {
+    // The input positions go to the scratch array, free now.
     int64_t* indices = sorted.scratch->mutable_data_as<int64_t>();
-    SortedPositions(sorted, nullptr, indices, threads);
-    DEEPRC_ASSIGN_OR_RAISE(Table rest, table.SelectColumns(taken));
+    const int64_t* row_numbers =
+        carry.columns.empty() ? nullptr : carry.columns.back().moved->data_as<int64_t>();
+    SortedPositions(sorted, row_numbers, indices, threads);
+    DEEPRC_ASSIGN_OR_RAISE(Table rest, table.SelectColumns(gathered_columns));
     DEEPRC_ASSIGN_OR_RAISE(
         Table gathered,
         Take(rest, std::span<const int64_t>(indices, static_cast<size_t>(n)), threads));
-    for (size_t t = 0; t < taken.size(); ++t) columns[taken[t]] = gathered.column(static_cast<int>(t));
+    for (size_t t = 0; t < gathered_columns.size(); ++t) {
+      columns[gathered_columns[t]] = gathered.column(static_cast<int>(t));
+    }
   }
   // One 8-byte key column may take over the packed words as its values; it is decoded last.
   int in_place = -1;
