@@ -371,8 +371,8 @@ Result<std::shared_ptr<Buffer>> AllocateElements(int64_t n) {
   return buffer;
 }
 
-// Columns moved along with the packed words in the top-level scatter of the radix sort. Each
-// word is relabeled with its place after that scatter, so that gathering a column afterwards
+// Columns moved along with the sorted keys in the top-level scatter of the radix sort. Each
+// key is relabeled with its place after that scatter, so that gathering a column afterwards
 // reads within one bucket (in cache) instead of anywhere in the input: a random gather over a
 // large column costs a cache and TLB miss per row. Fixed-width columns without nulls qualify;
 // a carried column of row numbers yields the input positions for the others.
@@ -390,6 +390,9 @@ struct ColumnCarry {
 
   uint64_t Relabel(uint64_t word, int64_t slot) const {
     return ((word >> position_bits) << position_bits) | static_cast<uint64_t>(slot);
+  }
+  PairElement Relabel(const PairElement& pair, int64_t slot) const {
+    return {pair.key, static_cast<uint64_t>(slot)};
   }
 
   // offsets: per part, the first place of each bucket (as the scatter of the words uses them).
@@ -468,8 +471,8 @@ struct SortedKeys {
   }
 };
 
-// With a carry (packed words only), the carry's columns are moved in the top-level scatter and
-// the positions in the sorted words are places in those moved columns (when carry->ran).
+// With a carry, the carry's columns are moved in the top-level scatter and the positions in the
+// sorted keys are places in those moved columns (when carry->ran).
 Result<SortedKeys> SortByFields(const std::vector<Field>& fields, int64_t n,
                                 const int64_t* perm_in, int threads,
                                 ColumnCarry* carry = nullptr) {
@@ -513,8 +516,13 @@ Result<SortedKeys> SortByFields(const std::vector<Field>& fields, int64_t n,
       for (int64_t i = b; i < e; ++i) pairs[i] = {keys[i - b], static_cast<uint64_t>(i)};
     }
   });
-  RadixSort(pairs, sorted.scratch->mutable_data_as<PairElement>(), n, key_bits, PairKey{},
-            threads);
+  if (carry != nullptr) {
+    RadixSort(pairs, sorted.scratch->mutable_data_as<PairElement>(), n, key_bits, PairKey{},
+              threads, carry);
+  } else {
+    RadixSort(pairs, sorted.scratch->mutable_data_as<PairElement>(), n, key_bits, PairKey{},
+              threads);
+  }
   return sorted;
 }
 
@@ -800,8 +808,8 @@ Result<Column> GatherCarried(const ColumnCarry::Carried& carried, const Column& 
 }
 
 // Sort by one group of fixed-width fields: key columns are decoded from the sorted keys,
-// fixed-width columns without nulls carried through the radix sort's top-level scatter (when
-// the words are packed), the other columns gathered by the sorted positions.
+// fixed-width columns without nulls carried through the radix sort's top-level scatter, the
+// other columns gathered by the sorted positions.
 Result<Table> SortOneFixedPass(const Table& table, const Pass& pass, int threads) {
   const int64_t n = table.num_rows();
   std::vector<Column> columns(table.num_columns());
@@ -817,11 +825,10 @@ Result<Table> SortOneFixedPass(const Table& table, const Pass& pass, int threads
   }
   ColumnCarry carry;
   carry.position_bits = PositionBits(n);
-  const bool packed = KeyBits(pass.fields) + carry.position_bits <= 64;
   std::vector<int> gathered_columns;  // taken columns that are not carried
   for (int c : taken) {
     const Column& column = table.column(c);
-    if (packed && IsFixedWidth(column.type_id()) && column.null_count() == 0) {
+    if (IsFixedWidth(column.type_id()) && column.null_count() == 0) {
       ColumnCarry::Carried carried;
       carried.column = c;
       carried.width = ByteWidth(column.type_id());

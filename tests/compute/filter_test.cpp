@@ -216,6 +216,7 @@ TEST(FilterTest, RandomPredicatesMatchPandas) {
   for (int j = 0; j < 200; ++j) {
     auto [text, tree] = generator.Make(j % 4);
     texts.push_back(text);
+    if (std::getenv("DEEPRC_PRINT_PREDICATES")) std::printf("%s\n", text.c_str());
     trees.push_back(tree);
     fields.push_back({"mask_" + std::to_string(j), DataType::Bool()});
   }
