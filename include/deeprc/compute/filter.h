@@ -14,7 +14,11 @@ namespace deeprc::compute {
 // Comparisons (==, !=, <, <=, >, >=) between columns and constants (numbers, 'strings',
 // true/false, dates as '2024-01-31'), `and`, `or`, `not`, `is null`, `is not null`, `in (...)`,
 // parentheses. Column names that are not plain identifiers are written in backquotes.
-// SQL logic: a comparison with a null is unknown, and unknown rows are not kept.
+// SQL logic: a comparison with a null is unknown, and unknown rows are not kept. `=` and `<>`
+// are accepted for `==` and `!=`, and `x not in (...)` for `not x in (...)`. Numbers compare
+// exactly across integer types; NaN equals NaN and is above every other number (the sort's
+// order). Errors show where in the text they are, e.g.
+//   filter: expected ')', found the end at column 13 in 'a > 3 and (b'
 class Predicate {
  public:
   static Result<Predicate> Parse(std::string_view text);
@@ -24,7 +28,8 @@ class Predicate {
 
   // A bool column: true, false, or null (unknown) per row. Fails with a clear error when a
   // column is missing or a comparison mixes types that cannot be compared.
-  Result<Column> Evaluate(const Table& table) const;
+  // Long tables are evaluated on `threads` threads (0: DefaultThreadCount()).
+  Result<Column> Evaluate(const Table& table, int threads = 0) const;
   const std::string& text() const;
 
   struct Node;

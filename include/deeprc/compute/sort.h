@@ -12,8 +12,10 @@ namespace deeprc::compute {
 struct SortKey {
   std::string column;
   bool ascending = true;
-  // Nulls sort last by default (as pandas and DuckDB do). NaN sorts after all numbers and before
-  // nulls.
+  // Nulls sort last by default (as pandas and DuckDB do), first with nulls_first, in either
+  // direction. NaN is a value above +inf (as in DuckDB and PostgreSQL): the last value ascending,
+  // the first value descending; all NaNs are equal, and -0.0 equals 0.0. Strings order by the
+  // bytes of their UTF-8 form (that is, by code point).
   bool nulls_first = false;
 };
 
