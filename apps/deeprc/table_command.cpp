@@ -334,13 +334,12 @@ int RunTableCommand(int argc, char** argv) {
       AddOutputOptions(command, &common);
       actions.emplace_back(command, [&, head](const TableIoOptions& options) -> Status {
         if (rows < 0) return Status::Invalid("-n: expected a count >= 0, found {}", rows);
-        return LoadTransformSave({input}, options, common.output, Status::OK(),
-                                 [&](std::vector<Table>& tables) -> Result<Table> {
-                                   const Table& table = tables[0];
-                                   if (head) return table.Slice(0, rows);
-                                   return table.Slice(std::max<int64_t>(0, table.num_rows() - rows),
-                                                      rows);
-                                 });
+        return LoadTransformSave(
+            {input}, options, common.output, [&](std::vector<Table>& tables) -> Result<Table> {
+              const Table& table = tables[0];
+              if (head) return table.Slice(0, rows);
+              return table.Slice(std::max<int64_t>(0, table.num_rows() - rows), rows);
+            });
       });
     }
   }
@@ -356,7 +355,7 @@ int RunTableCommand(int argc, char** argv) {
     command->get_option("--output")->required();
     actions.emplace_back(command, [&](const TableIoOptions& options) -> Status {
       return LoadTransformSave(
-          {input}, options, common.output, Status::OK(),
+          {input}, options, common.output,
           [](std::vector<Table>& tables) -> Result<Table> { return std::move(tables[0]); });
     });
   }
