@@ -119,6 +119,21 @@ TEST_F(CsvTest, BlankLinesAreSkipped) {
   ASSERT_OK_AND_ASSIGN(Table table, ReadCsvText("a,b\n\n1,2\r\n\r\n3,4\n\n"));
   Table expected = MakeTable({{"a", Int64s({1, 3})}, {"b", Int64s({2, 4})}});
   EXPECT_TRUE(testing::TablesEqualOrdered(expected, table));
+  // Blank lines leave gaps where the blocks' rows were placed by count: the same with any block
+  // size, with nulls and with a column widened from int64 to float64.
+  const std::string text = "a,b,c\n\n1,2,x\n\n\n,4,\n5,,y\r\n\r\n7,8.5,z\n\n";
+  ReadOptions single;
+  single.threads = 1;
+  ASSERT_OK_AND_ASSIGN(Table whole, ReadCsvText(text, single));
+  EXPECT_EQ(whole.num_rows(), 4);
+  EXPECT_EQ(whole.schema().ToString(), "a: int64, b: float64, c: string");
+  for (int64_t block_size : {1, 2, 3, 5, 8, 13}) {
+    ReadOptions options;
+    options.block_size = block_size;
+    options.threads = 2;
+    ASSERT_OK_AND_ASSIGN(Table blocked, ReadCsvText(text, options));
+    EXPECT_TRUE(testing::TablesEqualOrdered(whole, blocked)) << "block_size " << block_size;
+  }
 }
 
 TEST_F(CsvTest, NoHeaderAndColumnNames) {
