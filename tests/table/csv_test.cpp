@@ -110,6 +110,16 @@ TEST_F(CsvTest, CrlfBomAndMissingFinalNewline) {
   ASSERT_OK_AND_ASSIGN(Table table, ReadCsvText(text));
   Table expected = MakeTable({{"a", Int64s({1, 2, 3})}, {"b", Strings({"x", "y", "z"})}});
   EXPECT_TRUE(testing::TablesEqualOrdered(expected, table));
+  // Any cut into blocks, also inside the BOM, the CRLF and the last row.
+  for (int64_t block_size : {1, 2, 4, 7}) {
+    ReadOptions options;
+    options.block_size = block_size;
+    options.threads = 2;
+    ASSERT_OK_AND_ASSIGN(Table blocked, ReadCsvText(text, options));
+    EXPECT_TRUE(testing::TablesEqualOrdered(expected, blocked)) << "block_size " << block_size;
+    ASSERT_OK_AND_ASSIGN(Table quoted_last, ReadCsvText("a,b\r\n1,x\r\n2,y\r\n3,\"z\"", options));
+    EXPECT_TRUE(testing::TablesEqualOrdered(expected, quoted_last)) << "block_size " << block_size;
+  }
   // The same without the BOM, with LF and a final newline.
   ASSERT_OK_AND_ASSIGN(Table plain, ReadCsvText("a,b\n1,x\n2,y\n3,z\n"));
   EXPECT_TRUE(testing::TablesEqualOrdered(expected, plain));
@@ -252,6 +262,19 @@ TEST_F(CsvTest, AllNullColumnIsStringAndEmptyInputs) {
   ASSERT_OK_AND_ASSIGN(Table empty, ReadCsvText(""));
   EXPECT_EQ(empty.num_rows(), 0);
   EXPECT_EQ(empty.num_columns(), 0);
+}
+
+TEST_F(CsvTest, DelimiterCannotBeALineEndOrTheQuote) {
+  ReadOptions options;
+  options.delimiter = '"';
+  auto result = ReadCsvText("a\n1\n", options);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().message(),
+            "CSV delimiter '\"' cannot be a line end or the quote character");
+  WriteOptions write;
+  write.delimiter = '\n';
+  std::ostringstream out;
+  EXPECT_EQ(csv::WriteCsv(Table(), out, write).code(), StatusCode::kInvalid);
 }
 
 TEST_F(CsvTest, DelimiterOption) {
