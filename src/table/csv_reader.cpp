@@ -22,7 +22,8 @@
 //
 // Type inference order: int64, float64, bool (true/false in any letter case), date32 (YYYY-MM-DD),
 // timestamp[us] (ISO 8601, zone offsets applied), else string. A column whose values are all null
-// is string. Blank lines are skipped. skip_rows counts physical lines, not records.
+// is string. Blank lines are skipped (but in a file of one column a blank line is a null).
+// skip_rows counts physical lines, not records.
 #include "deeprc/table/csv.h"
 
 #include <fcntl.h>
@@ -396,13 +397,17 @@ void Tokenize(const Plan& plan, int64_t begin, int64_t end, int64_t max_rows, To
 
   const char* p = base;
   while (p < limit && (max_rows < 0 || rows < max_rows)) {
-    if (*p == '\n') {  // blank line
-      ++p;
-      continue;
-    }
-    if (*p == '\r' && p + 1 < limit && p[1] == '\n') {
-      p += 2;
-      continue;
+    // Blank lines are skipped, except with one column, where a blank line is a row with an empty
+    // field: that is how a null is written there.
+    if (num_columns > 1) {
+      if (*p == '\n') {
+        ++p;
+        continue;
+      }
+      if (*p == '\r' && p + 1 < limit && p[1] == '\n') {
+        p += 2;
+        continue;
+      }
     }
     const char* const row_start = p;
     if (static_cast<size_t>(rows) >= capacity_rows) {

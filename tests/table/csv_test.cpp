@@ -146,6 +146,18 @@ TEST_F(CsvTest, BlankLinesAreSkipped) {
   }
 }
 
+TEST_F(CsvTest, OneColumnBlankLinesAreNulls) {
+  ASSERT_OK_AND_ASSIGN(Table table, ReadCsvText("a\n1\n\n3\r\n\r\n"));
+  EXPECT_TRUE(testing::TablesEqualOrdered(
+      MakeTable({{"a", Int64s({1, std::nullopt, 3, std::nullopt})}}), table));
+  Table strings = MakeTable({{"s", Strings({"x", std::nullopt, "", "y"})}});
+  std::ostringstream out;
+  ASSERT_OK(csv::WriteCsv(strings, out));
+  EXPECT_EQ(out.str(), "s\nx\n\n\"\"\ny\n");
+  ASSERT_OK_AND_ASSIGN(Table back, ReadCsvText(out.str()));
+  EXPECT_TRUE(testing::TablesEqualOrdered(strings, back));
+}
+
 TEST_F(CsvTest, NoHeaderAndColumnNames) {
   ReadOptions options;
   options.header = false;
@@ -445,6 +457,38 @@ TEST_F(CsvTest, BlocksAndThreadsGiveTheSameTable) {
   }
 }
 
+TEST_F(CsvTest, InferSchemaFromASample) {
+  const std::string path = WriteFile("sample.csv", "a,b,c\n1,x,\n2,2020-01-01,\n2.5,y,NA\n");
+  ReadOptions options;
+  options.inference_rows = 2;
+  ASSERT_OK_AND_ASSIGN(Schema sample, csv::InferSchema(path, options));
+  EXPECT_EQ(sample.ToString(), "a: int64, b: string, c: string");
+  ASSERT_OK_AND_ASSIGN(Schema full, csv::InferSchema(path));
+  EXPECT_EQ(full.ToString(), "a: float64, b: string, c: string");
+}
+
+TEST_F(CsvTest, ByteRangesWithoutHeader) {
+  const std::string text = "1,\"a\nb\"\n2,c\n3,\"d,\"\"e\"\n";
+  ReadOptions options;
+  options.header = false;
+  ASSERT_OK_AND_ASSIGN(Table whole, ReadCsvText(text, options));
+  ASSERT_EQ(whole.num_rows(), 3);
+  const int64_t size = static_cast<int64_t>(text.size());
+  for (int64_t cut = 0; cut <= size; ++cut) {
+    options.range_begin = 0;
+    options.range_end = cut;
+    ASSERT_OK_AND_ASSIGN(Table head, ReadCsvText(text, options));
+    options.range_begin = cut;
+    options.range_end = -1;
+    ASSERT_OK_AND_ASSIGN(Table tail, ReadCsvText(text, options));
+    EXPECT_EQ(head.num_rows() + tail.num_rows(), 3) << "cut " << cut;
+    EXPECT_EQ(head.schema().names(), (std::vector<std::string>{"f0", "f1"}));
+    // A row belongs to the range holding its first byte.
+    const int64_t expected_head = cut == 0 ? 0 : cut <= 8 ? 1 : cut <= 12 ? 2 : 3;
+    EXPECT_EQ(head.num_rows(), expected_head) << "cut " << cut;
+  }
+}
+
 TEST_F(CsvTest, InferenceRowsSamplesTheStart) {
   ReadOptions options;
   options.inference_rows = 2;
@@ -510,6 +554,16 @@ TEST_F(CsvTest, RoundTripOfEveryType) {
   read.block_size = 4096;
   ASSERT_OK_AND_ASSIGN(Table back, ReadCsv(path, read));
   EXPECT_TRUE(testing::TablesEqualOrdered(table, back));
+  // Each column alone too: a table of one column writes its nulls as blank lines.
+  for (int i = 0; i < table.num_columns(); ++i) {
+    ASSERT_OK_AND_ASSIGN(Table single, table.SelectColumns(std::vector<int>{i}));
+    std::ostringstream out;
+    ASSERT_OK(csv::WriteCsv(single, out));
+    ReadOptions options;
+    options.column_types = {{single.schema().field(0).name, single.schema().field(0).type}};
+    ASSERT_OK_AND_ASSIGN(Table single_back, ReadCsvText(out.str(), options));
+    EXPECT_TRUE(testing::TablesEqualOrdered(single, single_back)) << single.schema().ToString();
+  }
   // Only the file itself is left: no temporary.
   int files = 0;
   for (const auto& entry : fs::directory_iterator(dir_)) {
@@ -517,6 +571,23 @@ TEST_F(CsvTest, RoundTripOfEveryType) {
     EXPECT_EQ(entry.path().filename(), "round.csv");
   }
   EXPECT_EQ(files, 1);
+}
+
+TEST_F(CsvTest, TimestampsWithAZoneRoundTripAsUtc) {
+  const DataType type = DataType::Timestamp(TimeUnit::kMicro, "UTC");
+  ASSERT_OK_AND_ASSIGN(
+      Column values, MakeColumn<int64_t>(
+                         type, {int64_t{0}, int64_t{-1}, std::nullopt, int64_t{1700000000123456}}));
+  Table table = MakeTable({{"t", values}});
+  std::ostringstream out;
+  ASSERT_OK(csv::WriteCsv(table, out));
+  EXPECT_EQ(out.str(),
+            "t\n1970-01-01T00:00:00.000000Z\n1969-12-31T23:59:59.999999Z\n\n"
+            "2023-11-14T22:13:20.123456Z\n");
+  ReadOptions options;
+  options.column_types = {{"t", type}};
+  ASSERT_OK_AND_ASSIGN(Table back, ReadCsvText(out.str(), options));
+  EXPECT_TRUE(testing::TablesEqualOrdered(table, back));
 }
 
 TEST_F(CsvTest, WriterQuotesWhatNeedsQuotingAndWritesNulls) {

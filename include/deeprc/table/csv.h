@@ -58,7 +58,8 @@ struct ReadOptions {
 // inside, a doubled quote stands for one quote, and delimiters and line ends are data. A quote
 // inside an unquoted field, or anything but the delimiter or a line end after a closing quote, is
 // an error (this keeps row starts findable in parallel from quote parity). Lines end with LF or
-// CRLF; blank lines are skipped; the last line needs no line end.
+// CRLF; blank lines are skipped, except in a file of one column, where a blank line is a row with
+// an empty field (so that nulls written by WriteCsv read back); the last line needs no line end.
 Result<Table> ReadCsv(const std::string& path, const ReadOptions& options = {});
 // The same on text held in memory; `name` stands for the file in messages.
 Result<Table> ReadCsvText(std::string_view text, const ReadOptions& options = {},
