@@ -1246,9 +1246,13 @@ class Reader {
       Tokenize(plan_, starts[k], starts[k + 1], -1, &block);
       Status status;
       if (block.rows > row_offset[k + 1] - row_offset[k]) {
-        status =
-            Status::Internal("{}: the parser found {} rows where quote parity counted {}",
-                             plan_.Where(starts[k]), block.rows, row_offset[k + 1] - row_offset[k]);
+        // Only malformed quoting could make the parser and the parity count disagree, and the
+        // parser says how; never write past the block's place.
+        status = !block.error.ok()
+                     ? block.error
+                     : Status::Internal(
+                           "{}: the parser found {} rows where quote parity counted {}",
+                           plan_.Where(starts[k]), block.rows, row_offset[k + 1] - row_offset[k]);
       } else {
         status = ConvertBlock(plan_, block, types, wanted, &outputs, row_offset[k], result);
       }
