@@ -1,6 +1,7 @@
 // ReadCsv throughput on a ~200 MB file of mixed types (int64, float64, string, date), with 1 and 2
 // threads; bytes/s is the file size over the wall time of one read. The file is generated once in
-// /tmp (DEEPRC_CSV_BENCH_FILE overrides the path; an existing file there is reused).
+// /tmp (DEEPRC_CSV_BENCH_FILE overrides the path, DEEPRC_CSV_BENCH_MB the size; an existing file
+// at least that large is reused).
 #include <unistd.h>
 
 #include <cstdio>
@@ -18,7 +19,10 @@
 namespace deeprc {
 namespace {
 
-constexpr int64_t kTargetBytes = int64_t{200} << 20;
+int64_t TargetBytes() {
+  const char* megabytes = std::getenv("DEEPRC_CSV_BENCH_MB");
+  return (megabytes != nullptr ? std::atoll(megabytes) : 200) << 20;
+}
 
 std::string BenchFile() {
   if (const char* path = std::getenv("DEEPRC_CSV_BENCH_FILE")) return path;
@@ -31,7 +35,7 @@ const std::string& EnsureFile() {
   static const std::string path = [] {
     const std::string file = BenchFile();
     if (std::filesystem::exists(file) &&
-        std::filesystem::file_size(file) >= static_cast<uintmax_t>(kTargetBytes)) {
+        std::filesystem::file_size(file) >= static_cast<uintmax_t>(TargetBytes())) {
       return file;
     }
     const std::string temporary = file + ".tmp-" + std::to_string(::getpid());
@@ -41,7 +45,7 @@ const std::string& EnsureFile() {
                            "hotel", "india", "juliett", "kilo",  "lima", "mike",    "november"};
     std::string text = "id,price,quantity,name,day,note,ratio\n";
     int64_t written = 0;
-    for (int64_t row = 0; written < kTargetBytes; ++row) {
+    for (int64_t row = 0; written < TargetBytes(); ++row) {
       fmt::format_to(std::back_inserter(text), "{},{},{},{}_{},{},", row * 7919 % 100000007,
                      static_cast<double>(rng() % 10000000) / 100.0,
                      static_cast<int64_t>(rng() % 20000) - 10000, names[rng() % 14], rng() % 1000,

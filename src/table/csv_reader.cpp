@@ -22,7 +22,8 @@
 //
 // Type inference order: int64, float64, bool (true/false in any letter case), date32 (YYYY-MM-DD),
 // timestamp[us] (ISO 8601, zone offsets applied), else string. A column whose values are all null
-// is string. Blank lines are skipped. skip_rows counts physical lines, not records.
+// is string. Blank lines are skipped (but in a file of one column a blank line is a null).
+// skip_rows counts physical lines, not records.
 #include "deeprc/table/csv.h"
 
 #include <fcntl.h>
@@ -37,6 +38,7 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <optional>
 
 #if defined(__SSE2__)
@@ -395,13 +397,17 @@ void Tokenize(const Plan& plan, int64_t begin, int64_t end, int64_t max_rows, To
 
   const char* p = base;
   while (p < limit && (max_rows < 0 || rows < max_rows)) {
-    if (*p == '\n') {  // blank line
-      ++p;
-      continue;
-    }
-    if (*p == '\r' && p + 1 < limit && p[1] == '\n') {
-      p += 2;
-      continue;
+    // Blank lines are skipped, except with one column, where a blank line is a row with an empty
+    // field: that is how a null is written there.
+    if (num_columns > 1) {
+      if (*p == '\n') {
+        ++p;
+        continue;
+      }
+      if (*p == '\r' && p + 1 < limit && p[1] == '\n') {
+        p += 2;
+        continue;
+      }
     }
     const char* const row_start = p;
     if (static_cast<size_t>(rows) >= capacity_rows) {
@@ -517,14 +523,64 @@ inline FieldText GetField(const char* base, const FieldSpan& span) {
           (span.end & kEscapedFlag) != 0};
 }
 
+// Where the fixed-width values of all blocks go: one buffer per column and type, sized for every
+// row of the read and allocated when a block first needs it, so that blocks write their values
+// in place (no per-block buffers, no copy to concatenate them). A column whose blocks were read
+// as different types has several; only the one of the final type is kept, and pages of the others
+// that no block wrote were never touched.
+class FixedOutputs {
+ public:
+  FixedOutputs(int num_slots, int64_t rows) : rows_(rows), buffers_(num_slots) {}
+
+  Result<uint8_t*> Get(int slot, const DataType& type) {
+    std::lock_guard lock(mutex_);
+    for (auto& [buffer_type, buffer] : buffers_[slot]) {
+      if (buffer_type == type) return buffer->mutable_data();
+    }
+    DEEPRC_ASSIGN_OR_RAISE(auto buffer, Buffer::Allocate(rows_ * ByteWidth(type.id)));
+    buffers_[slot].emplace_back(type, buffer);
+    return buffer->mutable_data();
+  }
+
+  // The buffer of `type` (allocated if no block wrote one), and the others are released.
+  Result<std::shared_ptr<Buffer>> Take(int slot, const DataType& type) {
+    DEEPRC_RETURN_NOT_OK(Get(slot, type).status());
+    std::lock_guard lock(mutex_);
+    std::shared_ptr<Buffer> result;
+    for (auto& [buffer_type, buffer] : buffers_[slot]) {
+      if (buffer_type == type) result = std::move(buffer);
+    }
+    buffers_[slot].clear();
+    return result;
+  }
+
+ private:
+  std::mutex mutex_;
+  int64_t rows_;
+  std::vector<std::vector<std::pair<DataType, std::shared_ptr<Buffer>>>> buffers_;
+};
+
+// One column of one block, converted. Fixed-width values are in the FixedOutputs; bool and
+// string columns are kept per block and concatenated at the end.
+struct Converted {
+  DataType type;
+  Column column;                     // bool and string
+  std::shared_ptr<Buffer> validity;  // fixed width: this block's bits; null without nulls
+  int64_t null_count = 0;
+};
+
 class ColumnConverter {
  public:
-  ColumnConverter(const Plan& plan, const TokenizedBlock& block, int slot)
+  // Fixed-width values of the block's rows go to row `row_offset` on of the outputs.
+  ColumnConverter(const Plan& plan, const TokenizedBlock& block, int slot, FixedOutputs* outputs,
+                  int64_t row_offset)
       : plan_(plan),
         block_(block),
         slot_(slot),
         num_slots_(plan.num_slots()),
-        base_(plan.data.data() + block.base) {}
+        base_(plan.data.data() + block.base),
+        outputs_(outputs),
+        row_offset_(row_offset) {}
 
   FieldText Field(int64_t row) const {
     return GetField(base_, block_.fields[row * num_slots_ + slot_]);
@@ -541,15 +597,17 @@ class ColumnConverter {
     return -1;
   }
 
-  // Converts to `type`. When a value does not parse, returns an empty column and sets
-  // *failed_row (else -1).
-  Result<Column> Convert(const DataType& type, int64_t* failed_row) const {
+  // Converts to `type`. When a value does not parse, sets *failed_row (else -1) and what was
+  // produced is to be ignored.
+  Result<Converted> Convert(const DataType& type, int64_t* failed_row) const {
     *failed_row = -1;
-    return VisitType(type.id, [&]<typename Tag>(Tag) -> Result<Column> {
+    return VisitType(type.id, [&]<typename Tag>(Tag) -> Result<Converted> {
       if constexpr (std::is_same_v<Tag, StringTag>) {
-        return ConvertString();
+        DEEPRC_ASSIGN_OR_RAISE(Column column, ConvertString());
+        return Converted{type, std::move(column), nullptr, 0};
       } else if constexpr (std::is_same_v<Tag, BoolTag>) {
-        return ConvertBool(failed_row);
+        DEEPRC_ASSIGN_OR_RAISE(Column column, ConvertBool(failed_row));
+        return Converted{type, std::move(column), nullptr, 0};
       } else {
         using T = typename Tag::CType;
         if (type.id == TypeId::kDate32) {
@@ -592,11 +650,11 @@ class ColumnConverter {
   }
 
   template <typename T, typename Parse>
-  Result<Column> ConvertFixed(const DataType& type, int64_t* failed_row, Parse parse) const {
+  Result<Converted> ConvertFixed(const DataType& type, int64_t* failed_row, Parse parse) const {
     const int64_t rows = block_.rows;
-    DEEPRC_ASSIGN_OR_RAISE(auto values, Buffer::Allocate(rows * static_cast<int64_t>(sizeof(T))));
+    DEEPRC_ASSIGN_OR_RAISE(uint8_t * values, outputs_->Get(slot_, type));
     DEEPRC_ASSIGN_OR_RAISE(auto validity, AllocateBits(rows));
-    T* out = values->mutable_data_as<T>();
+    T* out = reinterpret_cast<T*>(values) + row_offset_;
     uint8_t* valid = validity->mutable_data();
     int64_t nulls = 0;
     const FieldSpan* spans = block_.fields.data() + slot_;
@@ -612,12 +670,11 @@ class ColumnConverter {
       }
       if (!parse(text, size, &out[row])) {
         *failed_row = row;
-        return Column();
+        return Converted{};
       }
       bitmap::SetBit(valid, row);
     }
-    return Column::Make(type, rows, std::move(values), nulls > 0 ? std::move(validity) : nullptr,
-                        nulls);
+    return Converted{type, Column(), nulls > 0 ? std::move(validity) : nullptr, nulls};
   }
 
   Result<Column> ConvertBool(int64_t* failed_row) const {
@@ -693,13 +750,15 @@ class ColumnConverter {
   int slot_;
   int num_slots_;
   const char* base_;
+  FixedOutputs* outputs_;
+  int64_t row_offset_;
 };
 
 // ---------------------------------------------------------------------------------------------
 // Blocks.
 
 struct Chunk {
-  Column column;
+  Converted data;
   // No value was seen (every field null): the column holds nothing yet.
   bool all_null = false;
   uint8_t candidates = kCanAnything;
@@ -724,18 +783,19 @@ Status TypeError(const Plan& plan, const TokenizedBlock& block, int slot, int64_
 // Returns the first error in file order.
 Status ConvertBlock(const Plan& plan, const TokenizedBlock& block,
                     const std::vector<std::optional<DataType>>& types,
-                    const std::vector<bool>& wanted, BlockResult* result) {
+                    const std::vector<bool>& wanted, FixedOutputs* outputs, int64_t row_offset,
+                    BlockResult* result) {
   result->rows = block.rows;
   result->chunks.resize(plan.num_slots());
   int64_t first_bad_row = std::numeric_limits<int64_t>::max();
   Status first_bad;
   for (int slot = 0; slot < plan.num_slots(); ++slot) {
     if (!wanted[slot]) continue;
-    ColumnConverter converter(plan, block, slot);
+    ColumnConverter converter(plan, block, slot, outputs, row_offset);
     Chunk& chunk = result->chunks[slot];
     int64_t failed_row = -1;
     if (types[slot]) {
-      DEEPRC_ASSIGN_OR_RAISE(chunk.column, converter.Convert(*types[slot], &failed_row));
+      DEEPRC_ASSIGN_OR_RAISE(chunk.data, converter.Convert(*types[slot], &failed_row));
       if (failed_row >= 0 && failed_row < first_bad_row) {
         first_bad_row = failed_row;
         first_bad = TypeError(plan, block, slot, failed_row, *types[slot]);
@@ -750,7 +810,7 @@ Status ConvertBlock(const Plan& plan, const TokenizedBlock& block,
     const FieldText field = converter.Field(first);
     uint8_t candidates = ValueClass(field.text, field.size);
     while (true) {
-      DEEPRC_ASSIGN_OR_RAISE(chunk.column,
+      DEEPRC_ASSIGN_OR_RAISE(chunk.data,
                              converter.Convert(TypeOfCandidates(candidates), &failed_row));
       if (failed_row < 0) break;
       const FieldText bad = converter.Field(failed_row);
@@ -764,6 +824,14 @@ Status ConvertBlock(const Plan& plan, const TokenizedBlock& block,
 
 // ---------------------------------------------------------------------------------------------
 // Row starts.
+
+// Bits set in x, without needing the popcnt instruction in the baseline x86-64 target.
+inline int PopCount(uint64_t x) {
+  x = x - ((x >> 1) & 0x5555555555555555ULL);
+  x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
+  x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0FULL;
+  return static_cast<int>((x * 0x0101010101010101ULL) >> 56);
+}
 
 int QuoteParity(const char* data, int64_t begin, int64_t end, char quote) {
   // Only the parity matters: XOR the match masks, and count the bits of the result once.
@@ -1085,7 +1153,9 @@ class Reader {
     Tokenize(plan_, data_start_, static_cast<int64_t>(plan_.data.size()), options_.inference_rows,
              &block);
     BlockResult result;
-    DEEPRC_RETURN_NOT_OK(ConvertBlock(plan_, block, plan_.fixed_types, wanted, &result));
+    FixedOutputs outputs(plan_.num_slots(), block.rows);
+    DEEPRC_RETURN_NOT_OK(
+        ConvertBlock(plan_, block, plan_.fixed_types, wanted, &outputs, 0, &result));
     for (int slot = 0; slot < plan_.num_slots(); ++slot) {
       if (!wanted[slot]) continue;
       const Chunk& chunk = result.chunks[slot];
@@ -1157,21 +1227,45 @@ class Reader {
     if (lo < hi) starts = FindBlockStarts(lo, hi);
     const int64_t blocks = starts.empty() ? 0 : static_cast<int64_t>(starts.size()) - 1;
 
+    // Rows per block, counted from quote parity (blank lines included: an upper bound), give each
+    // block its place in the output.
+    std::vector<int64_t> row_offset(blocks + 1, 0);
+    ParallelFor(blocks, plan_.threads,
+                [&](int64_t k) { row_offset[k + 1] = CountRows(starts[k], starts[k + 1]); });
+    for (int64_t k = 0; k < blocks; ++k) row_offset[k + 1] += row_offset[k];
+    FixedOutputs outputs(num_slots, row_offset[blocks]);
+
     std::vector<BlockResult> results(blocks);
     const std::vector<bool> all_slots(num_slots, true);
+    auto convert = [&](int64_t k, const std::vector<std::optional<DataType>>& types,
+                       const std::vector<bool>& wanted, BlockResult* result) -> Status {
+      // The field spans of a block are scratch memory: one area per thread, reused.
+      thread_local std::vector<FieldSpan> scratch;
+      TokenizedBlock block;
+      block.fields.swap(scratch);
+      Tokenize(plan_, starts[k], starts[k + 1], -1, &block);
+      Status status;
+      if (block.rows > row_offset[k + 1] - row_offset[k]) {
+        // Only malformed quoting could make the parser and the parity count disagree, and the
+        // parser says how; never write past the block's place.
+        status = !block.error.ok()
+                     ? block.error
+                     : Status::Internal(
+                           "{}: the parser found {} rows where quote parity counted {}",
+                           plan_.Where(starts[k]), block.rows, row_offset[k + 1] - row_offset[k]);
+      } else {
+        status = ConvertBlock(plan_, block, types, wanted, &outputs, row_offset[k], result);
+      }
+      block.fields.swap(scratch);
+      return status;
+    };
     ParallelFor(blocks, plan_.threads, [&](int64_t k) {
       if (starts[k] >= starts[k + 1]) {
         results[k].chunks.resize(num_slots);
         for (auto& chunk : results[k].chunks) chunk.all_null = true;
         return;
       }
-      // The field spans of a block are scratch memory: one area per thread, reused.
-      thread_local std::vector<FieldSpan> scratch;
-      TokenizedBlock block;
-      block.fields.swap(scratch);
-      Tokenize(plan_, starts[k], starts[k + 1], -1, &block);
-      results[k].status = ConvertBlock(plan_, block, plan_.fixed_types, all_slots, &results[k]);
-      block.fields.swap(scratch);
+      results[k].status = convert(k, plan_.fixed_types, all_slots, &results[k]);
     });
     for (const auto& result : results) DEEPRC_RETURN_NOT_OK(result.status);
 
@@ -1212,10 +1306,8 @@ class Reader {
       for (int slot = 0; slot < num_slots; ++slot) {
         wanted[slot] = NeedsRedo(results[k].chunks[slot], types[slot], results[k].rows);
       }
-      TokenizedBlock block;
-      Tokenize(plan_, starts[k], starts[k + 1], -1, &block);
       BlockResult again;
-      redo_status[i] = ConvertBlock(plan_, block, final_types, wanted, &again);
+      redo_status[i] = convert(k, final_types, wanted, &again);
       for (int slot = 0; slot < num_slots; ++slot) {
         if (wanted[slot]) results[k].chunks[slot] = std::move(again.chunks[slot]);
       }
@@ -1223,25 +1315,30 @@ class Reader {
     for (const auto& status : redo_status) DEEPRC_RETURN_NOT_OK(status);
 
     std::vector<Column> columns(num_slots);
-    int64_t rows = 0;
-    for (const auto& result : results) rows += result.rows;
     for (int slot = 0; slot < num_slots; ++slot) {
+      if (IsFixedWidth(types[slot].id)) {
+        DEEPRC_ASSIGN_OR_RAISE(columns[slot],
+                               AssembleFixed(slot, types[slot], results, row_offset, &outputs));
+        continue;
+      }
       std::vector<Column> chunks;
       for (auto& result : results) {
         Chunk& chunk = result.chunks[slot];
+        if (result.rows == 0) continue;
         if (chunk.all_null) {
-          if (result.rows == 0) continue;
-          DEEPRC_ASSIGN_OR_RAISE(chunk.column, Column::MakeAllNull(types[slot], result.rows));
+          DEEPRC_ASSIGN_OR_RAISE(chunk.data.column, Column::MakeAllNull(types[slot], result.rows));
         }
-        chunks.push_back(std::move(chunk.column));
+        chunks.push_back(std::move(chunk.data.column));
       }
       if (chunks.empty()) {
         DEEPRC_ASSIGN_OR_RAISE(columns[slot], Column::MakeAllNull(types[slot], 0));
       } else {
         DEEPRC_ASSIGN_OR_RAISE(columns[slot], Concatenate(chunks, types[slot], plan_.threads));
       }
-      for (auto& result : results) result.chunks[slot].column = Column();
+      for (auto& result : results) result.chunks[slot].data = Converted{};
     }
+    int64_t rows = 0;
+    for (const auto& result : results) rows += result.rows;
     return Table::Make(MakeSchema(types), std::move(columns), rows);
   }
 
@@ -1265,7 +1362,109 @@ class Reader {
       // Under string rules an empty field is a value unless "" is a null token.
       return type.id == TypeId::kString && !nulls_.empty_string_is_null();
     }
-    return !(chunk.column.type() == type);
+    return !(chunk.data.type == type);
+  }
+
+  // Rows starting in [begin, end), a row start: the newlines outside quotes, and a last row
+  // without a line end. Blank lines count too, so this is an upper bound of what Tokenize finds.
+  int64_t CountRows(int64_t begin, int64_t end) const {
+    if (begin >= end) return 0;
+    const char* data = plan_.data.data();
+    const char quote = plan_.quote;
+    int64_t rows = 0;
+    int64_t i = begin;
+#if defined(__SSE2__)
+    const __m128i quotes = _mm_set1_epi8(quote);
+    const __m128i newlines = _mm_set1_epi8('\n');
+    uint64_t inside = 0;  // all ones when the previous window ended inside quotes
+    for (; i + 64 <= end; i += 64) {
+      uint64_t quote_bits = 0;
+      uint64_t newline_bits = 0;
+      for (int part = 0; part < 4; ++part) {
+        const __m128i bytes =
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(data + i + 16 * part));
+        quote_bits |= static_cast<uint64_t>(
+                          static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(bytes, quotes))))
+                      << (16 * part);
+        newline_bits |= static_cast<uint64_t>(static_cast<uint32_t>(
+                            _mm_movemask_epi8(_mm_cmpeq_epi8(bytes, newlines))))
+                        << (16 * part);
+      }
+      // Bit j of the prefix XOR: an odd number of quotes in bytes 0..j of the window.
+      uint64_t in_quotes = quote_bits;
+      in_quotes ^= in_quotes << 1;
+      in_quotes ^= in_quotes << 2;
+      in_quotes ^= in_quotes << 4;
+      in_quotes ^= in_quotes << 8;
+      in_quotes ^= in_quotes << 16;
+      in_quotes ^= in_quotes << 32;
+      in_quotes ^= inside;
+      rows += PopCount(newline_bits & ~in_quotes);
+      inside = static_cast<uint64_t>(static_cast<int64_t>(in_quotes) >> 63);
+    }
+    int parity = static_cast<int>(inside & 1);
+#else
+    int parity = 0;
+#endif
+    for (; i < end; ++i) {
+      if (data[i] == quote) {
+        parity ^= 1;
+      } else if (data[i] == '\n' && parity == 0) {
+        ++rows;
+      }
+    }
+    if (data[end - 1] != '\n') ++rows;  // the last row of the data, without a line end
+    return rows;
+  }
+
+  // A fixed-width column from the values the blocks wrote in place and their validity bits.
+  Result<Column> AssembleFixed(int slot, const DataType& type,
+                               const std::vector<BlockResult>& results,
+                               const std::vector<int64_t>& row_offset, FixedOutputs* outputs) {
+    DEEPRC_ASSIGN_OR_RAISE(auto values, outputs->Take(slot, type));
+    const int width = ByteWidth(type.id);
+    int64_t rows = 0;
+    int64_t nulls = 0;
+    bool packed = true;  // every block filled its whole place (no blank lines)
+    for (size_t k = 0; k < results.size(); ++k) {
+      const BlockResult& result = results[k];
+      const Chunk& chunk = result.chunks[slot];
+      if (chunk.all_null && result.rows > 0) {
+        std::memset(values->mutable_data() + row_offset[k] * width, 0,
+                    static_cast<size_t>(result.rows * width));
+      }
+      nulls += chunk.all_null ? result.rows : chunk.data.null_count;
+      packed = packed && result.rows == row_offset[k + 1] - row_offset[k];
+      rows += result.rows;
+    }
+    if (!packed) {
+      // Close the gaps, front to back (each block moves down, never over a later one).
+      int64_t position = 0;
+      for (size_t k = 0; k < results.size(); ++k) {
+        std::memmove(values->mutable_data() + position * width,
+                     values->mutable_data() + row_offset[k] * width,
+                     static_cast<size_t>(results[k].rows * width));
+        position += results[k].rows;
+      }
+    }
+    std::shared_ptr<Buffer> validity;
+    if (nulls > 0) {
+      DEEPRC_ASSIGN_OR_RAISE(validity, Buffer::Allocate(bitmap::BytesForBits(rows)));
+      int64_t position = 0;
+      for (const auto& result : results) {
+        const Chunk& chunk = result.chunks[slot];
+        if (chunk.all_null) {
+          bitmap::SetBitsTo(validity->mutable_data(), position, result.rows, false);
+        } else if (chunk.data.validity != nullptr) {
+          bitmap::CopyBits(chunk.data.validity->data(), 0, result.rows, validity->mutable_data(),
+                           position);
+        } else {
+          bitmap::SetBitsTo(validity->mutable_data(), position, result.rows, true);
+        }
+        position += result.rows;
+      }
+    }
+    return Column::Make(type, rows, std::move(values), std::move(validity), nulls);
   }
 
   const ReadOptions& options_;

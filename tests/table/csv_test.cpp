@@ -110,6 +110,16 @@ TEST_F(CsvTest, CrlfBomAndMissingFinalNewline) {
   ASSERT_OK_AND_ASSIGN(Table table, ReadCsvText(text));
   Table expected = MakeTable({{"a", Int64s({1, 2, 3})}, {"b", Strings({"x", "y", "z"})}});
   EXPECT_TRUE(testing::TablesEqualOrdered(expected, table));
+  // Any cut into blocks, also inside the BOM, the CRLF and the last row.
+  for (int64_t block_size : {1, 2, 4, 7}) {
+    ReadOptions options;
+    options.block_size = block_size;
+    options.threads = 2;
+    ASSERT_OK_AND_ASSIGN(Table blocked, ReadCsvText(text, options));
+    EXPECT_TRUE(testing::TablesEqualOrdered(expected, blocked)) << "block_size " << block_size;
+    ASSERT_OK_AND_ASSIGN(Table quoted_last, ReadCsvText("a,b\r\n1,x\r\n2,y\r\n3,\"z\"", options));
+    EXPECT_TRUE(testing::TablesEqualOrdered(expected, quoted_last)) << "block_size " << block_size;
+  }
   // The same without the BOM, with LF and a final newline.
   ASSERT_OK_AND_ASSIGN(Table plain, ReadCsvText("a,b\n1,x\n2,y\n3,z\n"));
   EXPECT_TRUE(testing::TablesEqualOrdered(expected, plain));
@@ -119,6 +129,33 @@ TEST_F(CsvTest, BlankLinesAreSkipped) {
   ASSERT_OK_AND_ASSIGN(Table table, ReadCsvText("a,b\n\n1,2\r\n\r\n3,4\n\n"));
   Table expected = MakeTable({{"a", Int64s({1, 3})}, {"b", Int64s({2, 4})}});
   EXPECT_TRUE(testing::TablesEqualOrdered(expected, table));
+  // Blank lines leave gaps where the blocks' rows were placed by count: the same with any block
+  // size, with nulls and with a column widened from int64 to float64.
+  const std::string text = "a,b,c\n\n1,2,x\n\n\n,4,\n5,,y\r\n\r\n7,8.5,z\n\n";
+  ReadOptions single;
+  single.threads = 1;
+  ASSERT_OK_AND_ASSIGN(Table whole, ReadCsvText(text, single));
+  EXPECT_EQ(whole.num_rows(), 4);
+  EXPECT_EQ(whole.schema().ToString(), "a: int64, b: float64, c: string");
+  for (int64_t block_size : {1, 2, 3, 5, 8, 13}) {
+    ReadOptions options;
+    options.block_size = block_size;
+    options.threads = 2;
+    ASSERT_OK_AND_ASSIGN(Table blocked, ReadCsvText(text, options));
+    EXPECT_TRUE(testing::TablesEqualOrdered(whole, blocked)) << "block_size " << block_size;
+  }
+}
+
+TEST_F(CsvTest, OneColumnBlankLinesAreNulls) {
+  ASSERT_OK_AND_ASSIGN(Table table, ReadCsvText("a\n1\n\n3\r\n\r\n"));
+  EXPECT_TRUE(testing::TablesEqualOrdered(
+      MakeTable({{"a", Int64s({1, std::nullopt, 3, std::nullopt})}}), table));
+  Table strings = MakeTable({{"s", Strings({"x", std::nullopt, "", "y"})}});
+  std::ostringstream out;
+  ASSERT_OK(csv::WriteCsv(strings, out));
+  EXPECT_EQ(out.str(), "s\nx\n\n\"\"\ny\n");
+  ASSERT_OK_AND_ASSIGN(Table back, ReadCsvText(out.str()));
+  EXPECT_TRUE(testing::TablesEqualOrdered(strings, back));
 }
 
 TEST_F(CsvTest, NoHeaderAndColumnNames) {
@@ -237,6 +274,19 @@ TEST_F(CsvTest, AllNullColumnIsStringAndEmptyInputs) {
   ASSERT_OK_AND_ASSIGN(Table empty, ReadCsvText(""));
   EXPECT_EQ(empty.num_rows(), 0);
   EXPECT_EQ(empty.num_columns(), 0);
+}
+
+TEST_F(CsvTest, DelimiterCannotBeALineEndOrTheQuote) {
+  ReadOptions options;
+  options.delimiter = '"';
+  auto result = ReadCsvText("a\n1\n", options);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().message(),
+            "CSV delimiter '\"' cannot be a line end or the quote character");
+  WriteOptions write;
+  write.delimiter = '\n';
+  std::ostringstream out;
+  EXPECT_EQ(csv::WriteCsv(Table(), out, write).code(), StatusCode::kInvalid);
 }
 
 TEST_F(CsvTest, DelimiterOption) {
@@ -407,6 +457,88 @@ TEST_F(CsvTest, BlocksAndThreadsGiveTheSameTable) {
   }
 }
 
+TEST_F(CsvTest, InferSchemaFromASample) {
+  const std::string path = WriteFile("sample.csv", "a,b,c\n1,x,\n2,2020-01-01,\n2.5,y,NA\n");
+  ReadOptions options;
+  options.inference_rows = 2;
+  ASSERT_OK_AND_ASSIGN(Schema sample, csv::InferSchema(path, options));
+  EXPECT_EQ(sample.ToString(), "a: int64, b: string, c: string");
+  ASSERT_OK_AND_ASSIGN(Schema full, csv::InferSchema(path));
+  EXPECT_EQ(full.ToString(), "a: float64, b: string, c: string");
+}
+
+TEST_F(CsvTest, ByteRangesWithoutHeader) {
+  const std::string text = "1,\"a\nb\"\n2,c\n3,\"d,\"\"e\"\n";
+  ReadOptions options;
+  options.header = false;
+  ASSERT_OK_AND_ASSIGN(Table whole, ReadCsvText(text, options));
+  ASSERT_EQ(whole.num_rows(), 3);
+  const int64_t size = static_cast<int64_t>(text.size());
+  for (int64_t cut = 0; cut <= size; ++cut) {
+    options.range_begin = 0;
+    options.range_end = cut;
+    ASSERT_OK_AND_ASSIGN(Table head, ReadCsvText(text, options));
+    options.range_begin = cut;
+    options.range_end = -1;
+    ASSERT_OK_AND_ASSIGN(Table tail, ReadCsvText(text, options));
+    EXPECT_EQ(head.num_rows() + tail.num_rows(), 3) << "cut " << cut;
+    EXPECT_EQ(head.schema().names(), (std::vector<std::string>{"f0", "f1"}));
+    // A row belongs to the range holding its first byte.
+    const int64_t expected_head = cut == 0 ? 0 : cut <= 8 ? 1 : cut <= 12 ? 2 : 3;
+    EXPECT_EQ(head.num_rows(), expected_head) << "cut " << cut;
+  }
+}
+
+// Random texts from a small alphabet, most of them malformed: any cut into blocks gives the same
+// table, or the same error (the first in file order), as one sequential pass.
+TEST_F(CsvTest, RandomTextsGiveTheSameResultForAnyBlocks) {
+  std::mt19937_64 rng(17);
+  const std::string alphabet = "a1,\"\n\r ";
+  const std::vector<std::string> fields = {"", "a", "1", "2.5", "\"a,\n\"\"\"", "\"\"", " x"};
+  int failures = 0;
+  for (int trial = 0; trial < 400; ++trial) {
+    // Rows of 2 fields, sometimes 1 or 3, then a few bytes changed at random.
+    std::string text;
+    const int rows = static_cast<int>(rng() % 12);
+    for (int row = 0; row < rows; ++row) {
+      const int count = rng() % 10 == 0 ? 1 + static_cast<int>(rng() % 3) : 2;
+      for (int i = 0; i < count; ++i) {
+        if (i > 0) text += ',';
+        text += fields[rng() % fields.size()];
+      }
+      text += rng() % 3 == 0 ? "\r\n" : "\n";
+    }
+    const int mutations = static_cast<int>(rng() % 3);
+    for (int i = 0; i < mutations && !text.empty(); ++i) {
+      text[rng() % text.size()] = alphabet[rng() % alphabet.size()];
+    }
+    ReadOptions single;
+    single.threads = 1;
+    single.header = trial % 2 == 0;
+    auto expected = ReadCsvText(text, single, "r.csv");
+    failures += !expected.ok();
+    for (int64_t block_size : {1, 3, 8, 29}) {
+      ReadOptions options = single;
+      options.block_size = block_size;
+      options.threads = 2;
+      auto actual = ReadCsvText(text, options, "r.csv");
+      ASSERT_EQ(expected.ok(), actual.ok())
+          << "text '" << text << "' block_size " << block_size << ": "
+          << (expected.ok() ? actual.status() : expected.status()).ToString();
+      if (expected.ok()) {
+        EXPECT_TRUE(testing::TablesEqualOrdered(*expected, *actual))
+            << "text '" << text << "' block_size " << block_size;
+      } else {
+        EXPECT_EQ(expected.status().message(), actual.status().message())
+            << "text '" << text << "' block_size " << block_size;
+      }
+    }
+  }
+  // Both kinds of outcome were exercised.
+  EXPECT_GT(failures, 40);
+  EXPECT_LT(failures, 300);
+}
+
 TEST_F(CsvTest, InferenceRowsSamplesTheStart) {
   ReadOptions options;
   options.inference_rows = 2;
@@ -472,6 +604,16 @@ TEST_F(CsvTest, RoundTripOfEveryType) {
   read.block_size = 4096;
   ASSERT_OK_AND_ASSIGN(Table back, ReadCsv(path, read));
   EXPECT_TRUE(testing::TablesEqualOrdered(table, back));
+  // Each column alone too: a table of one column writes its nulls as blank lines.
+  for (int i = 0; i < table.num_columns(); ++i) {
+    ASSERT_OK_AND_ASSIGN(Table single, table.SelectColumns(std::vector<int>{i}));
+    std::ostringstream out;
+    ASSERT_OK(csv::WriteCsv(single, out));
+    ReadOptions options;
+    options.column_types = {{single.schema().field(0).name, single.schema().field(0).type}};
+    ASSERT_OK_AND_ASSIGN(Table single_back, ReadCsvText(out.str(), options));
+    EXPECT_TRUE(testing::TablesEqualOrdered(single, single_back)) << single.schema().ToString();
+  }
   // Only the file itself is left: no temporary.
   int files = 0;
   for (const auto& entry : fs::directory_iterator(dir_)) {
@@ -479,6 +621,23 @@ TEST_F(CsvTest, RoundTripOfEveryType) {
     EXPECT_EQ(entry.path().filename(), "round.csv");
   }
   EXPECT_EQ(files, 1);
+}
+
+TEST_F(CsvTest, TimestampsWithAZoneRoundTripAsUtc) {
+  const DataType type = DataType::Timestamp(TimeUnit::kMicro, "UTC");
+  ASSERT_OK_AND_ASSIGN(
+      Column values, MakeColumn<int64_t>(
+                         type, {int64_t{0}, int64_t{-1}, std::nullopt, int64_t{1700000000123456}}));
+  Table table = MakeTable({{"t", values}});
+  std::ostringstream out;
+  ASSERT_OK(csv::WriteCsv(table, out));
+  EXPECT_EQ(out.str(),
+            "t\n1970-01-01T00:00:00.000000Z\n1969-12-31T23:59:59.999999Z\n\n"
+            "2023-11-14T22:13:20.123456Z\n");
+  ReadOptions options;
+  options.column_types = {{"t", type}};
+  ASSERT_OK_AND_ASSIGN(Table back, ReadCsvText(out.str(), options));
+  EXPECT_TRUE(testing::TablesEqualOrdered(table, back));
 }
 
 TEST_F(CsvTest, WriterQuotesWhatNeedsQuotingAndWritesNulls) {
