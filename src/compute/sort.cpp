@@ -22,6 +22,7 @@
 #include <cstring>
 #include <limits>
 #include <span>
+#include <utility>
 
 #include <sys/mman.h>
 
@@ -786,11 +787,16 @@ Result<Column> DecodeColumn(const Pass& pass, int field_index, const SortedKeys&
 }
 
 // out[i] = moved[place of the i-th sorted word], for carried columns.
+// Writes into `into` when given (a free work array of at least n * width bytes).
 Result<Column> GatherCarried(const ColumnCarry::Carried& carried, const Column& column,
-                             const SortedKeys& sorted, int threads) {
+                             const SortedKeys& sorted, int threads,
+                             std::shared_ptr<Buffer> into = nullptr) {
   const int64_t n = sorted.rows;
   const int parts = n >= kParallelSortRows ? threads : 1;
-  DEEPRC_ASSIGN_OR_RAISE(auto values, Buffer::Allocate(std::max<int64_t>(n, 1) * carried.width));
+  std::shared_ptr<Buffer> values = std::move(into);
+  if (values == nullptr) {
+    DEEPRC_ASSIGN_OR_RAISE(values, Buffer::Allocate(std::max<int64_t>(n, 1) * carried.width));
+  }
   auto gather = [&]<typename T>(T) {
     const T* in = carried.moved->data_as<T>();
     T* out = values->mutable_data_as<T>();
@@ -853,10 +859,16 @@ Result<Table> SortOneFixedPass(const Table& table, const Pass& pass, int threads
     gathered_columns = taken;
     carry.columns.clear();
   }
+  // Without gathered columns the scratch array is free: the first carried column takes it.
+  bool scratch_free = gathered_columns.empty();
   for (const auto& carried : carry.columns) {
     if (carried.column < 0) continue;
+    std::shared_ptr<Buffer> into;
+    if (scratch_free) into = std::exchange(sorted.scratch, nullptr);
+    scratch_free = false;
     DEEPRC_ASSIGN_OR_RAISE(columns[carried.column],
-                           GatherCarried(carried, table.column(carried.column), sorted, threads));
+                           GatherCarried(carried, table.column(carried.column), sorted, threads,
+                                         std::move(into)));
   }
   if (!gathered_columns.empty()) {
     // The input positions go to the scratch array, free now.
