@@ -844,7 +844,7 @@ Result<Column> EvaluateToColumn(const Predicate::Node& root, const std::string& 
   const int64_t rows = table.num_rows();
   const int64_t words = WordCount(rows);
   DEEPRC_ASSIGN_OR_RAISE(auto values, Buffer::Allocate(std::max<int64_t>(words, 1) * 8));
-  std::memcpy(values->mutable_data(), truth.yes.data(), static_cast<size_t>(words) * 8);
+  if (words > 0) std::memcpy(values->mutable_data(), truth.yes.data(), static_cast<size_t>(words) * 8);
   int64_t nulls = 0;
   for (int64_t w = 0; w < words; ++w) {
     nulls += std::popcount(~(truth.yes[w] | truth.no[w]) & RowMask(rows, w));

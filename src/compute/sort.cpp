@@ -22,6 +22,7 @@
 #include <cstring>
 #include <limits>
 #include <span>
+#include <utility>
 
 #include <sys/mman.h>
 
@@ -67,9 +68,9 @@ struct PairKey {
 constexpr int kBucketDigitBits = 8;
 
 // Sorts src[0, n) by key bits [0, bits) (higher key bits equal across the range) into dst;
-// src is clobbered. Small ranges are sorted by comparison, ranges with up to two digits left by
-// LSD passes, wider keys by one MSD step and recursion: a bucket of a few thousand random 64-bit
-// keys then needs two passes instead of five.
+// src is clobbered. Small ranges are sorted by comparison, ranges with up to three digits left by
+// LSD passes (measured: three in-cache LSD passes beat an MSD step plus many tiny sorts), wider
+// keys (only (key, position) pairs have them) by one MSD step and recursion.
 template <typename E, typename KeyFn>
 void SortInto(E* src, E* dst, int64_t n, int bits, KeyFn key) {
   if (n <= kSmallSortRows || bits <= 0) {
@@ -79,7 +80,7 @@ void SortInto(E* src, E* dst, int64_t n, int bits, KeyFn key) {
     }
     return;
   }
-  if (bits > 2 * kMaxDigitBits) {
+  if (bits > 3 * kMaxDigitBits) {
     const int shift = bits - kBucketDigitBits;
     constexpr int kBuckets = 1 << kBucketDigitBits;
     int64_t counts[kBuckets + 1] = {};
@@ -378,8 +379,10 @@ Result<std::shared_ptr<Buffer>> AllocateElements(int64_t n) {
 // a carried column of row numbers yields the input positions for the others.
 struct ColumnCarry {
   static constexpr bool kActive = true;
+  static constexpr int kRowNumbers = -1;
+  static constexpr int kLowBits = -2;  // the low key bits of SortedKeys
   struct Carried {
-    int column = -1;                  // the table column, or -1 for the row numbers
+    int column = kRowNumbers;         // the table column, or one of the two above
     const uint8_t* values = nullptr;  // its values (advanced to the first row); null: row numbers
     int width = 8;
     std::shared_ptr<Buffer> moved;    // the values after the top-level scatter
@@ -452,24 +455,69 @@ void FillKeys(const std::vector<Field>& fields, const int64_t* perm, int64_t fir
 // The rows sorted by one group of fixed-width fields: packed words (key << position_bits |
 // position) when key and position fit in 64 bits, else (key, position) pairs. `scratch` is a
 // work array of the same size that the caller may reuse.
+// The rows sorted by one group of fixed-width fields, as packed words (key << position_bits |
+// position). When key and position do not fit in 64 bits, the words hold the key's high bits
+// and the low `low_bits` bits go to a side array (by position); runs of equal high bits are
+// then sorted by those low bits. With more than 2^32 rows, (key, position) pairs are sorted
+// instead. `scratch` is a work array of the same size as the words that the caller may reuse.
 struct SortedKeys {
   bool packed = true;
   int position_bits = 0;
+  int low_bits = 0;
   int64_t rows = 0;
   std::shared_ptr<Buffer> data;
   std::shared_ptr<Buffer> scratch;
+  std::shared_ptr<Buffer> low_buffer;  // uint32 low key bits by position, when low_bits > 0
+  const uint32_t* low = nullptr;
 
   const uint64_t* words() const { return data->data_as<uint64_t>(); }
   const PairElement* pairs() const { return data->data_as<PairElement>(); }
   // The group's key bits of the i-th row in sorted order.
   uint64_t Key(int64_t i) const {
-    return packed ? words()[i] >> position_bits : pairs()[i].key;
+    if (!packed) return pairs()[i].key;
+    const uint64_t high = words()[i] >> position_bits;
+    return low_bits == 0 ? high : (high << low_bits) | low[Position(i)];
   }
   int64_t Position(int64_t i) const {
     return packed ? static_cast<int64_t>(words()[i] & (~uint64_t{0} >> (64 - position_bits)))
                   : static_cast<int64_t>(pairs()[i].position);
   }
 };
+
+// Sorts each run of words with equal high key bits by (low bits, position): the positions in a
+// run are in input order, so this is the stable order of the full keys. Runs are rare unless
+// the high bits repeat (many equal keys, or values crowded in a small part of a wide range).
+void SortRunsByLowBits(SortedKeys& sorted, int threads) {
+  const int64_t n = sorted.rows;
+  uint64_t* words = sorted.data->mutable_data_as<uint64_t>();
+  const int shift = sorted.position_bits;
+  const uint64_t position_mask = ~uint64_t{0} >> (64 - shift);
+  const uint32_t* low = sorted.low;
+  const int parts = n >= kParallelSortRows ? threads : 1;
+  // Part boundaries moved forward to the start of a run, so that no run is split.
+  std::vector<int64_t> starts(static_cast<size_t>(parts) + 1);
+  for (int p = 0; p <= parts; ++p) {
+    int64_t i = n * p / parts;
+    while (i > 0 && i < n && (words[i] >> shift) == (words[i - 1] >> shift)) ++i;
+    starts[p] = std::max(i, p > 0 ? starts[p - 1] : int64_t{0});
+  }
+  ParallelFor(parts, threads, [&](int64_t p) {
+    int64_t i = starts[p];
+    const int64_t end = starts[p + 1];
+    while (i < end) {
+      int64_t j = i + 1;
+      while (j < n && (words[j] >> shift) == (words[i] >> shift)) ++j;
+      if (j - i > 1) {
+        std::sort(words + i, words + j, [&](uint64_t a, uint64_t b) {
+          const uint32_t low_a = low[a & position_mask];
+          const uint32_t low_b = low[b & position_mask];
+          return low_a < low_b || (low_a == low_b && (a & position_mask) < (b & position_mask));
+        });
+      }
+      i = j;
+    }
+  });
+}
 
 // With a carry, the carry's columns are moved in the top-level scatter and the positions in the
 // sorted keys are places in those moved columns (when carry->ran).
@@ -479,27 +527,58 @@ Result<SortedKeys> SortByFields(const std::vector<Field>& fields, int64_t n,
   SortedKeys sorted;
   const int key_bits = KeyBits(fields);
   sorted.position_bits = PositionBits(n);
-  sorted.packed = key_bits + sorted.position_bits <= 64;
+  sorted.low_bits = std::max(0, key_bits + sorted.position_bits - 64);
+  sorted.packed = sorted.low_bits <= 32;
   sorted.rows = n;
   const int parts = n >= kParallelSortRows ? threads : 1;
   if (sorted.packed) {
     DEEPRC_ASSIGN_OR_RAISE(sorted.data, AllocateElements<uint64_t>(n));
     DEEPRC_ASSIGN_OR_RAISE(sorted.scratch, AllocateElements<uint64_t>(n));
+    uint32_t* low = nullptr;
+    if (sorted.low_bits > 0) {
+      DEEPRC_ASSIGN_OR_RAISE(sorted.low_buffer, AllocateElements<uint32_t>(n));
+      low = sorted.low_buffer->mutable_data_as<uint32_t>();
+    }
     uint64_t* words = sorted.data->mutable_data_as<uint64_t>();
     const int position_bits = sorted.position_bits;
+    const int low_bits = sorted.low_bits;
+    const uint64_t low_mask = (uint64_t{1} << low_bits) - 1;
     ParallelRanges(n, parts, threads, [&](int64_t, int64_t begin, int64_t end) {
       FillKeys(fields, perm_in == nullptr ? nullptr : perm_in + begin, begin, end - begin,
                words + begin);
-      for (int64_t i = begin; i < end; ++i) {
-        words[i] = (words[i] << position_bits) | static_cast<uint64_t>(i);
+      if (low_bits == 0) {
+        for (int64_t i = begin; i < end; ++i) {
+          words[i] = (words[i] << position_bits) | static_cast<uint64_t>(i);
+        }
+      } else {
+        for (int64_t i = begin; i < end; ++i) {
+          low[i] = static_cast<uint32_t>(words[i] & low_mask);
+          words[i] = ((words[i] >> low_bits) << position_bits) | static_cast<uint64_t>(i);
+        }
       }
     });
     if (carry != nullptr) {
-      RadixSort(words, sorted.scratch->mutable_data_as<uint64_t>(), n, key_bits,
+      if (low_bits > 0) {
+        // The low bits travel with the words, so that the runs read them near by.
+        ColumnCarry::Carried carried;
+        carried.column = ColumnCarry::kLowBits;
+        carried.values = sorted.low_buffer->data();
+        carried.width = 4;
+        DEEPRC_ASSIGN_OR_RAISE(carried.moved, AllocateElements<uint32_t>(n));
+        carry->columns.push_back(std::move(carried));
+      }
+      RadixSort(words, sorted.scratch->mutable_data_as<uint64_t>(), n, key_bits - low_bits,
                 PackedKey{position_bits}, threads, carry);
+      if (low_bits > 0 && carry->ran) {
+        sorted.low_buffer = carry->columns.back().moved;
+      }
     } else {
-      RadixSort(words, sorted.scratch->mutable_data_as<uint64_t>(), n, key_bits,
+      RadixSort(words, sorted.scratch->mutable_data_as<uint64_t>(), n, key_bits - low_bits,
                 PackedKey{position_bits}, threads);
+    }
+    if (low_bits > 0) {
+      sorted.low = sorted.low_buffer->data_as<uint32_t>();
+      SortRunsByLowBits(sorted, threads);
     }
     return sorted;
   }
@@ -786,11 +865,16 @@ Result<Column> DecodeColumn(const Pass& pass, int field_index, const SortedKeys&
 }
 
 // out[i] = moved[place of the i-th sorted word], for carried columns.
+// Writes into `into` when given (a free work array of at least n * width bytes).
 Result<Column> GatherCarried(const ColumnCarry::Carried& carried, const Column& column,
-                             const SortedKeys& sorted, int threads) {
+                             const SortedKeys& sorted, int threads,
+                             std::shared_ptr<Buffer> into = nullptr) {
   const int64_t n = sorted.rows;
   const int parts = n >= kParallelSortRows ? threads : 1;
-  DEEPRC_ASSIGN_OR_RAISE(auto values, Buffer::Allocate(std::max<int64_t>(n, 1) * carried.width));
+  std::shared_ptr<Buffer> values = std::move(into);
+  if (values == nullptr) {
+    DEEPRC_ASSIGN_OR_RAISE(values, Buffer::Allocate(std::max<int64_t>(n, 1) * carried.width));
+  }
   auto gather = [&]<typename T>(T) {
     const T* in = carried.moved->data_as<T>();
     T* out = values->mutable_data_as<T>();
@@ -853,16 +937,24 @@ Result<Table> SortOneFixedPass(const Table& table, const Pass& pass, int threads
     gathered_columns = taken;
     carry.columns.clear();
   }
+  // Without gathered columns the scratch array is free: the first carried column takes it.
+  bool scratch_free = gathered_columns.empty();
   for (const auto& carried : carry.columns) {
     if (carried.column < 0) continue;
+    std::shared_ptr<Buffer> into;
+    if (scratch_free) into = std::exchange(sorted.scratch, nullptr);
+    scratch_free = false;
     DEEPRC_ASSIGN_OR_RAISE(columns[carried.column],
-                           GatherCarried(carried, table.column(carried.column), sorted, threads));
+                           GatherCarried(carried, table.column(carried.column), sorted, threads,
+                                         std::move(into)));
   }
   if (!gathered_columns.empty()) {
     // The input positions go to the scratch array, free now.
     int64_t* indices = sorted.scratch->mutable_data_as<int64_t>();
-    const int64_t* row_numbers =
-        carry.columns.empty() ? nullptr : carry.columns.back().moved->data_as<int64_t>();
+    const int64_t* row_numbers = nullptr;
+    for (const auto& carried : carry.columns) {
+      if (carried.column == ColumnCarry::kRowNumbers) row_numbers = carried.moved->data_as<int64_t>();
+    }
     SortedPositions(sorted, row_numbers, indices, threads);
     DEEPRC_ASSIGN_OR_RAISE(Table rest, table.SelectColumns(gathered_columns));
     DEEPRC_ASSIGN_OR_RAISE(

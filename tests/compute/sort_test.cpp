@@ -170,6 +170,43 @@ TEST(SortTest, PayloadColumnsCarriedThroughTheRadixSortMatchPandas) {
                      {{{"key", true, false}}, {{"p64", false, true}}});
 }
 
+TEST(SortTest, WideKeysCrowdedInAFewValuesMatchPandas) {
+  // The key spans the whole int64 range, so only its high bits share a word with the row
+  // number; most values sit in [0, 5000), where the high bits are all equal and the low bits
+  // decide. Payloads: one carried (no nulls), one gathered (nulls). With and without nulls in
+  // the key (without, the key column is decoded from the sorted words).
+  for (int64_t rows : {3000, 90000}) {
+    for (bool key_nulls : {true, false}) {
+      SCOPED_TRACE("rows " + std::to_string(rows) + (key_nulls ? " with" : " without") + " nulls");
+      NumberBuilder<int64_t> key(DataType::Int64());
+      NumberBuilder<int32_t> payload(DataType::Int32());
+      std::mt19937_64 rng(rows);
+      for (int64_t i = 0; i < rows; ++i) {
+        if (i % 1000 == 0) {
+          ASSERT_OK(key.Append(i % 2000 == 0 ? std::numeric_limits<int64_t>::min()
+                                             : std::numeric_limits<int64_t>::max()));
+        } else if (key_nulls && i % 97 == 0) {
+          ASSERT_OK(key.AppendNull());
+        } else {
+          ASSERT_OK(key.Append(static_cast<int64_t>(rng() % 5000)));
+        }
+        ASSERT_OK(payload.Append(static_cast<int32_t>(i)));
+      }
+      const Table text = testing::RandomTable({{"text", DataType::String(), 0.3, 50}}, rows, 3);
+      ASSERT_OK_AND_ASSIGN(Table table, Table::Make(Schema({{"key", DataType::Int64()},
+                                                            {"payload", DataType::Int32()},
+                                                            {"text", DataType::String()}}),
+                                                    {key.Finish().ValueOrDie(),
+                                                     payload.Finish().ValueOrDie(), text.column(0)}));
+      CheckAgainstOracle(table, {{{"key", true, false}},
+                                 {{"key", false, true}},
+                                 {{"key", true, true}, {"text", false, false}}});
+      ASSERT_OK_AND_ASSIGN(Table two, table.SelectColumns(std::vector<std::string>{"payload", "key"}));
+      CheckAgainstOracle(two, {{{"key", false, false}}});
+    }
+  }
+}
+
 TEST(SortTest, SameResultAtOneAndTwoThreads) {
   const Table table = testing::RandomTable({{"a", DataType::Int32(), 0.05, 50000, 0.3},
                                             {"b", DataType::String(), 0.05, 300},
