@@ -11,20 +11,30 @@ data="$root/examples/data/join_demo"
 out="${DEMO_OUT:-$root/out/demo}"
 mkdir -p "$out"
 
-step() { printf '\n== %s\n$ %s\n' "$1" "${*:2}"; "${@:2}"; }
+# step TITLE COMMAND...: prints the title and the command, runs it.
+step() {
+  if [[ -n "$1" ]]; then printf '\n== %s\n' "$1"; fi
+  printf '$ %s\n' "${*:2}"
+  "${@:2}"
+}
+# rows FILE: how many rows a result holds.
+rows() { printf '   -> %s: %s\n' "${1#"$out"/}" "$("$deeprc" table schema "$1" | tail -n 1)"; }
 
 step "What the inputs hold" "$deeprc" table schema "$data/user_usage_tm.csv"
 step "" "$deeprc" table schema "$data/user_device_tm.csv"
 step "Join usage with devices on use_id (inner)" \
   "$deeprc" table join "$data/user_usage_tm.csv" "$data/user_device_tm.csv" --on use_id \
   --how inner -o "$out/joined.drt"
+rows "$out/joined.drt"
 step "Keep heavy users" \
   "$deeprc" table filter "$out/joined.drt" --where "monthly_mb > 1000 and platform_version is not null" \
   -o "$out/heavy.drt"
+rows "$out/heavy.drt"
 step "Usage per platform version" \
   "$deeprc" table groupby "$out/joined.drt" --by platform_version \
   --agg "use_id:count,monthly_mb:mean,monthly_mb:median,outgoing_mins_per_month:sum" \
   -o "$out/by_platform.drt"
+rows "$out/by_platform.drt"
 step "Platforms by mean monthly data, largest first" \
   "$deeprc" table sort "$out/by_platform.drt" --by monthly_mb_mean --descending monthly_mb_mean \
   -o "$out/by_platform.csv"
@@ -32,5 +42,6 @@ step "" "$deeprc" table head "$out/by_platform.csv" -n 10 -o -
 step "Users without device information (anti join)" \
   "$deeprc" table join "$data/user_usage_tm.csv" "$data/user_device_tm.csv" --on use_id \
   --how anti -o "$out/no_device.csv"
+rows "$out/no_device.csv"
 printf '\nResults in %s:\n' "$out"
 ls -l "$out"
