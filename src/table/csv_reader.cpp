@@ -640,11 +640,6 @@ class ColumnConverter {
   }
 
  private:
-  struct Validity {
-    std::shared_ptr<Buffer> buffer;
-    int64_t null_count = 0;
-  };
-
   Result<std::shared_ptr<Buffer>> AllocateBits(int64_t rows) const {
     return Buffer::AllocateZeroed(bitmap::BytesForBits(rows));
   }
@@ -971,7 +966,7 @@ int64_t SkipBlankLines(std::string_view data, int64_t position) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Concatenating the chunks of a column.
+// Concatenating the per-block chunks of a bool or string column.
 
 Result<Column> Concatenate(const std::vector<Column>& chunks, const DataType& type, int threads) {
   if (chunks.size() == 1) return chunks[0];
@@ -1028,16 +1023,8 @@ Result<Column> Concatenate(const std::vector<Column>& chunks, const DataType& ty
     return Column::MakeString(rows, std::move(offsets), std::move(bytes), std::move(validity),
                               nulls);
   }
-  const int width = ByteWidth(type.id);
-  DEEPRC_ASSIGN_OR_RAISE(auto values, Buffer::Allocate(rows * width));
-  ParallelFor(static_cast<int64_t>(count), threads, [&](int64_t i) {
-    const Column& chunk = chunks[i];
-    if (chunk.length() == 0) return;
-    std::memcpy(values->mutable_data() + row_start[i] * width,
-                chunk.values_buffer()->data() + chunk.offset() * width,
-                static_cast<size_t>(chunk.length() * width));
-  });
-  return Column::Make(type, rows, std::move(values), std::move(validity), nulls);
+  // Fixed-width columns are written in place by the blocks (Reader::AssembleFixed).
+  return Status::Internal("CSV chunks of {} are not concatenated", type.ToString());
 }
 
 // ---------------------------------------------------------------------------------------------
