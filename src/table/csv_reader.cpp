@@ -8,12 +8,16 @@
 //     quote parity: a newline ends a row exactly when the number of quote characters between the
 //     first data byte and it is even. The parity before every block comes from a parallel count of
 //     quote characters; then a short scan per block finds its first row start.
-//  3. Blocks are parsed in parallel (ParallelFor). Each block is tokenized into field spans, then
-//     converted column by column straight into Arrow-layout buffers. A column without a declared
-//     type is converted optimistically with the narrowest type its first value fits, and widened
+//  3. The rows of every block are counted from quote parity too (newlines outside quotes), which
+//     gives each block its place in the output columns.
+//  4. Blocks are parsed in parallel (ParallelFor). Each block is tokenized into field spans, then
+//     converted column by column: fixed-width values straight into their place in the output
+//     buffers, bools and strings into per-block chunks. A column without a declared type is
+//     converted optimistically with the narrowest type its first value fits, and widened
 //     (restarting that column of that block) when a value does not fit.
-//  4. The per-block types of a column are joined; blocks whose type differs from the join are
-//     converted again with the joined type. The chunks are concatenated into one column each.
+//  5. The per-block types of a column are joined; blocks whose type differs from the join are
+//     converted again with the joined type. Validity bits are gathered, gaps left by blank lines
+//     closed, and bool and string chunks concatenated.
 //
 // Quoting is strict, so that quote parity and the parser always agree: a quote character opens a
 // quoted field only at the start of a field, and a closing quote must be followed by the
