@@ -8,12 +8,16 @@
 //     quote parity: a newline ends a row exactly when the number of quote characters between the
 //     first data byte and it is even. The parity before every block comes from a parallel count of
 //     quote characters; then a short scan per block finds its first row start.
-//  3. Blocks are parsed in parallel (ParallelFor). Each block is tokenized into field spans, then
-//     converted column by column straight into Arrow-layout buffers. A column without a declared
-//     type is converted optimistically with the narrowest type its first value fits, and widened
+//  3. The rows of every block are counted from quote parity too (newlines outside quotes), which
+//     gives each block its place in the output columns.
+//  4. Blocks are parsed in parallel (ParallelFor). Each block is tokenized into field spans, then
+//     converted column by column: fixed-width values straight into their place in the output
+//     buffers, bools and strings into per-block chunks. A column without a declared type is
+//     converted optimistically with the narrowest type its first value fits, and widened
 //     (restarting that column of that block) when a value does not fit.
-//  4. The per-block types of a column are joined; blocks whose type differs from the join are
-//     converted again with the joined type. The chunks are concatenated into one column each.
+//  5. The per-block types of a column are joined; blocks whose type differs from the join are
+//     converted again with the joined type. Validity bits are gathered, gaps left by blank lines
+//     closed, and bool and string chunks concatenated.
 //
 // Quoting is strict, so that quote parity and the parser always agree: a quote character opens a
 // quoted field only at the start of a field, and a closing quote must be followed by the
@@ -640,11 +644,6 @@ class ColumnConverter {
   }
 
  private:
-  struct Validity {
-    std::shared_ptr<Buffer> buffer;
-    int64_t null_count = 0;
-  };
-
   Result<std::shared_ptr<Buffer>> AllocateBits(int64_t rows) const {
     return Buffer::AllocateZeroed(bitmap::BytesForBits(rows));
   }
@@ -971,7 +970,7 @@ int64_t SkipBlankLines(std::string_view data, int64_t position) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Concatenating the chunks of a column.
+// Concatenating the per-block chunks of a bool or string column.
 
 Result<Column> Concatenate(const std::vector<Column>& chunks, const DataType& type, int threads) {
   if (chunks.size() == 1) return chunks[0];
@@ -1028,16 +1027,8 @@ Result<Column> Concatenate(const std::vector<Column>& chunks, const DataType& ty
     return Column::MakeString(rows, std::move(offsets), std::move(bytes), std::move(validity),
                               nulls);
   }
-  const int width = ByteWidth(type.id);
-  DEEPRC_ASSIGN_OR_RAISE(auto values, Buffer::Allocate(rows * width));
-  ParallelFor(static_cast<int64_t>(count), threads, [&](int64_t i) {
-    const Column& chunk = chunks[i];
-    if (chunk.length() == 0) return;
-    std::memcpy(values->mutable_data() + row_start[i] * width,
-                chunk.values_buffer()->data() + chunk.offset() * width,
-                static_cast<size_t>(chunk.length() * width));
-  });
-  return Column::Make(type, rows, std::move(values), std::move(validity), nulls);
+  // Fixed-width columns are written in place by the blocks (Reader::AssembleFixed).
+  return Status::Internal("CSV chunks of {} are not concatenated", type.ToString());
 }
 
 // ---------------------------------------------------------------------------------------------
