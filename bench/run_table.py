@@ -2,7 +2,7 @@
 """Runs `deeprc bench table` and its peers (DuckDB, Polars, pandas) side by side on the same
 formulas and writes the table into bench/RESULTS.md (between the table-bench markers).
 
-Usage: /usr/bin/python3 bench/run_table.py [--rows 10000000] [--threads 2] [--csv-rows 27000000]
+Usage: /usr/bin/python3 bench/run_table.py [--rows 10000000] [--threads 2] [--csv-rows 15000000]
        [--ops join,groupby,sort,unique,csv-read,csv-write] [--systems deeprc,duckdb,polars,pandas]
 Every (system, operator) runs in its own process, so each peak_rss_mb is that operator's own.
 Checksums must agree with deeprc's; a mismatch is printed and marked in the table.
@@ -93,8 +93,8 @@ def render(results, args, command):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
-    parser.add_argument("--csv-rows", type=int, default=27_000_000,
-                        help="rows of the mixed CSV file (27M rows: about 1 GB)")
+    parser.add_argument("--csv-rows", type=int, default=15_000_000,
+                        help="rows of the mixed CSV file (15M rows: about 1 GB)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--ops", default="join,groupby,sort,unique,csv-read,csv-write")

@@ -7,9 +7,16 @@
 //   sort:    s = i*2654435761 mod 1000000007; ascending; checksum = sum of (position * s),
 //            wrapping at 2^64
 //   unique:  u = i*7919 mod (N/4); distinct u; checksum = sum of u
-//   csv-write: the mixed table (id = i, x = (i mod 1000003) / 8, name = "item" + (i*7919 mod
-//            100000), day = 2000-01-01 + (i mod 9000) days) written as CSV; checksum = bytes
-//   csv-read: reads --path (written with the mixed table first when missing); checksum = sum of id
+//   csv-write: the mixed table below written as CSV; checksum = rows
+//   csv-read: reads --path (the mixed table is written there first when the file is missing);
+//            checksum = sum of id
+// The mixed table (i = 0..N-1): id = i*7919 mod 100000007 (int64), price = (i*104729 mod
+// 10000000) / 100 (float64), quantity = (i*31 mod 20000) - 10000 (int64), name = W[i mod 14] + "_"
+// + (i*13 mod 1000) (string), day = 1970-01-01 + (i*7 mod 20000) days (date32), note =
+// W[i*5 mod 14] + ", " + (i mod 100) when i mod 4 = 0 (quoted in the file, as it holds a comma),
+// else W[i*5 mod 14] + " " + (i mod 100) (string), ratio = null when i mod 10 = 0, else
+// (i*17 mod 1000000) / 7 (float64); W = alpha bravo charlie delta echo foxtrot golf hotel india
+// juliett kilo lima mike november. About 70 bytes a row: 15M rows make 1 GB.
 // One JSON line per operator: the median of --repeat runs; peak_rss_mb is the process's peak
 // resident memory (run one operator per process to compare peaks).
 #include <sys/resource.h>
@@ -33,7 +40,6 @@
 #include "deeprc/core/thread_pool.h"
 #include "deeprc/table/builder.h"
 #include "deeprc/table/csv.h"
-#include "deeprc/table/temporal.h"
 
 namespace deeprc::app {
 namespace {
@@ -56,27 +62,55 @@ Table MakeTable(std::vector<Field> fields, std::vector<Column> columns) {
   return Table::Make(Schema(std::move(fields)), std::move(columns)).ValueOrDie();
 }
 
-Table MixedTable(int64_t n, int threads) {
-  Column id = Int64s(n, threads, [](int64_t i) { return i; });
-  Column x = GenerateColumn<double>(DataType::Float64(), n, threads,
-                                    [](int64_t i) { return static_cast<double>(i % 1000003) / 8; });
-  const int32_t epoch = temporal::DaysFromCivil(2000, 1, 1);
-  Column day = GenerateColumn<int32_t>(DataType::Date32(), n, threads, [&](int64_t i) {
-    return epoch + static_cast<int32_t>(i % 9000);
-  });
-  StringBuilder names;
-  (void)names.Reserve(n, n * 9);
-  char text[32];
+constexpr const char* kWords[] = {"alpha", "bravo",  "charlie", "delta", "echo",
+                                  "foxtrot", "golf", "hotel",   "india", "juliett",
+                                  "kilo",  "lima",   "mike",    "november"};
+
+template <typename F>
+Column GenerateStrings(int64_t n, F text) {
+  StringBuilder builder;
+  (void)builder.Reserve(n, n * 16);
+  char buffer[64];
   for (int64_t i = 0; i < n; ++i) {
-    const auto end = fmt::format_to(text, "item{}", i * 7919 % 100000);
-    (void)names.Append(std::string_view(text, end - text));
+    const auto end = text(i, buffer);
+    (void)builder.Append(std::string_view(buffer, end - buffer));
   }
-  Column name = names.Finish().ValueOrDie();
+  return builder.Finish().ValueOrDie();
+}
+
+Table MixedTable(int64_t n, int threads) {
+  Column id = Int64s(n, threads, [](int64_t i) { return i * 7919 % 100000007; });
+  Column price = GenerateColumn<double>(DataType::Float64(), n, threads, [](int64_t i) {
+    return static_cast<double>(i * 104729 % 10000000) / 100;
+  });
+  Column quantity = Int64s(n, threads, [](int64_t i) { return i * 31 % 20000 - 10000; });
+  Column name = GenerateStrings(n, [](int64_t i, char* out) {
+    return fmt::format_to(out, "{}_{}", kWords[i % 14], i * 13 % 1000);
+  });
+  Column day = GenerateColumn<int32_t>(DataType::Date32(), n, threads,
+                                       [](int64_t i) { return static_cast<int32_t>(i * 7 % 20000); });
+  Column note = GenerateStrings(n, [](int64_t i, char* out) {
+    return i % 4 == 0 ? fmt::format_to(out, "{}, {}", kWords[i * 5 % 14], i % 100)
+                      : fmt::format_to(out, "{} {}", kWords[i * 5 % 14], i % 100);
+  });
+  NumberBuilder<double> ratios(DataType::Float64());
+  (void)ratios.Reserve(n);
+  for (int64_t i = 0; i < n; ++i) {
+    if (i % 10 == 0) {
+      ratios.UnsafeAppendNull();
+    } else {
+      ratios.UnsafeAppend(static_cast<double>(i * 17 % 1000000) / 7);
+    }
+  }
+  Column ratio = ratios.Finish().ValueOrDie();
   return MakeTable({{"id", DataType::Int64()},
-                    {"x", DataType::Float64()},
+                    {"price", DataType::Float64()},
+                    {"quantity", DataType::Int64()},
                     {"name", DataType::String()},
-                    {"day", DataType::Date32()}},
-                   {id, x, name, day});
+                    {"day", DataType::Date32()},
+                    {"note", DataType::String()},
+                    {"ratio", DataType::Float64()}},
+                   {id, price, quantity, name, day, note, ratio});
 }
 
 uint64_t SumInt64(const Column& column) {
@@ -169,7 +203,7 @@ Result<Workload> Prepare(const std::string& op, int64_t n, int threads, const st
       csv::WriteOptions options;
       options.threads = threads;
       DEEPRC_RETURN_NOT_OK(csv::WriteCsv(*table, out, options));
-      return static_cast<uint64_t>(std::filesystem::file_size(out));
+      return static_cast<uint64_t>(table->num_rows());
     }};
   }
   if (op == "csv-read") {

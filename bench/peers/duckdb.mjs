@@ -51,12 +51,18 @@ const prepare = {
   },
   'csv-write': async () => {
     const path = options.path || '/tmp/duckdb_bench_write.csv';
-    await con.run(`create or replace table m as select i as id, (i % 1000003) / 8 as x,
-                   'item' || ((i * 7919) % 100000) as name, date '2000-01-01' + (i % 9000)::int as day
-                   from range(${n}) t(i)`);
+    const words = `['alpha', 'bravo', 'charlie', 'delta', 'echo', 'foxtrot', 'golf', 'hotel', 'india',
+                    'juliett', 'kilo', 'lima', 'mike', 'november']`;
+    await con.run(`create or replace table m as select
+        i * 7919 % 100000007 as id, (i * 104729 % 10000000) / 100 as price,
+        i * 31 % 20000 - 10000 as quantity, ${words}[i % 14 + 1] || '_' || (i * 13 % 1000) as name,
+        date '1970-01-01' + (i * 7 % 20000)::int as day,
+        ${words}[i * 5 % 14 + 1] || case when i % 4 = 0 then ', ' else ' ' end || (i % 100) as note,
+        case when i % 10 = 0 then null else (i * 17 % 1000000) / 7 end as ratio
+      from range(${n}) t(i)`);
     return {
       run: () => con.run(`copy m to '${path}' (header, delimiter ',')`),
-      checksum: async () => (await import('node:fs')).statSync(path).size,
+      checksum: () => n,
     };
   },
 };

