@@ -3,7 +3,6 @@
 #include <charconv>
 #include <cmath>
 #include <unordered_map>
-#include <unordered_set>
 
 namespace deeprc::runtime {
 
@@ -91,14 +90,14 @@ Status ValidateTaskDescription(const TaskDescription& task, std::string_view whe
 }
 
 Status ValidateTaskGraph(std::span<const TaskDescription> tasks,
-                         const std::vector<std::string>& known_uids) {
+                         const std::function<bool(std::string_view)>& is_known) {
   std::unordered_map<std::string_view, size_t> index;
   index.reserve(tasks.size());
-  const std::unordered_set<std::string_view> known(known_uids.begin(), known_uids.end());
+  auto known = [&](std::string_view uid) { return is_known && is_known(uid); };
   for (size_t i = 0; i < tasks.size(); ++i) {
     const auto& uid = tasks[i].uid;
     if (uid.empty()) return Status::Invalid("tasks[{}].uid: must not be empty", i);
-    if (known.count(uid) != 0 || !index.emplace(uid, i).second) {
+    if (known(uid) || !index.emplace(uid, i).second) {
       return Status::Invalid("tasks[{}].uid: '{}' is used by another task", i, uid);
     }
   }
@@ -113,7 +112,7 @@ Status ValidateTaskGraph(std::span<const TaskDescription> tasks,
       auto found = index.find(before);
       if (found != index.end()) {
         predecessors[i].push_back(found->second);
-      } else if (known.count(before) == 0) {
+      } else if (!known(before)) {
         return Status::Invalid("tasks[{}].after: unknown task '{}'", i, before);
       }
     }

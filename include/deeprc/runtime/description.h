@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <span>
 #include <string>
@@ -93,10 +94,10 @@ Result<std::vector<NodeResources>> ResolvePilotNodes(const PilotDescription& pil
 Status ValidateTaskDescription(const TaskDescription& task, std::string_view where);
 
 // Checks a batch of tasks as a graph: uids unique and not empty, every `after` entry names a task
-// of the batch or one of `known_uids` (already submitted), no task waits for itself, and no
+// of the batch or a task `is_known` (already submitted), no task waits for itself, and no
 // cycles (the message lists one: "dependency cycle: a → b → a").
 Status ValidateTaskGraph(std::span<const TaskDescription> tasks,
-                         const std::vector<std::string>& known_uids = {});
+                         const std::function<bool(std::string_view)>& is_known = {});
 
 // "4GB", "512MiB", "1024" (bytes) → bytes. Units K, M, G, T are powers of 1000, Ki, Mi, Gi, Ti
 // of 1024; a trailing B is optional.
