@@ -161,20 +161,19 @@ void ResourceManager::Take(int32_t node, int32_t ranks, const ResourceRequest& r
   if (position_[node] != kNotInBucket) RemoveFromBucket(node);
   uint64_t* core_bits = &free_core_bits_[static_cast<size_t>(node) * words_per_node_];
   uint64_t& gpu_bits = free_gpu_bits_[node];
-  auto& slots = allocation->slots_;
   int32_t word = 0;
   for (int32_t rank = 0; rank < ranks; ++rank) {
-    slots.push_back(node);
+    allocation->Append(node);
     for (int32_t taken = 0; taken < request.cores_per_rank; ++taken) {
       while (core_bits[word] == 0) ++word;
       const int bit = std::countr_zero(core_bits[word]);
       core_bits[word] &= core_bits[word] - 1;
-      slots.push_back(word * 64 + bit);
+      allocation->Append(word * 64 + bit);
     }
     for (int32_t taken = 0; taken < request.gpus_per_rank; ++taken) {
       const int bit = std::countr_zero(gpu_bits);
       gpu_bits &= gpu_bits - 1;
-      slots.push_back(bit);
+      allocation->Append(bit);
     }
   }
   Free& free = free_[node];

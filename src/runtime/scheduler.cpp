@@ -31,8 +31,8 @@ std::string Scheduler::TaskName(TaskId task) const {
 }
 
 bool Scheduler::is_waiting(TaskId task) const {
-  return task < state_.size() &&
-         (state_[task] == Phase::kBlocked || state_[task] == Phase::kQueued);
+  return task < tasks_.size() &&
+         (tasks_[task].phase == Phase::kBlocked || tasks_[task].phase == Phase::kQueued);
 }
 
 Result<TaskId> Scheduler::Submit(std::span<const TaskRequest> batch) {
@@ -103,40 +103,35 @@ Result<TaskId> Scheduler::Submit(std::span<const TaskRequest> batch) {
   }
 
   const size_t total = end;
-  state_.resize(total, Phase::kBlocked);
-  shape_of_.resize(total);
-  priority_.resize(total);
-  unmet_.resize(total, 0);
-  first_edge_.resize(total, -1);
-  slot_.resize(total, 0);
+  tasks_.resize(total);
   waiting_ += static_cast<int64_t>(batch.size());
   for (size_t i = 0; i < batch.size(); ++i) {
     const TaskId task = first + static_cast<TaskId>(i);
-    shape_of_[task] = ShapeOf(batch[i].resources);
-    priority_[task] = batch[i].priority;
+    tasks_[task].shape = ShapeOf(batch[i].resources);
+    tasks_[task].priority = batch[i].priority;
     for (TaskId before : batch[i].after) {
-      if (state_[before] == Phase::kDone) continue;
-      ++unmet_[task];
-      edges_.push_back({task, first_edge_[before]});
-      first_edge_[before] = static_cast<int32_t>(edges_.size() - 1);
+      if (tasks_[before].phase == Phase::kDone) continue;
+      ++tasks_[task].unmet;
+      edges_.push_back({task, tasks_[before].first_edge});
+      tasks_[before].first_edge = static_cast<int32_t>(edges_.size() - 1);
     }
   }
   for (size_t i = 0; i < batch.size(); ++i) {
     const TaskId task = first + static_cast<TaskId>(i);
-    const Status& fits = shapes_[shape_of_[task]].fits;
+    const Status& fits = shapes_[tasks_[task].shape].fits;
     if (!fits.ok()) FailUnstarted(task, TaskState::kFailed, fits.message());
     for (TaskId before : batch[i].after) {
       if (before >= first) continue;  // the batch's own failures reach their dependents above
-      if (state_[before] == Phase::kFailed || state_[before] == Phase::kCanceled) {
+      if (tasks_[before].phase == Phase::kFailed || tasks_[before].phase == Phase::kCanceled) {
         FailUnstarted(task, TaskState::kFailed,
                       fmt::format("dependency '{}' {}", TaskName(before),
-                                  state_[before] == Phase::kFailed ? "failed" : "was canceled"));
+                                  tasks_[before].phase == Phase::kFailed ? "failed" : "was canceled"));
       }
     }
   }
   for (size_t i = 0; i < batch.size(); ++i) {
     const TaskId task = first + static_cast<TaskId>(i);
-    if (state_[task] == Phase::kBlocked && unmet_[task] == 0) Enqueue(task);
+    if (tasks_[task].phase == Phase::kBlocked && tasks_[task].unmet == 0) Enqueue(task);
   }
   return first;
 }
@@ -173,11 +168,11 @@ Result<TaskId> Scheduler::Submit(std::span<const TaskDescription> tasks) {
 }
 
 void Scheduler::Enqueue(TaskId task) {
-  state_[task] = Phase::kQueued;
+  tasks_[task].phase = Phase::kQueued;
   const uint64_t key =
-      (uint64_t{static_cast<uint32_t>(priority_[task])} << 32) | shape_of_[task];
+      (uint64_t{static_cast<uint32_t>(tasks_[task].priority)} << 32) | tasks_[task].shape;
   auto [it, added] = group_index_.try_emplace(key, static_cast<uint32_t>(groups_.size()));
-  if (added) groups_.push_back(Group{priority_[task], shape_of_[task], {}, false, {}});
+  if (added) groups_.push_back(Group{tasks_[task].priority, tasks_[task].shape, {}, false, {}});
   Group& group = groups_[it->second];
   group.tasks.push_back(task);
   if (group.tasks.size() == 1) UpdateOrder(it->second);
@@ -185,7 +180,7 @@ void Scheduler::Enqueue(TaskId task) {
 
 void Scheduler::UpdateOrder(uint32_t index) {
   Group& group = groups_[index];
-  while (!group.tasks.empty() && state_[group.tasks.front()] != Phase::kQueued) {
+  while (!group.tasks.empty() && tasks_[group.tasks.front()].phase != Phase::kQueued) {
     group.tasks.pop_front();  // canceled or failed while queued
   }
   if (group.in_order) {
@@ -200,9 +195,9 @@ void Scheduler::UpdateOrder(uint32_t index) {
 }
 
 void Scheduler::FailUnstarted(TaskId task, TaskState state, std::string reason) {
-  const Phase phase = state_[task];
+  const Phase phase = tasks_[task].phase;
   if (phase != Phase::kBlocked && phase != Phase::kQueued) return;
-  state_[task] = state == TaskState::kCanceled ? Phase::kCanceled : Phase::kFailed;
+  tasks_[task].phase = state == TaskState::kCanceled ? Phase::kCanceled : Phase::kFailed;
   --waiting_;
   if (reservation_task_ == static_cast<int64_t>(task)) DropReservation();
   pending_failures_.push_back({task, state, std::move(reason)});
@@ -214,11 +209,11 @@ void Scheduler::FailDependents(TaskId task, TaskState state) {
   while (!stack.empty()) {
     const TaskId failed = stack.back();
     stack.pop_back();
-    const bool canceled = state_[failed] == Phase::kCanceled;
-    for (int32_t edge = first_edge_[failed]; edge >= 0; edge = edges_[edge].next) {
+    const bool canceled = tasks_[failed].phase == Phase::kCanceled;
+    for (int32_t edge = tasks_[failed].first_edge; edge >= 0; edge = edges_[edge].next) {
       const TaskId dependent = edges_[edge].dependent;
-      if (state_[dependent] != Phase::kBlocked) continue;
-      state_[dependent] = Phase::kFailed;
+      if (tasks_[dependent].phase != Phase::kBlocked) continue;
+      tasks_[dependent].phase = Phase::kFailed;
       --waiting_;
       pending_failures_.push_back(
           {dependent, TaskState::kFailed,
@@ -231,7 +226,7 @@ void Scheduler::FailDependents(TaskId task, TaskState state) {
 
 void Scheduler::MakeReservation(TaskId head) {
   DropReservation();
-  reserved_nodes_ = resources_.Reserve(shapes_[shape_of_[head]].request);
+  reserved_nodes_ = resources_.Reserve(shapes_[tasks_[head].shape].request);
   if (!reserved_nodes_.empty()) reservation_task_ = head;
 }
 
@@ -244,7 +239,7 @@ void Scheduler::DropReservation() {
 bool Scheduler::TryStart(TaskId task, bool with_reservation) {
   if (with_reservation) resources_.Unreserve(reserved_nodes_);
   Allocation allocation;
-  const bool started = resources_.TryAllocate(shapes_[shape_of_[task]].request, &allocation);
+  const bool started = resources_.TryAllocate(shapes_[tasks_[task].shape].request, &allocation);
   if (with_reservation) {
     if (started) {
       reserved_nodes_.clear();
@@ -263,8 +258,8 @@ bool Scheduler::TryStart(TaskId task, bool with_reservation) {
     slot = static_cast<uint32_t>(running_.size());
     running_.push_back(std::move(allocation));
   }
-  slot_[task] = slot;
-  state_[task] = Phase::kRunning;
+  tasks_[task].slot = slot;
+  tasks_[task].phase = Phase::kRunning;
   --waiting_;
   ++running_count_;
   return true;
@@ -284,7 +279,7 @@ void Scheduler::Schedule(std::vector<TaskId>* started, std::vector<TaskFailure>*
     Group& group = groups_[index];
     while (!group.tasks.empty()) {
       const TaskId task = group.tasks.front();
-      if (state_[task] != Phase::kQueued) {
+      if (tasks_[task].phase != Phase::kQueued) {
         group.tasks.pop_front();
         continue;
       }
@@ -312,34 +307,34 @@ void Scheduler::Schedule(std::vector<TaskId>* started, std::vector<TaskFailure>*
 }
 
 Status Scheduler::Finish(TaskId task, TaskState final_state) {
-  if (task >= state_.size() || state_[task] != Phase::kRunning) {
+  if (task >= tasks_.size() || tasks_[task].phase != Phase::kRunning) {
     return Status::Invalid("task {} is not running", TaskName(task));
   }
   if (!IsFinal(final_state)) {
     return Status::Invalid("task {}: {} is not a final state", TaskName(task),
                            TaskStateName(final_state));
   }
-  const uint32_t slot = slot_[task];
+  const uint32_t slot = tasks_[task].slot;
   resources_.Release(running_[slot]);
   running_[slot] = Allocation();
   free_slots_.push_back(slot);
   --running_count_;
   if (final_state == TaskState::kDone) {
-    state_[task] = Phase::kDone;
-    for (int32_t edge = first_edge_[task]; edge >= 0; edge = edges_[edge].next) {
+    tasks_[task].phase = Phase::kDone;
+    for (int32_t edge = tasks_[task].first_edge; edge >= 0; edge = edges_[edge].next) {
       const TaskId dependent = edges_[edge].dependent;
-      if (--unmet_[dependent] == 0 && state_[dependent] == Phase::kBlocked) Enqueue(dependent);
+      if (--tasks_[dependent].unmet == 0 && tasks_[dependent].phase == Phase::kBlocked) Enqueue(dependent);
     }
   } else {
-    state_[task] = final_state == TaskState::kCanceled ? Phase::kCanceled : Phase::kFailed;
+    tasks_[task].phase = final_state == TaskState::kCanceled ? Phase::kCanceled : Phase::kFailed;
     FailDependents(task, final_state);
   }
   return Status::OK();
 }
 
 Status Scheduler::Cancel(TaskId task, std::string_view reason) {
-  if (task >= state_.size()) return Status::Invalid("no task #{}", task);
-  if (state_[task] == Phase::kRunning) {
+  if (task >= tasks_.size()) return Status::Invalid("no task #{}", task);
+  if (tasks_[task].phase == Phase::kRunning) {
     return Status::Invalid("task {} is running: its executor stops it", TaskName(task));
   }
   if (!is_waiting(task)) return Status::Invalid("task {} has already ended", TaskName(task));

@@ -1,6 +1,8 @@
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -25,39 +27,50 @@ struct ResourceRequest {
 ResourceRequest RequestOf(const TaskDescription& task);
 
 // Where a task's ranks run: for each rank its node, the indexes of its cores on that node and of
-// its GPUs. Stored flat (one allocation per task): rank r is
-// [node, cores_per_rank core indexes, gpus_per_rank GPU indexes] at r × stride.
+// its GPUs. Stored flat, rank r at r × stride: [node, cores_per_rank core indexes, gpus_per_rank
+// GPU indexes]. Small allocations (a rank of up to 8 cores and 1 GPU) live inside the object, so
+// that ending a task touches one place in memory; larger ones take one heap block.
 class Allocation {
  public:
   Allocation() = default;
-  Allocation(const ResourceRequest& request)  // NOLINT: a request sizes an allocation
+  explicit Allocation(const ResourceRequest& request)
       : cores_per_rank_(request.cores_per_rank),
         gpus_per_rank_(request.gpus_per_rank),
         mem_per_rank_(request.mem_per_rank) {
-    slots_.reserve(static_cast<size_t>(request.ranks) * stride());
+    const size_t slots = static_cast<size_t>(request.ranks) * stride();
+    if (slots > kInlineSlots) heap_ = std::make_unique<int32_t[]>(slots);
   }
+  Allocation(Allocation&&) noexcept = default;
+  Allocation& operator=(Allocation&&) noexcept = default;
 
-  int32_t ranks() const { return slots_.empty() ? 0 : static_cast<int32_t>(slots_.size() / stride()); }
-  int32_t node(int32_t rank) const { return slots_[static_cast<size_t>(rank) * stride()]; }
+  int32_t ranks() const { return static_cast<int32_t>(size_ / stride()); }
+  int32_t node(int32_t rank) const { return data()[static_cast<size_t>(rank) * stride()]; }
   std::span<const int32_t> cores(int32_t rank) const {
-    return {slots_.data() + static_cast<size_t>(rank) * stride() + 1,
+    return {data() + static_cast<size_t>(rank) * stride() + 1,
             static_cast<size_t>(cores_per_rank_)};
   }
   std::span<const int32_t> gpus(int32_t rank) const {
-    return {slots_.data() + static_cast<size_t>(rank) * stride() + 1 + cores_per_rank_,
+    return {data() + static_cast<size_t>(rank) * stride() + 1 + cores_per_rank_,
             static_cast<size_t>(gpus_per_rank_)};
   }
+  int32_t cores_per_rank() const { return cores_per_rank_; }
+  int32_t gpus_per_rank() const { return gpus_per_rank_; }
   int64_t mem_per_rank() const { return mem_per_rank_; }
-  bool empty() const { return slots_.empty(); }
+  bool empty() const { return size_ == 0; }
 
  private:
   friend class ResourceManager;
+  static constexpr size_t kInlineSlots = 10;
   size_t stride() const { return 1 + static_cast<size_t>(cores_per_rank_ + gpus_per_rank_); }
+  const int32_t* data() const { return heap_ ? heap_.get() : inline_.data(); }
+  void Append(int32_t value) { (heap_ ? heap_.get() : inline_.data())[size_++] = value; }
 
+  uint32_t size_ = 0;
   int32_t cores_per_rank_ = 0;
   int32_t gpus_per_rank_ = 0;
   int64_t mem_per_rank_ = 0;
-  std::vector<int32_t> slots_;
+  std::array<int32_t, kInlineSlots> inline_{};
+  std::unique_ptr<int32_t[]> heap_;
 };
 
 // Nodes × core slots × GPU slots × memory, and which of them are free.

@@ -63,7 +63,7 @@ class Scheduler {
  public:
   Scheduler(ResourceManager resources, SchedulerOptions options = {});
 
-  TaskId next_task_id() const { return static_cast<TaskId>(state_.size()); }
+  TaskId next_task_id() const { return static_cast<TaskId>(tasks_.size()); }
 
   // Adds a batch of tasks; returns the id of the first. On an invalid batch (an `after` id that
   // does not exist, a task waiting for itself, a cycle) nothing is added.
@@ -85,7 +85,7 @@ class Scheduler {
   // Finish(CANCELED)). Its dependents fail.
   Status Cancel(TaskId task, std::string_view reason = "canceled");
 
-  const Allocation& allocation(TaskId task) const { return running_[slot_[task]]; }
+  const Allocation& allocation(TaskId task) const { return running_[tasks_[task].slot]; }
   const ResourceManager& resources() const { return resources_; }
   // The task's uid when it was submitted as a description, else "#<id>".
   std::string TaskName(TaskId task) const;
@@ -136,13 +136,16 @@ class Scheduler {
   ResourceManager resources_;
   SchedulerOptions options_;
 
-  // Per task, indexed by TaskId (about 24 bytes a task).
-  std::vector<Phase> state_;
-  std::vector<uint32_t> shape_of_;
-  std::vector<int32_t> priority_;
-  std::vector<uint32_t> unmet_;       // predecessors not DONE yet
-  std::vector<int32_t> first_edge_;   // into edges_, -1 when nobody waits for the task
-  std::vector<uint32_t> slot_;        // into running_ while running
+  // What the scheduler keeps of a task: 24 bytes, one cache line access when a task ends.
+  struct TaskRecord {
+    Phase phase = Phase::kBlocked;
+    int32_t priority = 0;
+    uint32_t shape = 0;
+    uint32_t unmet = 0;        // predecessors not DONE yet
+    int32_t first_edge = -1;   // into edges_, -1 when nobody waits for the task
+    uint32_t slot = 0;         // into running_ while running
+  };
+  std::vector<TaskRecord> tasks_;  // by TaskId
   std::vector<Edge> edges_;
 
   std::vector<Shape> shapes_;
