@@ -1,7 +1,10 @@
 #include "deeprc/runtime/simulation.h"
 
 #include <algorithm>
+#include <functional>
 #include <map>
+#include <queue>
+#include <random>
 
 #include <gtest/gtest.h>
 
@@ -91,6 +94,33 @@ TEST(SimulationTest, FullWavesOfSingleCoreTasksFillEveryCore) {
   EXPECT_EQ(result.lower_bound_s, 100);
   EXPECT_EQ(result.utilization, 1.0);
   EXPECT_EQ(result.decisions, options.tasks);
+}
+
+// Single-core tasks of one priority start in submission order on whichever core frees first:
+// Graham's list scheduling, computed here with a heap of core free times, must give the same
+// makespan for random durations (many distinct completion times, some equal).
+TEST(SimulationTest, MatchesListSchedulingOnRandomDurations) {
+  std::mt19937_64 random(3);
+  for (int trial = 0; trial < 20; ++trial) {
+    const int cores = 1 + static_cast<int>(random() % 16);
+    std::vector<SimTask> tasks(1 + random() % 500);
+    for (auto& task : tasks) {
+      task.resources = OneCore();
+      task.duration = random() % 3 == 0 ? 1.0 + random() % 4 : (random() % 10000) / 997.0;
+    }
+    std::priority_queue<double, std::vector<double>, std::greater<>> free_at;
+    for (int core = 0; core < cores; ++core) free_at.push(0);
+    double makespan = 0;
+    for (const auto& task : tasks) {
+      const double end = free_at.top() + task.duration;
+      free_at.pop();
+      free_at.push(end);
+      makespan = std::max(makespan, end);
+    }
+    ASSERT_OK_AND_ASSIGN(auto result, Simulate({{cores, 0, 0}}, ListWorkload(tasks)));
+    EXPECT_EQ(result.makespan_s, makespan) << "trial " << trial;
+    EXPECT_EQ(result.done, static_cast<int64_t>(tasks.size()));
+  }
 }
 
 TEST(SimulationTest, SyntheticMixIsDeterministicAndFollowsTheWeights) {
