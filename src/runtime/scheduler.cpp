@@ -268,14 +268,17 @@ bool Scheduler::TryStart(TaskId task, bool with_reservation) {
 void Scheduler::Schedule(std::vector<TaskId>* started, std::vector<TaskFailure>* failed) {
   for (auto& failure : pending_failures_) failed->push_back(std::move(failure));
   pending_failures_.clear();
-  if (order_.empty()) return;
-  order_snapshot_.assign(order_.begin(), order_.end());
   int64_t blocked_head = -1;  // the first task in order that did not fit
-  for (const OrderKey& key : order_snapshot_) {
+  // The groups in order. UpdateOrder moves the visited group's key forward (its first task
+  // changed) or removes it; other iterators of the set stay valid, and a group met again later in
+  // the same pass only tries its (new) first task once more.
+  for (auto it = order_.begin(); it != order_.end();) {
     // Every task needs a core: with none free (outside the reservation) only the head could
-    // still start, and it has had its turn.
+    // still start, and it has had its turn. This keeps a pass on a full pilot short however
+    // many groups wait.
     if (blocked_head >= 0 && resources_.available_cores() == 0) break;
-    const uint32_t index = std::get<2>(key);
+    const uint32_t index = std::get<2>(*it);
+    ++it;
     Group& group = groups_[index];
     while (!group.tasks.empty()) {
       const TaskId task = group.tasks.front();

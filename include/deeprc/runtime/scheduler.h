@@ -154,7 +154,6 @@ class Scheduler {
   std::vector<Group> groups_;
   std::unordered_map<uint64_t, uint32_t> group_index_;  // (priority, shape) → group
   std::set<OrderKey> order_;
-  std::vector<OrderKey> order_snapshot_;
 
   std::vector<Allocation> running_;
   std::vector<uint32_t> free_slots_;
