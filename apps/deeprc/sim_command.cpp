@@ -45,12 +45,12 @@ Result<runtime::SimulationResult> RunSimulation(const SimOptions& options, bool 
     std::vector<runtime::NodeResources> nodes = trace.machines;
     if (nodes_given) nodes = uniform_nodes();
     if (nodes.empty()) {
-      return Status::Invalid("{}: the trace lists no machines; give --nodes and "
-                             "--cores-per-node",
-                             options.workflow);
+      return Status::Invalid(
+          "{}: the trace lists no machines; give --nodes and "
+          "--cores-per-node",
+          options.workflow);
     }
-    return runtime::Simulate(std::move(nodes), runtime::WorkflowWorkload(trace, policy),
-                             scheduler);
+    return runtime::Simulate(std::move(nodes), runtime::WorkflowWorkload(trace, policy), scheduler);
   }
   if (!nodes_given) return Status::Invalid("give --nodes (and --tasks), or --workflow TRACE.json");
   if (options.tasks <= 0) return Status::Invalid("--tasks: expected a positive number of tasks");
@@ -70,8 +70,9 @@ int RunSimCommand(int argc, char** argv) {
   CLI::App app{"Simulate the scheduler on virtual nodes: many tasks, or a WfCommons workflow",
                "deeprc sim"};
   SimOptions options;
-  auto* nodes = app.add_option("--nodes", options.nodes, "Virtual nodes (with --workflow: "
-                                                         "instead of the trace's machines)")
+  auto* nodes = app.add_option("--nodes", options.nodes,
+                               "Virtual nodes (with --workflow: "
+                               "instead of the trace's machines)")
                     ->check(CLI::PositiveNumber);
   app.add_option("--cores-per-node", options.cores_per_node, "Cores per virtual node")
       ->check(CLI::PositiveNumber)
@@ -79,8 +80,7 @@ int RunSimCommand(int argc, char** argv) {
   app.add_option("--gpus-per-node", options.gpus_per_node, "GPUs per virtual node")
       ->check(CLI::Range(0, 63))
       ->capture_default_str();
-  app.add_option("--tasks", options.tasks, "Independent tasks to run")
-      ->check(CLI::PositiveNumber);
+  app.add_option("--tasks", options.tasks, "Independent tasks to run")->check(CLI::PositiveNumber);
   app.add_option("--duration", options.duration, "Mean task duration in seconds")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();

@@ -12,9 +12,12 @@ std::string_view TaskModeName(TaskMode mode) {
 
 std::string_view StagingActionName(StagingAction action) {
   switch (action) {
-    case StagingAction::kCopy: return "copy";
-    case StagingAction::kLink: return "link";
-    case StagingAction::kMove: return "move";
+    case StagingAction::kCopy:
+      return "copy";
+    case StagingAction::kLink:
+      return "link";
+    case StagingAction::kMove:
+      return "move";
   }
   return "unknown";
 }
@@ -23,8 +26,9 @@ Result<std::vector<NodeResources>> ResolvePilotNodes(const PilotDescription& pil
                                                      int32_t default_cores_per_node) {
   if (pilot.nodes < 0 || pilot.cores < 0 || pilot.cores_per_node < 0 || pilot.gpus < 0 ||
       pilot.gpus_per_node < 0 || pilot.memory < 0) {
-    return Status::Invalid("pilot: nodes, cores, cores_per_node, gpus, gpus_per_node and memory "
-                           "must not be negative");
+    return Status::Invalid(
+        "pilot: nodes, cores, cores_per_node, gpus, gpus_per_node and memory "
+        "must not be negative");
   }
   int32_t nodes = pilot.nodes;
   int32_t cores_per_node = pilot.cores_per_node;
@@ -55,12 +59,12 @@ Result<std::vector<NodeResources>> ResolvePilotNodes(const PilotDescription& pil
       }
       gpus_per_node = pilot.gpus / nodes;
     } else if (static_cast<int64_t>(nodes) * gpus_per_node != pilot.gpus) {
-      return Status::Invalid("pilot: gpus ({}) is not nodes ({}) × gpus_per_node ({})",
-                             pilot.gpus, nodes, gpus_per_node);
+      return Status::Invalid("pilot: gpus ({}) is not nodes ({}) × gpus_per_node ({})", pilot.gpus,
+                             nodes, gpus_per_node);
     }
   }
-  return std::vector<NodeResources>(
-      static_cast<size_t>(nodes), NodeResources{cores_per_node, gpus_per_node, pilot.memory});
+  return std::vector<NodeResources>(static_cast<size_t>(nodes),
+                                    NodeResources{cores_per_node, gpus_per_node, pilot.memory});
 }
 
 Status ValidateTaskDescription(const TaskDescription& task, std::string_view where) {
@@ -80,8 +84,8 @@ Status ValidateTaskDescription(const TaskDescription& task, std::string_view whe
                            task.mem_per_rank);
   }
   if (task.timeout < 0 || !std::isfinite(task.timeout)) {
-    return Status::Invalid("{}.timeout: expected a non-negative number of seconds, found {}",
-                           where, task.timeout);
+    return Status::Invalid("{}.timeout: expected a non-negative number of seconds, found {}", where,
+                           task.timeout);
   }
   if (task.mode == TaskMode::kExecutable && task.executable.empty()) {
     return Status::Invalid("{}.executable: an executable task needs an executable", where);
@@ -184,15 +188,24 @@ Result<int64_t> ParseByteSize(std::string_view text) {
   for (char c : unit) upper += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   if (!upper.empty() && upper.back() == 'B') upper.pop_back();
   double scale = 0;
-  if (upper.empty()) scale = 1;
-  else if (upper == "K") scale = 1e3;
-  else if (upper == "M") scale = 1e6;
-  else if (upper == "G") scale = 1e9;
-  else if (upper == "T") scale = 1e12;
-  else if (upper == "KI") scale = 1024.0;
-  else if (upper == "MI") scale = 1024.0 * 1024;
-  else if (upper == "GI") scale = 1024.0 * 1024 * 1024;
-  else if (upper == "TI") scale = 1024.0 * 1024 * 1024 * 1024;
+  if (upper.empty())
+    scale = 1;
+  else if (upper == "K")
+    scale = 1e3;
+  else if (upper == "M")
+    scale = 1e6;
+  else if (upper == "G")
+    scale = 1e9;
+  else if (upper == "T")
+    scale = 1e12;
+  else if (upper == "KI")
+    scale = 1024.0;
+  else if (upper == "MI")
+    scale = 1024.0 * 1024;
+  else if (upper == "GI")
+    scale = 1024.0 * 1024 * 1024;
+  else if (upper == "TI")
+    scale = 1024.0 * 1024 * 1024 * 1024;
   if (scale == 0 || number * scale > 9.0e18) {
     return Status::Invalid("expected a size such as 512MB or 4GiB, found '{}'", text);
   }

@@ -95,8 +95,8 @@ Result<ResourceManager> ResourceManager::Make(std::vector<NodeResources> nodes) 
 }
 
 bool ResourceManager::is_core_free(int32_t node, int32_t core) const {
-  return (free_core_bits_[static_cast<size_t>(node) * words_per_node_ + core / 64] >>
-          (core % 64)) & 1;
+  return (free_core_bits_[static_cast<size_t>(node) * words_per_node_ + core / 64] >> (core % 64)) &
+         1;
 }
 
 bool ResourceManager::is_gpu_free(int32_t node, int32_t gpu) const {
@@ -148,8 +148,8 @@ int32_t ResourceManager::FindNode(int32_t cores, int32_t gpus, int64_t memory) c
   return -1;
 }
 
-int64_t ResourceManager::RanksThatFit(const ResourceRequest& request, int64_t cores,
-                                      int64_t gpus, int64_t memory) {
+int64_t ResourceManager::RanksThatFit(const ResourceRequest& request, int64_t cores, int64_t gpus,
+                                      int64_t memory) {
   int64_t ranks = cores / request.cores_per_rank;
   if (request.gpus_per_rank > 0) ranks = std::min(ranks, gpus / request.gpus_per_rank);
   if (request.mem_per_rank > 0) ranks = std::min(ranks, memory / request.mem_per_rank);
@@ -218,9 +218,8 @@ bool ResourceManager::TryAllocate(const ResourceRequest& request, Allocation* al
     for (int32_t level = PreviousSetBit(core_levels_, max_cores_);
          level >= request.cores_per_rank && found < 0;
          level = PreviousSetBit(core_levels_, level - 1)) {
-      uint64_t mask = request.gpus_per_rank < gpu_levels_
-                          ? gpu_levels_at_[level] >> request.gpus_per_rank
-                          : 0;
+      uint64_t mask =
+          request.gpus_per_rank < gpu_levels_ ? gpu_levels_at_[level] >> request.gpus_per_rank : 0;
       for (; mask != 0 && found < 0; mask &= mask - 1) {
         const int32_t gpu_level = request.gpus_per_rank + std::countr_zero(mask);
         for (int32_t node : buckets_[BucketOf(level, gpu_level)]) {
@@ -295,20 +294,20 @@ Status ResourceManager::CheckFits(const ResourceRequest& request) const {
                            request.mem_per_rank, max_memory);
   }
   if (ranks == 0) {
-    return Status::Invalid("needs {}, {} and {} bytes of memory on one node for a rank, no node "
-                           "has them all",
-                           Plural(request.cores_per_rank, "core", "cores"),
-                           Plural(request.gpus_per_rank, "GPU", "GPUs"), request.mem_per_rank);
+    return Status::Invalid(
+        "needs {}, {} and {} bytes of memory on one node for a rank, no node "
+        "has them all",
+        Plural(request.cores_per_rank, "core", "cores"),
+        Plural(request.gpus_per_rank, "GPU", "GPUs"), request.mem_per_rank);
   }
   if (ranks < request.ranks) {
-    return Status::Invalid("needs {} of {}{}, the pilot holds at most {} such ranks",
-                           Plural(request.ranks, "rank", "ranks"),
-                           Plural(request.cores_per_rank, "core", "cores"),
-                           request.gpus_per_rank > 0
-                               ? fmt::format(" and {}", Plural(request.gpus_per_rank, "GPU",
-                                                               "GPUs"))
-                               : std::string(),
-                           ranks);
+    return Status::Invalid(
+        "needs {} of {}{}, the pilot holds at most {} such ranks",
+        Plural(request.ranks, "rank", "ranks"), Plural(request.cores_per_rank, "core", "cores"),
+        request.gpus_per_rank > 0
+            ? fmt::format(" and {}", Plural(request.gpus_per_rank, "GPU", "GPUs"))
+            : std::string(),
+        ranks);
   }
   return Status::OK();
 }

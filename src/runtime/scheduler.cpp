@@ -123,9 +123,10 @@ Result<TaskId> Scheduler::Submit(std::span<const TaskRequest> batch) {
     for (TaskId before : batch[i].after) {
       if (before >= first) continue;  // the batch's own failures reach their dependents above
       if (tasks_[before].phase == Phase::kFailed || tasks_[before].phase == Phase::kCanceled) {
-        FailUnstarted(task, TaskState::kFailed,
-                      fmt::format("dependency '{}' {}", TaskName(before),
-                                  tasks_[before].phase == Phase::kFailed ? "failed" : "was canceled"));
+        FailUnstarted(
+            task, TaskState::kFailed,
+            fmt::format("dependency '{}' {}", TaskName(before),
+                        tasks_[before].phase == Phase::kFailed ? "failed" : "was canceled"));
       }
     }
   }
@@ -215,10 +216,9 @@ void Scheduler::FailDependents(TaskId task, TaskState state) {
       if (tasks_[dependent].phase != Phase::kBlocked) continue;
       tasks_[dependent].phase = Phase::kFailed;
       --waiting_;
-      pending_failures_.push_back(
-          {dependent, TaskState::kFailed,
-           fmt::format("dependency '{}' {}", TaskName(failed),
-                       canceled ? "was canceled" : "failed")});
+      pending_failures_.push_back({dependent, TaskState::kFailed,
+                                   fmt::format("dependency '{}' {}", TaskName(failed),
+                                               canceled ? "was canceled" : "failed")});
       stack.push_back(dependent);
     }
   }
@@ -292,8 +292,7 @@ void Scheduler::Schedule(std::vector<TaskId>* started, std::vector<TaskFailure>*
         // earlier): the reservation is its to make, and it may use those nodes at once.
         DropReservation();
       }
-      if (!is_head && options_.reserve_for_head &&
-          reservation_task_ != blocked_head) {
+      if (!is_head && options_.reserve_for_head && reservation_task_ != blocked_head) {
         // `task` would start in front of the blocked head: reserve for the head first.
         MakeReservation(static_cast<TaskId>(blocked_head));
       }
@@ -326,7 +325,8 @@ Status Scheduler::Finish(TaskId task, TaskState final_state) {
     tasks_[task].phase = Phase::kDone;
     for (int32_t edge = tasks_[task].first_edge; edge >= 0; edge = edges_[edge].next) {
       const TaskId dependent = edges_[edge].dependent;
-      if (--tasks_[dependent].unmet == 0 && tasks_[dependent].phase == Phase::kBlocked) Enqueue(dependent);
+      if (--tasks_[dependent].unmet == 0 && tasks_[dependent].phase == Phase::kBlocked)
+        Enqueue(dependent);
     }
   } else {
     tasks_[task].phase = final_state == TaskState::kCanceled ? Phase::kCanceled : Phase::kFailed;

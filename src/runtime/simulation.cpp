@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <array>
 #include <bit>
-#include <chrono>
 #include <charconv>
+#include <chrono>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -146,10 +146,10 @@ Result<SimulationResult> Simulate(std::vector<NodeResources> nodes, const Worklo
     for (TaskId task : started) {
       const Allocation& allocation = scheduler.allocation(task);
       const double seconds = duration[task];
-      busy_core_seconds += seconds * allocation.ranks() *
-                           static_cast<double>(allocation.cores(0).size());
-      busy_gpu_seconds += seconds * allocation.ranks() *
-                          static_cast<double>(allocation.gpus(0).size());
+      busy_core_seconds +=
+          seconds * allocation.ranks() * static_cast<double>(allocation.cores(0).size());
+      busy_gpu_seconds +=
+          seconds * allocation.ranks() * static_cast<double>(allocation.gpus(0).size());
       events.Push(clock + seconds, task);
     }
     if (events.empty()) break;
@@ -215,8 +215,8 @@ Result<std::vector<std::pair<int32_t, double>>> ParseSizeMix(std::string_view te
     bool ok = error == std::errc() && end == cores_text.data() + cores_text.size() && cores > 0;
     if (ok && colon != std::string_view::npos) {
       const std::string_view weight_text = item.substr(colon + 1);
-      auto [weight_end, weight_error] = std::from_chars(
-          weight_text.data(), weight_text.data() + weight_text.size(), weight);
+      auto [weight_end, weight_error] =
+          std::from_chars(weight_text.data(), weight_text.data() + weight_text.size(), weight);
       ok = weight_error == std::errc() && weight_end == weight_text.data() + weight_text.size() &&
            weight > 0;
     }
@@ -244,7 +244,8 @@ Result<Workload> SyntheticWorkload(const SyntheticWorkloadOptions& options) {
   std::vector<double> cumulative;
   double sum = 0;
   for (const auto& [cores, weight] : options.sizes) {
-    if (cores <= 0 || !(weight > 0)) return Status::Invalid("--mix: cores and weights must be positive");
+    if (cores <= 0 || !(weight > 0))
+      return Status::Invalid("--mix: cores and weights must be positive");
     sum += weight;
     cumulative.push_back(sum);
   }

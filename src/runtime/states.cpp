@@ -6,8 +6,8 @@ namespace deeprc::runtime {
 namespace {
 
 constexpr std::array<std::string_view, 8> kTaskStateNames = {
-    "NEW", "SCHEDULING", "STAGING_INPUT", "EXECUTING", "STAGING_OUTPUT", "DONE", "FAILED",
-    "CANCELED"};
+    "NEW",  "SCHEDULING", "STAGING_INPUT", "EXECUTING", "STAGING_OUTPUT",
+    "DONE", "FAILED",     "CANCELED"};
 constexpr std::array<std::string_view, 6> kPilotStateNames = {"NEW",  "LAUNCHING", "ACTIVE",
                                                               "DONE", "FAILED",    "CANCELED"};
 

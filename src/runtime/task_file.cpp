@@ -65,8 +65,7 @@ class FieldReader {
     return node.Scalar();
   }
 
-  Result<std::vector<std::string>> StringList(const YAML::Node& node,
-                                              std::string_view path) const {
+  Result<std::vector<std::string>> StringList(const YAML::Node& node, std::string_view path) const {
     if (!node.IsSequence()) {
       return Error(node, path, fmt::format("expected a list of strings, found {}", Found(node)));
     }
@@ -136,9 +135,12 @@ class FieldReader {
             DEEPRC_ASSIGN_OR_RAISE(directive.target, String(field.second, field_path));
           } else if (key == "action") {
             DEEPRC_ASSIGN_OR_RAISE(std::string action, String(field.second, field_path));
-            if (action == "copy") directive.action = StagingAction::kCopy;
-            else if (action == "link") directive.action = StagingAction::kLink;
-            else if (action == "move") directive.action = StagingAction::kMove;
+            if (action == "copy")
+              directive.action = StagingAction::kCopy;
+            else if (action == "link")
+              directive.action = StagingAction::kLink;
+            else if (action == "move")
+              directive.action = StagingAction::kMove;
             else {
               return Error(field.second, field_path,
                            fmt::format("expected copy, link or move, found '{}'", action));
@@ -193,8 +195,8 @@ class FieldReader {
 
 Status ReadPilot(const FieldReader& reader, const YAML::Node& node, PilotDescription* pilot) {
   if (!node.IsMap()) {
-    return reader.Error(node, "pilot", fmt::format("expected a mapping, found {}",
-                                                   FieldReader::Found(node)));
+    return reader.Error(node, "pilot",
+                        fmt::format("expected a mapping, found {}", FieldReader::Found(node)));
   }
   for (const auto& field : node) {
     const std::string key = field.first.Scalar();
@@ -226,8 +228,9 @@ Status ReadPilot(const FieldReader& reader, const YAML::Node& node, PilotDescrip
 Status ReadTask(const FieldReader& reader, const YAML::Node& node, const std::string& where,
                 TaskDescription* task) {
   if (!node.IsMap()) {
-    return reader.Error(node, where, fmt::format("expected a mapping of task fields, found {}",
-                                                 FieldReader::Found(node)));
+    return reader.Error(
+        node, where,
+        fmt::format("expected a mapping of task fields, found {}", FieldReader::Found(node)));
   }
   for (const auto& field : node) {
     const std::string key = field.first.Scalar();
@@ -239,8 +242,10 @@ Status ReadTask(const FieldReader& reader, const YAML::Node& node, const std::st
       DEEPRC_ASSIGN_OR_RAISE(task->name, reader.String(value, path));
     } else if (key == "mode") {
       DEEPRC_ASSIGN_OR_RAISE(std::string mode, reader.String(value, path));
-      if (mode == "executable") task->mode = TaskMode::kExecutable;
-      else if (mode == "function") task->mode = TaskMode::kFunction;
+      if (mode == "executable")
+        task->mode = TaskMode::kExecutable;
+      else if (mode == "function")
+        task->mode = TaskMode::kFunction;
       else {
         return reader.Error(value, path,
                             fmt::format("expected executable or function, found '{}'", mode));
@@ -293,8 +298,10 @@ Status ReadTask(const FieldReader& reader, const YAML::Node& node, const std::st
 Result<TaskFile> ParseDocument(const YAML::Node& root, std::string_view source_name) {
   const FieldReader reader(source_name);
   if (!root.IsMap()) {
-    return reader.Error(root, "file", fmt::format("expected a mapping with pilot: and tasks:, "
-                                                  "found {}", FieldReader::Found(root)));
+    return reader.Error(root, "file",
+                        fmt::format("expected a mapping with pilot: and tasks:, "
+                                    "found {}",
+                                    FieldReader::Found(root)));
   }
   TaskFile file;
   bool have_tasks = false;
@@ -306,8 +313,9 @@ Result<TaskFile> ParseDocument(const YAML::Node& root, std::string_view source_n
       have_tasks = true;
       const YAML::Node& tasks = entry.second;
       if (!tasks.IsSequence()) {
-        return reader.Error(tasks, "tasks", fmt::format("expected a list of tasks, found {}",
-                                                        FieldReader::Found(tasks)));
+        return reader.Error(
+            tasks, "tasks",
+            fmt::format("expected a list of tasks, found {}", FieldReader::Found(tasks)));
       }
       for (size_t i = 0; i < tasks.size(); ++i) {
         TaskDescription task;

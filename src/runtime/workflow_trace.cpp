@@ -28,16 +28,15 @@ Result<WorkflowTrace> Parse(const Json& root, std::string_view source) {
     trace.name = root["name"].get<std::string>();
   }
   DEEPRC_ASSIGN_OR_RAISE(const Json* workflow, Member(root, "workflow", ""));
-  DEEPRC_ASSIGN_OR_RAISE(const Json* specification,
-                         Member(*workflow, "specification", "workflow"));
+  DEEPRC_ASSIGN_OR_RAISE(const Json* specification, Member(*workflow, "specification", "workflow"));
   DEEPRC_ASSIGN_OR_RAISE(const Json* spec_tasks,
                          Member(*specification, "tasks", "workflow.specification"));
   DEEPRC_ASSIGN_OR_RAISE(const Json* execution, Member(*workflow, "execution", "workflow"));
-  DEEPRC_ASSIGN_OR_RAISE(const Json* exec_tasks,
-                         Member(*execution, "tasks", "workflow.execution"));
+  DEEPRC_ASSIGN_OR_RAISE(const Json* exec_tasks, Member(*execution, "tasks", "workflow.execution"));
   if (!spec_tasks->is_array() || !exec_tasks->is_array()) {
-    return Status::Invalid("workflow.specification.tasks and workflow.execution.tasks must be "
-                           "lists");
+    return Status::Invalid(
+        "workflow.specification.tasks and workflow.execution.tasks must be "
+        "lists");
   }
   // Specification order first; sorted topologically below.
   std::unordered_map<std::string, int32_t> index;
@@ -67,8 +66,10 @@ Result<WorkflowTrace> Parse(const Json& root, std::string_view source) {
                                name.dump());
       }
       const auto self = static_cast<int32_t>(i);
-      if (names_are_parents) parents[i].push_back(found->second);
-      else parents[found->second].push_back(self);
+      if (names_are_parents)
+        parents[i].push_back(found->second);
+      else
+        parents[found->second].push_back(self);
     }
     return Status::OK();
   };
@@ -94,9 +95,10 @@ Result<WorkflowTrace> Parse(const Json& root, std::string_view source) {
     if (found == index.end()) continue;  // executed but not specified: not part of the DAG
     if (!task.contains("runtimeInSeconds") || !task["runtimeInSeconds"].is_number() ||
         !(task["runtimeInSeconds"].get<double>() >= 0)) {
-      return Status::Invalid("workflow.execution.tasks[{}].runtimeInSeconds: expected a "
-                             "non-negative number",
-                             i);
+      return Status::Invalid(
+          "workflow.execution.tasks[{}].runtimeInSeconds: expected a "
+          "non-negative number",
+          i);
     }
     runtimes[found->second] = task["runtimeInSeconds"].get<double>();
     if (task.contains("coreCount") && task["coreCount"].is_number()) {
@@ -106,8 +108,7 @@ Result<WorkflowTrace> Parse(const Json& root, std::string_view source) {
   }
   for (size_t i = 0; i < count; ++i) {
     if (runtimes[i] < 0) {
-      return Status::Invalid("task '{}': no runtimeInSeconds in workflow.execution.tasks",
-                             ids[i]);
+      return Status::Invalid("task '{}': no runtimeInSeconds in workflow.execution.tasks", ids[i]);
     }
   }
   if (execution->contains("machines") && (*execution)["machines"].is_array()) {

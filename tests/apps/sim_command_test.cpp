@@ -69,8 +69,8 @@ class SimCommandTest : public ::testing::Test {
 };
 
 TEST_F(SimCommandTest, ManyTasksPrintOneJsonLine) {
-  RunResult run = Run({"--nodes", "2", "--cores-per-node", "4", "--tasks", "80", "--duration",
-                       "10"});
+  RunResult run =
+      Run({"--nodes", "2", "--cores-per-node", "4", "--tasks", "80", "--duration", "10"});
   ASSERT_EQ(run.exit_status, 0) << run.err;
   ASSERT_EQ(run.out.back(), '\n');
   ASSERT_EQ(run.out.find('\n'), run.out.size() - 1) << "one line";

@@ -367,8 +367,9 @@ TEST(SchedulerTest, RandomizedNeverOverAllocates) {
       const size_t finish = 1 + running.size() / 3;
       for (size_t k = 0; k < finish; ++k) {
         const uint64_t roll = random() % 10;
-        const TaskState state =
-            roll == 0 ? TaskState::kFailed : roll == 1 ? TaskState::kCanceled : TaskState::kDone;
+        const TaskState state = roll == 0   ? TaskState::kFailed
+                                : roll == 1 ? TaskState::kCanceled
+                                            : TaskState::kDone;
         ASSERT_OK(scheduler.Finish(running.back(), state));
         running.pop_back();
         ++ended;

@@ -65,7 +65,8 @@ TEST(SimulationTest, MultiRankGpuTaskHoldsBothNodes) {
   // 1-GPU tasks wait for it and then run side by side: makespan 6.
   ResourceRequest wide{2, 1, 1, 0};
   ResourceRequest gpu{1, 1, 1, 0};
-  const std::vector<SimTask> tasks = {{wide, 5, {}}, {gpu, 1, {}}, {gpu, 1, {}}, {OneCore(), 4, {}}};
+  const std::vector<SimTask> tasks = {
+      {wide, 5, {}}, {gpu, 1, {}}, {gpu, 1, {}}, {OneCore(), 4, {}}};
   ASSERT_OK_AND_ASSIGN(auto result, Simulate({{2, 1, 0}, {2, 1, 0}}, ListWorkload(tasks)));
   EXPECT_EQ(result.makespan_s, 6);
   // GPU-seconds 12 over 2 GPUs: the work bound is 6, which the schedule reaches.
@@ -88,8 +89,7 @@ TEST(SimulationTest, FullWavesOfSingleCoreTasksFillEveryCore) {
   options.tasks = 10 * 16 * 10;  // ten waves on 10 nodes × 16 cores
   options.duration_s = 10;
   ASSERT_OK_AND_ASSIGN(Workload workload, SyntheticWorkload(options));
-  ASSERT_OK_AND_ASSIGN(auto result,
-                       Simulate(std::vector<NodeResources>(10, {16, 0, 0}), workload));
+  ASSERT_OK_AND_ASSIGN(auto result, Simulate(std::vector<NodeResources>(10, {16, 0, 0}), workload));
   EXPECT_EQ(result.makespan_s, 100);
   EXPECT_EQ(result.lower_bound_s, 100);
   EXPECT_EQ(result.utilization, 1.0);

@@ -7,14 +7,14 @@
 namespace deeprc::runtime {
 namespace {
 
-constexpr TaskState kAllTaskStates[] = {
-    TaskState::kNew,           TaskState::kScheduling, TaskState::kStagingInput,
-    TaskState::kExecuting,     TaskState::kStagingOutput, TaskState::kDone,
-    TaskState::kFailed,        TaskState::kCanceled};
+constexpr TaskState kAllTaskStates[] = {TaskState::kNew,           TaskState::kScheduling,
+                                        TaskState::kStagingInput,  TaskState::kExecuting,
+                                        TaskState::kStagingOutput, TaskState::kDone,
+                                        TaskState::kFailed,        TaskState::kCanceled};
 
 TEST(TaskStateTest, SuccessPathIsWalkedOneStepAtATime) {
-  const TaskState path[] = {TaskState::kNew,       TaskState::kScheduling,
-                            TaskState::kStagingInput, TaskState::kExecuting,
+  const TaskState path[] = {TaskState::kNew,           TaskState::kScheduling,
+                            TaskState::kStagingInput,  TaskState::kExecuting,
                             TaskState::kStagingOutput, TaskState::kDone};
   for (size_t i = 0; i + 1 < std::size(path); ++i) {
     EXPECT_TRUE(IsTransitionAllowed(path[i], path[i + 1]))
@@ -30,8 +30,8 @@ TEST(TaskStateTest, SuccessPathIsWalkedOneStepAtATime) {
 
 TEST(TaskStateTest, FailedAndCanceledReachableFromEveryUnfinishedState) {
   for (TaskState from : kAllTaskStates) {
-    const bool final = from == TaskState::kDone || from == TaskState::kFailed ||
-                       from == TaskState::kCanceled;
+    const bool final =
+        from == TaskState::kDone || from == TaskState::kFailed || from == TaskState::kCanceled;
     EXPECT_EQ(IsFinal(from), final) << TaskStateName(from);
     EXPECT_EQ(IsTransitionAllowed(from, TaskState::kFailed), !final) << TaskStateName(from);
     EXPECT_EQ(IsTransitionAllowed(from, TaskState::kCanceled), !final) << TaskStateName(from);

@@ -154,7 +154,7 @@ class ResourceManager {
   std::vector<std::vector<int32_t>> buckets_;  // by BucketOf(free cores, free GPUs)
   std::vector<int32_t> position_;              // of each node in its bucket, or kNotInBucket
   std::vector<uint64_t> core_levels_;          // bit k: some bucket with k free cores is used
-  std::vector<uint64_t> gpu_levels_at_;        // per core level: bit g set when bucket (k, g) is used
+  std::vector<uint64_t> gpu_levels_at_;  // per core level: bit g set when bucket (k, g) is used
 };
 
 }  // namespace deeprc::runtime

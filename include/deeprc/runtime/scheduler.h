@@ -141,9 +141,9 @@ class Scheduler {
     Phase phase = Phase::kBlocked;
     int32_t priority = 0;
     uint32_t shape = 0;
-    uint32_t unmet = 0;        // predecessors not DONE yet
-    int32_t first_edge = -1;   // into edges_, -1 when nobody waits for the task
-    uint32_t slot = 0;         // into running_ while running
+    uint32_t unmet = 0;       // predecessors not DONE yet
+    int32_t first_edge = -1;  // into edges_, -1 when nobody waits for the task
+    uint32_t slot = 0;        // into running_ while running
   };
   std::vector<TaskRecord> tasks_;  // by TaskId
   std::vector<Edge> edges_;
