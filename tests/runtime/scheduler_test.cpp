@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include "deeprc/runtime/task_file.h"
 #include "testing/assertions.h"
 
 namespace deeprc::runtime {
@@ -288,6 +289,34 @@ TEST(SchedulerTest, SubmissionRejectsCyclesAndUnknownTasks) {
   EXPECT_EQ(scheduler.Submit(std::span<const TaskDescription>(tasks)).status().message(),
             "tasks[1].after: unknown task 'nobody'");
   EXPECT_EQ(scheduler.next_task_id(), 0u);
+}
+
+TEST(SchedulerTest, RunsATaskFile) {
+  ASSERT_OK_AND_ASSIGN(TaskFile file, ParseTaskFileText(R"(
+pilot: {nodes: 2, cores_per_node: 2, gpus_per_node: 1}
+tasks:
+  - {name: prepare, executable: /bin/true}
+  - {name: train, executable: /bin/true, ranks: 2, gpus_per_rank: 1, after: [prepare]}
+  - {name: huge, executable: /bin/true, cores_per_rank: 3}
+  - {name: report, executable: /bin/true, after: [train, huge]}
+)",
+                                                        "run.yaml"));
+  ASSERT_OK_AND_ASSIGN(auto nodes, ResolvePilotNodes(file.pilot, 1));
+  Scheduler scheduler = MakeScheduler(nodes);
+  ASSERT_OK_AND_ASSIGN(TaskId first,
+                       scheduler.Submit(std::span<const TaskDescription>(file.tasks)));
+  Pass pass = SchedulePass(scheduler);
+  EXPECT_EQ(pass.started, std::vector<TaskId>{first});
+  ASSERT_EQ(pass.failed.size(), 2u);
+  EXPECT_EQ(scheduler.TaskName(pass.failed[0].task), "huge");
+  EXPECT_EQ(pass.failed[0].reason, "needs 3 cores per rank, the largest node has 2");
+  EXPECT_EQ(scheduler.TaskName(pass.failed[1].task), "report");
+  EXPECT_EQ(pass.failed[1].reason, "dependency 'huge' failed");
+  ASSERT_OK(scheduler.Finish(first, TaskState::kDone));
+  pass = SchedulePass(scheduler);
+  ASSERT_EQ(pass.started, std::vector<TaskId>{first + 1});
+  const Allocation& train = scheduler.allocation(first + 1);
+  EXPECT_NE(train.node(0), train.node(1));  // one GPU per node: the ranks take both nodes
 }
 
 // Random pilots and random tasks; after every step the slots the running tasks hold are checked
