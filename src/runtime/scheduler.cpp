@@ -42,6 +42,15 @@ Result<TaskId> Scheduler::Submit(std::span<const TaskRequest> batch) {
   // Check the whole batch before changing anything.
   size_t internal_edges = 0;
   for (size_t i = 0; i < batch.size(); ++i) {
+    const ResourceRequest& resources = batch[i].resources;
+    if (resources.ranks < 1 || resources.cores_per_rank < 1 || resources.gpus_per_rank < 0 ||
+        resources.mem_per_rank < 0) {
+      return Status::Invalid(
+          "tasks[{}]: ranks and cores_per_rank must be positive, gpus_per_rank and mem_per_rank "
+          "not negative (found {}, {}, {}, {})",
+          i, resources.ranks, resources.cores_per_rank, resources.gpus_per_rank,
+          resources.mem_per_rank);
+    }
     for (TaskId before : batch[i].after) {
       if (before >= end) {
         return Status::Invalid("tasks[{}].after: no task #{}", i, before);

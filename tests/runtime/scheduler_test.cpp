@@ -272,6 +272,10 @@ TEST(SchedulerTest, SubmissionRejectsCyclesAndUnknownTasks) {
   std::vector<TaskRequest> unknown = {Cores(1, 0, {7})};
   EXPECT_EQ(scheduler.Submit(std::span<const TaskRequest>(unknown)).status().message(),
             "tasks[0].after: no task #7");
+  std::vector<TaskRequest> no_cores = {Cores(0)};
+  EXPECT_EQ(scheduler.Submit(std::span<const TaskRequest>(no_cores)).status().message(),
+            "tasks[0]: ranks and cores_per_rank must be positive, gpus_per_rank and mem_per_rank "
+            "not negative (found 1, 0, 0, 0)");
   std::vector<TaskRequest> self = {Cores(1, 0, {0})};
   EXPECT_EQ(scheduler.Submit(std::span<const TaskRequest>(self)).status().message(),
             "tasks[0].after: task #0 waits for itself");
