@@ -21,7 +21,8 @@ Table MakeSortTable(int64_t rows, int kind) {
   std::mt19937_64 rng(42);
   for (int64_t i = 0; i < rows; ++i) {
     if (kind == 0) {
-      keys.UnsafeAppend(static_cast<int64_t>((static_cast<__int128>(i) * 2654435761LL) % 1000000007LL));
+      keys.UnsafeAppend(
+          static_cast<int64_t>((static_cast<__int128>(i) * 2654435761LL) % 1000000007LL));
     } else {
       keys.UnsafeAppend(static_cast<int64_t>(rng()));
     }
