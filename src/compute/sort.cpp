@@ -673,7 +673,10 @@ Status StringPass(const Column& column, const SortKey& key, int64_t n, const int
   auto less = [ascending](const StringElement& a, const StringElement& b) {
     if (a.prefix != b.prefix) return ascending ? a.prefix < b.prefix : a.prefix > b.prefix;
     if (a.size > 8 || b.size > 8 || a.size != b.size) {
-      const int c = std::string_view(a.data, a.size).compare(std::string_view(b.data, b.size));
+      // Equal prefixes: when both strings have 8 bytes or more, those bytes are equal.
+      const int skip = a.size >= 8 && b.size >= 8 ? 8 : 0;
+      const int c = std::string_view(a.data + skip, static_cast<size_t>(a.size - skip))
+                        .compare(std::string_view(b.data + skip, static_cast<size_t>(b.size - skip)));
       if (c != 0) return ascending ? c < 0 : c > 0;
     }
     return a.position < b.position;
