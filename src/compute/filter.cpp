@@ -746,8 +746,14 @@ Result<Truth> EvaluateCompare(const Context& context, const Node& node) {
     if (a_type == TypeId::kString && right->kind == Operand::Kind::kString) {
       const std::string_view constant = right->text;
       return WithOp(op, [&](auto tag) {
+        constexpr CompareOp kOp = decltype(tag)::value;
         return FillTruth(context, {&a}, [&](int64_t i) {
-          return Compare<decltype(tag)::value>(a.GetString(i).compare(constant), 0);
+          if constexpr (kOp == CompareOp::kEqual || kOp == CompareOp::kNotEqual) {
+            // Sizes first: most unequal strings differ there.
+            return Compare<kOp>(a.GetString(i), constant);
+          } else {
+            return Compare<kOp>(a.GetString(i).compare(constant), 0);
+          }
         });
       });
     }
