@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <limits>
 #include <optional>
 #include <random>
@@ -227,8 +229,9 @@ TEST(FilterTest, RandomPredicatesMatchPandas) {
   std::vector<Field> fields;
   for (int j = 0; j < 200; ++j) {
     auto [text, tree] = generator.Make(j % 4);
-    texts.push_back(text);
+    // DEEPRC_PRINT_PREDICATES=1 shows what the generator makes.
     if (std::getenv("DEEPRC_PRINT_PREDICATES")) std::printf("%s\n", text.c_str());
+    texts.push_back(text);
     trees.push_back(tree);
     fields.push_back({"mask_" + std::to_string(j), DataType::Bool()});
   }
