@@ -29,7 +29,9 @@ Table OracleTable(int64_t rows, uint64_t seed, double null_fraction = 0.2) {
   return testing::RandomTable({{"i8", DataType::Int8(), null_fraction, 40},
                                {"i32", DataType::Int32(), null_fraction, 30},
                                {"i64", DataType::Int64(), null_fraction, 30},
+                               {"u8", DataType::UInt8(), null_fraction, 30},
                                {"u16", DataType::UInt16(), null_fraction, 30},
+                               {"u32", DataType::UInt32(), null_fraction, 30},
                                {"u64", DataType::UInt64(), null_fraction, 30},
                                {"f32", DataType::Float32(), null_fraction, 30},
                                {"f64", DataType::Float64(), null_fraction, 30},
@@ -149,12 +151,13 @@ class PredicateGenerator {
   }
 
   std::pair<std::string, json> Leaf() {
-    static const std::vector<std::string> columns = {
-        "i8", "i32", "i64", "u16", "u64", "f32", "f64", "s", "t", "b", "c", "d", "ts", "my col"};
+    static const std::vector<std::string> columns = {"i8",  "i32", "i64", "u8",    "u16", "u32",
+                                                     "u64", "f32", "f64", "s",     "t",   "b",
+                                                     "c",   "d",   "ts",  "my col"};
     static const std::vector<std::string> ops = {"==", "!=", "<", "<=", ">", ">="};
     static const std::vector<std::pair<std::string, std::string>> pairs = {
-        {"i32", "i64"}, {"i64", "f64"},   {"u16", "i8"}, {"f32", "f64"},
-        {"s", "t"},     {"i8", "my col"}, {"b", "c"},    {"u16", "u64"}};
+        {"i32", "i64"},   {"i64", "f64"}, {"u16", "i8"},  {"f32", "f64"}, {"s", "t"},
+        {"i8", "my col"}, {"b", "c"},     {"u16", "u64"}, {"u8", "i32"},  {"u32", "i64"}};
     const int kind = static_cast<int>(rng_() % 20);
     const std::string& op = ops[rng_() % ops.size()];
     if (kind < 9) {
