@@ -136,12 +136,13 @@ void RadixSort(E* data, E* scratch, int64_t n, int bits, KeyFn key, int threads,
                Carry* carry = nullptr) {
   if (n < 2 || bits <= 0) return;
   if (n < kParallelSortRows) threads = 1;
-  if (n <= 4096 || bits <= kMaxDigitBits) {
+  if (n <= 4096) {
     SortInto(data, scratch, n, bits, key);
     std::memcpy(data, scratch, static_cast<size_t>(n) * sizeof(E));
     return;
   }
-  // MSD pass on the top digit: parallel histograms, then a stable parallel scatter.
+  // MSD pass on the top digit: parallel histograms, then a stable parallel scatter. Keys of up to
+  // one digit are done after it (every bucket holds one key), still in parallel.
   const int digit_bits = std::min(kMaxDigitBits, bits);
   const int shift = bits - digit_bits;
   const int64_t buckets = int64_t{1} << digit_bits;

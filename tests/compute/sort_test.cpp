@@ -147,6 +147,7 @@ TEST(SortTest, LargeTablesUseTheParallelPathsAndMatchPandas) {
                              {{"text", true, false}},
                              {{"text", false, true}, {"small", true, false}},
                              {{"small", false, false}, {"day", true, false}},
+                             {{"small", true, true}},
                              {{"x", true, true}},
                              {{"skewed", false, true}, {"wide", true, false}}});
 }
