@@ -14,6 +14,13 @@
 // small enough to stay in cache — is sorted by LSD passes on the remaining bits, buckets in
 // parallel. Ties in the full element (key, position) order are impossible because positions are
 // unique and ascending in the input, so small buckets may use std::sort on the whole element.
+//
+// When key and row number do not fit in 64 bits, the word holds the key's high bits and the low
+// bits go to a side array; runs of equal high bits are then sorted by those (SortRunsByLowBits).
+// Sort (the table, not just the order) avoids random gathers where it can: integer key columns
+// without nulls are decoded from the sorted words, and fixed-width columns without nulls are
+// moved along in the top-level scatter (ColumnCarry), so that gathering them afterwards stays
+// inside one cache-sized bucket. Other columns are gathered by Take.
 #include "deeprc/compute/sort.h"
 
 #include <algorithm>
