@@ -683,8 +683,9 @@ Status StringPass(const Column& column, const SortKey& key, int64_t n, const int
     if (a.size > 8 || b.size > 8 || a.size != b.size) {
       // Equal prefixes: when both strings have 8 bytes or more, those bytes are equal.
       const int skip = a.size >= 8 && b.size >= 8 ? 8 : 0;
-      const int c = std::string_view(a.data + skip, static_cast<size_t>(a.size - skip))
-                        .compare(std::string_view(b.data + skip, static_cast<size_t>(b.size - skip)));
+      const int c =
+          std::string_view(a.data + skip, static_cast<size_t>(a.size - skip))
+              .compare(std::string_view(b.data + skip, static_cast<size_t>(b.size - skip)));
       if (c != 0) return ascending ? c < 0 : c > 0;
     }
     return a.position < b.position;
@@ -943,9 +944,15 @@ Result<Table> SortOneFixedPass(const Table& table, const Pass& pass, int threads
   ColumnCarry carry;
   carry.position_bits = PositionBits(n);
   std::vector<int> gathered_columns;  // taken columns that are not carried
+  // Carried columns exist twice at once (moved and final), so their bytes per row are capped:
+  // a wide table is not doubled in memory; the rest are gathered.
+  constexpr int kMaxCarriedBytesPerRow = 24;
+  int carried_bytes = 0;
   for (int c : taken) {
     const Column& column = table.column(c);
-    if (IsFixedWidth(column.type_id()) && column.null_count() == 0) {
+    if (IsFixedWidth(column.type_id()) && column.null_count() == 0 &&
+        carried_bytes + ByteWidth(column.type_id()) <= kMaxCarriedBytesPerRow) {
+      carried_bytes += ByteWidth(column.type_id());
       ColumnCarry::Carried carried;
       carried.column = c;
       carried.width = ByteWidth(column.type_id());
@@ -972,7 +979,7 @@ Result<Table> SortOneFixedPass(const Table& table, const Pass& pass, int threads
   }
   // Without gathered columns the scratch array is free: the first carried column takes it.
   bool scratch_free = gathered_columns.empty();
-  for (const auto& carried : carry.columns) {
+  for (auto& carried : carry.columns) {
     if (carried.column < 0) continue;
     std::shared_ptr<Buffer> into;
     if (scratch_free) into = std::exchange(sorted.scratch, nullptr);
@@ -980,6 +987,7 @@ Result<Table> SortOneFixedPass(const Table& table, const Pass& pass, int threads
     DEEPRC_ASSIGN_OR_RAISE(
         columns[carried.column],
         GatherCarried(carried, table.column(carried.column), sorted, threads, std::move(into)));
+    carried.moved.reset();
   }
   if (!gathered_columns.empty()) {
     // The input positions go to the scratch array, free now.

@@ -154,13 +154,15 @@ TEST(SortTest, LargeTablesUseTheParallelPathsAndMatchPandas) {
 
 TEST(SortTest, PayloadColumnsCarriedThroughTheRadixSortMatchPandas) {
   // Key and row number fit one word, so fixed-width payload columns without nulls travel with
-  // the words; the others are gathered by position. Both at 1 and 2 threads.
+  // the words (up to 24 bytes a row); the others are gathered by position. At 1 and 2 threads.
   const Table table = testing::RandomTable({{"key", DataType::Int32(), 0.0, 20000},
                                             {"day", DataType::Date32(), 0.0, 0},
                                             {"p8", DataType::Int8(), 0.0, 0},
                                             {"p16", DataType::UInt16(), 0.0, 0},
                                             {"p32", DataType::Float32(), 0.0, 0},
                                             {"p64", DataType::Float64(), 0.0, 0},
+                                            {"q64", DataType::Int64(), 0.0, 0},
+                                            {"r64", DataType::UInt64(), 0.0, 0},
                                             {"flag", DataType::Bool(), 0.0, 0},
                                             {"text", DataType::String(), 0.1, 0},
                                             {"nullable", DataType::Int64(), 0.2, 0}},
