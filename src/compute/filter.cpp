@@ -52,8 +52,8 @@ struct Predicate::Node {
   Kind kind = Kind::kTerm;
   std::vector<std::unique_ptr<Node>> children;  // and, or: two or more; not: one
   CompareOp op = CompareOp::kEqual;
-  Operand left;   // compare, is null, term (a bool column or constant)
-  Operand right;  // compare
+  Operand left;          // compare, is null, term (a bool column or constant)
+  Operand right;         // compare
   bool negated = false;  // is not null
   size_t position = 0;
 };
@@ -107,10 +107,14 @@ class Parser {
 
   static std::string Describe(const Token& token) {
     switch (token.kind) {
-      case Token::Kind::kEnd: return "the end";
-      case Token::Kind::kString: return "'" + token.text + "'";
-      case Token::Kind::kQuotedName: return "`" + token.text + "`";
-      default: return "'" + token.text + "'";
+      case Token::Kind::kEnd:
+        return "the end";
+      case Token::Kind::kString:
+        return "'" + token.text + "'";
+      case Token::Kind::kQuotedName:
+        return "`" + token.text + "`";
+      default:
+        return "'" + token.text + "'";
     }
   }
 
@@ -159,10 +163,12 @@ class Parser {
       at_ = i + 1;
       return Status::OK();
     }
-    const bool sign = (c == '-' || c == '+') && at_ + 1 < text_.size() &&
-                      (std::isdigit(static_cast<unsigned char>(text_[at_ + 1])) || text_[at_ + 1] == '.');
+    const bool sign =
+        (c == '-' || c == '+') && at_ + 1 < text_.size() &&
+        (std::isdigit(static_cast<unsigned char>(text_[at_ + 1])) || text_[at_ + 1] == '.');
     if (std::isdigit(static_cast<unsigned char>(c)) || sign ||
-        (c == '.' && at_ + 1 < text_.size() && std::isdigit(static_cast<unsigned char>(text_[at_ + 1])))) {
+        (c == '.' && at_ + 1 < text_.size() &&
+         std::isdigit(static_cast<unsigned char>(text_[at_ + 1])))) {
       size_t end = at_ + (sign ? 1 : 0);
       while (end < text_.size()) {
         const char d = text_[end];
@@ -198,7 +204,8 @@ class Parser {
 
   Status Expect(std::string_view symbol) {
     if (!IsSymbol(symbol)) {
-      return Error(token_.position, fmt::format("expected '{}', found {}", symbol, Describe(token_)));
+      return Error(token_.position,
+                   fmt::format("expected '{}', found {}", symbol, Describe(token_)));
     }
     return Advance();
   }
@@ -320,10 +327,10 @@ class Parser {
     if (token_.kind == Token::Kind::kSymbol && token_.text != "(" && token_.text != ")" &&
         token_.text != ",") {
       static constexpr std::pair<std::string_view, CompareOp> kOps[] = {
-          {"==", CompareOp::kEqual},     {"=", CompareOp::kEqual},
-          {"!=", CompareOp::kNotEqual},  {"<>", CompareOp::kNotEqual},
-          {"<", CompareOp::kLess},       {"<=", CompareOp::kLessEqual},
-          {">", CompareOp::kGreater},    {">=", CompareOp::kGreaterEqual}};
+          {"==", CompareOp::kEqual},    {"=", CompareOp::kEqual},
+          {"!=", CompareOp::kNotEqual}, {"<>", CompareOp::kNotEqual},
+          {"<", CompareOp::kLess},      {"<=", CompareOp::kLessEqual},
+          {">", CompareOp::kGreater},   {">=", CompareOp::kGreaterEqual}};
       for (const auto& [symbol, op] : kOps) {
         if (token_.text == symbol) node->op = op;
       }
@@ -423,7 +430,8 @@ struct Context {
   void ForWords(const std::function<void(int64_t, int64_t)>& body) const {
     const int64_t words = WordCount(rows());
     const int parts = rows() >= kParallelRows ? threads : 1;
-    ParallelRanges(words, parts, threads, [&](int64_t, int64_t begin, int64_t end) { body(begin, end); });
+    ParallelRanges(words, parts, threads,
+                   [&](int64_t, int64_t begin, int64_t end) { body(begin, end); });
   }
 };
 
@@ -491,11 +499,16 @@ inline bool CompareDouble(double a, double b) {
 template <typename Body>
 decltype(auto) WithOp(CompareOp op, Body&& body) {
   switch (op) {
-    case CompareOp::kEqual: return body(std::integral_constant<CompareOp, CompareOp::kEqual>{});
-    case CompareOp::kNotEqual: return body(std::integral_constant<CompareOp, CompareOp::kNotEqual>{});
-    case CompareOp::kLess: return body(std::integral_constant<CompareOp, CompareOp::kLess>{});
-    case CompareOp::kLessEqual: return body(std::integral_constant<CompareOp, CompareOp::kLessEqual>{});
-    case CompareOp::kGreater: return body(std::integral_constant<CompareOp, CompareOp::kGreater>{});
+    case CompareOp::kEqual:
+      return body(std::integral_constant<CompareOp, CompareOp::kEqual>{});
+    case CompareOp::kNotEqual:
+      return body(std::integral_constant<CompareOp, CompareOp::kNotEqual>{});
+    case CompareOp::kLess:
+      return body(std::integral_constant<CompareOp, CompareOp::kLess>{});
+    case CompareOp::kLessEqual:
+      return body(std::integral_constant<CompareOp, CompareOp::kLessEqual>{});
+    case CompareOp::kGreater:
+      return body(std::integral_constant<CompareOp, CompareOp::kGreater>{});
     case CompareOp::kGreaterEqual:
       return body(std::integral_constant<CompareOp, CompareOp::kGreaterEqual>{});
   }
@@ -505,11 +518,16 @@ decltype(auto) WithOp(CompareOp op, Body&& body) {
 // `constant op value` is `value flipped(op) constant`.
 CompareOp Flip(CompareOp op) {
   switch (op) {
-    case CompareOp::kLess: return CompareOp::kGreater;
-    case CompareOp::kLessEqual: return CompareOp::kGreaterEqual;
-    case CompareOp::kGreater: return CompareOp::kLess;
-    case CompareOp::kGreaterEqual: return CompareOp::kLessEqual;
-    default: return op;
+    case CompareOp::kLess:
+      return CompareOp::kGreater;
+    case CompareOp::kLessEqual:
+      return CompareOp::kGreaterEqual;
+    case CompareOp::kGreater:
+      return CompareOp::kLess;
+    case CompareOp::kGreaterEqual:
+      return CompareOp::kLessEqual;
+    default:
+      return op;
   }
 }
 
@@ -521,11 +539,16 @@ std::string DescribeOperand(const Operand& operand, const Column* column) {
   switch (operand.kind) {
     case Operand::Kind::kColumn:
       return fmt::format("column '{}' ({})", operand.text, column->type().ToString());
-    case Operand::Kind::kInteger: return fmt::format("{} (an integer)", operand.integer);
-    case Operand::Kind::kFloat: return fmt::format("{} (a number)", operand.real);
-    case Operand::Kind::kString: return fmt::format("'{}' (a string)", operand.text);
-    case Operand::Kind::kBool: return operand.boolean ? "true" : "false";
-    case Operand::Kind::kNull: return "null";
+    case Operand::Kind::kInteger:
+      return fmt::format("{} (an integer)", operand.integer);
+    case Operand::Kind::kFloat:
+      return fmt::format("{} (a number)", operand.real);
+    case Operand::Kind::kString:
+      return fmt::format("'{}' (a string)", operand.text);
+    case Operand::Kind::kBool:
+      return operand.boolean ? "true" : "false";
+    case Operand::Kind::kNull:
+      return "null";
   }
   return "?";
 }
@@ -552,9 +575,11 @@ Truth CompareNumberWithConstant(const Context& context, const Column& column, Co
     if (constant.kind == Operand::Kind::kInteger) {
       // Exact: a constant outside T's range decides every row; else compare in T.
       const int64_t c = constant.integer;
-      const bool below = c < 0 ? (std::is_unsigned_v<T> || c < static_cast<int64_t>(std::numeric_limits<T>::min()))
-                               : false;
-      const bool above = c >= 0 && static_cast<uint64_t>(c) > static_cast<uint64_t>(std::numeric_limits<T>::max());
+      const bool below =
+          c < 0 ? (std::is_unsigned_v<T> || c < static_cast<int64_t>(std::numeric_limits<T>::min()))
+                : false;
+      const bool above =
+          c >= 0 && static_cast<uint64_t>(c) > static_cast<uint64_t>(std::numeric_limits<T>::max());
       if (below || above) {
         // Every value is above (below) the constant.
         const int order = below ? 1 : -1;
@@ -564,8 +589,9 @@ Truth CompareNumberWithConstant(const Context& context, const Column& column, Co
       }
       const T typed = static_cast<T>(c);
       return WithOp(op, [&](auto tag) {
-        return FillTruth(context, {&column},
-                         [&](int64_t i) { return Compare<decltype(tag)::value>(values[i], typed); });
+        return FillTruth(context, {&column}, [&](int64_t i) {
+          return Compare<decltype(tag)::value>(values[i], typed);
+        });
       });
     }
   }
@@ -645,8 +671,9 @@ Result<int64_t> TemporalConstant(const Context& context, const Column& column,
   }
   auto value = temporal::ParseTimestamp(constant.text, column.type().unit);
   if (!value) {
-    return context.Error(StatusCode::kInvalid, constant.position,
-                         fmt::format("'{}' is not a timestamp (YYYY-MM-DD[THH:MM:SS])", constant.text));
+    return context.Error(
+        StatusCode::kInvalid, constant.position,
+        fmt::format("'{}' is not a timestamp (YYYY-MM-DD[THH:MM:SS])", constant.text));
   }
   return *value;
 }
@@ -673,16 +700,19 @@ Result<Truth> EvaluateCompare(const Context& context, const Node& node) {
     op = Flip(op);
   }
   auto mismatch = [&] {
-    return context.Error(StatusCode::kTypeError, node.position,
-                         fmt::format("cannot compare {} with {}", DescribeOperand(*left, left_column),
-                                     DescribeOperand(*right, right_column)));
+    return context.Error(
+        StatusCode::kTypeError, node.position,
+        fmt::format("cannot compare {} with {}", DescribeOperand(*left, left_column),
+                    DescribeOperand(*right, right_column)));
   };
   if (left_column == nullptr) {
     // Two constants.
     int order = 0;
     if (IsNumberKind(left->kind) && IsNumberKind(right->kind)) {
-      const double a = left->kind == Operand::Kind::kInteger ? static_cast<double>(left->integer) : left->real;
-      const double b = right->kind == Operand::Kind::kInteger ? static_cast<double>(right->integer) : right->real;
+      const double a =
+          left->kind == Operand::Kind::kInteger ? static_cast<double>(left->integer) : left->real;
+      const double b = right->kind == Operand::Kind::kInteger ? static_cast<double>(right->integer)
+                                                              : right->real;
       if (left->kind == Operand::Kind::kInteger && right->kind == Operand::Kind::kInteger) {
         order = (left->integer > right->integer) - (left->integer < right->integer);
       } else {
@@ -716,8 +746,14 @@ Result<Truth> EvaluateCompare(const Context& context, const Node& node) {
     if (a_type == TypeId::kString && right->kind == Operand::Kind::kString) {
       const std::string_view constant = right->text;
       return WithOp(op, [&](auto tag) {
+        constexpr CompareOp kOp = decltype(tag)::value;
         return FillTruth(context, {&a}, [&](int64_t i) {
-          return Compare<decltype(tag)::value>(a.GetString(i).compare(constant), 0);
+          if constexpr (kOp == CompareOp::kEqual || kOp == CompareOp::kNotEqual) {
+            // Sizes first: most unequal strings differ there.
+            return Compare<kOp>(a.GetString(i), constant);
+          } else {
+            return Compare<kOp>(a.GetString(i).compare(constant), 0);
+          }
         });
       });
     }
@@ -737,7 +773,8 @@ Result<Truth> EvaluateCompare(const Context& context, const Node& node) {
       Operand number;
       number.kind = Operand::Kind::kInteger;
       number.integer = constant;
-      if (a_type == TypeId::kDate32) return CompareNumberWithConstant<int32_t>(context, a, op, number);
+      if (a_type == TypeId::kDate32)
+        return CompareNumberWithConstant<int32_t>(context, a, op, number);
       return CompareNumberWithConstant<int64_t>(context, a, op, number);
     }
     return mismatch();
@@ -844,7 +881,8 @@ Result<Column> EvaluateToColumn(const Predicate::Node& root, const std::string& 
   const int64_t rows = table.num_rows();
   const int64_t words = WordCount(rows);
   DEEPRC_ASSIGN_OR_RAISE(auto values, Buffer::Allocate(std::max<int64_t>(words, 1) * 8));
-  if (words > 0) std::memcpy(values->mutable_data(), truth.yes.data(), static_cast<size_t>(words) * 8);
+  if (words > 0)
+    std::memcpy(values->mutable_data(), truth.yes.data(), static_cast<size_t>(words) * 8);
   int64_t nulls = 0;
   for (int64_t w = 0; w < words; ++w) {
     nulls += std::popcount(~(truth.yes[w] | truth.no[w]) & RowMask(rows, w));

@@ -14,6 +14,13 @@
 // small enough to stay in cache — is sorted by LSD passes on the remaining bits, buckets in
 // parallel. Ties in the full element (key, position) order are impossible because positions are
 // unique and ascending in the input, so small buckets may use std::sort on the whole element.
+//
+// When key and row number do not fit in 64 bits, the word holds the key's high bits and the low
+// bits go to a side array; runs of equal high bits are then sorted by those (SortRunsByLowBits).
+// Sort (the table, not just the order) avoids random gathers where it can: integer key columns
+// without nulls are decoded from the sorted words, and fixed-width columns without nulls are
+// moved along in the top-level scatter (ColumnCarry), so that gathering them afterwards stays
+// inside one cache-sized bucket. Other columns are gathered by Take.
 #include "deeprc/compute/sort.h"
 
 #include <algorithm>
@@ -136,12 +143,13 @@ void RadixSort(E* data, E* scratch, int64_t n, int bits, KeyFn key, int threads,
                Carry* carry = nullptr) {
   if (n < 2 || bits <= 0) return;
   if (n < kParallelSortRows) threads = 1;
-  if (n <= 4096 || bits <= kMaxDigitBits) {
+  if (n <= 4096) {
     SortInto(data, scratch, n, bits, key);
     std::memcpy(data, scratch, static_cast<size_t>(n) * sizeof(E));
     return;
   }
-  // MSD pass on the top digit: parallel histograms, then a stable parallel scatter.
+  // MSD pass on the top digit: parallel histograms, then a stable parallel scatter. Keys of up to
+  // one digit are done after it (every bucket holds one key), still in parallel.
   const int digit_bits = std::min(kMaxDigitBits, bits);
   const int shift = bits - digit_bits;
   const int64_t buckets = int64_t{1} << digit_bits;
@@ -176,7 +184,8 @@ void RadixSort(E* data, E* scratch, int64_t n, int bits, KeyFn key, int threads,
   } else {
     ParallelRanges(n, parts, threads, [&](int64_t part, int64_t begin, int64_t end) {
       int64_t* next = offsets.data() + part * buckets;
-      for (int64_t i = begin; i < end; ++i) scratch[next[(key(data[i]) >> shift) & mask]++] = data[i];
+      for (int64_t i = begin; i < end; ++i)
+        scratch[next[(key(data[i]) >> shift) & mask]++] = data[i];
     });
   }
   // Buckets: huge ones (skewed keys) recursively with all threads, the rest in parallel.
@@ -190,7 +199,8 @@ void RadixSort(E* data, E* scratch, int64_t n, int bits, KeyFn key, int threads,
     if (size > huge && threads > 1) {
       RadixSort(scratch + begin, data + begin, size, shift, key, threads);
       ParallelRanges(size, threads, threads, [&](int64_t, int64_t b0, int64_t e0) {
-        std::memcpy(data + begin + b0, scratch + begin + b0, static_cast<size_t>(e0 - b0) * sizeof(E));
+        std::memcpy(data + begin + b0, scratch + begin + b0,
+                    static_cast<size_t>(e0 - b0) * sizeof(E));
       });
     } else {
       small.push_back(b);
@@ -330,9 +340,11 @@ void AppendField(const Field& field, const int64_t* perm, int64_t first_row, int
       auto shifted = [&](uint64_t w) { return bits >= 64 ? uint64_t{0} : (w << bits); };
       if (validity == nullptr) {
         if (ascending) {
-          for (int64_t i = begin; i < end; ++i) words[i] = shifted(words[i]) | (value_of(row_of(i)) - min);
+          for (int64_t i = begin; i < end; ++i)
+            words[i] = shifted(words[i]) | (value_of(row_of(i)) - min);
         } else {
-          for (int64_t i = begin; i < end; ++i) words[i] = shifted(words[i]) | (max - value_of(row_of(i)));
+          for (int64_t i = begin; i < end; ++i)
+            words[i] = shifted(words[i]) | (max - value_of(row_of(i)));
         }
       } else {
         for (int64_t i = begin; i < end; ++i) {
@@ -366,8 +378,8 @@ void AdviseHugePages(Buffer& buffer) {
 // A buffer of n elements from the memory pool.
 template <typename E>
 Result<std::shared_ptr<Buffer>> AllocateElements(int64_t n) {
-  DEEPRC_ASSIGN_OR_RAISE(auto buffer,
-                         Buffer::Allocate(std::max<int64_t>(n, 1) * static_cast<int64_t>(sizeof(E))));
+  DEEPRC_ASSIGN_OR_RAISE(
+      auto buffer, Buffer::Allocate(std::max<int64_t>(n, 1) * static_cast<int64_t>(sizeof(E))));
   AdviseHugePages(*buffer);
   return buffer;
 }
@@ -385,7 +397,7 @@ struct ColumnCarry {
     int column = kRowNumbers;         // the table column, or one of the two above
     const uint8_t* values = nullptr;  // its values (advanced to the first row); null: row numbers
     int width = 8;
-    std::shared_ptr<Buffer> moved;    // the values after the top-level scatter
+    std::shared_ptr<Buffer> moved;  // the values after the top-level scatter
   };
   int position_bits = 0;
   std::vector<Carried> columns;
@@ -417,10 +429,18 @@ struct ColumnCarry {
         });
       };
       switch (carried.width) {
-        case 1: scatter(uint8_t{}); break;
-        case 2: scatter(uint16_t{}); break;
-        case 4: scatter(uint32_t{}); break;
-        default: scatter(uint64_t{}); break;
+        case 1:
+          scatter(uint8_t{});
+          break;
+        case 2:
+          scatter(uint16_t{});
+          break;
+        case 4:
+          scatter(uint32_t{});
+          break;
+        default:
+          scatter(uint64_t{});
+          break;
       }
     }
   }
@@ -432,7 +452,9 @@ int KeyBits(const std::vector<Field>& fields) {
   return key_bits;
 }
 
-int PositionBits(int64_t n) { return std::bit_width(static_cast<uint64_t>(std::max<int64_t>(n, 2) - 1)); }
+int PositionBits(int64_t n) {
+  return std::bit_width(static_cast<uint64_t>(std::max<int64_t>(n, 2) - 1));
+}
 
 // words[j] for j in [0, count) = the group's fields, packed, of row first_row + j (perm null)
 // or row perm[j].
@@ -521,9 +543,8 @@ void SortRunsByLowBits(SortedKeys& sorted, int threads) {
 
 // With a carry, the carry's columns are moved in the top-level scatter and the positions in the
 // sorted keys are places in those moved columns (when carry->ran).
-Result<SortedKeys> SortByFields(const std::vector<Field>& fields, int64_t n,
-                                const int64_t* perm_in, int threads,
-                                ColumnCarry* carry = nullptr) {
+Result<SortedKeys> SortByFields(const std::vector<Field>& fields, int64_t n, const int64_t* perm_in,
+                                int threads, ColumnCarry* carry = nullptr) {
   SortedKeys sorted;
   const int key_bits = KeyBits(fields);
   sorted.position_bits = PositionBits(n);
@@ -660,7 +681,11 @@ Status StringPass(const Column& column, const SortKey& key, int64_t n, const int
   auto less = [ascending](const StringElement& a, const StringElement& b) {
     if (a.prefix != b.prefix) return ascending ? a.prefix < b.prefix : a.prefix > b.prefix;
     if (a.size > 8 || b.size > 8 || a.size != b.size) {
-      const int c = std::string_view(a.data, a.size).compare(std::string_view(b.data, b.size));
+      // Equal prefixes: when both strings have 8 bytes or more, those bytes are equal.
+      const int skip = a.size >= 8 && b.size >= 8 ? 8 : 0;
+      const int c =
+          std::string_view(a.data + skip, static_cast<size_t>(a.size - skip))
+              .compare(std::string_view(b.data + skip, static_cast<size_t>(b.size - skip)));
       if (c != 0) return ascending ? c < 0 : c > 0;
     }
     return a.position < b.position;
@@ -668,9 +693,8 @@ Status StringPass(const Column& column, const SortKey& key, int64_t n, const int
   const int parts = count >= kParallelSortRows ? threads : 1;
   std::vector<int64_t> bounds(parts + 1);
   for (int p = 0; p <= parts; ++p) bounds[p] = count * p / parts;
-  ParallelFor(parts, threads, [&](int64_t p) {
-    std::sort(elements + bounds[p], elements + bounds[p + 1], less);
-  });
+  ParallelFor(parts, threads,
+              [&](int64_t p) { std::sort(elements + bounds[p], elements + bounds[p + 1], less); });
   if (parts > 1) {
     DEEPRC_ASSIGN_OR_RAISE(auto merge_buffer, AllocateElements<StringElement>(count));
     StringElement* from = elements;
@@ -687,7 +711,8 @@ Status StringPass(const Column& column, const SortKey& key, int64_t n, const int
       });
       std::swap(from, to);
     }
-    if (from != elements) std::memcpy(elements, from, static_cast<size_t>(count) * sizeof(StringElement));
+    if (from != elements)
+      std::memcpy(elements, from, static_cast<size_t>(count) * sizeof(StringElement));
   }
   int64_t at = 0;
   auto emit = [&](int64_t position) {
@@ -725,8 +750,8 @@ Result<SortPlan> MakePlan(const Table& table, const SortOptions& options) {
   for (const auto& key : options.keys) {
     const int index = table.schema().FieldIndex(key.column);
     if (index < 0) {
-      return Status::KeyError("sort key '{}' is not a column of the table; columns: {}",
-                              key.column, table.schema().ToString());
+      return Status::KeyError("sort key '{}' is not a column of the table; columns: {}", key.column,
+                              table.schema().ToString());
     }
     plan.columns.push_back(&table.column(index));
   }
@@ -817,7 +842,8 @@ int DecodableField(const Pass& pass, const Column& column) {
   const TypeId id = column.type_id();
   if (!IsInteger(id) && id != TypeId::kDate32 && id != TypeId::kTimestamp) return -1;
   for (size_t f = 0; f < pass.fields.size(); ++f) {
-    if (pass.fields[f].column == &column && !pass.fields[f].is_null_flag) return static_cast<int>(f);
+    if (pass.fields[f].column == &column && !pass.fields[f].is_null_flag)
+      return static_cast<int>(f);
   }
   return -1;
 }
@@ -883,10 +909,18 @@ Result<Column> GatherCarried(const ColumnCarry::Carried& carried, const Column& 
     });
   };
   switch (carried.width) {
-    case 1: gather(uint8_t{}); break;
-    case 2: gather(uint16_t{}); break;
-    case 4: gather(uint32_t{}); break;
-    default: gather(uint64_t{}); break;
+    case 1:
+      gather(uint8_t{});
+      break;
+    case 2:
+      gather(uint16_t{});
+      break;
+    case 4:
+      gather(uint32_t{});
+      break;
+    default:
+      gather(uint64_t{});
+      break;
   }
   return Column::Make(column.type(), n, std::move(values), nullptr, 0);
 }
@@ -910,9 +944,15 @@ Result<Table> SortOneFixedPass(const Table& table, const Pass& pass, int threads
   ColumnCarry carry;
   carry.position_bits = PositionBits(n);
   std::vector<int> gathered_columns;  // taken columns that are not carried
+  // Carried columns exist twice at once (moved and final), so their bytes per row are capped:
+  // a wide table is not doubled in memory; the rest are gathered.
+  constexpr int kMaxCarriedBytesPerRow = 24;
+  int carried_bytes = 0;
   for (int c : taken) {
     const Column& column = table.column(c);
-    if (IsFixedWidth(column.type_id()) && column.null_count() == 0) {
+    if (IsFixedWidth(column.type_id()) && column.null_count() == 0 &&
+        carried_bytes + ByteWidth(column.type_id()) <= kMaxCarriedBytesPerRow) {
+      carried_bytes += ByteWidth(column.type_id());
       ColumnCarry::Carried carried;
       carried.column = c;
       carried.width = ByteWidth(column.type_id());
@@ -926,12 +966,12 @@ Result<Table> SortOneFixedPass(const Table& table, const Pass& pass, int threads
     carry.columns.push_back(ColumnCarry::Carried{});  // the row numbers
   }
   for (auto& carried : carry.columns) {
-    DEEPRC_ASSIGN_OR_RAISE(carried.moved, Buffer::Allocate(std::max<int64_t>(n, 1) * carried.width));
+    DEEPRC_ASSIGN_OR_RAISE(carried.moved,
+                           Buffer::Allocate(std::max<int64_t>(n, 1) * carried.width));
     AdviseHugePages(*carried.moved);
   }
-  DEEPRC_ASSIGN_OR_RAISE(
-      SortedKeys sorted,
-      SortByFields(pass.fields, n, nullptr, threads, carry.columns.empty() ? nullptr : &carry));
+  DEEPRC_ASSIGN_OR_RAISE(SortedKeys sorted, SortByFields(pass.fields, n, nullptr, threads,
+                                                         carry.columns.empty() ? nullptr : &carry));
   if (!carry.ran) {
     // No top-level scatter happened (small input or few key bits): gather everything.
     gathered_columns = taken;
@@ -939,21 +979,23 @@ Result<Table> SortOneFixedPass(const Table& table, const Pass& pass, int threads
   }
   // Without gathered columns the scratch array is free: the first carried column takes it.
   bool scratch_free = gathered_columns.empty();
-  for (const auto& carried : carry.columns) {
+  for (auto& carried : carry.columns) {
     if (carried.column < 0) continue;
     std::shared_ptr<Buffer> into;
     if (scratch_free) into = std::exchange(sorted.scratch, nullptr);
     scratch_free = false;
-    DEEPRC_ASSIGN_OR_RAISE(columns[carried.column],
-                           GatherCarried(carried, table.column(carried.column), sorted, threads,
-                                         std::move(into)));
+    DEEPRC_ASSIGN_OR_RAISE(
+        columns[carried.column],
+        GatherCarried(carried, table.column(carried.column), sorted, threads, std::move(into)));
+    carried.moved.reset();
   }
   if (!gathered_columns.empty()) {
     // The input positions go to the scratch array, free now.
     int64_t* indices = sorted.scratch->mutable_data_as<int64_t>();
     const int64_t* row_numbers = nullptr;
     for (const auto& carried : carry.columns) {
-      if (carried.column == ColumnCarry::kRowNumbers) row_numbers = carried.moved->data_as<int64_t>();
+      if (carried.column == ColumnCarry::kRowNumbers)
+        row_numbers = carried.moved->data_as<int64_t>();
     }
     SortedPositions(sorted, row_numbers, indices, threads);
     DEEPRC_ASSIGN_OR_RAISE(Table rest, table.SelectColumns(gathered_columns));
@@ -977,8 +1019,9 @@ Result<Table> SortOneFixedPass(const Table& table, const Pass& pass, int threads
                            DecodeColumn(pass, decoded[d].second, sorted, threads));
   }
   if (in_place >= 0) {
-    DEEPRC_ASSIGN_OR_RAISE(columns[decoded[in_place].first],
-                           DecodeColumn(pass, decoded[in_place].second, sorted, threads, sorted.data));
+    DEEPRC_ASSIGN_OR_RAISE(
+        columns[decoded[in_place].first],
+        DecodeColumn(pass, decoded[in_place].second, sorted, threads, sorted.data));
   }
   return Table::Make(table.schema(), std::move(columns), n);
 }

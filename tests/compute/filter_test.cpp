@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <limits>
 #include <optional>
 #include <random>
@@ -27,7 +29,9 @@ Table OracleTable(int64_t rows, uint64_t seed, double null_fraction = 0.2) {
   return testing::RandomTable({{"i8", DataType::Int8(), null_fraction, 40},
                                {"i32", DataType::Int32(), null_fraction, 30},
                                {"i64", DataType::Int64(), null_fraction, 30},
+                               {"u8", DataType::UInt8(), null_fraction, 30},
                                {"u16", DataType::UInt16(), null_fraction, 30},
+                               {"u32", DataType::UInt32(), null_fraction, 30},
                                {"u64", DataType::UInt64(), null_fraction, 30},
                                {"f32", DataType::Float32(), null_fraction, 30},
                                {"f64", DataType::Float64(), null_fraction, 30},
@@ -52,7 +56,8 @@ class PredicateGenerator {
     if (choice < 6) {
       auto [text, tree] = Make(depth - 1);
       const bool bare = tree["kind"] != "and" && tree["kind"] != "or" && Chance(2);
-      return {Keyword("not") + (bare ? " " + text : " (" + text + ")"), {{"kind", "not"}, {"arg", tree}}};
+      return {Keyword("not") + (bare ? " " + text : " (" + text + ")"),
+              {{"kind", "not"}, {"arg", tree}}};
     }
     const bool is_and = choice < 8;
     std::string text;
@@ -115,10 +120,11 @@ class PredicateGenerator {
       }
       case TypeId::kFloat32:
       case TypeId::kFloat64: {
-        const double value = valid && !Chance(3)
-                                 ? (column.type_id() == TypeId::kFloat32 ? column.Value<float>(row)
-                                                                         : column.Value<double>(row))
-                                 : static_cast<double>(static_cast<int64_t>(rng_() % 2001) - 1000) / 4;
+        const double value =
+            valid && !Chance(3)
+                ? (column.type_id() == TypeId::kFloat32 ? column.Value<float>(row)
+                                                        : column.Value<double>(row))
+                : static_cast<double>(static_cast<int64_t>(rng_() % 2001) - 1000) / 4;
         return {fmt::format("{}", value), value};
       }
       default: {
@@ -145,25 +151,32 @@ class PredicateGenerator {
   }
 
   std::pair<std::string, json> Leaf() {
-    static const std::vector<std::string> columns = {"i8", "i32", "i64", "u16", "u64", "f32", "f64",
-                                                     "s", "t", "b", "c", "d", "ts", "my col"};
+    static const std::vector<std::string> columns = {"i8",  "i32", "i64", "u8",    "u16", "u32",
+                                                     "u64", "f32", "f64", "s",     "t",   "b",
+                                                     "c",   "d",   "ts",  "my col"};
     static const std::vector<std::string> ops = {"==", "!=", "<", "<=", ">", ">="};
     static const std::vector<std::pair<std::string, std::string>> pairs = {
-        {"i32", "i64"}, {"i64", "f64"}, {"u16", "i8"}, {"f32", "f64"},
-        {"s", "t"},     {"i8", "my col"}, {"b", "c"}, {"u16", "u64"}};
+        {"i32", "i64"},   {"i64", "f64"}, {"u16", "i8"},  {"f32", "f64"}, {"s", "t"},
+        {"i8", "my col"}, {"b", "c"},     {"u16", "u64"}, {"u8", "i32"},  {"u32", "i64"}};
     const int kind = static_cast<int>(rng_() % 20);
     const std::string& op = ops[rng_() % ops.size()];
     if (kind < 9) {
       const std::string& name = columns[rng_() % columns.size()];
       auto [text, value] = ConstantFor(name);
       return {Name(name) + " " + OpText(op) + " " + text,
-              {{"kind", "cmp"}, {"op", op}, {"left", {{"column", name}}}, {"right", {{"constant", value}}}}};
+              {{"kind", "cmp"},
+               {"op", op},
+               {"left", {{"column", name}}},
+               {"right", {{"constant", value}}}}};
     }
     if (kind < 11) {
       const std::string& name = columns[rng_() % columns.size()];
       auto [text, value] = ConstantFor(name);
       return {text + " " + OpText(op) + " " + Name(name),
-              {{"kind", "cmp"}, {"op", op}, {"left", {{"constant", value}}}, {"right", {{"column", name}}}}};
+              {{"kind", "cmp"},
+               {"op", op},
+               {"left", {{"constant", value}}},
+               {"right", {{"column", name}}}}};
     }
     if (kind < 14) {
       auto [a, b] = pairs[rng_() % pairs.size()];
@@ -174,14 +187,16 @@ class PredicateGenerator {
     if (kind < 16) {
       const std::string& name = columns[rng_() % columns.size()];
       const bool negated = Chance(2);
-      return {Name(name) + " " + Keyword("is") + (negated ? " " + Keyword("not") : "") + " " + Keyword("null"),
+      return {Name(name) + " " + Keyword("is") + (negated ? " " + Keyword("not") : "") + " " +
+                  Keyword("null"),
               {{"kind", "isnull"}, {"arg", {{"column", name}}}, {"negated", negated}}};
     }
     if (kind < 19) {
       static const std::vector<std::string> listed = {"i8", "i32", "u64", "s", "t", "d", "my col"};
       const std::string& name = listed[rng_() % listed.size()];
       const bool negated = Chance(3);
-      std::string text = Name(name) + (negated ? " " + Keyword("not") : "") + " " + Keyword("in") + " (";
+      std::string text =
+          Name(name) + (negated ? " " + Keyword("not") : "") + " " + Keyword("in") + " (";
       json values = json::array();
       const int count = 1 + static_cast<int>(rng_() % 4);
       for (int k = 0; k < count; ++k) {
@@ -193,7 +208,9 @@ class PredicateGenerator {
         text += (k > 0 ? ", " : "") + constant_text;
         values.push_back({{"constant", value}});
       }
-      return {text + ")", {{"kind", "in"}, {"arg", {{"column", name}}}, {"values", values}, {"negated", negated}}};
+      return {
+          text + ")",
+          {{"kind", "in"}, {"arg", {{"column", name}}}, {"values", values}, {"negated", negated}}};
     }
     const std::string name = Chance(2) ? "b" : "c";
     return {Name(name), {{"kind", "term"}, {"arg", {{"column", name}}}}};
@@ -215,13 +232,15 @@ TEST(FilterTest, RandomPredicatesMatchPandas) {
   std::vector<Field> fields;
   for (int j = 0; j < 200; ++j) {
     auto [text, tree] = generator.Make(j % 4);
-    texts.push_back(text);
+    // DEEPRC_PRINT_PREDICATES=1 shows what the generator makes.
     if (std::getenv("DEEPRC_PRINT_PREDICATES")) std::printf("%s\n", text.c_str());
+    texts.push_back(text);
     trees.push_back(tree);
     fields.push_back({"mask_" + std::to_string(j), DataType::Bool()});
   }
-  ASSERT_OK_AND_ASSIGN(Table masks, testing::RunPandasOracle({{"op", "filter"}, {"predicates", trees}},
-                                                             {table}, Schema(fields)));
+  ASSERT_OK_AND_ASSIGN(
+      Table masks,
+      testing::RunPandasOracle({{"op", "filter"}, {"predicates", trees}}, {table}, Schema(fields)));
   int64_t kept = 0;
   int64_t unknown = 0;
   for (int j = 0; j < static_cast<int>(texts.size()); ++j) {
@@ -247,9 +266,9 @@ TEST(FilterTest, FilteredRowsMatchPandasAtOneAndTwoThreads) {
   for (int j = 0; j < 4; ++j) {
     auto [text, tree] = generator.Make(3);
     SCOPED_TRACE(text);
-    ASSERT_OK_AND_ASSIGN(Table expected,
-                         testing::RunPandasOracle({{"op", "filter"}, {"predicate", tree}}, {table},
-                                                  table.schema()));
+    ASSERT_OK_AND_ASSIGN(
+        Table expected,
+        testing::RunPandasOracle({{"op", "filter"}, {"predicate", tree}}, {table}, table.schema()));
     for (int threads : {1, 2}) {
       ASSERT_OK_AND_ASSIGN(Table actual, Filter(table, text, threads));
       ASSERT_TRUE(testing::TablesEqualOrdered(expected, actual)) << "threads " << threads;
@@ -267,7 +286,8 @@ Table SmallTable() {
   NumberBuilder<int32_t> day(DataType::Date32());
   const double nan = std::numeric_limits<double>::quiet_NaN();
   const std::vector<std::optional<int8_t>> as = {1, -128, 127, std::nullopt, 5};
-  const std::vector<std::optional<uint64_t>> us = {0, std::numeric_limits<uint64_t>::max(), 7, 8, std::nullopt};
+  const std::vector<std::optional<uint64_t>> us = {0, std::numeric_limits<uint64_t>::max(), 7, 8,
+                                                   std::nullopt};
   const std::vector<std::optional<double>> xs = {1.5, nan, std::nullopt, -0.0, 1e300};
   const std::vector<std::optional<std::string>> ss = {"it's", "", std::nullopt, "日本", "b"};
   const std::vector<std::optional<bool>> flags = {true, false, std::nullopt, true, false};
@@ -280,11 +300,15 @@ Table SmallTable() {
     EXPECT_OK(flag.Append(flags[i]));
     EXPECT_OK(day.Append(days[i]));
   }
-  return Table::Make(Schema({{"a", DataType::Int8()}, {"u", DataType::UInt64()}, {"x", DataType::Float64()},
-                             {"odd `name`", DataType::String()}, {"flag", DataType::Bool()},
-                             {"day", DataType::Date32()}}),
-                     {a.Finish().ValueOrDie(), u.Finish().ValueOrDie(), x.Finish().ValueOrDie(),
-                      s.Finish().ValueOrDie(), flag.Finish().ValueOrDie(), day.Finish().ValueOrDie()})
+  return Table::Make(
+             Schema({{"a", DataType::Int8()},
+                     {"u", DataType::UInt64()},
+                     {"x", DataType::Float64()},
+                     {"odd `name`", DataType::String()},
+                     {"flag", DataType::Bool()},
+                     {"day", DataType::Date32()}}),
+             {a.Finish().ValueOrDie(), u.Finish().ValueOrDie(), x.Finish().ValueOrDie(),
+              s.Finish().ValueOrDie(), flag.Finish().ValueOrDie(), day.Finish().ValueOrDie()})
       .ValueOrDie();
 }
 
@@ -295,7 +319,8 @@ std::string Evaluate(const Table& table, const std::string& text) {
   auto mask = predicate->Evaluate(table);
   if (!mask.ok()) return mask.status().ToString();
   std::string out;
-  for (int64_t i = 0; i < mask->length(); ++i) out += mask->IsNull(i) ? 'n' : (mask->GetBool(i) ? 't' : 'f');
+  for (int64_t i = 0; i < mask->length(); ++i)
+    out += mask->IsNull(i) ? 'n' : (mask->GetBool(i) ? 't' : 'f');
   return out;
 }
 
@@ -352,19 +377,26 @@ TEST(FilterTest, ParseErrorsShowWhere) {
     EXPECT_EQ(parsed.status().code(), StatusCode::kInvalid) << text;
     return parsed.ok() ? std::string() : parsed.status().message();
   };
-  EXPECT_EQ(message("a > 3 and (b"), "filter: expected ')', found the end at column 13 in 'a > 3 and (b'");
-  EXPECT_EQ(message("a > "), "filter: expected a column, a constant or '(', found the end at column 5 in 'a > '");
-  EXPECT_EQ(message("a >> 3"), "filter: expected a column, a constant or '(', found '>' at column 4 in 'a >> 3'");
+  EXPECT_EQ(message("a > 3 and (b"),
+            "filter: expected ')', found the end at column 13 in 'a > 3 and (b'");
+  EXPECT_EQ(message("a > "),
+            "filter: expected a column, a constant or '(', found the end at column 5 in 'a > '");
+  EXPECT_EQ(message("a >> 3"),
+            "filter: expected a column, a constant or '(', found '>' at column 4 in 'a >> 3'");
   EXPECT_EQ(message("a == 'abc"), "filter: unterminated 'string' at column 6 in 'a == 'abc'");
   EXPECT_EQ(message("`abc == 1"), "filter: unterminated `name` at column 1 in '`abc == 1'");
-  EXPECT_EQ(message("a is nul"), "filter: expected 'null' after 'is', found 'nul' at column 6 in 'a is nul'");
+  EXPECT_EQ(message("a is nul"),
+            "filter: expected 'null' after 'is', found 'nul' at column 6 in 'a is nul'");
   EXPECT_EQ(message("a in 1, 2"), "filter: expected '(', found '1' at column 6 in 'a in 1, 2'");
-  EXPECT_EQ(message("a in (1, b)"), "filter: expected a constant in the 'in' list at column 10 in 'a in (1, b)'");
-  EXPECT_EQ(message("a > 3 b"), "filter: expected 'and', 'or' or the end, found 'b' at column 7 in 'a > 3 b'");
+  EXPECT_EQ(message("a in (1, b)"),
+            "filter: expected a constant in the 'in' list at column 10 in 'a in (1, b)'");
+  EXPECT_EQ(message("a > 3 b"),
+            "filter: expected 'and', 'or' or the end, found 'b' at column 7 in 'a > 3 b'");
   EXPECT_EQ(message("a ? 3"), "filter: unexpected character '?' at column 3 in 'a ? 3'");
   EXPECT_EQ(message("a > 3e"), "filter: '3e' is not a number at column 5 in 'a > 3e'");
   EXPECT_EQ(message(""), "filter: expected a condition at column 1 in ''");
-  EXPECT_EQ(message("a not b"), "filter: expected 'in' after 'not', found 'b' at column 7 in 'a not b'");
+  EXPECT_EQ(message("a not b"),
+            "filter: expected 'in' after 'not', found 'b' at column 7 in 'a not b'");
 }
 
 TEST(FilterTest, EvaluationErrorsNameTheColumn) {
@@ -378,15 +410,18 @@ TEST(FilterTest, EvaluationErrorsNameTheColumn) {
   };
   Status missing = status("a > 1 and nope < 3");
   EXPECT_EQ(missing.code(), StatusCode::kKeyError);
-  EXPECT_EQ(missing.message(),
-            "filter: no column named 'nope' (columns: a, u, x, odd `name`, flag, day) at column 11 in "
-            "'a > 1 and nope < 3'");
+  EXPECT_EQ(
+      missing.message(),
+      "filter: no column named 'nope' (columns: a, u, x, odd `name`, flag, day) at column 11 in "
+      "'a > 1 and nope < 3'");
   Status mixed = status("a == 'x'");
   EXPECT_EQ(mixed.code(), StatusCode::kTypeError);
-  EXPECT_EQ(mixed.message(),
-            "filter: cannot compare column 'a' (int8) with 'x' (a string) at column 3 in 'a == 'x''");
-  EXPECT_EQ(status("'x' < x").message(),
-            "filter: cannot compare column 'x' (float64) with 'x' (a string) at column 5 in ''x' < x'");
+  EXPECT_EQ(
+      mixed.message(),
+      "filter: cannot compare column 'a' (int8) with 'x' (a string) at column 3 in 'a == 'x''");
+  EXPECT_EQ(
+      status("'x' < x").message(),
+      "filter: cannot compare column 'x' (float64) with 'x' (a string) at column 5 in ''x' < x'");
   EXPECT_EQ(status("day > a").code(), StatusCode::kTypeError);
   EXPECT_EQ(status("a").message(),
             "filter: column 'a' is int8, not bool: compare it with something at column 1 in 'a'");

@@ -26,7 +26,8 @@ using KeyList = std::vector<SortKey>;
 nlohmann::json KeysToJson(const KeyList& keys) {
   nlohmann::json out = nlohmann::json::array();
   for (const auto& key : keys) {
-    out.push_back({{"column", key.column}, {"ascending", key.ascending}, {"nulls_first", key.nulls_first}});
+    out.push_back(
+        {{"column", key.column}, {"ascending", key.ascending}, {"nulls_first", key.nulls_first}});
   }
   return out;
 }
@@ -41,7 +42,8 @@ std::string KeysToString(const KeyList& keys) {
 }
 
 // The row orders pandas gives for each key list.
-std::vector<std::vector<int64_t>> OracleOrders(const Table& table, const std::vector<KeyList>& sorts) {
+std::vector<std::vector<int64_t>> OracleOrders(const Table& table,
+                                               const std::vector<KeyList>& sorts) {
   nlohmann::json spec = {{"op", "sort"}, {"sorts", nlohmann::json::array()}};
   std::vector<Field> fields;
   for (size_t j = 0; j < sorts.size(); ++j) {
@@ -145,19 +147,22 @@ TEST(SortTest, LargeTablesUseTheParallelPathsAndMatchPandas) {
                              {{"text", true, false}},
                              {{"text", false, true}, {"small", true, false}},
                              {{"small", false, false}, {"day", true, false}},
+                             {{"small", true, true}},
                              {{"x", true, true}},
                              {{"skewed", false, true}, {"wide", true, false}}});
 }
 
 TEST(SortTest, PayloadColumnsCarriedThroughTheRadixSortMatchPandas) {
   // Key and row number fit one word, so fixed-width payload columns without nulls travel with
-  // the words; the others are gathered by position. Both at 1 and 2 threads.
+  // the words (up to 24 bytes a row); the others are gathered by position. At 1 and 2 threads.
   const Table table = testing::RandomTable({{"key", DataType::Int32(), 0.0, 20000},
                                             {"day", DataType::Date32(), 0.0, 0},
                                             {"p8", DataType::Int8(), 0.0, 0},
                                             {"p16", DataType::UInt16(), 0.0, 0},
                                             {"p32", DataType::Float32(), 0.0, 0},
                                             {"p64", DataType::Float64(), 0.0, 0},
+                                            {"q64", DataType::Int64(), 0.0, 0},
+                                            {"r64", DataType::UInt64(), 0.0, 0},
                                             {"flag", DataType::Bool(), 0.0, 0},
                                             {"text", DataType::String(), 0.1, 0},
                                             {"nullable", DataType::Int64(), 0.2, 0}},
@@ -193,15 +198,17 @@ TEST(SortTest, WideKeysCrowdedInAFewValuesMatchPandas) {
         ASSERT_OK(payload.Append(static_cast<int32_t>(i)));
       }
       const Table text = testing::RandomTable({{"text", DataType::String(), 0.3, 50}}, rows, 3);
-      ASSERT_OK_AND_ASSIGN(Table table, Table::Make(Schema({{"key", DataType::Int64()},
-                                                            {"payload", DataType::Int32()},
-                                                            {"text", DataType::String()}}),
-                                                    {key.Finish().ValueOrDie(),
-                                                     payload.Finish().ValueOrDie(), text.column(0)}));
+      ASSERT_OK_AND_ASSIGN(
+          Table table,
+          Table::Make(Schema({{"key", DataType::Int64()},
+                              {"payload", DataType::Int32()},
+                              {"text", DataType::String()}}),
+                      {key.Finish().ValueOrDie(), payload.Finish().ValueOrDie(), text.column(0)}));
       CheckAgainstOracle(table, {{{"key", true, false}},
                                  {{"key", false, true}},
                                  {{"key", true, true}, {"text", false, false}}});
-      ASSERT_OK_AND_ASSIGN(Table two, table.SelectColumns(std::vector<std::string>{"payload", "key"}));
+      ASSERT_OK_AND_ASSIGN(Table two,
+                           table.SelectColumns(std::vector<std::string>{"payload", "key"}));
       CheckAgainstOracle(two, {{{"key", false, false}}});
     }
   }
@@ -226,7 +233,8 @@ TEST(SortTest, SameResultAtOneAndTwoThreads) {
 
 TEST(SortTest, EmptyTableAndSingleRow) {
   const Table table = testing::RandomTable(testing::AllTypesSpec(0.5, 0), 0, 1);
-  ASSERT_OK_AND_ASSIGN(Table sorted, Sort(table, {{{"int64", true, false}, {"string", false, true}}}));
+  ASSERT_OK_AND_ASSIGN(Table sorted,
+                       Sort(table, {{{"int64", true, false}, {"string", false, true}}}));
   EXPECT_EQ(sorted.num_rows(), 0);
   EXPECT_EQ(sorted.schema(), table.schema());
   const Table one = testing::RandomTable(testing::AllTypesSpec(0.5, 0), 1, 1);
@@ -241,14 +249,14 @@ TEST(SortTest, AllNullAndConstantColumnsKeepInputOrder) {
                                             {"b", DataType::Int8(), 0.3, 3}},
                                            1000, 4);
   ASSERT_EQ(table.column(0).null_count(), 1000);
-  for (const KeyList& keys : std::vector<KeyList>{{{"nulls", true, false}},
-                                                  {{"text_nulls", false, true}},
-                                                  {{"constant", false, false}}}) {
+  for (const KeyList& keys : std::vector<KeyList>{
+           {{"nulls", true, false}}, {{"text_nulls", false, true}}, {{"constant", false, false}}}) {
     ASSERT_OK_AND_ASSIGN(auto indices, SortIndices(table, {keys, 2}));
     for (int64_t i = 0; i < 1000; ++i) ASSERT_EQ(indices[i], i);
   }
-  CheckAgainstOracle(table, {{{"nulls", true, false}, {"b", false, true}},
-                             {{"constant", true, true}, {"text_nulls", true, false}, {"b", true, false}}});
+  CheckAgainstOracle(table,
+                     {{{"nulls", true, false}, {"b", false, true}},
+                      {{"constant", true, true}, {"text_nulls", true, false}, {"b", true, false}}});
 }
 
 TEST(SortTest, SlicedInputMatchesPandas) {
@@ -274,8 +282,9 @@ std::vector<std::string> Formatted(const Table& table, int column) {
     const Column& c = table.column(column);
     if (c.IsValid(i) && c.type_id() == TypeId::kFloat64) {
       const double v = c.Value<double>(i);
-      out.push_back(std::isnan(v) ? "nan" : std::isinf(v) ? (v > 0 ? "inf" : "-inf")
-                                                          : std::to_string(static_cast<int>(v)));
+      out.push_back(std::isnan(v)   ? "nan"
+                    : std::isinf(v) ? (v > 0 ? "inf" : "-inf")
+                                    : std::to_string(static_cast<int>(v)));
     } else {
       out.push_back(c.FormatValue(i));
     }
@@ -288,21 +297,22 @@ std::vector<std::string> Formatted(const Table& table, int column) {
 TEST(SortTest, NaNIsTheLargestValue) {
   const double nan = std::numeric_limits<double>::quiet_NaN();
   const double inf = std::numeric_limits<double>::infinity();
-  Column x = Float64Column({3.0, nan, std::nullopt, -inf, -nan, inf, -0.0, 0.0, std::nullopt, -5.0});
+  Column x =
+      Float64Column({3.0, nan, std::nullopt, -inf, -nan, inf, -0.0, 0.0, std::nullopt, -5.0});
   NumberBuilder<int64_t> ids(DataType::Int64());
   for (int64_t i = 0; i < x.length(); ++i) ASSERT_OK(ids.Append(i));
   ASSERT_OK_AND_ASSIGN(Column id, ids.Finish());
-  ASSERT_OK_AND_ASSIGN(Table table, Table::Make(Schema({{"x", DataType::Float64()}, {"id", DataType::Int64()}}),
-                                                {x, id}));
+  ASSERT_OK_AND_ASSIGN(
+      Table table,
+      Table::Make(Schema({{"x", DataType::Float64()}, {"id", DataType::Int64()}}), {x, id}));
   ASSERT_OK_AND_ASSIGN(Table ascending, Sort(table, {{{"x", true, false}}, 1}));
   EXPECT_EQ(Formatted(ascending, 1),
             (std::vector<std::string>{"3", "9", "6", "7", "0", "5", "1", "4", "2", "8"}));
   ASSERT_OK_AND_ASSIGN(Table descending, Sort(table, {{{"x", false, true}}, 2}));
   EXPECT_EQ(Formatted(descending, 1),
             (std::vector<std::string>{"2", "8", "1", "4", "5", "0", "6", "7", "9", "3"}));
-  EXPECT_EQ(Formatted(descending, 0),
-            (std::vector<std::string>{"null", "null", "nan", "nan", "inf", "3", "0", "0", "-5",
-                                      "-inf"}));
+  EXPECT_EQ(Formatted(descending, 0), (std::vector<std::string>{"null", "null", "nan", "nan", "inf",
+                                                                "3", "0", "0", "-5", "-inf"}));
 }
 
 Column StringColumn(const std::vector<std::optional<std::string>>& values) {
@@ -334,9 +344,9 @@ TEST(SortTest, ExtremeIntegersAndBools) {
   NumberBuilder<int64_t> big(DataType::Int64());
   NumberBuilder<uint64_t> unsigned_big(DataType::UInt64());
   BoolBuilder flags;
-  const std::vector<int64_t> values = {0, std::numeric_limits<int64_t>::max(), -1,
-                                       std::numeric_limits<int64_t>::min(), 1,
-                                       std::numeric_limits<int64_t>::min() + 1};
+  const std::vector<int64_t> values = {0,  std::numeric_limits<int64_t>::max(),
+                                       -1, std::numeric_limits<int64_t>::min(),
+                                       1,  std::numeric_limits<int64_t>::min() + 1};
   for (int64_t v : values) {
     ASSERT_OK(big.Append(v));
     ASSERT_OK(unsigned_big.Append(static_cast<uint64_t>(v)));
@@ -348,10 +358,11 @@ TEST(SortTest, ExtremeIntegersAndBools) {
   ASSERT_OK_AND_ASSIGN(Column a, big.Finish());
   ASSERT_OK_AND_ASSIGN(Column b, unsigned_big.Finish());
   ASSERT_OK_AND_ASSIGN(Column c, flags.Finish());
-  ASSERT_OK_AND_ASSIGN(Table table, Table::Make(Schema({{"a", DataType::Int64()},
-                                                        {"b", DataType::UInt64()},
-                                                        {"c", DataType::Bool()}}),
-                                                {a, b, c}));
+  ASSERT_OK_AND_ASSIGN(
+      Table table,
+      Table::Make(
+          Schema({{"a", DataType::Int64()}, {"b", DataType::UInt64()}, {"c", DataType::Bool()}}),
+          {a, b, c}));
   ASSERT_OK_AND_ASSIGN(auto by_a, SortIndices(table, {{{"a", true, false}}}));
   EXPECT_EQ(by_a, (std::vector<int64_t>{3, 5, 2, 0, 4, 1, 6}));
   ASSERT_OK_AND_ASSIGN(auto by_b, SortIndices(table, {{{"b", false, false}}}));
@@ -359,7 +370,8 @@ TEST(SortTest, ExtremeIntegersAndBools) {
   ASSERT_OK_AND_ASSIGN(auto by_c, SortIndices(table, {{{"c", false, true}, {"a", false, false}}}));
   EXPECT_EQ(by_c, (std::vector<int64_t>{6, 2, 5, 3, 1, 4, 0}));
   // The decoded key column of the one-pass path holds the same values as a gather.
-  ASSERT_OK_AND_ASSIGN(Table no_nulls, Table::Make(Schema({{"a", DataType::Int64()}}), {a.Slice(0, 6)}));
+  ASSERT_OK_AND_ASSIGN(Table no_nulls,
+                       Table::Make(Schema({{"a", DataType::Int64()}}), {a.Slice(0, 6)}));
   ASSERT_OK_AND_ASSIGN(Table sorted, Sort(no_nulls, {{{"a", false, false}}}));
   ASSERT_OK_AND_ASSIGN(auto order, SortIndices(no_nulls, {{{"a", false, false}}}));
   ASSERT_OK_AND_ASSIGN(Table gathered, Take(no_nulls, order));
@@ -372,7 +384,8 @@ TEST(SortTest, ErrorsNameTheProblem) {
   auto missing = SortIndices(table, {{{"nope", true, false}}});
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.status().code(), StatusCode::kKeyError);
-  EXPECT_NE(missing.status().message().find("'nope'"), std::string::npos) << missing.status().ToString();
+  EXPECT_NE(missing.status().message().find("'nope'"), std::string::npos)
+      << missing.status().ToString();
   auto no_keys = Sort(table, SortOptions{});
   ASSERT_FALSE(no_keys.ok());
   EXPECT_EQ(no_keys.status().code(), StatusCode::kInvalid);
