@@ -1,5 +1,7 @@
 #include "deeprc/compute/selection.h"
 
+#include <algorithm>
+#include <bit>
 #include <cstring>
 
 #include "deeprc/core/thread_pool.h"
@@ -45,7 +47,8 @@ Result<Column> TakeImpl(const Column& column, std::span<const int64_t> indices, 
     // Ranges aligned to 8 rows so that threads never write the same byte.
     std::vector<int64_t> nulls(parts, 0);
     ParallelRanges((n + 7) / 8, parts, threads, [&](int64_t part, int64_t b, int64_t e) {
-      nulls[part] = TakeValidity(column, indices, b * 8, std::min(n, e * 8), validity->mutable_data());
+      nulls[part] =
+          TakeValidity(column, indices, b * 8, std::min(n, e * 8), validity->mutable_data());
     });
     for (int64_t count : nulls) null_count += count;
   }
@@ -122,15 +125,55 @@ Result<Table> Take(const Table& table, std::span<const int64_t> indices, int thr
   return Table::Make(table.schema(), std::move(columns), static_cast<int64_t>(indices.size()));
 }
 
+namespace {
+
+// The 64 mask bits from row `row` on that are true and not null; rows past `end` read as false.
+uint64_t KeptBits(const Column& mask, int64_t row, int64_t end) {
+  uint64_t word = bitmap::LoadWord(mask.bool_bits(), mask.offset() + row);
+  if (mask.validity_bits() != nullptr) {
+    word &= bitmap::LoadWord(mask.validity_bits(), mask.offset() + row);
+  }
+  const int64_t left = end - row;
+  if (left < 64) word &= (uint64_t{1} << left) - 1;
+  return word;
+}
+
+}  // namespace
+
 Result<Table> FilterByMask(const Table& table, const Column& mask, int threads) {
   if (mask.type_id() != TypeId::kBool || mask.length() != table.num_rows()) {
     return Status::Invalid("filter mask must be a bool column of {} rows", table.num_rows());
   }
-  std::vector<int64_t> indices;
-  indices.reserve(static_cast<size_t>(table.num_rows()));
-  for (int64_t i = 0; i < mask.length(); ++i) {
-    if (mask.IsValid(i) && mask.GetBool(i)) indices.push_back(i);
-  }
+  // Row numbers of the kept rows, found word by word in parallel ranges: count per range, then
+  // each range writes its rows at its prefix offset.
+  const int64_t length = mask.length();
+  const int64_t words = (length + 63) / 64;
+  const int parts = static_cast<int>(
+      std::min<int64_t>(std::max(1, threads > 0 ? threads : DefaultThreadCount()) * 4,
+                        std::max<int64_t>(1, words / 1024)));
+  std::vector<int64_t> counts(static_cast<size_t>(parts) + 1, 0);
+  auto word_range = [&](int64_t part) {
+    return std::pair{words * part / parts, words * (part + 1) / parts};
+  };
+  ParallelFor(parts, threads, [&](int64_t part) {
+    const auto [begin, end] = word_range(part);
+    int64_t count = 0;
+    for (int64_t w = begin; w < end; ++w) count += std::popcount(KeptBits(mask, w * 64, length));
+    counts[static_cast<size_t>(part) + 1] = count;
+  });
+  for (int p = 0; p < parts; ++p) counts[p + 1] += counts[p];
+  std::vector<int64_t> indices(static_cast<size_t>(counts[parts]));
+  ParallelFor(parts, threads, [&](int64_t part) {
+    const auto [begin, end] = word_range(part);
+    int64_t* out = indices.data() + counts[static_cast<size_t>(part)];
+    for (int64_t w = begin; w < end; ++w) {
+      uint64_t bits = KeptBits(mask, w * 64, length);
+      while (bits != 0) {
+        *out++ = w * 64 + std::countr_zero(bits);
+        bits &= bits - 1;
+      }
+    }
+  });
   return Take(table, indices, threads);
 }
 
@@ -199,7 +242,8 @@ Result<Column> Concatenate(const std::vector<Column>& columns) {
                                 std::move(validity), nulls);
     } else {
       using T = typename Tag::CType;
-      DEEPRC_ASSIGN_OR_RAISE(auto values, Buffer::Allocate(length * static_cast<int64_t>(sizeof(T))));
+      DEEPRC_ASSIGN_OR_RAISE(auto values,
+                             Buffer::Allocate(length * static_cast<int64_t>(sizeof(T))));
       T* out = values->template mutable_data_as<T>();
       for (const auto& column : columns) {
         std::memcpy(out, column.Values<T>(), static_cast<size_t>(column.length()) * sizeof(T));
