@@ -126,7 +126,7 @@ std::string ExitReason(int exit_code, int signal) {
   return fmt::format("exited with status {}", exit_code);
 }
 
-struct TaskRun : std::enable_shared_from_this<TaskRun> {
+struct TaskRun {
   TaskDescription task;
   ExecutionPlacement placement;
   ExecutionResult result;
@@ -137,6 +137,7 @@ struct TaskRun : std::enable_shared_from_this<TaskRun> {
   // The process running now; guarded by Executor::Impl::mutex_ (as are the fields below).
   pid_t pid = -1;
   int pidfd = -1;
+  uint64_t watch_id = 0;
   internal::ExitStatus exit;
   // Set once by Cancel or the timeout; the task then ends CANCELED with it.
   std::string stop_reason;
@@ -212,6 +213,10 @@ class Executor::Impl {
   std::condition_variable idle_;
   std::unordered_map<std::string, std::shared_ptr<TaskRun>> tasks_;
   std::multimap<SteadyClock::time_point, std::shared_ptr<TaskRun>> timers_;
+  // Processes the reaper watches, by the id their epoll event carries.
+  static constexpr uint64_t kWakeId = 0;
+  std::unordered_map<uint64_t, std::shared_ptr<TaskRun>> watched_;
+  uint64_t next_watch_id_ = 0;
   int64_t in_flight_ = 0;
   int64_t live_processes_ = 0;
   bool stopping_ = false;
@@ -267,7 +272,7 @@ Status Executor::Impl::Start() {
   }
   epoll_event event{};
   event.events = EPOLLIN;
-  event.data.ptr = nullptr;
+  event.data.u64 = kWakeId;
   if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &event) != 0) {
     return Status::IOError("executor: epoll_ctl: {}", strerror(errno));
   }
@@ -527,9 +532,13 @@ std::string Executor::Impl::Launch(const std::shared_ptr<TaskRun>& run,
     run->pidfd = spawned.pidfd;
     run->terminate_sent = false;
     ++live_processes_;
+    // Events carry a watch id, never a pointer: an id that is no longer watched is ignored.
+    const uint64_t watch_id = ++next_watch_id_;
+    watched_.emplace(watch_id, run);
+    run->watch_id = watch_id;
     epoll_event event{};
     event.events = EPOLLIN;
-    event.data.ptr = run.get();
+    event.data.u64 = watch_id;
     if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, spawned.pidfd, &event) != 0) {
       // Cannot happen for a fresh pidfd short of memory exhaustion; do not leave it running.
       ::kill(-spawned.pid, SIGKILL);
@@ -619,7 +628,8 @@ void Executor::Impl::StartTask(const std::shared_ptr<TaskRun>& run) {
       request.program = request.argv[0];
       shown_program = request.program;
       // mpirun would report a missing executable once per rank, after starting its daemons.
-      if (ResolveProgram(task.executable, search_path, r.result.sandbox).empty()) {
+      if (const std::string resolved = ResolveProgram(task.executable, search_path, r.result.sandbox);
+          resolved.empty() || !IsExecutableFile(resolved)) {
         Finish(run, TaskState::kFailed,
                fmt::format("executable not found: {}",
                            task.executable.find('/') != std::string::npos
@@ -825,28 +835,34 @@ void Executor::Impl::ReaperLoop() {
       std::fprintf(stderr, "deeprc executor: epoll_wait: %s\n", strerror(errno));
     }
     for (int i = 0; i < count; ++i) {
-      if (events[i].data.ptr == nullptr) {
+      if (events[i].data.u64 == kWakeId) {
         uint64_t value = 0;
         [[maybe_unused]] const ssize_t got = ::read(wake_fd_, &value, sizeof(value));
         continue;
       }
-      auto* run = static_cast<TaskRun*>(events[i].data.ptr);
       std::shared_ptr<TaskRun> owner;
       {
         std::lock_guard lock(mutex_);
-        if (run->pidfd < 0) continue;
+        const auto watched = watched_.find(events[i].data.u64);
+        if (watched == watched_.end()) continue;
+        TaskRun* run = watched->second.get();
         // The leader has exited but is not reaped yet, so its process group id is still its
         // own: sweep whatever it left behind.
         if (options_.kill_group_on_exit) ::kill(-run->pid, SIGKILL);
         const internal::ExitStatus exit = internal::ReapPidfd(run->pidfd);
         if (!exit.reaped) continue;
-        ::close(run->pidfd);  // also leaves the epoll set
+        // Removed explicitly: a child being spawned on another thread holds a copy of this
+        // descriptor until its exec, and epoll forgets a descriptor only when no copy is left.
+        // A stale registration would report this run again after it was freed.
+        ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, run->pidfd, nullptr);
+        ::close(run->pidfd);
         run->pidfd = -1;
         run->pid = -1;
         run->exit = exit;
         DisarmTimer(*run);
         --live_processes_;
-        owner = run->shared_from_this();
+        owner = std::move(watched->second);
+        watched_.erase(watched);
       }
       Post({std::move(owner), JobKind::kProcessExited});
     }
