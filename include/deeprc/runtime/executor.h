@@ -76,8 +76,10 @@ struct ExecutorOptions {
   // The client's directory: relative input staging sources and output staging targets are
   // resolved against it. Empty means the working directory when the executor was made.
   std::string client_dir;
-  // Threads that stage files and start processes. Reaping and timeouts use one more thread.
-  int32_t worker_threads = 2;
+  // Threads that stage files and start processes; they mostly wait for the file system
+  // (creating a sandbox and two output files per task), so more than the cores pays off.
+  // Reaping and timeouts use one more thread.
+  int32_t worker_threads = 4;
   // After SIGTERM (timeout, cancel), the process group gets SIGKILL this much later.
   std::chrono::milliseconds kill_grace{2000};
   // When the launched process exits, SIGKILL whatever is left in its process group (background
