@@ -64,8 +64,7 @@ std::string ShellLines(std::string_view what, const std::vector<std::string>& li
     script += fmt::format(
         "{{\n{}\n}} || {{ deeprc_status=$?; printf '%s\\n' {}\"$deeprc_status\"{} >&2; "
         "exit \"$deeprc_status\"; }}\n",
-        lines[i],
-        ShellQuote(fmt::format("{}{}[{}] failed with exit status ", kMarker, what, i)),
+        lines[i], ShellQuote(fmt::format("{}{}[{}] failed with exit status ", kMarker, what, i)),
         ShellQuote(fmt::format(": {}", lines[i])));
   }
   return script;
@@ -114,9 +113,9 @@ std::string MarkerReason(const std::string& stderr_tail) {
   size_t end = stderr_tail.size();
   if (end > 0 && stderr_tail[end - 1] == '\n') --end;
   const size_t begin = stderr_tail.rfind('\n', end == 0 ? 0 : end - 1);
-  const std::string_view last =
-      std::string_view(stderr_tail).substr(begin == std::string::npos ? 0 : begin + 1,
-                                           end - (begin == std::string::npos ? 0 : begin + 1));
+  const std::string_view last = std::string_view(stderr_tail)
+                                    .substr(begin == std::string::npos ? 0 : begin + 1,
+                                            end - (begin == std::string::npos ? 0 : begin + 1));
   if (!last.starts_with(kMarker)) return {};
   return std::string(last.substr(kMarker.size()));
 }
@@ -323,9 +322,10 @@ Status Executor::Impl::Submit(TaskDescription task, ExecutionPlacement placement
                            task.uid);
   }
   if (task.mode != TaskMode::kExecutable) {
-    return Status::NotImplemented("{}.mode: the executor runs executable tasks; {} tasks run in "
-                                  "worker pools",
-                                  where, TaskModeName(task.mode));
+    return Status::NotImplemented(
+        "{}.mode: the executor runs executable tasks; {} tasks run in "
+        "worker pools",
+        where, TaskModeName(task.mode));
   }
   if (!placement.ranks.empty() && placement.ranks.size() != static_cast<size_t>(task.ranks)) {
     return Status::Invalid("{}: placement has {} rank slots for {} ranks", where,
@@ -379,9 +379,8 @@ void Executor::Impl::WorkerLoop() {
     Job job;
     {
       std::unique_lock lock(queue_mutex_);
-      queue_ready_.wait(lock, [this] {
-        return !exits_.empty() || !starts_.empty() || queue_closed_;
-      });
+      queue_ready_.wait(lock,
+                        [this] { return !exits_.empty() || !starts_.empty() || queue_closed_; });
       std::deque<Job>& queue = exits_.empty() ? starts_ : exits_;
       if (queue.empty()) return;
       job = std::move(queue.front());
@@ -446,8 +445,8 @@ Result<std::vector<std::string>> Executor::Impl::LaunchCommand(TaskRun& run,
     }
     argv = {mpirun, "--np", std::to_string(task.ranks)};
     // The explicit slot mapping: a rankfile binding each rank to its cores, or a host list.
-    bool rankfile = options_.mpi_slot_mapping == MpiSlotMapping::kRankfile &&
-                    !run.placement.ranks.empty();
+    bool rankfile =
+        options_.mpi_slot_mapping == MpiSlotMapping::kRankfile && !run.placement.ranks.empty();
     std::set<std::pair<std::string, int32_t>> used;
     bool shared_core = false;
     for (const ExecutionSlot& slot : run.placement.ranks) {
@@ -568,9 +567,8 @@ void Executor::Impl::StartTask(const std::shared_ptr<TaskRun>& run) {
   if (task.sandbox.empty()) {
     r.result.sandbox = tasks_dir_ + "/" + task.uid;
   } else {
-    r.result.sandbox = fs::path(AbsoluteIn(options_.session_dir, task.sandbox))
-                           .lexically_normal()
-                           .string();
+    r.result.sandbox =
+        fs::path(AbsoluteIn(options_.session_dir, task.sandbox)).lexically_normal().string();
     while (r.result.sandbox.size() > 1 && r.result.sandbox.back() == '/') {
       r.result.sandbox.pop_back();
     }
@@ -584,10 +582,10 @@ void Executor::Impl::StartTask(const std::shared_ptr<TaskRun>& run) {
       return;
     }
   }
-  r.result.stdout_path = AbsoluteIn(
-      r.result.sandbox, task.stdout_file.empty() ? task.uid + ".out" : task.stdout_file);
-  r.result.stderr_path = AbsoluteIn(
-      r.result.sandbox, task.stderr_file.empty() ? task.uid + ".err" : task.stderr_file);
+  r.result.stdout_path =
+      AbsoluteIn(r.result.sandbox, task.stdout_file.empty() ? task.uid + ".out" : task.stdout_file);
+  r.result.stderr_path =
+      AbsoluteIn(r.result.sandbox, task.stderr_file.empty() ? task.uid + ".err" : task.stderr_file);
 
   if (Status staged = StageAll(r, task.input_staging, /*input=*/true); !staged.ok()) {
     const std::string reason = StopReason(r);
@@ -628,7 +626,8 @@ void Executor::Impl::StartTask(const std::shared_ptr<TaskRun>& run) {
       request.program = request.argv[0];
       shown_program = request.program;
       // mpirun would report a missing executable once per rank, after starting its daemons.
-      if (const std::string resolved = ResolveProgram(task.executable, search_path, r.result.sandbox);
+      if (const std::string resolved =
+              ResolveProgram(task.executable, search_path, r.result.sandbox);
           resolved.empty() || !IsExecutableFile(resolved)) {
         Finish(run, TaskState::kFailed,
                fmt::format("executable not found: {}",
@@ -639,8 +638,8 @@ void Executor::Impl::StartTask(const std::shared_ptr<TaskRun>& run) {
       }
     } else {
       request.program = ResolveProgram(task.executable, search_path, r.result.sandbox);
-      shown_program = task.executable.find('/') != std::string::npos ? request.program
-                                                                     : task.executable;
+      shown_program =
+          task.executable.find('/') != std::string::npos ? request.program : task.executable;
       if (request.program.empty()) {
         Finish(run, TaskState::kFailed, fmt::format("executable not found: {}", task.executable));
         return;
@@ -748,8 +747,7 @@ void Executor::Impl::Conclude(const std::shared_ptr<TaskRun>& run) {
 
 Status Executor::Impl::StageAll(TaskRun& run, const std::vector<StagingDirective>& directives,
                                 bool input) {
-  const internal::StagingBases bases{options_.client_dir, options_.session_dir,
-                                     run.result.sandbox};
+  const internal::StagingBases bases{options_.client_dir, options_.session_dir, run.result.sandbox};
   for (size_t i = 0; i < directives.size(); ++i) {
     if (!StopReason(run).empty()) return Status::Cancelled("canceled");
     const StagingDirective& directive = directives[i];
@@ -761,8 +759,9 @@ Status Executor::Impl::StageAll(TaskRun& run, const std::vector<StagingDirective
         bases, input ? run.result.sandbox : options_.client_dir);
     Status staged = internal::Stage(directive.action, source, target);
     if (!staged.ok()) {
-      return staged.WithContext(fmt::format("{}[{}] ({})", input ? "input_staging" : "output_staging",
-                                            i, StagingActionName(directive.action)));
+      return staged.WithContext(fmt::format("{}[{}] ({})",
+                                            input ? "input_staging" : "output_staging", i,
+                                            StagingActionName(directive.action)));
     }
   }
   return Status::OK();
@@ -880,6 +879,11 @@ void Executor::Impl::ReaperLoop() {
           }
           Terminate(run);
         } else if (kind == TimerKind::kKill) {
+          // Descendants that left the task's process group (mpirun puts each rank in a group of
+          // its own) would outlive a launcher killed before it cleaned up: kill them first.
+          for (const pid_t descendant : internal::Descendants(run->pid)) {
+            ::kill(descendant, SIGKILL);
+          }
           ::kill(-run->pid, SIGKILL);
         }
       }

@@ -1,3 +1,4 @@
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -92,8 +93,8 @@ int OpenPidfd(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid
 SpawnedProcess Spawn(const SpawnRequest& request) {
   SpawnedProcess spawned;
   SpawnResources resources;
-  const int flags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC |
-                    (request.truncate_output ? O_TRUNC : 0);
+  const int flags =
+      O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (request.truncate_output ? O_TRUNC : 0);
   resources.stdout_fd_ = ::open(request.stdout_path.c_str(), flags, 0644);
   if (resources.stdout_fd_ < 0) {
     spawned.error_number = errno;
@@ -140,7 +141,8 @@ SpawnedProcess Spawn(const SpawnRequest& request) {
 
   std::vector<char*> argv;
   argv.reserve(request.argv.size() + 1);
-  for (const std::string& argument : request.argv) argv.push_back(const_cast<char*>(argument.c_str()));
+  for (const std::string& argument : request.argv)
+    argv.push_back(const_cast<char*>(argument.c_str()));
   argv.push_back(nullptr);
   std::vector<char*> environment;
   environment.reserve(request.environment.size() + 1);
@@ -173,6 +175,47 @@ SpawnedProcess Spawn(const SpawnRequest& request) {
     spawned.pid = -1;
   }
   return spawned;
+}
+
+std::vector<pid_t> Descendants(pid_t root) {
+  std::vector<pid_t> found;
+  std::vector<pid_t> pending = {root};
+  while (!pending.empty()) {
+    const pid_t pid = pending.back();
+    pending.pop_back();
+    const std::string tasks = fmt::format("/proc/{}/task", pid);
+    DIR* directory = ::opendir(tasks.c_str());
+    if (directory == nullptr) continue;
+    while (const dirent* entry = ::readdir(directory)) {
+      if (entry->d_name[0] == '.') continue;
+      const std::string path = fmt::format("{}/{}/children", tasks, entry->d_name);
+      const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) continue;
+      char buffer[4096];
+      std::string text;
+      ssize_t got;
+      while ((got = ::read(fd, buffer, sizeof(buffer))) > 0) text.append(buffer, got);
+      ::close(fd);
+      size_t position = 0;
+      while (position < text.size()) {
+        const size_t end = text.find(' ', position);
+        const std::string number =
+            text.substr(position, end == std::string::npos ? std::string::npos : end - position);
+        if (!number.empty()) {
+          const pid_t child = static_cast<pid_t>(std::stol(number));
+          // A process appears once; guard against a cycle through a reused pid anyway.
+          if (found.size() < 100'000) {
+            found.push_back(child);
+            pending.push_back(child);
+          }
+        }
+        if (end == std::string::npos) break;
+        position = end + 1;
+      }
+    }
+    ::closedir(directory);
+  }
+  return found;
 }
 
 ExitStatus ReapPidfd(int pidfd) {

@@ -55,4 +55,8 @@ struct ExitStatus {
 // Reaps the process behind `pidfd` without blocking (waitid P_PIDFD, WNOHANG).
 ExitStatus ReapPidfd(int pidfd);
 
+// Every descendant of `root` (children, their children, ...), from /proc/<pid>/task/*/children.
+// Empty when the kernel does not offer that file.
+std::vector<pid_t> Descendants(pid_t root);
+
 }  // namespace deeprc::runtime::internal

@@ -57,8 +57,7 @@ std::string ResolveStagingPath(std::string_view path, const StagingBases& bases,
   return JoinPath(default_base, path);
 }
 
-Status Stage(StagingAction action, const std::string& source_text,
-             const std::string& target_text) {
+Status Stage(StagingAction action, const std::string& source_text, const std::string& target_text) {
   const fs::path source(source_text);
   const fs::path target(target_text);
   std::error_code error;

@@ -87,8 +87,7 @@ class Recorder {
 
   ExecutionResult Result(const std::string& uid, std::chrono::milliseconds timeout = 30s) {
     std::unique_lock lock(mutex_);
-    const bool arrived =
-        changed_.wait_for(lock, timeout, [&] { return results_.count(uid) > 0; });
+    const bool arrived = changed_.wait_for(lock, timeout, [&] { return results_.count(uid) > 0; });
     EXPECT_TRUE(arrived) << "no result for " << uid;
     return arrived ? results_.at(uid) : ExecutionResult{};
   }
@@ -309,8 +308,8 @@ TEST_F(ExecutorTest, ExecutableRelativeToTheSandboxAndInterpreterErrors) {
 
 TEST_F(ExecutorTest, TimeoutCancelsAndKillsTheWholeProcessGroup) {
   MakeExecutor();
-  TaskDescription task = Task(
-      "timeout", "/bin/sh", {"-c", "sleep 30 & echo $! > grandchild.pid; echo started; wait"});
+  TaskDescription task =
+      Task("timeout", "/bin/sh", {"-c", "sleep 30 & echo $! > grandchild.pid; echo started; wait"});
   task.timeout = 0.5;
   const auto start = std::chrono::steady_clock::now();
   const ExecutionResult result = Run(task);
@@ -383,18 +382,20 @@ TEST_F(ExecutorTest, CancelRightAfterSubmitEndsCanceledWhicheverStageItReached) 
 
 TEST_F(ExecutorTest, StderrTailKeepsTheLastTwentyLinesAndAtMostFourKiB) {
   MakeExecutor();
-  const ExecutionResult many = Run(Task(
-      "many-lines", "/bin/sh", {"-c", "i=1; while [ $i -le 100 ]; do echo line$i >&2; i=$((i+1)); "
-                                      "done; exit 3"}));
+  const ExecutionResult many =
+      Run(Task("many-lines", "/bin/sh",
+               {"-c",
+                "i=1; while [ $i -le 100 ]; do echo line$i >&2; i=$((i+1)); "
+                "done; exit 3"}));
   EXPECT_EQ(many.exit_code, 3);
   std::string expected;
   for (int i = 81; i <= 100; ++i) expected += fmt::format("line{}\n", i);
   EXPECT_EQ(many.stderr_tail, expected);
 
   // One very long line, then a short one: the tail stays within 4 KiB.
-  const ExecutionResult long_line = Run(Task(
-      "long-line", "/bin/sh",
-      {"-c", "head -c 10000 /dev/zero | tr '\\0' x >&2; echo >&2; echo last >&2; exit 1"}));
+  const ExecutionResult long_line = Run(
+      Task("long-line", "/bin/sh",
+           {"-c", "head -c 10000 /dev/zero | tr '\\0' x >&2; echo >&2; echo last >&2; exit 1"}));
   EXPECT_LE(long_line.stderr_tail.size(), 4096u);
   EXPECT_TRUE(long_line.stderr_tail.ends_with("last\n")) << long_line.stderr_tail;
   // The DONE task keeps its stderr tail too.
@@ -512,8 +513,8 @@ TEST_F(ExecutorTest, MissingStagingSourceFailsNamingTheFile) {
   output.output_staging = {{"never-written.txt", "out.txt", StagingAction::kMove}};
   const ExecutionResult out = Run(output);
   EXPECT_EQ(out.state, TaskState::kFailed);
-  EXPECT_EQ(out.reason, "output_staging[0] (move): source not found: " + out.sandbox +
-                            "/never-written.txt");
+  EXPECT_EQ(out.reason,
+            "output_staging[0] (move): source not found: " + out.sandbox + "/never-written.txt");
   EXPECT_EQ(recorder_.States("missing-output"),
             (std::vector<TaskState>{TaskState::kStagingInput, TaskState::kExecuting,
                                     TaskState::kStagingOutput, TaskState::kFailed}));
@@ -593,6 +594,30 @@ TEST_F(ExecutorTest, TwoRankTaskRunsThroughMpirunWithASlotMapping) {
   missing.uid = "mpi-missing";
   missing.executable = "/nonexistent/mpi-app";
   EXPECT_EQ(Run(missing, placement).reason, "executable not found: /nonexistent/mpi-app");
+}
+
+TEST_F(ExecutorTest, TimeoutOfAnMpirunTaskEndsEveryRank) {
+  MakeExecutor();
+  // OpenMPI puts each rank in a process group of its own; mpirun passes the SIGTERM on.
+  TaskDescription task = Task("mpi-timeout", "/bin/sh",
+                              {"-c", "echo $$ > rank$OMPI_COMM_WORLD_RANK.pid; exec sleep 30"});
+  task.ranks = 2;
+  task.timeout = 1.5;
+  ExecutionPlacement placement;
+  placement.ranks = {ExecutionSlot{"", {0}, {}}, ExecutionSlot{"", {1}, {}}};
+  const ExecutionResult result = Run(task, placement);
+  EXPECT_EQ(result.state, TaskState::kCanceled);
+  EXPECT_EQ(result.reason, "timeout after 1.5s");
+  for (int rank = 0; rank < 2; ++rank) {
+    const std::string pid_text = ReadFile(fmt::format("{}/rank{}.pid", result.sandbox, rank));
+    ASSERT_FALSE(pid_text.empty()) << "rank " << rank << " never started";
+    const pid_t pid = std::stoi(pid_text);
+    const auto deadline = std::chrono::steady_clock::now() + 3s;
+    while (!ProcessGone(pid) && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(10ms);
+    }
+    EXPECT_TRUE(ProcessGone(pid)) << "rank " << rank << " (pid " << pid << ") survived";
+  }
 }
 
 TEST_F(ExecutorTest, TenThousandTasksLeaveNoDescriptorOrThreadBehind) {
