@@ -636,7 +636,9 @@ TEST_F(ExecutorTest, TenThousandTasksLeaveNoDescriptorOrThreadBehind) {
     for (int i = 0; i < kTasks; ++i) {
       // Fewer than 8 in flight: of the i submitted so far, i - 7 are done (the warm-up task's
       // result counts too).
-      if (i >= 8) ASSERT_TRUE(recorder_.WaitForResults(static_cast<size_t>(i) - 6));
+      if (i >= 8) {
+        ASSERT_TRUE(recorder_.WaitForResults(static_cast<size_t>(i) - 6));
+      }
       ASSERT_OK(executor_->Submit(Task(fmt::format("true.{:06}", i), "/bin/true")));
     }
     ASSERT_TRUE(executor_->WaitIdle(300s));
