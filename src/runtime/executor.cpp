@@ -586,6 +586,19 @@ void Executor::Impl::StartTask(const std::shared_ptr<TaskRun>& run) {
       AbsoluteIn(r.result.sandbox, task.stdout_file.empty() ? task.uid + ".out" : task.stdout_file);
   r.result.stderr_path =
       AbsoluteIn(r.result.sandbox, task.stderr_file.empty() ? task.uid + ".err" : task.stderr_file);
+  // Output files named with a directory ("logs/run.out") get that directory.
+  for (const std::string* file : {&task.stdout_file, &task.stderr_file}) {
+    if (file->find('/') == std::string::npos) continue;
+    const std::string& path =
+        file == &task.stdout_file ? r.result.stdout_path : r.result.stderr_path;
+    std::error_code error;
+    fs::create_directories(fs::path(path).parent_path(), error);
+    if (error) {
+      Finish(run, TaskState::kFailed,
+             fmt::format("cannot create the directory of {}: {}", path, error.message()));
+      return;
+    }
+  }
 
   if (Status staged = StageAll(r, task.input_staging, /*input=*/true); !staged.ok()) {
     const std::string reason = StopReason(r);

@@ -449,6 +449,12 @@ TEST_F(ExecutorTest, WorkingDirectoryIsTheSandboxAndOutputFilesCanBeNamed) {
   EXPECT_EQ(ReadFile(result.stdout_path), result.sandbox + "\n");
   EXPECT_EQ(ReadFile(result.sandbox + "/logs.txt"), "err\n");
 
+  TaskDescription nested = Task("nested", "/bin/echo", {"deep"});
+  nested.stdout_file = "logs/run/out.txt";
+  const ExecutionResult in_subdirectory = Run(nested);
+  ASSERT_EQ(in_subdirectory.state, TaskState::kDone) << in_subdirectory.reason;
+  EXPECT_EQ(ReadFile(in_subdirectory.sandbox + "/logs/run/out.txt"), "deep\n");
+
   // stdout and stderr into one file; a sandbox chosen by the task (relative to the session).
   TaskDescription merged = Task("merged", "/bin/sh", {"-c", "echo a; echo b >&2; echo c"});
   merged.stdout_file = "all.log";
