@@ -125,6 +125,13 @@ std::string ExitReason(int exit_code, int signal) {
   return fmt::format("exited with status {}", exit_code);
 }
 
+std::string ExitReason(const internal::ExitStatus& exit) {
+  if (exit.status_lost) {
+    return "exit status lost: the process was reaped by other code (is SIGCHLD ignored?)";
+  }
+  return ExitReason(exit.exit_code, exit.signal);
+}
+
 struct TaskRun {
   TaskDescription task;
   ExecutionPlacement placement;
@@ -512,6 +519,11 @@ std::string Executor::Impl::Launch(const std::shared_ptr<TaskRun>& run,
                                    internal::SpawnRequest request,
                                    const std::string& shown_program) {
   internal::SpawnedProcess spawned = internal::Spawn(request);
+  if (spawned.already_reaped) {
+    run->exit = internal::ExitStatus{.reaped = true, .status_lost = true};
+    Post({run, JobKind::kProcessExited});
+    return {};
+  }
   if (spawned.pid < 0) {
     if (!spawned.exec_failed) return spawned.error;
     if (spawned.error_number == ENOENT) {
@@ -696,7 +708,7 @@ void Executor::Impl::ProcessExited(const std::shared_ptr<TaskRun>& run) {
       return;
     }
     if (r.exit.exit_code != 0) {
-      r.main_failure = ExitReason(r.exit.exit_code, r.exit.signal);
+      r.main_failure = ExitReason(r.exit);
       if (!r.task.pre_exec.empty() && r.exit.signal == 0) {
         // A failing pre_exec line or a missing executable: the wrapper said which. No post_exec
         // then, as the task itself never ran.
@@ -733,9 +745,8 @@ void Executor::Impl::ProcessExited(const std::shared_ptr<TaskRun>& run) {
     if (r.main_failure.empty() && (r.exit.exit_code != 0 || r.exit.signal != 0)) {
       std::string marker;
       if (r.exit.signal == 0) marker = MarkerReason(ReadFileTail(r.result.stderr_path, 4096, 1));
-      r.main_failure = marker.starts_with("post_exec[")
-                           ? marker
-                           : "post_exec: " + ExitReason(r.exit.exit_code, r.exit.signal);
+      r.main_failure =
+          marker.starts_with("post_exec[") ? marker : "post_exec: " + ExitReason(r.exit);
     }
     Conclude(run);
   }

@@ -166,6 +166,12 @@ SpawnedProcess Spawn(const SpawnRequest& request) {
   }
   spawned.pid = pid;
   spawned.pidfd = OpenPidfd(pid);
+  if (spawned.pidfd < 0 && errno == ESRCH) {
+    // Already exited and reaped by other code (SIGCHLD ignored): nothing left to watch or kill;
+    // its pid may even be in use again.
+    spawned.already_reaped = true;
+    return spawned;
+  }
   if (spawned.pidfd < 0) {
     spawned.error_number = errno;
     spawned.error = fmt::format("cannot watch process {}: {}", pid, strerror(spawned.error_number));
@@ -223,10 +229,16 @@ ExitStatus ReapPidfd(int pidfd) {
   siginfo_t info;
   memset(&info, 0, sizeof(info));
   if (::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd), &info,
-               WEXITED | WNOHANG) != 0 ||
-      info.si_pid == 0) {
+               WEXITED | WNOHANG) != 0) {
+    if (errno == ECHILD) {
+      // Reaped by someone else (SIGCHLD ignored in this process, or a waitpid(-1) elsewhere):
+      // gone, with its status lost. Reporting it gone keeps the reaper from polling forever.
+      status.reaped = true;
+      status.status_lost = true;
+    }
     return status;
   }
+  if (info.si_pid == 0) return status;
   status.reaped = true;
   if (info.si_code == CLD_EXITED) {
     status.exit_code = info.si_status;

@@ -32,6 +32,8 @@ struct SpawnedProcess {
   // True when the failure came from executing `program` (ENOENT: not found, EACCES, ...),
   // false when it came from preparing the child (output files, pidfd).
   bool exec_failed = false;
+  // Started, but gone before a pidfd could be opened: reaped by other code, status lost.
+  bool already_reaped = false;
   std::string error;
 };
 
@@ -50,6 +52,8 @@ struct ExitStatus {
   int exit_code = -1;
   // Terminating signal, 0 when it exited.
   int signal = 0;
+  // Reaped by other code before us: the process is gone, its status unknown.
+  bool status_lost = false;
 };
 
 // Reaps the process behind `pidfd` without blocking (waitid P_PIDFD, WNOHANG).

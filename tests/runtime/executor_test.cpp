@@ -732,6 +732,22 @@ TEST_F(ExecutorTest, DestroyingTheExecutorCancelsRunningTasks) {
   EXPECT_EQ(result.reason, "executor shut down");
 }
 
+TEST_F(ExecutorTest, ChildrenReapedByOtherCodeEndFailedInsteadOfHanging) {
+  MakeExecutor();
+  // With SIGCHLD ignored the kernel reaps children itself and their status is lost.
+  struct sigaction ignore {};
+  ignore.sa_handler = SIG_IGN;
+  struct sigaction previous {};
+  ASSERT_EQ(::sigaction(SIGCHLD, &ignore, &previous), 0);
+  const ExecutionResult result = Run(Task("auto-reaped", "/bin/true"));
+  ::sigaction(SIGCHLD, &previous, nullptr);
+  EXPECT_EQ(result.state, TaskState::kFailed);
+  EXPECT_EQ(result.reason,
+            "exit status lost: the process was reaped by other code (is SIGCHLD ignored?)");
+  // Back to normal afterwards.
+  EXPECT_EQ(Run(Task("after", "/bin/true")).state, TaskState::kDone);
+}
+
 TEST(SignalNameTest, NamesAndNumbers) {
   EXPECT_EQ(SignalName(SIGSEGV), "SIGSEGV");
   EXPECT_EQ(SignalName(SIGKILL), "SIGKILL");
