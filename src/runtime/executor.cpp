@@ -450,7 +450,7 @@ Result<std::vector<std::string>> Executor::Impl::LaunchCommand(TaskRun& run,
       return Status::IOError("mpirun not found: {} (needed for {} ranks)", options_.mpirun,
                              task.ranks);
     }
-    argv = {mpirun, "--np", std::to_string(task.ranks)};
+    argv = {mpirun};
     // The explicit slot mapping: a rankfile binding each rank to its cores, or a host list.
     bool rankfile =
         options_.mpi_slot_mapping == MpiSlotMapping::kRankfile && !run.placement.ranks.empty();
@@ -510,8 +510,34 @@ Result<std::vector<std::string>> Executor::Impl::LaunchCommand(TaskRun& run,
       argv.push_back(list);
     }
   }
-  argv.push_back(task.executable);
-  argv.insert(argv.end(), task.arguments.begin(), task.arguments.end());
+  const auto append_command = [&] {
+    argv.push_back(task.executable);
+    argv.insert(argv.end(), task.arguments.begin(), task.arguments.end());
+  };
+  if (task.ranks == 1) {
+    append_command();
+    return argv;
+  }
+  // Each rank sees only its own GPUs: one mpirun application context per rank
+  // (`-np 1 -x CUDA_VISIBLE_DEVICES=.. cmd : -np 1 ...`), still argv entries, no shell. An
+  // argument that is a lone ":" would split the contexts; then every rank sees all the task's
+  // GPUs.
+  const bool any_gpu = std::any_of(run.placement.ranks.begin(), run.placement.ranks.end(),
+                                   [](const ExecutionSlot& slot) { return !slot.gpus.empty(); });
+  const bool colon_argument =
+      std::find(task.arguments.begin(), task.arguments.end(), ":") != task.arguments.end();
+  if (any_gpu && !colon_argument) {
+    for (size_t rank = 0; rank < run.placement.ranks.size(); ++rank) {
+      if (rank > 0) argv.push_back(":");
+      argv.insert(argv.end(), {"-np", "1", "-x",
+                               "CUDA_VISIBLE_DEVICES=" + JoinIds(run.placement.ranks[rank].gpus)});
+      append_command();
+    }
+    return argv;
+  }
+  argv.push_back("--np");
+  argv.push_back(std::to_string(task.ranks));
+  append_command();
   return argv;
 }
 

@@ -602,6 +602,22 @@ TEST_F(ExecutorTest, TwoRankTaskRunsThroughMpirunWithASlotMapping) {
   EXPECT_EQ(Run(missing, placement).reason, "executable not found: /nonexistent/mpi-app");
 }
 
+TEST_F(ExecutorTest, EachMpiRankSeesOnlyItsOwnGpus) {
+  MakeExecutor();
+  TaskDescription task = Task(
+      "mpi-gpus", "/bin/sh",
+      {"-c", "echo rank=$OMPI_COMM_WORLD_RANK cuda=$CUDA_VISIBLE_DEVICES all=$DEEPRC_GPU_IDS"});
+  task.ranks = 2;
+  task.gpus_per_rank = 2;
+  ExecutionPlacement placement;
+  placement.ranks = {ExecutionSlot{"", {0}, {4, 5}}, ExecutionSlot{"", {1}, {6, 7}}};
+  const ExecutionResult result = Run(task, placement);
+  ASSERT_EQ(result.state, TaskState::kDone) << result.reason << "\n" << result.stderr_tail;
+  const std::string out = ReadFile(result.stdout_path);
+  EXPECT_NE(out.find("rank=0 cuda=4,5 all=4,5,6,7\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("rank=1 cuda=6,7 all=4,5,6,7\n"), std::string::npos) << out;
+}
+
 TEST_F(ExecutorTest, TimeoutOfAnMpirunTaskEndsEveryRank) {
   MakeExecutor();
   // OpenMPI puts each rank in a process group of its own; mpirun passes the SIGTERM on.

@@ -107,7 +107,8 @@ struct ExecutorOptions {
 //     DEEPRC_GPU_IDS, CUDA_VISIBLE_DEVICES (the assigned GPU ids, comma-separated; "" when none)
 //     and DEEPRC_SANDBOX. A bare executable name is looked up in that environment's PATH; a
 //     relative path with a slash is relative to the sandbox. ranks > 1 runs through mpirun with
-//     an explicit slot mapping built from the placement;
+//     an explicit slot mapping built from the placement, and each rank's CUDA_VISIBLE_DEVICES
+//     holds its own GPUs only (DEEPRC_GPU_IDS lists the whole task's);
 //   - pre_exec lines run in one `/bin/sh -c` in the sandbox just before the launch command, which
 //     the same shell then execs, so that `export` and `cd` in pre_exec reach the task (as in
 //     RADICAL-Pilot); the first failing line fails the task. post_exec lines run in another shell
