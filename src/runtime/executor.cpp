@@ -4,6 +4,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -565,22 +566,25 @@ std::string Executor::Impl::Launch(const std::shared_ptr<TaskRun>& run,
   }
   {
     std::lock_guard lock(mutex_);
-    run->pid = spawned.pid;
-    run->pidfd = spawned.pidfd;
-    run->terminate_sent = false;
-    ++live_processes_;
     // Events carry a watch id, never a pointer: an id that is no longer watched is ignored.
     const uint64_t watch_id = ++next_watch_id_;
-    watched_.emplace(watch_id, run);
-    run->watch_id = watch_id;
     epoll_event event{};
     event.events = EPOLLIN;
     event.data.u64 = watch_id;
     if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, spawned.pidfd, &event) != 0) {
-      // Cannot happen for a fresh pidfd short of memory exhaustion; do not leave it running.
+      // Out of kernel memory or over max_user_watches: do not leave it running or unreaped.
+      const int error = errno;
       ::kill(-spawned.pid, SIGKILL);
-      DEEPRC_CHECK(false);
+      ::waitpid(spawned.pid, nullptr, 0);
+      ::close(spawned.pidfd);
+      return fmt::format("cannot watch process {}: {}", spawned.pid, strerror(error));
     }
+    run->pid = spawned.pid;
+    run->pidfd = spawned.pidfd;
+    run->terminate_sent = false;
+    run->watch_id = watch_id;
+    watched_.emplace(watch_id, run);
+    ++live_processes_;
     if (!run->stop_reason.empty()) {
       // Canceled between the last check and now.
       Terminate(run);
