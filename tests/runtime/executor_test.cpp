@@ -566,6 +566,43 @@ TEST_F(ExecutorTest, PreExecExportsReachTheTaskAndPostExecRunsAfter) {
   EXPECT_EQ(not_found.reason, "executable not found: /nonexistent/tool");
 }
 
+TEST_F(ExecutorTest, PostExecRunsAfterAFailedTaskWhichStaysFailed) {
+  MakeExecutor();
+  TaskDescription task = Task("post-after-failure", "/bin/sh", {"-c", "exit 3"});
+  task.post_exec = {"echo cleaned > cleanup.txt"};
+  const ExecutionResult result = Run(task);
+  EXPECT_EQ(result.state, TaskState::kFailed);
+  EXPECT_EQ(result.reason, "exited with status 3");
+  EXPECT_EQ(result.exit_code, 3);
+  EXPECT_EQ(ReadFile(result.sandbox + "/cleanup.txt"), "cleaned\n");
+}
+
+TEST_F(ExecutorTest, BackgroundChildrenDoNotOutliveTheirTask) {
+  MakeExecutor();
+  const ExecutionResult result =
+      Run(Task("leaves-child", "/bin/sh", {"-c", "sleep 30 & echo $! > child.pid"}));
+  ASSERT_EQ(result.state, TaskState::kDone) << result.reason;
+  const pid_t child = std::stoi(ReadFile(result.sandbox + "/child.pid"));
+  const auto deadline = std::chrono::steady_clock::now() + 2s;
+  while (!ProcessGone(child) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_TRUE(ProcessGone(child));
+}
+
+TEST_F(ExecutorTest, BackgroundChildrenMayStayWhenAskedTo) {
+  ExecutorOptions options = Options();
+  options.kill_group_on_exit = false;
+  MakeExecutor(std::move(options));
+  const ExecutionResult result =
+      Run(Task("keeps-child", "/bin/sh", {"-c", "sleep 30 & echo $! > child.pid"}));
+  ASSERT_EQ(result.state, TaskState::kDone) << result.reason;
+  const pid_t child = std::stoi(ReadFile(result.sandbox + "/child.pid"));
+  std::this_thread::sleep_for(100ms);
+  EXPECT_FALSE(ProcessGone(child));
+  ::kill(child, SIGKILL);  // the test's own leftover
+}
+
 TEST_F(ExecutorTest, TwoRankTaskRunsThroughMpirunWithASlotMapping) {
   MakeExecutor();
   TaskDescription task =
