@@ -116,7 +116,13 @@ struct ExecutorOptions {
 //   - output staging (source relative to the sandbox, target relative to client_dir) only when
 //     the task succeeded.
 // A timeout (task.timeout seconds from the start of EXECUTING) or Cancel() sends SIGTERM to the
-// task's process group, then SIGKILL after kill_grace; the task ends CANCELED.
+// task's process group, then SIGKILL after kill_grace (also to descendants that left the group,
+// such as mpirun's ranks); the task ends CANCELED.
+//
+// Threads: a fixed pool (worker_threads) plus one reaper that waits on every task's pidfd with
+// epoll and keeps the timers; nothing grows with the number of tasks. Submit, Cancel, WaitIdle
+// and InFlight may be called from any thread, also from the callbacks; destroying the executor
+// from a callback deadlocks.
 class Executor {
  public:
   static Result<std::unique_ptr<Executor>> Make(ExecutorOptions options);
