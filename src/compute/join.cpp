@@ -118,22 +118,32 @@ struct Matches {
 };
 
 // Runs body(task, sink) for every task on the threads, and appends each task's pairs to `out` in
-// task order. Tasks run in waves, so that only one wave's pairs are held twice.
+// task order. All tasks run in one parallel loop and the copy is parallel too: each barrier
+// costs a whole scheduler time slice when a helper thread is descheduled on a busy machine, so
+// there are two, rather than a pair of them per wave of tasks.
 Status RunTasks(int64_t tasks, int threads, Matches* out,
                 const std::function<void(int64_t, PairSink&)>& body) {
-  const int64_t wave = std::max<int64_t>(64, int64_t{8} * threads);
-  std::vector<PairSink> sinks(static_cast<size_t>(std::min(wave, std::max<int64_t>(tasks, 1))));
-  for (int64_t first = 0; first < tasks; first += wave) {
-    const int64_t count = std::min(wave, tasks - first);
-    ParallelFor(count, threads, [&](int64_t i) {
-      sinks[i].Clear();
-      body(first + i, sinks[i]);
-    });
-    for (int64_t i = 0; i < count; ++i) {
-      DEEPRC_RETURN_NOT_OK(sinks[i].status());
-      DEEPRC_RETURN_NOT_OK(out->Append(sinks[i].left(), sinks[i].right(), sinks[i].count()));
-    }
+  if (tasks <= 0) return Status::OK();
+  std::vector<PairSink> sinks(static_cast<size_t>(tasks));
+  ParallelFor(tasks, threads, [&](int64_t t) { body(t, sinks[t]); });
+  std::vector<int64_t> offsets(static_cast<size_t>(tasks) + 1, out->count);
+  for (int64_t t = 0; t < tasks; ++t) {
+    DEEPRC_RETURN_NOT_OK(sinks[t].status());
+    offsets[t + 1] = offsets[t] + sinks[t].count();
   }
+  const int64_t total = offsets[tasks];
+  DEEPRC_RETURN_NOT_OK(out->Reserve(total));
+  int64_t* left = reinterpret_cast<int64_t*>(out->left.data());
+  int64_t* right = reinterpret_cast<int64_t*>(out->right.data());
+  ParallelFor(tasks, threads, [&](int64_t t) {
+    const size_t bytes = static_cast<size_t>(sinks[t].count()) * 8;
+    if (bytes == 0) return;
+    std::memcpy(left + offsets[t], sinks[t].left(), bytes);
+    std::memcpy(right + offsets[t], sinks[t].right(), bytes);
+  });
+  out->count = total;
+  out->left.UnsafeSetSize(total * 8);
+  out->right.UnsafeSetSize(total * 8);
   return Status::OK();
 }
 
