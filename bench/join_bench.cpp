@@ -8,6 +8,8 @@
 // timed; the join (matching and materializing every output column) is.
 #include <benchmark/benchmark.h>
 
+#include <sys/resource.h>
+
 #include <cstdint>
 #include <random>
 #include <vector>
@@ -70,6 +72,15 @@ std::pair<Table, Table> UniformTables(int64_t n) {
           MakeTable({{"k", Int64Column(rk)}, {"b", Float64Column(b)}}, n)};
 }
 
+// CPU seconds (user + system) of every thread of the process so far. On a shared machine the
+// wall time of a parallel run depends on other processes; the CPU time much less.
+double ProcessCpuSeconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec * 1e-6; };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
+
 void RunJoin(benchmark::State& state, const std::pair<Table, Table>& tables,
              JoinAlgorithm algorithm) {
   JoinOptions options;
@@ -79,6 +90,7 @@ void RunJoin(benchmark::State& state, const std::pair<Table, Table>& tables,
   options.algorithm = algorithm;
   options.threads = static_cast<int>(state.range(1));
   int64_t rows_out = 0;
+  const double cpu_before = ProcessCpuSeconds();
   for (auto _ : state) {
     auto result = Join(tables.first, tables.second, options);
     if (!result.ok()) {
@@ -88,6 +100,8 @@ void RunJoin(benchmark::State& state, const std::pair<Table, Table>& tables,
     rows_out = result->num_rows();
     benchmark::DoNotOptimize(result->column(0).values_buffer().get());
   }
+  state.counters["process_cpu_s"] =
+      (ProcessCpuSeconds() - cpu_before) / static_cast<double>(state.iterations());
   state.counters["rows_out"] = static_cast<double>(rows_out);
   state.counters["threads"] = static_cast<double>(options.threads);
 }

@@ -21,14 +21,15 @@ Result<JoinType> ParseJoinType(std::string_view text) {
   if (text == "outer" || text == "full") return JoinType::kOuter;
   if (text == "semi") return JoinType::kSemi;
   if (text == "anti") return JoinType::kAnti;
-  return Status::Invalid("unknown join type '{}': expected inner, left, right, outer, full, semi or anti",
-                         text);
+  return Status::Invalid(
+      "unknown join type '{}': expected inner, left, right, outer, full, semi or anti", text);
 }
 
 Result<JoinAlgorithm> ParseJoinAlgorithm(std::string_view text) {
   if (text == "auto") return JoinAlgorithm::kAuto;
   if (text == "hash") return JoinAlgorithm::kHash;
-  if (text == "sort" || text == "sort-merge" || text == "sort_merge") return JoinAlgorithm::kSortMerge;
+  if (text == "sort" || text == "sort-merge" || text == "sort_merge")
+    return JoinAlgorithm::kSortMerge;
   return Status::Invalid("unknown join algorithm '{}': expected auto, hash or sort", text);
 }
 
@@ -118,22 +119,32 @@ struct Matches {
 };
 
 // Runs body(task, sink) for every task on the threads, and appends each task's pairs to `out` in
-// task order. Tasks run in waves, so that only one wave's pairs are held twice.
+// task order. All tasks run in one parallel loop and the copy is parallel too: each barrier
+// costs a whole scheduler time slice when a helper thread is descheduled on a busy machine, so
+// there are two, rather than a pair of them per wave of tasks.
 Status RunTasks(int64_t tasks, int threads, Matches* out,
                 const std::function<void(int64_t, PairSink&)>& body) {
-  const int64_t wave = std::max<int64_t>(64, int64_t{8} * threads);
-  std::vector<PairSink> sinks(static_cast<size_t>(std::min(wave, std::max<int64_t>(tasks, 1))));
-  for (int64_t first = 0; first < tasks; first += wave) {
-    const int64_t count = std::min(wave, tasks - first);
-    ParallelFor(count, threads, [&](int64_t i) {
-      sinks[i].Clear();
-      body(first + i, sinks[i]);
-    });
-    for (int64_t i = 0; i < count; ++i) {
-      DEEPRC_RETURN_NOT_OK(sinks[i].status());
-      DEEPRC_RETURN_NOT_OK(out->Append(sinks[i].left(), sinks[i].right(), sinks[i].count()));
-    }
+  if (tasks <= 0) return Status::OK();
+  std::vector<PairSink> sinks(static_cast<size_t>(tasks));
+  ParallelFor(tasks, threads, [&](int64_t t) { body(t, sinks[t]); });
+  std::vector<int64_t> offsets(static_cast<size_t>(tasks) + 1, out->count);
+  for (int64_t t = 0; t < tasks; ++t) {
+    DEEPRC_RETURN_NOT_OK(sinks[t].status());
+    offsets[t + 1] = offsets[t] + sinks[t].count();
   }
+  const int64_t total = offsets[tasks];
+  DEEPRC_RETURN_NOT_OK(out->Reserve(total));
+  int64_t* left = reinterpret_cast<int64_t*>(out->left.data());
+  int64_t* right = reinterpret_cast<int64_t*>(out->right.data());
+  ParallelFor(tasks, threads, [&](int64_t t) {
+    const size_t bytes = static_cast<size_t>(sinks[t].count()) * 8;
+    if (bytes == 0) return;
+    std::memcpy(left + offsets[t], sinks[t].left(), bytes);
+    std::memcpy(right + offsets[t], sinks[t].right(), bytes);
+  });
+  out->count = total;
+  out->left.UnsafeSetSize(total * 8);
+  out->right.UnsafeSetSize(total * 8);
   return Status::OK();
 }
 
@@ -240,9 +251,7 @@ struct PartitionedSide {
   int64_t size() const { return begin.back(); }
 };
 
-inline uint64_t PartitionOf(uint64_t hash, int bits) {
-  return bits == 0 ? 0 : hash >> (64 - bits);
-}
+inline uint64_t PartitionOf(uint64_t hash, int bits) { return bits == 0 ? 0 : hash >> (64 - bits); }
 
 // Source: bool(int64_t row, uint64_t* word, uint64_t* hash), false to leave the row out.
 template <typename Source>
@@ -301,10 +310,9 @@ struct HashTableScratch {
 // kGeneric: words are hashes, and equal words still need build_equal(build row, build row) while
 // building and probe_equal(build row, probe row) while probing.
 template <bool kGeneric, typename BuildEqual, typename ProbeEqual>
-void JoinPartition(const Entry* build, int64_t build_count, const Entry* probe,
-                   int64_t probe_count, bool build_is_left, const JoinFlags& flags,
-                   const BuildEqual& build_equal, const ProbeEqual& probe_equal,
-                   uint8_t* left_marks, PairSink& sink) {
+void JoinPartition(const Entry* build, int64_t build_count, const Entry* probe, int64_t probe_count,
+                   bool build_is_left, const JoinFlags& flags, const BuildEqual& build_equal,
+                   const ProbeEqual& probe_equal, uint8_t* left_marks, PairSink& sink) {
   if (build_count == 0 && probe_count == 0) return;
   thread_local HashTableScratch scratch;
   const bool probe_unmatched = build_is_left ? flags.right_unmatched : flags.left_unmatched;
@@ -617,13 +625,11 @@ Status MatchEntries(const MatchContext& context, const LeftSource& left_source,
     const auto bounds = MergeBounds(nl, nr, int64_t{4} * threads, same_left, lower_bound);
     auto left_row = [&](int64_t i) { return le[i].row; };
     auto right_row = [&](int64_t j) { return re[j].row; };
-    DEEPRC_RETURN_NOT_OK(RunTasks(static_cast<int64_t>(bounds.size()) - 1, threads, matches,
-                                  [&](int64_t t, PairSink& sink) {
-                                    MergeRange(bounds[t].first, bounds[t + 1].first,
-                                               bounds[t].second, bounds[t + 1].second, flags,
-                                               compare, same_left, same_right, left_row,
-                                               right_row, marks, sink);
-                                  }));
+    DEEPRC_RETURN_NOT_OK(RunTasks(
+        static_cast<int64_t>(bounds.size()) - 1, threads, matches, [&](int64_t t, PairSink& sink) {
+          MergeRange(bounds[t].first, bounds[t + 1].first, bounds[t].second, bounds[t + 1].second,
+                     flags, compare, same_left, same_right, left_row, right_row, marks, sink);
+        }));
     return AppendExcluded(left.excluded, right.excluded, !kGeneric && context.nulls_equal, flags,
                           matches);
   }
@@ -750,10 +756,14 @@ Result<Matches> Match(const MatchContext& context, const SideKeys& left, const S
 
 DataType IntegerOfWidth(int width, bool is_signed) {
   switch (width) {
-    case 1: return is_signed ? DataType::Int8() : DataType::UInt8();
-    case 2: return is_signed ? DataType::Int16() : DataType::UInt16();
-    case 4: return is_signed ? DataType::Int32() : DataType::UInt32();
-    default: return is_signed ? DataType::Int64() : DataType::UInt64();
+    case 1:
+      return is_signed ? DataType::Int8() : DataType::UInt8();
+    case 2:
+      return is_signed ? DataType::Int16() : DataType::UInt16();
+    case 4:
+      return is_signed ? DataType::Int32() : DataType::UInt32();
+    default:
+      return is_signed ? DataType::Int64() : DataType::UInt64();
   }
 }
 
@@ -785,15 +795,17 @@ std::string JoinNames(const std::vector<std::string>& names) {
 
 Result<Table> Join(const Table& left, const Table& right, const JoinOptions& options) {
   if (options.left_keys.empty() || options.right_keys.empty()) {
-    return Status::Invalid("join needs at least one key column on each side (left keys: [{}], "
-                           "right keys: [{}])",
-                           JoinNames(options.left_keys), JoinNames(options.right_keys));
+    return Status::Invalid(
+        "join needs at least one key column on each side (left keys: [{}], "
+        "right keys: [{}])",
+        JoinNames(options.left_keys), JoinNames(options.right_keys));
   }
   if (options.left_keys.size() != options.right_keys.size()) {
-    return Status::Invalid("join has {} left keys ([{}]) and {} right keys ([{}]); the counts "
-                           "must match",
-                           options.left_keys.size(), JoinNames(options.left_keys),
-                           options.right_keys.size(), JoinNames(options.right_keys));
+    return Status::Invalid(
+        "join has {} left keys ([{}]) and {} right keys ([{}]); the counts "
+        "must match",
+        options.left_keys.size(), JoinNames(options.left_keys), options.right_keys.size(),
+        JoinNames(options.right_keys));
   }
   auto left_index = left.schema().GetFieldIndices(options.left_keys);
   if (!left_index.ok()) return left_index.status().WithContext("left join key");
@@ -812,10 +824,11 @@ Result<Table> Join(const Table& left, const Table& right, const JoinOptions& opt
     const Column& rc = right.column(right_key_columns[k]);
     auto common = CommonKeyType(lc.type(), rc.type());
     if (!common.ok()) {
-      return Status::TypeError("join key '{}' (left, {}) cannot be compared with key '{}' "
-                               "(right, {}): {}",
-                               options.left_keys[k], lc.type().ToString(), options.right_keys[k],
-                               rc.type().ToString(), common.status().message());
+      return Status::TypeError(
+          "join key '{}' (left, {}) cannot be compared with key '{}' "
+          "(right, {}): {}",
+          options.left_keys[k], lc.type().ToString(), options.right_keys[k], rc.type().ToString(),
+          common.status().message());
     }
     auto lcast = Cast(lc, *common);
     if (!lcast.ok()) {
@@ -823,8 +836,7 @@ Result<Table> Join(const Table& left, const Table& right, const JoinOptions& opt
     }
     auto rcast = Cast(rc, *common);
     if (!rcast.ok()) {
-      return rcast.status().WithContext("promoting right join key '" + options.right_keys[k] +
-                                        "'");
+      return rcast.status().WithContext("promoting right join key '" + options.right_keys[k] + "'");
     }
     left_keys.columns.push_back(lcast.MoveValueUnsafe());
     right_keys.columns.push_back(rcast.MoveValueUnsafe());
@@ -876,9 +888,10 @@ Result<Table> Join(const Table& left, const Table& right, const JoinOptions& opt
   auto add_name = [&](std::string name, const DataType& type, std::string_view side,
                       std::string_view original) -> Status {
     if (!seen.insert(name).second) {
-      return Status::Invalid("join output would have two columns named '{}' (from {} column "
-                             "'{}'); choose other suffixes than '{}' and '{}'",
-                             name, side, original, options.left_suffix, options.right_suffix);
+      return Status::Invalid(
+          "join output would have two columns named '{}' (from {} column "
+          "'{}'); choose other suffixes than '{}' and '{}'",
+          name, side, original, options.left_suffix, options.right_suffix);
     }
     fields.push_back({std::move(name), type});
     return Status::OK();
@@ -888,8 +901,8 @@ Result<Table> Join(const Table& left, const Table& right, const JoinOptions& opt
     const DataType type =
         shared_of_left[c] >= 0 ? left_keys.columns[shared_of_left[c]].type() : field.type;
     const bool clash = right_names.count(field.name) > 0;
-    DEEPRC_RETURN_NOT_OK(add_name(clash ? field.name + options.left_suffix : field.name, type,
-                                  "left", field.name));
+    DEEPRC_RETURN_NOT_OK(
+        add_name(clash ? field.name + options.left_suffix : field.name, type, "left", field.name));
   }
   for (int c : right_output) {
     const Field& field = right.schema().field(c);
@@ -917,8 +930,8 @@ Result<Table> Join(const Table& left, const Table& right, const JoinOptions& opt
     left_columns.push_back(shared_of_left[c] >= 0 ? left_keys.columns[shared_of_left[c]]
                                                   : left.column(c));
   }
-  DEEPRC_ASSIGN_OR_RAISE(Table left_input, Table::Make(Schema(left_fields), left_columns,
-                                                       left.num_rows()));
+  DEEPRC_ASSIGN_OR_RAISE(Table left_input,
+                         Table::Make(Schema(left_fields), left_columns, left.num_rows()));
   DEEPRC_ASSIGN_OR_RAISE(Table left_taken, Take(left_input, left_rows, threads));
 
   // Right columns, then shared keys taken from the right (right join) or coalesced (outer).
@@ -937,8 +950,8 @@ Result<Table> Join(const Table& left, const Table& right, const JoinOptions& opt
       right_columns.push_back(right_keys.columns[shared_of_left[c]]);
     }
   }
-  DEEPRC_ASSIGN_OR_RAISE(Table right_input, Table::Make(Schema(right_fields), right_columns,
-                                                        right.num_rows()));
+  DEEPRC_ASSIGN_OR_RAISE(Table right_input,
+                         Table::Make(Schema(right_fields), right_columns, right.num_rows()));
   DEEPRC_ASSIGN_OR_RAISE(Table right_taken, Take(right_input, right_rows, threads));
 
   std::vector<Column> coalesced(num_keys);
@@ -946,16 +959,15 @@ Result<Table> Join(const Table& left, const Table& right, const JoinOptions& opt
     std::vector<int64_t> combined(static_cast<size_t>(n));
     const int64_t offset = left.num_rows();
     for (int64_t i = 0; i < n; ++i) {
-      combined[i] = left_rows[i] >= 0 ? left_rows[i]
-                                      : (right_rows[i] >= 0 ? offset + right_rows[i] : -1);
+      combined[i] =
+          left_rows[i] >= 0 ? left_rows[i] : (right_rows[i] >= 0 ? offset + right_rows[i] : -1);
     }
     for (size_t k = 0; k < num_keys; ++k) {
       if (options.left_keys[k] != options.right_keys[k]) continue;
       DEEPRC_ASSIGN_OR_RAISE(Column both,
                              Concatenate({left_keys.columns[k], right_keys.columns[k]}));
-      DEEPRC_ASSIGN_OR_RAISE(
-          Table both_table,
-          Table::Make(Schema({Field{"key", both.type()}}), {both}, both.length()));
+      DEEPRC_ASSIGN_OR_RAISE(Table both_table, Table::Make(Schema({Field{"key", both.type()}}),
+                                                           {both}, both.length()));
       DEEPRC_ASSIGN_OR_RAISE(Table taken, Take(both_table, combined, threads));
       coalesced[k] = taken.column(0);
     }

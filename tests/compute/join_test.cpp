@@ -26,12 +26,18 @@ constexpr JoinType kAllTypes[] = {JoinType::kInner, JoinType::kLeft, JoinType::k
 
 std::string TypeName(JoinType type) {
   switch (type) {
-    case JoinType::kInner: return "inner";
-    case JoinType::kLeft: return "left";
-    case JoinType::kRight: return "right";
-    case JoinType::kOuter: return "outer";
-    case JoinType::kSemi: return "semi";
-    case JoinType::kAnti: return "anti";
+    case JoinType::kInner:
+      return "inner";
+    case JoinType::kLeft:
+      return "left";
+    case JoinType::kRight:
+      return "right";
+    case JoinType::kOuter:
+      return "outer";
+    case JoinType::kSemi:
+      return "semi";
+    case JoinType::kAnti:
+      return "anti";
   }
   return "?";
 }
@@ -150,11 +156,11 @@ TEST(JoinOracleTest, RandomTablesWithNullsDuplicatesEmptySidesAllNullKeysAndSkew
     inputs.push_back(std::move(tables.second));
     AddKeyCases(static_cast<int>(inputs.size()) - 2, static_cast<int>(inputs.size()) - 1, &cases);
   };
-  add(KeyTables(300, 200, 0.1, 0.0, 40, 1));     // many-to-many, nulls
-  add(KeyTables(0, 50, 0.1, 0.0, 10, 2));        // empty left
-  add(KeyTables(50, 0, 0.1, 0.0, 10, 3));        // empty right
-  add(KeyTables(40, 30, 1.0, 0.0, 10, 4));       // every key null
-  add(KeyTables(120, 100, 0.05, 0.9, 50, 5));    // 90% of rows on one key
+  add(KeyTables(300, 200, 0.1, 0.0, 40, 1));       // many-to-many, nulls
+  add(KeyTables(0, 50, 0.1, 0.0, 10, 2));          // empty left
+  add(KeyTables(50, 0, 0.1, 0.0, 10, 3));          // empty right
+  add(KeyTables(40, 30, 1.0, 0.0, 10, 4));         // every key null
+  add(KeyTables(120, 100, 0.05, 0.9, 50, 5));      // 90% of rows on one key
   add(KeyTables(2000, 1500, 0.02, 0.0, 3000, 6));  // mostly unique keys, many partitions
   CheckAgainstPandas(inputs, cases);
 }
@@ -197,22 +203,27 @@ TEST(JoinOracleTest, KeyNamesSuffixesAndPromotion) {
   Table right_same_name = right_int64.RenameColumns({{"n", "m"}}).ValueOrDie();
   // A right side whose non-key column is named like the left key.
   Table right_named_m = right.RenameColumns({{"s", "m"}}).ValueOrDie();
-  const std::vector<Table> inputs = {left, right, right_int64, right_float, right_same_name,
-                                     right_named_m, WithCast(left, "m", DataType::Int64())};
+  const std::vector<Table> inputs = {left,
+                                     right,
+                                     right_int64,
+                                     right_float,
+                                     right_same_name,
+                                     right_named_m,
+                                     WithCast(left, "m", DataType::Int64())};
   std::vector<OracleCase> cases;
   for (JoinType type : kAllTypes) {
-    cases.push_back({0, 1, On(type, {"m"}, {"n"})});             // different names
-    cases.push_back({0, 2, On(type, {"m"}, {"n"})});             // int32 vs int64
-    cases.push_back({0, 3, On(type, {"m"}, {"n"})});             // int32 vs float64
-    cases.push_back({6, 3, On(type, {"m"}, {"n"})});             // int64 vs float64
-    cases.push_back({0, 4, On(type, {"m", "s"})});               // shared, promoted int32/int64
+    cases.push_back({0, 1, On(type, {"m"}, {"n"})});  // different names
+    cases.push_back({0, 2, On(type, {"m"}, {"n"})});  // int32 vs int64
+    cases.push_back({0, 3, On(type, {"m"}, {"n"})});  // int32 vs float64
+    cases.push_back({6, 3, On(type, {"m"}, {"n"})});  // int64 vs float64
+    cases.push_back({0, 4, On(type, {"m", "s"})});    // shared, promoted int32/int64
     cases.push_back({0, 4, On(type, {"s", "m"}, {"s", "m"}, true)});
-    cases.push_back({0, 5, On(type, {"m"}, {"n"})});             // right column m clashes with key
+    cases.push_back({0, 5, On(type, {"m"}, {"n"})});  // right column m clashes with key
     JoinOptions custom = On(type, {"m"}, {"n"});
     custom.left_suffix = "_left";
     custom.right_suffix = "_right";
     cases.push_back({0, 1, custom});
-    cases.push_back({0, 1, On(type, {"s", "m"}, {"s", "n"})});   // one shared key, one not
+    cases.push_back({0, 1, On(type, {"s", "m"}, {"s", "n"})});  // one shared key, one not
   }
   CheckAgainstPandas(inputs, cases);
 }
@@ -247,8 +258,10 @@ class JoinSemanticsTest : public ::testing::TestWithParam<JoinAlgorithm> {
     return options;
   }
   // left: k = 1, 2, 2, null, 5; right: k = 2, 2, null, 7, 1
-  Table left_ = MakeTable({{"k", Ints({1, 2, 2, std::nullopt, 5})}, {"a", Ints({10, 20, 21, 30, 50})}});
-  Table right_ = MakeTable({{"k", Ints({2, 2, std::nullopt, 7, 1})}, {"b", Ints({200, 201, 300, 700, 100})}});
+  Table left_ =
+      MakeTable({{"k", Ints({1, 2, 2, std::nullopt, 5})}, {"a", Ints({10, 20, 21, 30, 50})}});
+  Table right_ =
+      MakeTable({{"k", Ints({2, 2, std::nullopt, 7, 1})}, {"b", Ints({200, 201, 300, 700, 100})}});
 };
 
 TEST_P(JoinSemanticsTest, InnerJoinIsACrossProductPerKeyAndNullsNeverMatch) {
@@ -261,19 +274,18 @@ TEST_P(JoinSemanticsTest, InnerJoinIsACrossProductPerKeyAndNullsNeverMatch) {
 
 TEST_P(JoinSemanticsTest, OuterJoinCoalescesTheSharedKeyAndKeepsNullKeyRowsUnmatched) {
   ASSERT_OK_AND_ASSIGN(Table out, Join(left_, right_, Options(JoinType::kOuter, {"k"})));
-  Table expected = MakeTable(
-      {{"k", Ints({1, 2, 2, 2, 2, std::nullopt, 5, std::nullopt, 7})},
-       {"a", Ints({10, 20, 20, 21, 21, 30, 50, std::nullopt, std::nullopt})},
-       {"b", Ints({100, 200, 201, 200, 201, std::nullopt, std::nullopt, 300, 700})}});
+  Table expected =
+      MakeTable({{"k", Ints({1, 2, 2, 2, 2, std::nullopt, 5, std::nullopt, 7})},
+                 {"a", Ints({10, 20, 20, 21, 21, 30, 50, std::nullopt, std::nullopt})},
+                 {"b", Ints({100, 200, 201, 200, 201, std::nullopt, std::nullopt, 300, 700})}});
   EXPECT_TRUE(testing::TablesEqualUnordered(expected, out));
 }
 
 TEST_P(JoinSemanticsTest, RightJoinTakesKeysFromTheRight) {
   ASSERT_OK_AND_ASSIGN(Table out, Join(left_, right_, Options(JoinType::kRight, {"k"})));
-  Table expected =
-      MakeTable({{"k", Ints({1, 2, 2, 2, 2, std::nullopt, 7})},
-                 {"a", Ints({10, 20, 20, 21, 21, std::nullopt, std::nullopt})},
-                 {"b", Ints({100, 200, 201, 200, 201, 300, 700})}});
+  Table expected = MakeTable({{"k", Ints({1, 2, 2, 2, 2, std::nullopt, 7})},
+                              {"a", Ints({10, 20, 20, 21, 21, std::nullopt, std::nullopt})},
+                              {"b", Ints({100, 200, 201, 200, 201, 300, 700})}});
   EXPECT_TRUE(testing::TablesEqualUnordered(expected, out));
 }
 

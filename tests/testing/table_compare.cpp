@@ -86,14 +86,14 @@ void SortRows(std::vector<std::vector<Cell>>* rows) {
 ::testing::AssertionResult Compare(const Table& expected, const Table& actual, double tolerance,
                                    bool compare_types, bool ordered) {
   if (expected.schema().names() != actual.schema().names()) {
-    return ::testing::AssertionFailure() << "column names differ: expected ["
-                                         << expected.schema().ToString() << "], got ["
-                                         << actual.schema().ToString() << "]";
+    return ::testing::AssertionFailure()
+           << "column names differ: expected [" << expected.schema().ToString() << "], got ["
+           << actual.schema().ToString() << "]";
   }
   if (compare_types && !(expected.schema() == actual.schema())) {
-    return ::testing::AssertionFailure() << "column types differ: expected ["
-                                         << expected.schema().ToString() << "], got ["
-                                         << actual.schema().ToString() << "]";
+    return ::testing::AssertionFailure()
+           << "column types differ: expected [" << expected.schema().ToString() << "], got ["
+           << actual.schema().ToString() << "]";
   }
   if (expected.num_rows() != actual.num_rows()) {
     return ::testing::AssertionFailure() << "expected " << expected.num_rows() << " rows, got "
