@@ -13,7 +13,9 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-pandas python3-numpy
 )
-if [[ "${1:-}" == "--bench" ]]; then
+# Node.js may come from elsewhere than Debian (e.g. NodeSource, with npm inside): only ask apt
+# for it when the commands are missing.
+if [[ "${1:-}" == "--bench" ]] && ! { command -v node && command -v npm; } >/dev/null; then
   packages+=(nodejs npm)
 fi
 
