@@ -201,15 +201,16 @@ class IntegerSumState final : public StateBase {
   Result<Column> Finish(int64_t groups) override {
     Grow(groups);
     const DataType type = std::is_signed_v<Acc> ? DataType::Int64() : DataType::UInt64();
-    return BuildNumbers<Acc>(type, groups, [&](int64_t g) { return sums_[g]; },
-                             [&](int64_t g) { return Seen(g); });
+    return BuildNumbers<Acc>(
+        type, groups, [&](int64_t g) { return sums_[g]; }, [&](int64_t g) { return Seen(g); });
   }
 
   Status status() const override {
     if (!overflow_) return Status::OK();
-    return Status::Invalid("sum of column '{}' overflows {} in at least one group (cast the column "
-                           "to float64 to sum it approximately)",
-                           column_name(), std::is_signed_v<Acc> ? "int64" : "uint64");
+    return Status::Invalid(
+        "sum of column '{}' overflows {} in at least one group (cast the column "
+        "to float64 to sum it approximately)",
+        column_name(), std::is_signed_v<Acc> ? "int64" : "uint64");
   }
 
  private:
@@ -268,9 +269,9 @@ class FloatSumState final : public StateBase {
   }
   Result<Column> Finish(int64_t groups) override {
     Grow(groups);
-    return BuildNumbers<double>(DataType::Float64(), groups,
-                                [&](int64_t g) { return sums_[g].Value(); },
-                                [&](int64_t g) { return Seen(g); });
+    return BuildNumbers<double>(
+        DataType::Float64(), groups, [&](int64_t g) { return sums_[g].Value(); },
+        [&](int64_t g) { return Seen(g); });
   }
 
  private:
@@ -299,8 +300,9 @@ class CountState final : public StateBase {
   }
   Result<Column> Finish(int64_t groups) override {
     Grow(groups);
-    return BuildNumbers<int64_t>(DataType::Int64(), groups, [&](int64_t g) { return counts_[g]; },
-                                 [](int64_t) { return true; });
+    return BuildNumbers<int64_t>(
+        DataType::Int64(), groups, [&](int64_t g) { return counts_[g]; },
+        [](int64_t) { return true; });
   }
 
  private:
@@ -332,8 +334,9 @@ class MinMaxState final : public StateBase {
   }
   Result<Column> Finish(int64_t groups) override {
     Grow(groups);
-    return BuildNumbers<T>(column.type(), groups, [&](int64_t g) { return best_[g]; },
-                           [&](int64_t g) { return Seen(g); });
+    return BuildNumbers<T>(
+        column.type(), groups, [&](int64_t g) { return best_[g]; },
+        [&](int64_t g) { return Seen(g); });
   }
 
  private:
@@ -575,9 +578,8 @@ Result<std::vector<ResolvedAggregate>> Resolve(const Table& table,
     r.aggregate = aggregate;
     auto index = table.schema().GetFieldIndex(aggregate.column);
     if (!index.ok()) {
-      return index.status().WithContext(
-          fmt::format("aggregate {} of column '{}'", AggregateKindName(aggregate.kind),
-                      aggregate.column));
+      return index.status().WithContext(fmt::format(
+          "aggregate {} of column '{}'", AggregateKindName(aggregate.kind), aggregate.column));
     }
     r.column_index = *index;
     const DataType& type = table.schema().field(r.column_index).type;
@@ -594,7 +596,8 @@ Result<std::vector<ResolvedAggregate>> Resolve(const Table& table,
               AggregateKindName(aggregate.kind), aggregate.column, type.ToString());
         }
         break;
-      default: break;
+      default:
+        break;
     }
     if (aggregate.kind == AggregateKind::kQuantile &&
         !(aggregate.quantile >= 0 && aggregate.quantile <= 1)) {
@@ -606,8 +609,8 @@ Result<std::vector<ResolvedAggregate>> Resolve(const Table& table,
       return Status::Invalid("ddof {} of {} of column '{}' is negative", aggregate.ddof,
                              AggregateKindName(aggregate.kind), aggregate.column);
     }
-    r.output_name = aggregate.output_name.empty() ? DefaultOutputName(aggregate)
-                                                  : aggregate.output_name;
+    r.output_name =
+        aggregate.output_name.empty() ? DefaultOutputName(aggregate) : aggregate.output_name;
     if (std::find(names.begin(), names.end(), r.output_name) != names.end()) {
       return Status::Invalid(
           "output column '{}' would appear twice (give aggregates distinct names with "
@@ -627,7 +630,8 @@ std::unique_ptr<AggregateState> MakeState(const ResolvedAggregate& r, const Colu
     constexpr bool kNumber = kIsNumberTag<Tag>;
     constexpr bool kBool = std::is_same_v<Tag, BoolTag>;
     switch (a.kind) {
-      case AggregateKind::kCount: return std::make_unique<CountState>(column, may_skip);
+      case AggregateKind::kCount:
+        return std::make_unique<CountState>(column, may_skip);
       case AggregateKind::kFirst:
         return std::make_unique<RowChoiceState<Tag, RowChoice::kFirst>>(column, may_skip);
       case AggregateKind::kLast:
@@ -644,7 +648,8 @@ std::unique_ptr<AggregateState> MakeState(const ResolvedAggregate& r, const Colu
         } else {
           return std::make_unique<RowChoiceState<Tag, RowChoice::kMax>>(column, may_skip);
         }
-      default: break;
+      default:
+        break;
     }
     if constexpr (kNumber || kBool) {
       using Reader = typename ReaderFor<Tag>::type;
@@ -658,12 +663,14 @@ std::unique_ptr<AggregateState> MakeState(const ResolvedAggregate& r, const Colu
           } else {
             return std::make_unique<IntegerSumState<Reader, int64_t>>(column, may_skip, a.column);
           }
-        case AggregateKind::kMean: return std::make_unique<MeanState<Reader>>(column, may_skip);
+        case AggregateKind::kMean:
+          return std::make_unique<MeanState<Reader>>(column, may_skip);
         case AggregateKind::kVar:
         case AggregateKind::kStd:
           return std::make_unique<VarianceState<Reader>>(column, may_skip, a.ddof,
                                                          a.kind == AggregateKind::kStd);
-        default: break;
+        default:
+          break;
       }
     }
     return nullptr;  // holistic aggregates and types Resolve rejects never get here
@@ -701,9 +708,8 @@ RowsByGroup GatherRows(const Column& column, const std::vector<uint32_t>& group_
 // Runs body(g) for every group, on chunks of groups spread over the threads.
 void ForEachGroup(int64_t groups, int threads, const std::function<void(int64_t, int64_t)>& body) {
   constexpr int64_t kChunk = 1024;
-  ParallelFor((groups + kChunk - 1) / kChunk, threads, [&](int64_t c) {
-    body(c * kChunk, std::min(groups, (c + 1) * kChunk));
-  });
+  ParallelFor((groups + kChunk - 1) / kChunk, threads,
+              [&](int64_t c) { body(c * kChunk, std::min(groups, (c + 1) * kChunk)); });
 }
 
 double QuantileOfSorted(const std::vector<double>& v, double q, bool median) {
@@ -759,14 +765,15 @@ Result<Column> HolisticAggregate(const ResolvedAggregate& r, const Column& colum
               values.push_back(NormalizeKey(column.Value<T>(rows[k])));
             }
             std::sort(values.begin(), values.end(), LessNaNLast<T>);
-            counts[g] = std::unique(values.begin(), values.end(), KeyValuesEqual<T>) -
-                        values.begin();
+            counts[g] =
+                std::unique(values.begin(), values.end(), KeyValuesEqual<T>) - values.begin();
           }
         }
       });
     });
-    return BuildNumbers<int64_t>(DataType::Int64(), groups, [&](int64_t g) { return counts[g]; },
-                                 [](int64_t) { return true; });
+    return BuildNumbers<int64_t>(
+        DataType::Int64(), groups, [&](int64_t g) { return counts[g]; },
+        [](int64_t) { return true; });
   }
   // median and quantile, over values as float64.
   std::vector<double> results(static_cast<size_t>(groups), 0);
@@ -791,8 +798,9 @@ Result<Column> HolisticAggregate(const ResolvedAggregate& r, const Column& colum
       });
     }
   });
-  return BuildNumbers<double>(DataType::Float64(), groups, [&](int64_t g) { return results[g]; },
-                              [&](int64_t g) { return offsets[g] < offsets[g + 1]; });
+  return BuildNumbers<double>(
+      DataType::Float64(), groups, [&](int64_t g) { return results[g]; },
+      [&](int64_t g) { return offsets[g] < offsets[g + 1]; });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -800,10 +808,11 @@ Result<Column> HolisticAggregate(const ResolvedAggregate& r, const Column& colum
 // Groups `table` by `keys` (none: one group of every row) and computes the aggregates; returns
 // the key columns followed by the aggregate columns.
 Result<Table> RunAggregation(const Table& table, const std::vector<int>& keys,
-                        const std::vector<ResolvedAggregate>& aggregates, bool drop_null_keys,
-                        int threads) {
+                             const std::vector<ResolvedAggregate>& aggregates, bool drop_null_keys,
+                             int threads) {
   if (threads <= 0) threads = DefaultThreadCount();
-  DEEPRC_ASSIGN_OR_RAISE(auto probe, internal::MakeGroupMapper(table, keys, drop_null_keys));
+  DEEPRC_ASSIGN_OR_RAISE(auto probe, internal::MakeGroupMapper(table, keys, drop_null_keys,
+                                                               /*allow_dense=*/false));
   const bool may_skip = probe->may_skip();
   probe.reset();
 
@@ -849,8 +858,7 @@ Result<Table> RunAggregation(const Table& table, const std::vector<int>& keys,
   std::vector<Column> columns;
   if (!keys.empty()) {
     DEEPRC_ASSIGN_OR_RAISE(Table key_table, table.SelectColumns(keys));
-    DEEPRC_ASSIGN_OR_RAISE(Table key_out,
-                           Take(key_table, grouping.mapper->first_rows(), threads));
+    DEEPRC_ASSIGN_OR_RAISE(Table key_out, Take(key_table, grouping.mapper->first_rows(), threads));
     fields = key_out.schema().fields();
     columns = key_out.columns();
   }
@@ -885,8 +893,9 @@ Result<Table> RunAggregation(const Table& table, const std::vector<int>& keys,
 
 Result<Table> GroupBy(const Table& table, const GroupByOptions& options) {
   if (options.keys.empty()) {
-    return Status::Invalid("group-by needs at least one key column (AggregateTable aggregates "
-                           "the whole table)");
+    return Status::Invalid(
+        "group-by needs at least one key column (AggregateTable aggregates "
+        "the whole table)");
   }
   for (size_t i = 0; i < options.keys.size(); ++i) {
     for (size_t j = 0; j < i; ++j) {

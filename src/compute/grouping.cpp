@@ -49,18 +49,35 @@ class FixedKeyMapper final : public GroupMapper {
   };
 
  public:
-  FixedKeyMapper(Column column, bool drop_null_keys)
-      : column_(std::move(column)), drop_null_keys_(drop_null_keys) {
+  // `dense`: integer keys whose values span a small range [dense_min, dense_min + dense_span)
+  // are looked up in an array indexed by value instead of the hash table.
+  FixedKeyMapper(Column column, bool drop_null_keys, bool dense = false, int64_t dense_min = 0,
+                 int64_t dense_span = 0)
+      : column_(std::move(column)), drop_null_keys_(drop_null_keys), dense_min_(dense_min) {
     may_skip_ = drop_null_keys_ && column_.has_nulls();
-    Rehash(kInitialCapacity);
+    if (dense) {
+      dense_.assign(static_cast<size_t>(dense_span), kSkipGroup);
+    } else {
+      Rehash(kInitialCapacity);
+    }
   }
 
   std::unique_ptr<GroupMapper> MakeEmpty() const override {
-    return std::make_unique<FixedKeyMapper>(column_, drop_null_keys_);
+    return std::make_unique<FixedKeyMapper>(column_, drop_null_keys_, !dense_.empty(), dense_min_,
+                                            static_cast<int64_t>(dense_.size()));
   }
 
   void Map(int64_t begin, int64_t end, uint32_t* group_ids) override {
     const T* values = column_.Values<T>();
+    if (!dense_.empty() && !column_.has_nulls()) {
+      for (int64_t i = begin; i < end; ++i) {
+        const size_t index = DenseIndex(values[i]);
+        const uint32_t group = dense_[index];
+        group_ids[i - begin] =
+            group != kSkipGroup ? group : InsertDense(index, ToBits(values[i]), i);
+      }
+      return;
+    }
     if (!column_.has_nulls()) {
       // Hashes first, then probes with the slot of a row kPrefetchDistance ahead already on its
       // way into the cache: the table outgrows L2 with a few hundred thousand groups.
@@ -83,16 +100,16 @@ class FixedKeyMapper final : public GroupMapper {
     const uint8_t* validity = column_.validity_bits();
     const int64_t offset = column_.offset();
     for (int64_t i = begin; i < end; ++i) {
-      group_ids[i - begin] = bitmap::GetBit(validity, offset + i)
-                                 ? FindOrInsert(ToBits(values[i]), i)
-                                 : NullGroup(i);
+      group_ids[i - begin] =
+          bitmap::GetBit(validity, offset + i) ? FindOrInsert(ToBits(values[i]), i) : NullGroup(i);
     }
   }
 
   void MapRows(const uint32_t* rows, int64_t count, uint32_t* group_ids) override {
     const T* values = column_.Values<T>();
     if (!column_.has_nulls()) {
-      for (int64_t k = 0; k < count; ++k) group_ids[k] = FindOrInsert(ToBits(values[rows[k]]), rows[k]);
+      for (int64_t k = 0; k < count; ++k)
+        group_ids[k] = FindOrInsert(ToBits(values[rows[k]]), rows[k]);
       return;
     }
     const uint8_t* validity = column_.validity_bits();
@@ -105,6 +122,7 @@ class FixedKeyMapper final : public GroupMapper {
   }
 
   void Reserve(int64_t groups) override {
+    if (!dense_.empty()) return;
     size_t capacity = slots_.size();
     while (capacity < static_cast<size_t>(groups) * 2) capacity *= 2;
     if (capacity > slots_.size()) Rehash(capacity);
@@ -113,6 +131,9 @@ class FixedKeyMapper final : public GroupMapper {
   }
 
   void Clear() override {
+    if (!dense_.empty()) {
+      for (const Bits key : keys_) dense_[DenseIndex(FromBits(key))] = kSkipGroup;
+    }
     std::fill(slots_.begin(), slots_.end(), Slot{0, kSkipGroup});
     used_ = 0;
     first_rows_.clear();
@@ -177,7 +198,37 @@ class FixedKeyMapper final : public GroupMapper {
     return null_group_;
   }
 
-  uint32_t FindOrInsert(Bits key, int64_t row) { return FindOrInsert(key, HashWord(key), row); }
+  static T FromBits(Bits bits) {
+    T value;
+    std::memcpy(&value, &bits, sizeof(T));
+    return value;
+  }
+
+  size_t DenseIndex(T value) const {
+    if constexpr (std::is_integral_v<T>) {
+      return static_cast<size_t>(static_cast<uint64_t>(static_cast<int64_t>(value)) -
+                                 static_cast<uint64_t>(dense_min_));
+    } else {
+      return 0;  // not reached: only integer keys are dense
+    }
+  }
+
+  __attribute__((noinline)) uint32_t InsertDense(size_t index, Bits key, int64_t row) {
+    const auto group = static_cast<uint32_t>(first_rows_.size());
+    dense_[index] = group;
+    first_rows_.push_back(row);
+    keys_.push_back(key);
+    return group;
+  }
+
+  uint32_t FindOrInsert(Bits key, int64_t row) {
+    if (!dense_.empty()) {
+      const size_t index = DenseIndex(FromBits(key));
+      const uint32_t group = dense_[index];
+      return group != kSkipGroup ? group : InsertDense(index, key, row);
+    }
+    return FindOrInsert(key, HashWord(key), row);
+  }
 
   inline uint32_t FindOrInsert(Bits key, uint64_t hash, int64_t row) {
     size_t index = hash & mask_;
@@ -217,7 +268,40 @@ class FixedKeyMapper final : public GroupMapper {
   size_t used_ = 0;
   std::vector<Bits> keys_;  // key of each group (0 for the null group)
   uint32_t null_group_ = kSkipGroup;
+  int64_t dense_min_ = 0;
+  std::vector<uint32_t> dense_;  // group of key dense_min_ + i, when dense
 };
+
+// Rows below which a dense key range is not worth a pass to find it.
+constexpr int64_t kDenseMinRows = int64_t{1} << 16;
+// Largest value range looked up densely: 4M slots (16 MiB), and no more than twice the rows.
+constexpr uint64_t kDenseMaxSpan = uint64_t{1} << 22;
+
+// The range of an integer key column as (min, max - min); null slots are included (they only
+// widen it).
+template <typename T>
+std::pair<int64_t, uint64_t> KeyRange(const Column& column) {
+  const T* values = column.Values<T>();
+  const int64_t n = column.length();
+  // Four independent minima and maxima, so that the compares do not wait on each other.
+  T low[4] = {values[0], values[0], values[0], values[0]};
+  T high[4] = {values[0], values[0], values[0], values[0]};
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    for (int k = 0; k < 4; ++k) {
+      low[k] = values[i + k] < low[k] ? values[i + k] : low[k];
+      high[k] = values[i + k] > high[k] ? values[i + k] : high[k];
+    }
+  }
+  for (; i < n; ++i) {
+    low[0] = std::min(low[0], values[i]);
+    high[0] = std::max(high[0], values[i]);
+  }
+  const T min = std::min({low[0], low[1], low[2], low[3]});
+  const T max = std::max({high[0], high[1], high[2], high[3]});
+  return {static_cast<int64_t>(min), static_cast<uint64_t>(static_cast<int64_t>(max)) -
+                                         static_cast<uint64_t>(static_cast<int64_t>(min))};
+}
 
 // Any number of keys of any type: rows are hashed a batch at a time, slots hold the hash and the
 // group, and a hash match is confirmed by comparing the row with the group's first row.
@@ -358,14 +442,25 @@ class SingleGroupMapper final : public GroupMapper {
 
 Result<std::unique_ptr<GroupMapper>> MakeGroupMapper(const Table& table,
                                                      const std::vector<int>& keys,
-                                                     bool drop_null_keys) {
+                                                     bool drop_null_keys, bool allow_dense) {
   if (keys.empty()) return std::unique_ptr<GroupMapper>(std::make_unique<SingleGroupMapper>());
   if (keys.size() == 1) {
     const Column& column = table.column(keys[0]);
     if (IsFixedWidth(column.type_id())) {
       return VisitType(column.type_id(), [&]<typename Tag>(Tag) -> std::unique_ptr<GroupMapper> {
         if constexpr (kIsNumberTag<Tag>) {
-          return std::make_unique<FixedKeyMapper<typename Tag::CType>>(column, drop_null_keys);
+          using T = typename Tag::CType;
+          // uint64 keys above 2^63 would not fit the int64 range arithmetic: hashed.
+          if constexpr (std::is_integral_v<T> && !std::is_same_v<T, uint64_t>) {
+            if (allow_dense && column.length() >= kDenseMinRows) {
+              const auto [low, span] = KeyRange<T>(column);
+              if (span < kDenseMaxSpan && span < static_cast<uint64_t>(column.length()) * 2) {
+                return std::make_unique<FixedKeyMapper<T>>(column, drop_null_keys, true, low,
+                                                           static_cast<int64_t>(span) + 1);
+              }
+            }
+          }
+          return std::make_unique<FixedKeyMapper<T>>(column, drop_null_keys);
         } else {
           return nullptr;  // not reached: fixed-width types are number tags
         }
@@ -442,8 +537,9 @@ Status GroupRowsPartitioned(const Table& table, const std::vector<int>& keys, bo
     return Status::NotImplemented("grouping a table of {} rows (at most {} are supported)", rows,
                                   kSkipGroup - 1);
   }
+  // Partitions spread keys over the whole value range: hash tables, never dense arrays.
   DEEPRC_ASSIGN_OR_RAISE(std::unique_ptr<GroupMapper> prototype,
-                         MakeGroupMapper(table, keys, drop_null_keys));
+                         MakeGroupMapper(table, keys, drop_null_keys, /*allow_dense=*/false));
   int bits = 0;
   while (bits < kMaxPartitionBits && (kRowsPerPartition << bits) < rows) ++bits;
   const int partitions = 1 << bits;
@@ -525,8 +621,7 @@ Status GroupRowsPartitioned(const Table& table, const std::vector<int>& keys, bo
           mapper->MapRows(ordered.data() + begin, count, group_ids.data());
         }
         groups_seen.store(mapper->num_groups(), std::memory_order_relaxed);
-        on_partition(static_cast<int>(p), ordered.data() + begin, count, group_ids.data(),
-                     *mapper);
+        on_partition(static_cast<int>(p), ordered.data() + begin, count, group_ids.data(), *mapper);
       }
     });
   } catch (const std::bad_alloc&) {

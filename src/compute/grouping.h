@@ -62,12 +62,14 @@ class GroupMapper {
   bool may_skip_ = false;
 };
 
-// A mapper over the key columns `keys` of `table`: a specialised one for a single fixed-width key,
-// a general one (hashes and row comparison) otherwise. With no keys at all, every row (and an
-// empty table too) falls in one group 0.
+// A mapper over the key columns `keys` of `table`: a specialised one for a single fixed-width key
+// (with allow_dense, an integer key whose values span a small range is looked up in an array
+// indexed by value, found with one pass over the column), a general one (hashes and row
+// comparison) otherwise. With no keys at all, every row (and an empty table too) falls in one
+// group 0.
 Result<std::unique_ptr<GroupMapper>> MakeGroupMapper(const Table& table,
                                                      const std::vector<int>& keys,
-                                                     bool drop_null_keys);
+                                                     bool drop_null_keys, bool allow_dense = true);
 
 struct Grouping {
   std::unique_ptr<GroupMapper> mapper;  // groups of the whole table

@@ -40,6 +40,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -71,7 +72,9 @@ class MappedFile {
     if (data_ != nullptr) munmap(data_, size_);
   }
 
-  static Result<std::unique_ptr<MappedFile>> Open(const std::string& path) {
+  // `populate`: map every page at once (a whole-file read); else pages come in as they are read
+  // (a byte range of a large file, where the rest is never touched).
+  static Result<std::unique_ptr<MappedFile>> Open(const std::string& path, bool populate) {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return Status::IOError("cannot open '{}': {}", path, std::strerror(errno));
     struct stat info {};
@@ -88,7 +91,8 @@ class MappedFile {
     file->size_ = static_cast<size_t>(info.st_size);
     if (file->size_ > 0) {
       // MAP_POPULATE maps every page now: far cheaper than one fault per page later.
-      void* address = ::mmap(nullptr, file->size_, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+      const int flags = MAP_PRIVATE | (populate ? MAP_POPULATE : 0);
+      void* address = ::mmap(nullptr, file->size_, PROT_READ, flags, fd, 0);
       if (address == MAP_FAILED) {
         const int error = errno;
         ::close(fd);
@@ -103,6 +107,17 @@ class MappedFile {
   }
 
   std::string_view view() const { return {static_cast<const char*>(data_), size_}; }
+
+  // Drops the whole pages inside [begin, end) from this process's memory (they stay in the page
+  // cache and come back on the next access), so that a read does not hold the file and the table
+  // at once.
+  void Release(int64_t begin, int64_t end) const {
+    const int64_t page = ::sysconf(_SC_PAGESIZE);
+    const int64_t first = (begin + page - 1) / page * page;
+    const int64_t last = end / page * page;
+    if (data_ == nullptr || first >= last) return;
+    ::madvise(static_cast<char*>(data_) + first, static_cast<size_t>(last - first), MADV_DONTNEED);
+  }
 
  private:
   MappedFile() = default;
@@ -1046,6 +1061,9 @@ class Reader {
     plan_.threads = options.threads > 0 ? options.threads : DefaultThreadCount();
   }
 
+  // Called with the bytes of each block once it is converted (a mapped file drops them).
+  void set_release(std::function<void(int64_t, int64_t)> release) { release_ = std::move(release); }
+
   // Header, columns, types. Sets data_start_.
   Status Prepare() {
     if (options_.delimiter == '\n' || options_.delimiter == '\r' ||
@@ -1257,6 +1275,7 @@ class Reader {
         return;
       }
       results[k].status = convert(k, plan_.fixed_types, all_slots, &results[k]);
+      if (release_) release_(starts[k], starts[k + 1]);
     });
     for (const auto& result : results) DEEPRC_RETURN_NOT_OK(result.status);
 
@@ -1462,6 +1481,7 @@ class Reader {
   NullMatcher nulls_;
   Plan plan_;
   int64_t data_start_ = 0;
+  std::function<void(int64_t, int64_t)> release_;
 };
 
 }  // namespace
@@ -1473,13 +1493,15 @@ Result<Table> ReadCsvText(std::string_view text, const ReadOptions& options,
 }
 
 Result<Table> ReadCsv(const std::string& path, const ReadOptions& options) {
-  DEEPRC_ASSIGN_OR_RAISE(auto file, MappedFile::Open(path));
+  const bool whole_file = options.range_begin <= 0 && options.range_end < 0;
+  DEEPRC_ASSIGN_OR_RAISE(auto file, MappedFile::Open(path, whole_file));
   Reader reader(file->view(), options, path);
+  reader.set_release([&file](int64_t begin, int64_t end) { file->Release(begin, end); });
   return reader.Read();
 }
 
 Result<Schema> InferSchema(const std::string& path, const ReadOptions& options) {
-  DEEPRC_ASSIGN_OR_RAISE(auto file, MappedFile::Open(path));
+  DEEPRC_ASSIGN_OR_RAISE(auto file, MappedFile::Open(path, /*populate=*/false));
   Reader reader(file->view(), options, path);
   return reader.ReadSchema();
 }

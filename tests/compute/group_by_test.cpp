@@ -42,7 +42,8 @@ std::string OutputName(const Aggregate& a) {
 DataType DocumentedType(AggregateKind kind, const DataType& input) {
   switch (kind) {
     case AggregateKind::kCount:
-    case AggregateKind::kNunique: return DataType::Int64();
+    case AggregateKind::kNunique:
+      return DataType::Int64();
     case AggregateKind::kSum:
       if (IsFloating(input.id)) return DataType::Float64();
       if (IsInteger(input.id) && !IsSignedInteger(input.id)) return DataType::UInt64();
@@ -50,15 +51,18 @@ DataType DocumentedType(AggregateKind kind, const DataType& input) {
     case AggregateKind::kMin:
     case AggregateKind::kMax:
     case AggregateKind::kFirst:
-    case AggregateKind::kLast: return input;
-    default: return DataType::Float64();
+    case AggregateKind::kLast:
+      return input;
+    default:
+      return DataType::Float64();
   }
 }
 
 Schema ExpectedSchema(const Table& table, const std::vector<std::string>& keys,
                       const std::vector<Aggregate>& aggregates) {
   std::vector<Field> fields;
-  for (const auto& key : keys) fields.push_back(table.schema().field(table.schema().FieldIndex(key)));
+  for (const auto& key : keys)
+    fields.push_back(table.schema().field(table.schema().FieldIndex(key)));
   for (const auto& a : aggregates) {
     const DataType& input = table.schema().field(table.schema().FieldIndex(a.column)).type;
     fields.push_back({OutputName(a), DocumentedType(a.kind, input)});
@@ -135,8 +139,8 @@ Table WithSmallWideColumns(const Table& table) {
       return Column();
     });
   };
-  Table out = table.AddColumn({"i64s", DataType::Int64()}, widen("int32", DataType::Int64()))
-                  .ValueOrDie();
+  Table out =
+      table.AddColumn({"i64s", DataType::Int64()}, widen("int32", DataType::Int64())).ValueOrDie();
   return out.AddColumn({"u64s", DataType::UInt64()}, widen("uint32", DataType::UInt64()))
       .ValueOrDie();
 }
@@ -219,9 +223,9 @@ TEST(GroupByOracle, SkewedFloatKey) {
 }
 
 TEST(GroupByOracle, TimestampAndUnsignedKeys) {
-  const Table table = ValuesWithKeys({{"ts", DataType::Timestamp(TimeUnit::kMilli), 0.1, 6},
-                                      {"u", DataType::UInt8(), 0.1, 5}},
-                                     300, 5);
+  const Table table = ValuesWithKeys(
+      {{"ts", DataType::Timestamp(TimeUnit::kMilli), 0.1, 6}, {"u", DataType::UInt8(), 0.1, 5}},
+      300, 5);
   CheckAgainstPandas(table, {"ts", "u"}, false);
 }
 
@@ -237,6 +241,37 @@ TEST(GroupByOracle, EmptyTable) {
   CheckAgainstPandas(table, {"k"}, false);
 }
 
+TEST(GroupByOracle, SmallRangeIntegerKeysOfEveryWidthLookedUpDensely) {
+  // Over 65,536 rows with keys in a small range (negative ones and nulls too): the mapper indexes
+  // an array by key value instead of hashing. Also a range just too wide for that, for contrast.
+  const int64_t rows = 70000;
+  for (const int64_t range : {int64_t{37}, int64_t{1000}, int64_t{3 * rows}}) {
+    std::vector<std::optional<int64_t>> keys, values;
+    for (int64_t i = 0; i < rows; ++i) {
+      keys.push_back(i % 11 == 0 ? std::nullopt
+                                 : std::optional<int64_t>((i * 7919) % range - range / 2));
+      values.push_back(i % 5 == 0 ? std::nullopt : std::optional<int64_t>(i % 1009));
+    }
+    std::vector<std::optional<int32_t>> narrow(keys.size());
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (keys[i]) narrow[i] = static_cast<int32_t>(*keys[i] % 100);
+    }
+    const Table table = MakeTable({{"k64", Int64s(keys)},
+                                   {"k32", Numbers<int32_t>(DataType::Int32(), narrow)},
+                                   {"day", Numbers<int32_t>(DataType::Date32(), narrow)},
+                                   {"v", Int64s(values)}});
+    const std::vector<Aggregate> aggregates = {Agg("v", AggregateKind::kSum),
+                                               Agg("v", AggregateKind::kCount),
+                                               Agg("v", AggregateKind::kMax)};
+    for (const char* key : {"k64", "k32", "day"}) {
+      for (const bool dropna : {false, true}) {
+        SCOPED_TRACE(::testing::Message() << key << " range " << range << " dropna " << dropna);
+        CheckAgainstPandas(table, {key}, dropna, aggregates, dropna ? 1 : 2);
+      }
+    }
+  }
+}
+
 TEST(GroupByOracle, ManyRowsOnTwoThreadsMergePartialTables) {
   // Enough rows that the table is split into ranges whose partial tables are merged.
   const Table table = RandomTable({{"k", DataType::Int64(), 0.02, 3000},
@@ -246,10 +281,10 @@ TEST(GroupByOracle, ManyRowsOnTwoThreadsMergePartialTables) {
                                   80000, 8);
   std::vector<Aggregate> aggregates;
   for (const char* column : {"v", "f"}) {
-    for (auto kind : {AggregateKind::kSum, AggregateKind::kCount, AggregateKind::kMin,
-                      AggregateKind::kMax, AggregateKind::kMean, AggregateKind::kVar,
-                      AggregateKind::kFirst, AggregateKind::kLast, AggregateKind::kMedian,
-                      AggregateKind::kNunique}) {
+    for (auto kind :
+         {AggregateKind::kSum, AggregateKind::kCount, AggregateKind::kMin, AggregateKind::kMax,
+          AggregateKind::kMean, AggregateKind::kVar, AggregateKind::kFirst, AggregateKind::kLast,
+          AggregateKind::kMedian, AggregateKind::kNunique}) {
       aggregates.push_back(Agg(column, kind));
     }
   }
@@ -281,8 +316,8 @@ TEST(GroupBy, GroupsInOrderOfFirstAppearanceWithNullGroup) {
                                  {"v", Int64s({1, 2, 3, 4, 5, 6, 7})}});
   GroupByOptions options{{"k"}, {Agg("v", AggregateKind::kSum)}};
   ASSERT_OK_AND_ASSIGN(Table result, GroupBy(table, options));
-  const Table expected = MakeTable({{"k", Int64s({3, std::nullopt, 1, 2})},
-                                    {"v_sum", Int64s({5, 7, 10, 6})}});
+  const Table expected =
+      MakeTable({{"k", Int64s({3, std::nullopt, 1, 2})}, {"v_sum", Int64s({5, 7, 10, 6})}});
   EXPECT_TRUE(TablesEqualOrdered(expected, result));
 
   options.drop_null_keys = true;
@@ -301,8 +336,7 @@ TEST(GroupBy, NaNIsOneGroupAndNegativeZeroIsZero) {
     Table input = table;
     std::vector<std::string> key_names = {"x"};
     if (keys == 2) {
-      input = table.AddColumn({"c", DataType::String()},
-                              Strings({"a", "a", "a", "a", "a", "a"}))
+      input = table.AddColumn({"c", DataType::String()}, Strings({"a", "a", "a", "a", "a", "a"}))
                   .ValueOrDie();
       key_names.push_back("c");
     }
@@ -324,8 +358,8 @@ TEST(GroupBy, NaNIsOneGroupAndNegativeZeroIsZero) {
 
 TEST(GroupBy, NaNValuesInMinMaxSumAndNunique) {
   const double nan = std::numeric_limits<double>::quiet_NaN();
-  const Table table = MakeTable({{"k", Int64s({1, 1, 1, 2, 2})},
-                                 {"f", Doubles({2.0, nan, -1.0, nan, nan})}});
+  const Table table =
+      MakeTable({{"k", Int64s({1, 1, 1, 2, 2})}, {"f", Doubles({2.0, nan, -1.0, nan, nan})}});
   GroupByOptions options{{"k"},
                          {Agg("f", AggregateKind::kMin), Agg("f", AggregateKind::kMax),
                           Agg("f", AggregateKind::kSum), Agg("f", AggregateKind::kNunique)}};
@@ -341,11 +375,11 @@ TEST(GroupBy, NaNValuesInMinMaxSumAndNunique) {
 
 TEST(GroupBy, InfinitiesInSumsAndMeans) {
   const double inf = std::numeric_limits<double>::infinity();
-  const Table table = MakeTable({{"k", Int64s({1, 1, 2, 2, 3, 3})},
-                                 {"f", Doubles({inf, 1.0, inf, -inf, 1e308, 1e308})}});
-  ASSERT_OK_AND_ASSIGN(Table result, GroupBy(table, {{"k"},
-                                                     {Agg("f", AggregateKind::kSum),
-                                                      Agg("f", AggregateKind::kMean)}}));
+  const Table table = MakeTable(
+      {{"k", Int64s({1, 1, 2, 2, 3, 3})}, {"f", Doubles({inf, 1.0, inf, -inf, 1e308, 1e308})}});
+  ASSERT_OK_AND_ASSIGN(
+      Table result,
+      GroupBy(table, {{"k"}, {Agg("f", AggregateKind::kSum), Agg("f", AggregateKind::kMean)}}));
   EXPECT_EQ(result.column(1).Value<double>(0), inf);
   EXPECT_EQ(result.column(2).Value<double>(0), inf);
   EXPECT_TRUE(std::isnan(result.column(1).Value<double>(1)));
@@ -377,8 +411,7 @@ TEST(GroupBy, VarianceNeedsMoreValuesThanDdof) {
   Aggregate population = Agg("v", AggregateKind::kVar, "population");
   population.ddof = 0;
   Aggregate std_dev = Agg("v", AggregateKind::kStd, "std");
-  ASSERT_OK_AND_ASSIGN(Table result,
-                       GroupBy(table, {{"k"}, {sample, population, std_dev}}));
+  ASSERT_OK_AND_ASSIGN(Table result, GroupBy(table, {{"k"}, {sample, population, std_dev}}));
   EXPECT_TRUE(result.column(1).IsNull(0));
   EXPECT_EQ(result.column(2).Value<double>(0), 0.0);
   EXPECT_EQ(result.column(1).Value<double>(1), 0.5);
@@ -422,16 +455,16 @@ TEST(GroupBy, QuantileInterpolatesLinearly) {
 }
 
 TEST(GroupBy, MinMaxFirstLastKeepStringBoolAndDateTypes) {
-  const Table table = MakeTable(
-      {{"k", Int64s({1, 1, 1})},
-       {"s", Strings({"b", std::nullopt, "a"})},
-       {"b", MakeBoolColumn({true, false, std::nullopt}).ValueOrDie()},
-       {"d", Numbers<int32_t>(DataType::Date32(), {std::nullopt, 20000, 10})},
-       {"t", Numbers<int64_t>(DataType::Timestamp(TimeUnit::kNano, "UTC"), {5, 7, 6})}});
+  const Table table =
+      MakeTable({{"k", Int64s({1, 1, 1})},
+                 {"s", Strings({"b", std::nullopt, "a"})},
+                 {"b", MakeBoolColumn({true, false, std::nullopt}).ValueOrDie()},
+                 {"d", Numbers<int32_t>(DataType::Date32(), {std::nullopt, 20000, 10})},
+                 {"t", Numbers<int64_t>(DataType::Timestamp(TimeUnit::kNano, "UTC"), {5, 7, 6})}});
   std::vector<Aggregate> aggregates;
   for (const char* c : {"s", "b", "d", "t"}) {
-    for (auto kind : {AggregateKind::kMin, AggregateKind::kMax, AggregateKind::kFirst,
-                      AggregateKind::kLast}) {
+    for (auto kind :
+         {AggregateKind::kMin, AggregateKind::kMax, AggregateKind::kFirst, AggregateKind::kLast}) {
       aggregates.push_back(Agg(c, kind));
     }
   }
@@ -465,12 +498,11 @@ TEST(GroupBy, SumTypesAndOverflowIsAnError) {
        {"big", Int64s({std::numeric_limits<int64_t>::max(), 1})},
        {"ubig", Numbers<uint64_t>(DataType::UInt64(), {std::numeric_limits<uint64_t>::max(), 1})},
        {"f", Numbers<float>(DataType::Float32(), {0.5f, 0.25f})}});
-  ASSERT_OK_AND_ASSIGN(Table result, GroupBy(table, {{"k"},
-                                                     {Agg("i8", AggregateKind::kSum),
-                                                      Agg("u8", AggregateKind::kSum),
-                                                      Agg("b", AggregateKind::kSum),
-                                                      Agg("f", AggregateKind::kSum),
-                                                      Agg("big", AggregateKind::kMean)}}));
+  ASSERT_OK_AND_ASSIGN(
+      Table result, GroupBy(table, {{"k"},
+                                    {Agg("i8", AggregateKind::kSum), Agg("u8", AggregateKind::kSum),
+                                     Agg("b", AggregateKind::kSum), Agg("f", AggregateKind::kSum),
+                                     Agg("big", AggregateKind::kMean)}}));
   EXPECT_EQ(result.column(1).type(), DataType::Int64());
   EXPECT_EQ(result.column(1).Value<int64_t>(0), 200);
   EXPECT_EQ(result.column(2).type(), DataType::UInt64());
@@ -499,7 +531,8 @@ TEST(GroupBy, EmptyTableKeepsSchema) {
                                                       Agg("v", AggregateKind::kMedian),
                                                       Agg("k", AggregateKind::kMax)}}));
   EXPECT_EQ(result.num_rows(), 0);
-  EXPECT_EQ(result.schema().ToString(), "k: string, v_sum: int64, v_median: float64, k_max: string");
+  EXPECT_EQ(result.schema().ToString(),
+            "k: string, v_sum: int64, v_median: float64, k_max: string");
 }
 
 TEST(GroupBy, NoAggregatesGivesDistinctKeys) {
@@ -536,12 +569,11 @@ TEST(GroupBy, SameResultOnOneTwoAndFourThreads) {
 
 TEST(AggregateTable, EmptyTableGivesZeroCountsAndNulls) {
   const Table table = MakeTable({{"v", Int64s({})}, {"s", Strings({})}});
-  ASSERT_OK_AND_ASSIGN(Table result, AggregateTable(table, {Agg("v", AggregateKind::kCount),
-                                                            Agg("v", AggregateKind::kSum),
-                                                            Agg("v", AggregateKind::kMin),
-                                                            Agg("s", AggregateKind::kNunique),
-                                                            Agg("s", AggregateKind::kFirst),
-                                                            Agg("v", AggregateKind::kStd)}));
+  ASSERT_OK_AND_ASSIGN(
+      Table result,
+      AggregateTable(table, {Agg("v", AggregateKind::kCount), Agg("v", AggregateKind::kSum),
+                             Agg("v", AggregateKind::kMin), Agg("s", AggregateKind::kNunique),
+                             Agg("s", AggregateKind::kFirst), Agg("v", AggregateKind::kStd)}));
   ASSERT_EQ(result.num_rows(), 1);
   EXPECT_EQ(result.column(0).Value<int64_t>(0), 0);
   EXPECT_TRUE(result.column(1).IsNull(0));
@@ -570,17 +602,19 @@ TEST(GroupByErrors, EveryMessageNamesWhatIsWrong) {
                "aggregate sum of column 'w': no column named 'w'");
   expect_error(GroupBy(table, {{"k"}, {Agg("s", AggregateKind::kMean)}}), StatusCode::kTypeError,
                "aggregate mean needs a numeric or bool column, but column 's' is string");
-  expect_error(GroupBy(table, {{"k"}, {Agg("v", AggregateKind::kSum), Agg("v", AggregateKind::kSum)}}),
-               StatusCode::kInvalid, "output column 'v_sum' would appear twice");
-  expect_error(GroupBy(table, {{"k"}, {Agg("v", AggregateKind::kMin, "k")}}),
-               StatusCode::kInvalid, "output column 'k' would appear twice");
+  expect_error(
+      GroupBy(table, {{"k"}, {Agg("v", AggregateKind::kSum), Agg("v", AggregateKind::kSum)}}),
+      StatusCode::kInvalid, "output column 'v_sum' would appear twice");
+  expect_error(GroupBy(table, {{"k"}, {Agg("v", AggregateKind::kMin, "k")}}), StatusCode::kInvalid,
+               "output column 'k' would appear twice");
   Aggregate q = Agg("v", AggregateKind::kQuantile);
   q.quantile = 1.5;
   expect_error(GroupBy(table, {{"k"}, {q}}), StatusCode::kInvalid,
                "quantile 1.5 of column 'v' is not in [0, 1]");
   Aggregate var = Agg("v", AggregateKind::kVar);
   var.ddof = -1;
-  expect_error(GroupBy(table, {{"k"}, {var}}), StatusCode::kInvalid, "ddof -1 of var of column 'v'");
+  expect_error(GroupBy(table, {{"k"}, {var}}), StatusCode::kInvalid,
+               "ddof -1 of var of column 'v'");
   expect_error(AggregateTable(table, {Agg("s", AggregateKind::kSum)}), StatusCode::kTypeError,
                "column 's' is string");
 }
@@ -611,10 +645,10 @@ TEST(ParseAggregate, ReadsEveryForm) {
   EXPECT_EQ(a.kind, AggregateKind::kQuantile);
   EXPECT_DOUBLE_EQ(a.quantile, 0.9);
   EXPECT_EQ(a.output_name, "p90");
-  for (auto kind : {AggregateKind::kSum, AggregateKind::kCount, AggregateKind::kMin,
-                    AggregateKind::kMax, AggregateKind::kMean, AggregateKind::kVar,
-                    AggregateKind::kStd, AggregateKind::kNunique, AggregateKind::kFirst,
-                    AggregateKind::kLast, AggregateKind::kMedian}) {
+  for (auto kind :
+       {AggregateKind::kSum, AggregateKind::kCount, AggregateKind::kMin, AggregateKind::kMax,
+        AggregateKind::kMean, AggregateKind::kVar, AggregateKind::kStd, AggregateKind::kNunique,
+        AggregateKind::kFirst, AggregateKind::kLast, AggregateKind::kMedian}) {
     ASSERT_OK_AND_ASSIGN(a, ParseAggregate(fmt::format("col x:{}", AggregateKindName(kind))));
     EXPECT_EQ(a.kind, kind);
     EXPECT_EQ(a.column, "col x");
@@ -637,7 +671,8 @@ TEST(ParseAggregate, ErrorsNameTheBadPart) {
                "quantile needs a fraction in [0, 1], as in 'v:quantile(0.9)', in 'v:quantile'");
   expect_error("v:quantile(1.5)", "quantile '1.5' in 'v:quantile(1.5)' is not a number in [0, 1]");
   expect_error("v:quantile(abc)", "quantile 'abc' in 'v:quantile(abc)' is not a number in [0, 1]");
-  expect_error("v:quantile(0.5", "missing ')' after the arguments of 'quantile' in 'v:quantile(0.5'");
+  expect_error("v:quantile(0.5",
+               "missing ')' after the arguments of 'quantile' in 'v:quantile(0.5'");
   expect_error("v:std(ddof=x)", "ddof 'x' in 'v:std(ddof=x)' is not a non-negative integer");
   expect_error("v:std(ddof=-1)", "ddof '-1' in 'v:std(ddof=-1)' is not a non-negative integer");
   expect_error("v:std(dof=1)", "ddof 'dof=1' in 'v:std(dof=1)' is not a non-negative integer");
@@ -646,7 +681,8 @@ TEST(ParseAggregate, ErrorsNameTheBadPart) {
   expect_error("v:sum x",
                "unknown aggregate 'sum x' in 'v:sum x' (expected sum, count, min, max, mean, "
                "var, std, nunique, first, last, median, quantile)");
-  expect_error("v:mean(2)x", "unexpected 'x' after 'mean' in 'v:mean(2)x' (expected '=NAME' or the end)");
+  expect_error("v:mean(2)x",
+               "unexpected 'x' after 'mean' in 'v:mean(2)x' (expected '=NAME' or the end)");
 }
 
 }  // namespace
