@@ -4,6 +4,8 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <utility>
+#include <vector>
 
 #include <sys/mman.h>
 
@@ -53,7 +55,7 @@ class SystemMemoryPool final : public MemoryPool {
   }
 
   ~SystemMemoryPool() override {
-    for (auto& [size, data] : cache_) std::free(data);
+    for (auto& [size, data] : cache_) Unmap(data, size);
   }
 
   int64_t bytes_allocated() const override { return allocated_.load(); }
@@ -67,8 +69,11 @@ class SystemMemoryPool final : public MemoryPool {
   //    "madvise"), which makes faults 512 times fewer;
   //  - are kept when freed, up to kCacheLimit bytes, and handed out again to a request of the same
   //    rounded size (operators run repeatedly on data of one size ask for the same sizes), as
-  //    jemalloc or DuckDB's buffer manager keep memory. Cached blocks do not count as allocated.
-  //    No caching when a memory limit is set, so that the limit bounds the process.
+  //    jemalloc or DuckDB's buffer manager keep memory. Cached blocks do not count as allocated,
+  //    but the cache never makes the process bigger than it has been: when a new block would
+  //    bring live plus cached bytes above the peak of live bytes, cached blocks are unmapped
+  //    first (largest first). No caching when a memory limit is set.
+  //  - come straight from mmap, so that an unmapped block is memory the system gets back.
   static constexpr int64_t kHugePageSize = int64_t{2} << 20;
   static constexpr int64_t kHugeThreshold = int64_t{8} << 20;
   static constexpr int64_t kCacheLimit = int64_t{2} << 30;
@@ -79,6 +84,7 @@ class SystemMemoryPool final : public MemoryPool {
 
   Result<uint8_t*> AllocateHuge(int64_t size) {
     const int64_t rounded = RoundToHugePages(size);
+    std::vector<std::pair<int64_t, uint8_t*>> evicted;
     {
       std::lock_guard lock(cache_mutex_);
       auto found = cache_.find(rounded);
@@ -88,14 +94,32 @@ class SystemMemoryPool final : public MemoryPool {
         cached_bytes_ -= rounded;
         return data;
       }
+      const int64_t peak = peak_.load();
+      while (!cache_.empty() && allocated_.load() + cached_bytes_ > peak) {
+        auto largest = std::prev(cache_.end());
+        evicted.emplace_back(largest->first, largest->second);
+        cached_bytes_ -= largest->first;
+        cache_.erase(largest);
+      }
     }
-    void* data = nullptr;
-    if (posix_memalign(&data, kHugePageSize, static_cast<size_t>(rounded)) != 0) {
+    for (auto& [bytes, block] : evicted) Unmap(block, bytes);
+    // Enough to find a 2 MiB boundary inside; the parts before and after it are unmapped.
+    const size_t span = static_cast<size_t>(rounded + kHugePageSize);
+    void* area = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (area == MAP_FAILED) {
       allocated_.fetch_sub(size);
       return Status::OutOfMemory("could not allocate {} bytes", size);
     }
+    const auto start = reinterpret_cast<uintptr_t>(area);
+    const uintptr_t aligned =
+        (start + kHugePageSize - 1) & ~static_cast<uintptr_t>(kHugePageSize - 1);
+    if (aligned > start) munmap(area, aligned - start);
+    const uintptr_t end = start + span;
+    const uintptr_t used_end = aligned + static_cast<uintptr_t>(rounded);
+    if (end > used_end) munmap(reinterpret_cast<void*>(used_end), end - used_end);
+    auto* data = reinterpret_cast<uint8_t*>(aligned);
     madvise(data, static_cast<size_t>(rounded), MADV_HUGEPAGE);  // advice; may be ignored
-    return static_cast<uint8_t*>(data);
+    return data;
   }
 
   void FreeHuge(uint8_t* data, int64_t size) {
@@ -108,8 +132,10 @@ class SystemMemoryPool final : public MemoryPool {
         return;
       }
     }
-    std::free(data);
+    Unmap(data, rounded);
   }
+
+  static void Unmap(uint8_t* data, int64_t rounded) { munmap(data, static_cast<size_t>(rounded)); }
 
   static uint8_t* ZeroSizeArea() {
     alignas(kBufferAlignment) static uint8_t area[kBufferAlignment];

@@ -72,9 +72,10 @@ class MappedFile {
     if (data_ != nullptr) munmap(data_, size_);
   }
 
-  // `populate`: map every page at once (a whole-file read); else pages come in as they are read
-  // (a byte range of a large file, where the rest is never touched).
-  static Result<std::unique_ptr<MappedFile>> Open(const std::string& path, bool populate) {
+  // Pages come in as they are read (a byte range of a large file never touches the rest), and
+  // the reader drops them again when it is done with them (Release): populating the whole
+  // mapping up front would hold the file in memory beside the table being built.
+  static Result<std::unique_ptr<MappedFile>> Open(const std::string& path) {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return Status::IOError("cannot open '{}': {}", path, std::strerror(errno));
     struct stat info {};
@@ -90,16 +91,13 @@ class MappedFile {
     std::unique_ptr<MappedFile> file(new MappedFile());
     file->size_ = static_cast<size_t>(info.st_size);
     if (file->size_ > 0) {
-      // MAP_POPULATE maps every page now: far cheaper than one fault per page later.
-      const int flags = MAP_PRIVATE | (populate ? MAP_POPULATE : 0);
-      void* address = ::mmap(nullptr, file->size_, PROT_READ, flags, fd, 0);
+      void* address = ::mmap(nullptr, file->size_, PROT_READ, MAP_PRIVATE, fd, 0);
       if (address == MAP_FAILED) {
         const int error = errno;
         ::close(fd);
         return Status::IOError("cannot map '{}': {}", path, std::strerror(error));
       }
       ::madvise(address, file->size_, MADV_SEQUENTIAL);
-      ::madvise(address, file->size_, MADV_WILLNEED);
       file->data_ = address;
     }
     ::close(fd);
@@ -1196,6 +1194,7 @@ class Reader {
     std::vector<int> parity(blocks, 0);
     ParallelFor(blocks, plan_.threads, [&](int64_t k) {
       parity[k] = QuoteParity(plan_.data.data(), region_begin[k], region_begin[k + 1], plan_.quote);
+      if (release_) release_(region_begin[k], region_begin[k + 1]);
     });
     const int parity_before = ParallelQuoteParity(plan_, data_start_, region_begin[0]);
     std::vector<int> parity_at(blocks + 1);
@@ -1239,8 +1238,10 @@ class Reader {
     // Rows per block, counted from quote parity (blank lines included: an upper bound), give each
     // block its place in the output.
     std::vector<int64_t> row_offset(blocks + 1, 0);
-    ParallelFor(blocks, plan_.threads,
-                [&](int64_t k) { row_offset[k + 1] = CountRows(starts[k], starts[k + 1]); });
+    ParallelFor(blocks, plan_.threads, [&](int64_t k) {
+      row_offset[k + 1] = CountRows(starts[k], starts[k + 1]);
+      if (release_) release_(starts[k], starts[k + 1]);
+    });
     for (int64_t k = 0; k < blocks; ++k) row_offset[k + 1] += row_offset[k];
     FixedOutputs outputs(num_slots, row_offset[blocks]);
 
@@ -1493,15 +1494,14 @@ Result<Table> ReadCsvText(std::string_view text, const ReadOptions& options,
 }
 
 Result<Table> ReadCsv(const std::string& path, const ReadOptions& options) {
-  const bool whole_file = options.range_begin <= 0 && options.range_end < 0;
-  DEEPRC_ASSIGN_OR_RAISE(auto file, MappedFile::Open(path, whole_file));
+  DEEPRC_ASSIGN_OR_RAISE(auto file, MappedFile::Open(path));
   Reader reader(file->view(), options, path);
   reader.set_release([&file](int64_t begin, int64_t end) { file->Release(begin, end); });
   return reader.Read();
 }
 
 Result<Schema> InferSchema(const std::string& path, const ReadOptions& options) {
-  DEEPRC_ASSIGN_OR_RAISE(auto file, MappedFile::Open(path, /*populate=*/false));
+  DEEPRC_ASSIGN_OR_RAISE(auto file, MappedFile::Open(path));
   Reader reader(file->view(), options, path);
   return reader.ReadSchema();
 }
