@@ -86,7 +86,17 @@ def render(results, args, command):
         lines.append(f"| {op} | {rows:,} | " + " | ".join(cells_s) + " | " + " | ".join(cells_mb) +
                      f" | {best} | {pandas} |")
     lines += ["", "Speed-ups are the other system's seconds over deeprc's (above 1: deeprc is faster). "
-              "pandas runs on one thread.", "", END]
+              "pandas runs on one thread. MB: the process's peak resident memory, one operator "
+              "per process.", "",
+              "First (cold) run of each operator in its process, seconds: the figures above are "
+              "medians, which reuse memory the first run obtained.", "",
+              "| op | " + " | ".join(systems) + " |", "|---|" + "---|" * len(systems)]
+    for op in args.ops:
+        row = {r["system"]: r for r in results if r["op"] == op}
+        cells = [f"{row[s]['first_seconds']:.3f}" if "first_seconds" in row.get(s, {}) else ""
+                 for s in systems]
+        lines.append(f"| {op} | " + " | ".join(cells) + " |")
+    lines += ["", END]
     return "\n".join(lines)
 
 

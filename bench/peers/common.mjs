@@ -38,11 +38,13 @@ export async function measure(system, op, options, body) {
     seconds.push((performance.now() - start) / 1000);
     checksum = BigInt.asUintN(64, BigInt(await body.checksum(timed)));
   }
+  const first = seconds[0];
   seconds.sort((x, y) => x - y);
   const peak = process.resourceUsage().maxRSS / 1024;
   console.log(JSON.stringify({
     system, op, rows: options.rows, threads: options.threads,
     seconds: Number(seconds[Math.floor(seconds.length / 2)].toFixed(4)),
+    first_seconds: Number(first.toFixed(4)),
     peak_rss_mb: Number(peak.toFixed(1)), checksum: checksum.toString(),
   }).replace(/"checksum":"(\d+)"/, '"checksum":$1'));
 }

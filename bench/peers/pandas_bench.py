@@ -87,6 +87,7 @@ def main():
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(json.dumps({"system": "pandas", "op": op, "rows": args.rows, "threads": 1,
                           "seconds": round(statistics.median(seconds), 4),
+                          "first_seconds": round(seconds[0], 4),
                           "peak_rss_mb": round(peak, 1), "checksum": value}), flush=True)
 
 
