@@ -40,7 +40,7 @@ class SimCommandTest : public ::testing::Test {
   void SetUp() override {
     const char* program = std::getenv("DEEPRC_PROGRAM");
     binary_ = program != nullptr ? program : std::string(DEEPRC_BINARY_DIR) + "/apps/deeprc";
-    if (!fs::exists(binary_)) GTEST_SKIP() << binary_ << " is not built";
+    ASSERT_TRUE(fs::exists(binary_)) << binary_ << " is not built";
     directory_ = fs::temp_directory_path() /
                  ("deeprc_sim_test_" + std::to_string(::getpid()) + "_" +
                   ::testing::UnitTest::GetInstance()->current_test_info()->name());
