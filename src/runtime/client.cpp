@@ -1,0 +1,288 @@
+#include "deeprc/runtime/client.h"
+
+#include <algorithm>
+#include <thread>
+
+#include <fmt/format.h>
+
+namespace deeprc::runtime {
+namespace {
+
+// Which TaskCounts field a state counts in.
+int64_t TaskCounts::*Bucket(TaskState state) {
+  switch (state) {
+    case TaskState::kNew:
+    case TaskState::kScheduling:
+      return &TaskCounts::waiting;
+    case TaskState::kStagingInput:
+    case TaskState::kExecuting:
+    case TaskState::kStagingOutput:
+      return &TaskCounts::running;
+    case TaskState::kDone:
+      return &TaskCounts::done;
+    case TaskState::kFailed:
+      return &TaskCounts::failed;
+    case TaskState::kCanceled:
+      return &TaskCounts::canceled;
+  }
+  return &TaskCounts::waiting;
+}
+
+}  // namespace
+
+std::vector<TaskState> FinalTaskStates() {
+  return {TaskState::kDone, TaskState::kFailed, TaskState::kCanceled};
+}
+
+PilotState Pilot::state() const {
+  std::lock_guard lock(mutex_);
+  return state_;
+}
+
+void Pilot::SetState(PilotState state, std::string_view reason) {
+  std::lock_guard lock(mutex_);
+  if (!IsTransitionAllowed(state_, state)) return;
+  state_ = state;
+  session_->events().Append("pilot", uid_, PilotStateName(state), NowMicros(), reason);
+}
+
+Result<Pilot*> PilotManager::Submit(PilotDescription description) {
+  if (description.resource != "local") {
+    return Status::NotImplemented("pilot resource '{}': only 'local' is supported",
+                                  description.resource);
+  }
+  const int32_t machine_cores =
+      std::max<int32_t>(1, static_cast<int32_t>(std::thread::hardware_concurrency()));
+  DEEPRC_ASSIGN_OR_RAISE(std::vector<NodeResources> nodes,
+                         ResolvePilotNodes(description, machine_cores));
+  auto pilot = std::unique_ptr<Pilot>(new Pilot());
+  pilot->uid_ = fmt::format("pilot.{:04}", pilots_.size());
+  pilot->description_ = description;
+  pilot->session_ = &session_;
+  session_.events().Append("pilot", pilot->uid_, PilotStateName(PilotState::kNew), NowMicros(),
+                           "");
+  pilot->SetState(PilotState::kLaunching, "");
+
+  AgentOptions options;
+  options.session_dir = session_.directory();
+  options.nodes = std::move(nodes);
+  options.events = &session_.events();
+  Pilot* raw = pilot.get();
+  options.on_event = [raw](const TaskEvent& event) {
+    if (raw->on_event_) raw->on_event_(event);
+  };
+  options.on_result = [raw](ExecutionResult result) {
+    if (raw->on_result_) raw->on_result_(std::move(result));
+  };
+  Result<std::unique_ptr<Agent>> agent = Agent::Make(std::move(options));
+  if (!agent.ok()) {
+    pilot->SetState(PilotState::kFailed, agent.status().message());
+    return agent.status();
+  }
+  pilot->agent_ = agent.MoveValueUnsafe();
+  pilot->SetState(PilotState::kActive, "");
+  pilots_.push_back(std::move(pilot));
+  return raw;
+}
+
+void PilotManager::Shutdown(Pilot& pilot) {
+  if (pilot.agent_ == nullptr) return;
+  pilot.agent_->Shutdown();
+  pilot.SetState(PilotState::kDone, "");
+  (void)session_.events().Flush();
+}
+
+PilotManager::~PilotManager() {
+  for (auto& pilot : pilots_) Shutdown(*pilot);
+}
+
+TaskManager::~TaskManager() = default;
+
+Status TaskManager::AddPilot(Pilot& pilot) {
+  std::lock_guard lock(mutex_);
+  if (pilot_ != nullptr) return Status::Invalid("this task manager has a pilot already");
+  if (!order_.empty()) return Status::Invalid("add the pilot before submitting tasks");
+  pilot_ = &pilot;
+  pilot.on_event_ = [this](const TaskEvent& event) { HandleEvent(event); };
+  pilot.on_result_ = [this](ExecutionResult result) { HandleResult(std::move(result)); };
+  return Status::OK();
+}
+
+void TaskManager::OnStateChange(std::function<void(const TaskEvent&)> callback) {
+  std::lock_guard lock(mutex_);
+  callbacks_.push_back(std::move(callback));
+}
+
+Result<std::vector<std::string>> TaskManager::Submit(std::vector<TaskDescription> tasks) {
+  const int64_t submitted_us = NowMicros();
+  std::vector<std::string> uids;
+  uids.reserve(tasks.size());
+  Pilot* pilot = nullptr;
+  {
+    std::lock_guard lock(mutex_);
+    if (pilot_ == nullptr) return Status::Invalid("no pilot: call AddPilot first");
+    pilot = pilot_;
+    for (size_t i = 0; i < tasks.size(); ++i) {
+      TaskDescription& task = tasks[i];
+      if (task.uid.empty()) {
+        do {
+          task.uid = fmt::format("task.{:06}", next_uid_++);
+        } while (records_.contains(task.uid));
+      }
+      if (task.name.empty()) task.name = task.uid;
+      if (records_.contains(task.uid) ||
+          std::count(uids.begin(), uids.end(), task.uid) > 0) {
+        // Undo this batch's records.
+        for (const std::string& uid : uids) records_.erase(uid);
+        order_.resize(order_.size() - uids.size());
+        counts_.total -= static_cast<int64_t>(uids.size());
+        counts_.waiting -= static_cast<int64_t>(uids.size());
+        return Status::Invalid("tasks[{}]: uid '{}' was submitted before", i, task.uid);
+      }
+      uids.push_back(task.uid);
+      records_.emplace(task.uid, Record{});
+      order_.push_back(task.uid);
+      ++counts_.total;
+      ++counts_.waiting;
+    }
+  }
+  Status status = pilot->agent_->Submit(std::move(tasks), submitted_us);
+  if (!status.ok()) {
+    std::lock_guard lock(mutex_);
+    for (const std::string& uid : uids) records_.erase(uid);
+    // Another thread's batch may have been appended since: remove these uids wherever they are.
+    std::erase_if(order_, [&](const std::string& uid) { return !records_.contains(uid); });
+    counts_.total -= static_cast<int64_t>(uids.size());
+    counts_.waiting -= static_cast<int64_t>(uids.size());
+    return status;
+  }
+  return uids;
+}
+
+void TaskManager::HandleEvent(const TaskEvent& event) {
+  std::vector<std::function<void(const TaskEvent&)>>* callbacks = nullptr;
+  bool notify = false;
+  {
+    std::lock_guard lock(mutex_);
+    auto found = records_.find(event.uid);
+    if (found == records_.end()) return;
+    Record& record = found->second;
+    if (record.state != event.state) {
+      if (!IsTransitionAllowed(record.state, event.state)) return;
+      --(counts_.*Bucket(record.state));
+      ++(counts_.*Bucket(event.state));
+      record.state = event.state;
+    }
+    if (!callbacks_.empty()) callbacks = &callbacks_;
+    notify = waiters_ > 0;
+  }
+  if (notify) changed_.notify_all();
+  if (callbacks != nullptr) {
+    for (const auto& callback : *callbacks) callback(event);
+  }
+}
+
+void TaskManager::HandleResult(ExecutionResult result) {
+  {
+    std::lock_guard lock(mutex_);
+    auto found = records_.find(result.uid);
+    if (found == records_.end()) return;
+    Record& record = found->second;
+    record.has_result = true;
+    if (record.state != result.state && IsTransitionAllowed(record.state, result.state)) {
+      --(counts_.*Bucket(record.state));
+      ++(counts_.*Bucket(result.state));
+      record.state = result.state;
+    }
+    record.result = std::move(result);
+  }
+  changed_.notify_all();
+}
+
+Status TaskManager::Wait(const std::vector<std::string>& uids, const std::vector<TaskState>& states,
+                         std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const bool only_final = std::all_of(states.begin(), states.end(),
+                                      [](TaskState state) { return IsFinal(state); });
+  auto reached = [&](const Record& record) {
+    // Final states are awaited through the result, which comes after the final event.
+    if (IsFinal(record.state) && only_final) {
+      return record.has_result &&
+             std::find(states.begin(), states.end(), record.state) != states.end();
+    }
+    return std::find(states.begin(), states.end(), record.state) != states.end();
+  };
+  std::unique_lock lock(mutex_);
+  for (const std::string& uid : uids) {
+    if (!records_.contains(uid)) return Status::KeyError("unknown task '{}'", uid);
+  }
+  ++waiters_;
+  // Final states never change again: a task found final is not looked at again.
+  size_t next = 0;
+  Status status;
+  while (true) {
+    if (only_final) {
+      while (next < uids.size() && reached(records_.at(uids[next]))) ++next;
+      if (next == uids.size()) break;
+    } else if (std::all_of(uids.begin(), uids.end(),
+                           [&](const std::string& uid) { return reached(records_.at(uid)); })) {
+      break;
+    }
+    if (changed_.wait_until(lock, deadline) == std::cv_status::timeout) {
+      for (const std::string& uid : uids) {
+        const Record& record = records_.at(uid);
+        if (!reached(record)) {
+          status = Status::Timeout("task '{}' is still {} after {} ms", uid,
+                                   TaskStateName(record.state), timeout.count());
+          break;
+        }
+      }
+      if (!status.ok()) break;
+    }
+  }
+  --waiters_;
+  return status;
+}
+
+Status TaskManager::WaitAll(std::chrono::milliseconds timeout) {
+  return Wait(uids(), FinalTaskStates(), timeout);
+}
+
+void TaskManager::Cancel(const std::vector<std::string>& uids) {
+  Pilot* pilot = nullptr;
+  {
+    std::lock_guard lock(mutex_);
+    pilot = pilot_;
+  }
+  if (pilot != nullptr) pilot->agent_->Cancel(uids);
+}
+
+Result<TaskState> TaskManager::state(const std::string& uid) const {
+  std::lock_guard lock(mutex_);
+  auto found = records_.find(uid);
+  if (found == records_.end()) return Status::KeyError("unknown task '{}'", uid);
+  return found->second.state;
+}
+
+Result<ExecutionResult> TaskManager::result(const std::string& uid) const {
+  std::lock_guard lock(mutex_);
+  auto found = records_.find(uid);
+  if (found == records_.end()) return Status::KeyError("unknown task '{}'", uid);
+  if (!found->second.has_result) {
+    return Status::Invalid("task '{}' is {}: no result yet", uid,
+                           TaskStateName(found->second.state));
+  }
+  return found->second.result;
+}
+
+TaskCounts TaskManager::counts() const {
+  std::lock_guard lock(mutex_);
+  return counts_;
+}
+
+std::vector<std::string> TaskManager::uids() const {
+  std::lock_guard lock(mutex_);
+  return order_;
+}
+
+}  // namespace deeprc::runtime
