@@ -7,6 +7,8 @@
 #include <unordered_set>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
 
 #include "deeprc/runtime/resource_manager.h"
 #include "deeprc/runtime/scheduler.h"
@@ -215,6 +217,20 @@ class Agent::Impl {
       slot.cores.assign(cores.begin(), cores.end());
       slot.gpus.assign(gpus.begin(), gpus.end());
       // A local pilot's nodes are this machine.
+    }
+    if (options_.events != nullptr) {
+      std::string line = fmt::format(R"({{"entity":"placement","uid":{},"time_us":{},"ranks":[)",
+                                     nlohmann::json(record.uid).dump(), NowMicros());
+      for (int32_t rank = 0; rank < allocation.ranks(); ++rank) {
+        fmt::format_to(std::back_inserter(line), R"({}{{"node":{},"cores":[{}],"gpus":[{}]}})",
+                       rank == 0 ? "" : ",", allocation.node(rank),
+                       fmt::join(allocation.cores(rank), ","), fmt::join(allocation.gpus(rank), ","));
+      }
+      // The dependencies, so that the analysis can tell waiting for them from overhead.
+      line += R"(],"after":)";
+      line += nlohmann::json(record.task.after).dump();
+      line += "}";
+      options_.events->AppendLine(line);
     }
     record.running = true;
     Status status = executor_->Submit(std::move(record.task), std::move(placement));

@@ -63,6 +63,7 @@ Result<Pilot*> PilotManager::Submit(PilotDescription description) {
                            "");
   pilot->SetState(PilotState::kLaunching, "");
 
+  const size_t nodes_count = nodes.size();
   AgentOptions options;
   options.session_dir = session_.directory();
   options.nodes = std::move(nodes);
@@ -80,6 +81,10 @@ Result<Pilot*> PilotManager::Submit(PilotDescription description) {
     return agent.status();
   }
   pilot->agent_ = agent.MoveValueUnsafe();
+  session_.events().AppendLine(fmt::format(
+      R"({{"entity":"resources","uid":"{}","nodes":{},"cores":{},"gpus":{},"time_us":{}}})",
+      pilot->uid_, nodes_count, pilot->agent_->total_cores(), pilot->agent_->total_gpus(),
+      NowMicros()));
   pilot->SetState(PilotState::kActive, "");
   pilots_.push_back(std::move(pilot));
   return raw;

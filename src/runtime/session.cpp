@@ -110,6 +110,13 @@ void EventLog::Append(std::string_view entity, std::string_view uid, std::string
   if (buffer_.size() >= kFlushBytes) (void)FlushLocked();
 }
 
+void EventLog::AppendLine(std::string_view json) {
+  std::lock_guard lock(mutex_);
+  buffer_.append(json);
+  buffer_.push_back('\n');
+  if (buffer_.size() >= kFlushBytes) (void)FlushLocked();
+}
+
 Status EventLog::Flush() {
   std::lock_guard lock(mutex_);
   return FlushLocked();

@@ -328,7 +328,7 @@ TEST_F(ClientTest, EventLogIsForwardOnlyPerTask) {
   for (const auto& event : ReadEvents(session_->directory() + "/events.jsonl")) {
     if (event["entity"] == "pilot") {
       pilot_states.push_back(event["state"]);
-    } else {
+    } else if (event["entity"] == "task") {
       by_uid[event["uid"]].push_back(event);
     }
   }

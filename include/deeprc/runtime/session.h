@@ -13,6 +13,11 @@ namespace deeprc::runtime {
 // The session's event log, `events.jsonl`: one JSON object per line and per state transition of
 // a task or a pilot, appended and never rewritten:
 //   {"entity":"task","uid":"a","state":"EXECUTING","time_us":1764000000000000,"reason":""}
+// Besides transitions the log holds two kinds of facts the analysis needs, written once:
+//   {"entity":"resources","uid":"pilot.0000","nodes":1,"cores":2,"gpus":0,"time_us":...}
+//   {"entity":"placement","uid":"a","time_us":...,"ranks":[{"node":0,"cores":[1],"gpus":[]}],
+//    "after":["b"]}
+// (a pilot's slots when it becomes ACTIVE; a task's slots when the scheduler starts it).
 // Thread-safe. Lines are gathered in memory and written with one write() of whole lines to a
 // descriptor opened with O_APPEND, so that two processes (client and agent) appending to one
 // log never interleave within a line. Flush() writes what is gathered; the log also flushes
@@ -27,6 +32,8 @@ class EventLog {
   // `entity` is "task" or "pilot"; `state` a state name (TaskStateName / PilotStateName).
   void Append(std::string_view entity, std::string_view uid, std::string_view state,
               int64_t time_us, std::string_view reason);
+  // Appends one line of JSON as is (no newline inside; the log adds one).
+  void AppendLine(std::string_view json);
   Status Flush();
   const std::string& path() const { return path_; }
 
