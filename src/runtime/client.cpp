@@ -70,9 +70,11 @@ Result<Pilot*> PilotManager::Submit(PilotDescription description) {
   options.events = &session_.events();
   Pilot* raw = pilot.get();
   options.on_event = [raw](const TaskEvent& event) {
+    std::shared_lock lock(raw->listener_mutex_);
     if (raw->on_event_) raw->on_event_(event);
   };
   options.on_result = [raw](ExecutionResult result) {
+    std::shared_lock lock(raw->listener_mutex_);
     if (raw->on_result_) raw->on_result_(std::move(result));
   };
   Result<std::unique_ptr<Agent>> agent = Agent::Make(std::move(options));
@@ -101,13 +103,30 @@ PilotManager::~PilotManager() {
   for (auto& pilot : pilots_) Shutdown(*pilot);
 }
 
-TaskManager::~TaskManager() = default;
+TaskManager::~TaskManager() {
+  if (pilot_ == nullptr) return;
+  std::vector<std::string> unfinished;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [uid, record] : records_) {
+      if (!record.has_result) unfinished.push_back(uid);
+    }
+  }
+  if (!unfinished.empty()) {
+    pilot_->agent_->Cancel(unfinished);
+    (void)Wait(unfinished, FinalTaskStates(), kCloseTimeout);
+  }
+  std::unique_lock lock(pilot_->listener_mutex_);
+  pilot_->on_event_ = nullptr;
+  pilot_->on_result_ = nullptr;
+}
 
 Status TaskManager::AddPilot(Pilot& pilot) {
   std::lock_guard lock(mutex_);
   if (pilot_ != nullptr) return Status::Invalid("this task manager has a pilot already");
   if (!order_.empty()) return Status::Invalid("add the pilot before submitting tasks");
   pilot_ = &pilot;
+  std::unique_lock listener_lock(pilot.listener_mutex_);
   pilot.on_event_ = [this](const TaskEvent& event) { HandleEvent(event); };
   pilot.on_result_ = [this](ExecutionResult result) { HandleResult(std::move(result)); };
   return Status::OK();

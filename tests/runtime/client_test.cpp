@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -356,6 +358,46 @@ TEST_F(ClientTest, EventLogIsForwardOnlyPerTask) {
     }
   }
   EXPECT_EQ(callbacks.load(), total_events);
+}
+
+// Final events reach the client before the results do: a TaskManager destroyed as soon as it
+// saw them must not be called afterwards (it was, and crashed).
+TEST(TaskManagerLifetimeTest, DestroyedRightAfterTheFinalEvents) {
+  SessionOptions options;
+  options.root = TestRoot();
+  ASSERT_OK_AND_ASSIGN(auto session, Session::Make(options));
+  PilotManager pilots(*session);
+  ASSERT_OK_AND_ASSIGN(Pilot * pilot, pilots.Submit(PilotDescription{.cores = 2}));
+  for (int round = 0; round < 3; ++round) {
+    auto tasks = std::make_unique<TaskManager>(*session);
+    ASSERT_OK(tasks->AddPilot(*pilot));
+    std::mutex mutex;
+    std::condition_variable all_final;
+    int finals = 0;
+    tasks->OnStateChange([&](const TaskEvent& event) {
+      if (!IsFinal(event.state)) return;
+      std::lock_guard lock(mutex);
+      if (++finals == 300) all_final.notify_all();
+    });
+    std::vector<TaskDescription> batch;
+    for (int i = 0; i < 300; ++i) {
+      batch.push_back(Task("r" + std::to_string(round) + "." + std::to_string(i), "/bin/true"));
+    }
+    ASSERT_OK(tasks->Submit(std::move(batch)).status());
+    std::unique_lock lock(mutex);
+    ASSERT_TRUE(all_final.wait_for(lock, 60s, [&] { return finals == 300; }));
+    lock.unlock();
+    tasks.reset();
+  }
+  // A task manager that goes away with tasks running cancels them.
+  auto tasks = std::make_unique<TaskManager>(*session);
+  ASSERT_OK(tasks->AddPilot(*pilot));
+  ASSERT_OK(tasks->Submit({Task("left", "/bin/sleep", {"30"})}).status());
+  ASSERT_OK(tasks->Wait({"left"}, {TaskState::kExecuting}, 10s));
+  const auto start = std::chrono::steady_clock::now();
+  tasks.reset();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 10s);
+  fs::remove_all(session->directory());
 }
 
 TEST_F(ClientTest, TenThousandTasksWithoutGrowthInDescriptorsOrThreads) {

@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -52,6 +53,9 @@ class Pilot {
   Session* session_ = nullptr;
   std::unique_ptr<Agent> agent_;
   // Where the agent's task events and results go (the TaskManager the pilot was added to).
+  // Agent threads call them under a shared lock; a TaskManager going away detaches them under
+  // the exclusive lock, so that no call reaches it afterwards.
+  std::shared_mutex listener_mutex_;
   std::function<void(const TaskEvent&)> on_event_;
   std::function<void(ExecutionResult)> on_result_;
   mutable std::mutex mutex_;
@@ -87,10 +91,14 @@ struct TaskCounts {
   int64_t canceled = 0;
 };
 
+// Destroy a TaskManager before the PilotManager of its pilot.
 class TaskManager {
  public:
   explicit TaskManager(Session& session) : session_(session) {}
+  // Cancels the tasks that have not ended, waits (at most kCloseTimeout) for their results, and
+  // detaches from the pilot.
   ~TaskManager();
+  static constexpr std::chrono::seconds kCloseTimeout{30};
   TaskManager(const TaskManager&) = delete;
   TaskManager& operator=(const TaskManager&) = delete;
 
