@@ -48,7 +48,7 @@ std::string ProgressLine(const runtime::TaskCounts& counts, double seconds) {
                      counts.failed, counts.canceled);
 }
 
-int RunTasks(const std::string& file, const std::string& session_root) {
+int RunTasks(const std::string& file, const std::string& session_root, bool agent_process) {
   Result<runtime::TaskFile> parsed = runtime::ReadTaskFile(file);
   if (!parsed.ok()) {
     // A file that is missing, unreadable or wrong is the user's: 2.
@@ -78,7 +78,9 @@ int RunTasks(const std::string& file, const std::string& session_root) {
   std::vector<runtime::ExecutionResult> results;
   {
     runtime::PilotManager pilots(**session);
-    auto pilot = pilots.Submit(task_file.pilot);
+    runtime::PilotOptions pilot_options;
+    pilot_options.agent_process = agent_process;
+    auto pilot = pilots.Submit(task_file.pilot, pilot_options);
     if (!pilot.ok()) {
       std::fprintf(stderr, "deeprc tasks run: %s: pilot: %s\n", file.c_str(),
                    pilot.status().message().c_str());
@@ -182,6 +184,9 @@ int RunTasksCommand(int argc, char** argv) {
   run->add_option("--session-root", session_root,
                   "Where the session directory goes (default: $DEEPRC_SESSION_ROOT or "
                   "./deeprc.sessions)");
+  bool agent_process = false;
+  run->add_flag("--agent-process", agent_process,
+                "Run the agent as its own process (ZeroMQ on 127.0.0.1, heartbeats)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -190,7 +195,7 @@ int RunTasksCommand(int argc, char** argv) {
     return kExitUsage;
   }
   try {
-    return RunTasks(file, session_root);
+    return RunTasks(file, session_root, agent_process);
   } catch (const std::exception& error) {
     std::fprintf(stderr, "deeprc tasks run: internal error: %s\n", error.what());
     return kExitFailure;

@@ -1,9 +1,14 @@
 #include "deeprc/runtime/client.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdlib>
 #include <thread>
 
 #include <fmt/format.h>
+
+#include "runtime/remote_agent_internal.h"
 
 namespace deeprc::runtime {
 namespace {
@@ -46,7 +51,29 @@ void Pilot::SetState(PilotState state, std::string_view reason) {
   session_->events().Append("pilot", uid_, PilotStateName(state), NowMicros(), reason);
 }
 
-Result<Pilot*> PilotManager::Submit(PilotDescription description) {
+Pilot::~Pilot() = default;
+
+int Pilot::agent_pid() const { return remote_ != nullptr ? remote_->pid() : -1; }
+
+Status Pilot::SubmitTasks(std::vector<TaskDescription> tasks, int64_t submitted_us) {
+  if (remote_ != nullptr) return remote_->Submit(std::move(tasks), submitted_us);
+  return agent_->Submit(std::move(tasks), submitted_us);
+}
+
+void Pilot::CancelTasks(std::vector<std::string> uids) {
+  if (remote_ != nullptr) {
+    remote_->Cancel(std::move(uids));
+  } else {
+    agent_->Cancel(std::move(uids));
+  }
+}
+
+void Pilot::ShutdownAgent() {
+  if (remote_ != nullptr) remote_->Shutdown();
+  if (agent_ != nullptr) agent_->Shutdown();
+}
+
+Result<Pilot*> PilotManager::Submit(PilotDescription description, PilotOptions pilot_options) {
   if (description.resource != "local") {
     return Status::NotImplemented("pilot resource '{}': only 'local' is supported",
                                   description.resource);
@@ -64,38 +91,69 @@ Result<Pilot*> PilotManager::Submit(PilotDescription description) {
   pilot->SetState(PilotState::kLaunching, "");
 
   const size_t nodes_count = nodes.size();
-  AgentOptions options;
-  options.session_dir = session_.directory();
-  options.nodes = std::move(nodes);
-  options.events = &session_.events();
   Pilot* raw = pilot.get();
-  options.on_event = [raw](const TaskEvent& event) {
+  auto forward_event = [raw](const TaskEvent& event) {
     std::shared_lock lock(raw->listener_mutex_);
     if (raw->on_event_) raw->on_event_(event);
   };
-  options.on_result = [raw](ExecutionResult result) {
+  auto forward_result = [raw](ExecutionResult result) {
     std::shared_lock lock(raw->listener_mutex_);
     if (raw->on_result_) raw->on_result_(std::move(result));
   };
-  Result<std::unique_ptr<Agent>> agent = Agent::Make(std::move(options));
-  if (!agent.ok()) {
-    pilot->SetState(PilotState::kFailed, agent.status().message());
-    return agent.status();
+  if (pilot_options.agent_process) {
+    internal::RemoteAgentOptions options;
+    options.session_dir = session_.directory();
+    options.program = pilot_options.agent_program;
+    if (options.program.empty()) {
+      const char* from_environment = std::getenv("DEEPRC_PROGRAM");
+      options.program = from_environment != nullptr ? from_environment : "/proc/self/exe";
+    }
+    options.nodes = nodes;
+    options.heartbeat_interval = pilot_options.heartbeat_interval;
+    options.heartbeat_timeout = pilot_options.heartbeat_timeout;
+    options.events = &session_.events();
+    options.on_event = forward_event;
+    options.on_result = forward_result;
+    options.on_lost = [raw](const std::string& reason) {
+      raw->SetState(PilotState::kFailed, reason);
+    };
+    Result<std::unique_ptr<internal::RemoteAgent>> remote =
+        internal::RemoteAgent::Launch(std::move(options));
+    if (!remote.ok()) {
+      pilot->SetState(PilotState::kFailed, remote.status().message());
+      return remote.status();
+    }
+    pilot->remote_ = remote.MoveValueUnsafe();
   }
-  pilot->agent_ = agent.MoveValueUnsafe();
+  AgentOptions options;
+  options.session_dir = session_.directory();
+  options.nodes = nodes;
+  options.events = &session_.events();
+  options.on_event = forward_event;
+  options.on_result = forward_result;
+  if (pilot->remote_ == nullptr) {
+    Result<std::unique_ptr<Agent>> agent = Agent::Make(std::move(options));
+    if (!agent.ok()) {
+      pilot->SetState(PilotState::kFailed, agent.status().message());
+      return agent.status();
+    }
+    pilot->agent_ = agent.MoveValueUnsafe();
+  }
+  for (const NodeResources& node : nodes) {
+    pilot->total_cores_ += node.cores;
+    pilot->total_gpus_ += node.gpus;
+  }
   session_.events().AppendLine(fmt::format(
       R"({{"entity":"resources","uid":"{}","nodes":{},"cores":{},"gpus":{},"time_us":{}}})",
-      pilot->uid_, nodes_count, pilot->agent_->total_cores(), pilot->agent_->total_gpus(),
-      NowMicros()));
+      pilot->uid_, nodes_count, pilot->total_cores_, pilot->total_gpus_, NowMicros()));
   pilot->SetState(PilotState::kActive, "");
   pilots_.push_back(std::move(pilot));
   return raw;
 }
 
 void PilotManager::Shutdown(Pilot& pilot) {
-  if (pilot.agent_ == nullptr) return;
-  pilot.agent_->Shutdown();
-  pilot.SetState(PilotState::kDone, "");
+  pilot.ShutdownAgent();
+  pilot.SetState(PilotState::kDone, "");  // ignored when the pilot FAILED before
   (void)session_.events().Flush();
 }
 
@@ -113,7 +171,7 @@ TaskManager::~TaskManager() {
     }
   }
   if (!unfinished.empty()) {
-    pilot_->agent_->Cancel(unfinished);
+    pilot_->CancelTasks(unfinished);
     (void)Wait(unfinished, FinalTaskStates(), kCloseTimeout);
   }
   std::unique_lock lock(pilot_->listener_mutex_);
@@ -170,7 +228,7 @@ Result<std::vector<std::string>> TaskManager::Submit(std::vector<TaskDescription
       ++counts_.waiting;
     }
   }
-  Status status = pilot->agent_->Submit(std::move(tasks), submitted_us);
+  Status status = pilot->SubmitTasks(std::move(tasks), submitted_us);
   if (!status.ok()) {
     std::lock_guard lock(mutex_);
     for (const std::string& uid : uids) records_.erase(uid);
@@ -278,7 +336,7 @@ void TaskManager::Cancel(const std::vector<std::string>& uids) {
     std::lock_guard lock(mutex_);
     pilot = pilot_;
   }
-  if (pilot != nullptr) pilot->agent_->Cancel(uids);
+  if (pilot != nullptr) pilot->CancelTasks(uids);
 }
 
 Result<TaskState> TaskManager::state(const std::string& uid) const {

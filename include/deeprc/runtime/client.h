@@ -32,6 +32,22 @@ namespace deeprc::runtime {
 // to the session's event log like any agent's.
 
 class TaskManager;
+namespace internal {
+class RemoteAgent;
+}
+
+// How a pilot's agent runs.
+struct PilotOptions {
+  // False: inside this process. True: `deeprc agent` in its own process, over ZeroMQ on
+  // 127.0.0.1, every message carrying the session secret; heartbeats both ways.
+  bool agent_process = false;
+  // The `deeprc` program for the agent process. Empty: $DEEPRC_PROGRAM, else this program
+  // (/proc/self/exe).
+  std::string agent_program;
+  std::chrono::milliseconds heartbeat_interval{500};
+  // Silence from the agent for this long: the pilot and its unfinished tasks FAIL.
+  std::chrono::milliseconds heartbeat_timeout{3000};
+};
 
 // A pilot: the resources of one PilotDescription and the agent that runs tasks on them.
 class Pilot {
@@ -39,14 +55,24 @@ class Pilot {
   const std::string& uid() const { return uid_; }
   PilotState state() const;
   const PilotDescription& description() const { return description_; }
-  int64_t total_cores() const { return agent_->total_cores(); }
-  int64_t total_gpus() const { return agent_->total_gpus(); }
+  int64_t total_cores() const { return total_cores_; }
+  int64_t total_gpus() const { return total_gpus_; }
+  // The agent process's pid, or -1 when the agent runs in this process.
+  int agent_pid() const;
+  ~Pilot();
 
  private:
   friend class PilotManager;
   friend class TaskManager;
   Pilot() = default;
   void SetState(PilotState state, std::string_view reason);
+  Status SubmitTasks(std::vector<TaskDescription> tasks, int64_t submitted_us);
+  void CancelTasks(std::vector<std::string> uids);
+  void ShutdownAgent();
+
+  int64_t total_cores_ = 0;
+  int64_t total_gpus_ = 0;
+  std::unique_ptr<internal::RemoteAgent> remote_;
 
   std::string uid_;
   PilotDescription description_;
@@ -70,7 +96,7 @@ class PilotManager {
 
   // Resource `local`: cores from the description or this machine's, GPUs as described (virtual
   // GPUs for tests: nothing checks that they exist). NEW → LAUNCHING → ACTIVE.
-  Result<Pilot*> Submit(PilotDescription description);
+  Result<Pilot*> Submit(PilotDescription description, PilotOptions options = {});
   // Ends a pilot: its unfinished tasks are canceled; the pilot ends DONE.
   void Shutdown(Pilot& pilot);
 
