@@ -1,10 +1,11 @@
 // `deeprc bench tasks --kind exec --count N [--concurrency C] [--cores K]`: N `/bin/true` tasks
 // through the whole path — TaskManager::Submit → agent (scheduler thread) → executor (process
 // spawned, reaped) → the DONE event back at the client — on a local pilot. Prints one JSON line:
-//   {"kind","count","concurrency","cores","seconds","tasks_per_s","median_latency_us",
+//   {"kind","agent","count","concurrency","cores","seconds","tasks_per_s","median_latency_us",
 //    "p99_latency_us","failed"}
 // seconds: from the first submission to the last task's final state at the client.
 // latency: per task, from its submission to its DONE event at the client.
+// --agent process runs the agent as `deeprc agent` (ZeroMQ, heartbeats) instead of in this process.
 // --concurrency C keeps at most C tasks submitted and not final (0: all submitted at once, in
 // batches of 1,000). --cores K gives the pilot K core slots (default: this machine's cores);
 // more slots than cores overlaps one task's process start with another's file system work.
@@ -54,7 +55,9 @@ Result<Measurement> Measure(const BenchTasksCommand& command) {
     runtime::PilotManager pilots(*session);
     runtime::PilotDescription description;
     description.cores = command.cores;
-    DEEPRC_ASSIGN_OR_RAISE(runtime::Pilot * pilot, pilots.Submit(description));
+    runtime::PilotOptions pilot_options;
+    pilot_options.agent_process = command.agent == "process";
+    DEEPRC_ASSIGN_OR_RAISE(runtime::Pilot * pilot, pilots.Submit(description, pilot_options));
     measurement.cores = static_cast<int32_t>(pilot->total_cores());
     runtime::TaskManager tasks(*session);
     DEEPRC_RETURN_NOT_OK(tasks.AddPilot(*pilot));
@@ -147,6 +150,10 @@ void AddBenchTasksCommand(CLI::App& bench, BenchTasksCommand* command) {
       ->capture_default_str();
   app->add_option("--cores", command->cores, "Core slots of the pilot (0: this machine's cores)")
       ->check(CLI::NonNegativeNumber);
+  app->add_option("--agent", command->agent,
+                  "in-process: the agent runs in this process; process: `deeprc agent` over ZeroMQ")
+      ->check(CLI::IsMember({"in-process", "process"}))
+      ->capture_default_str();
   app->add_option("--session-root", command->session_root,
                   "Where the session directory goes (default: a temporary directory)");
   app->add_flag("--keep", command->keep, "Keep the session directory");
@@ -168,9 +175,9 @@ int RunBenchTasks(const BenchTasksCommand& command) {
   const int64_t median = latencies[latencies.size() / 2];
   const int64_t p99 = latencies[std::min(latencies.size() - 1, latencies.size() * 99 / 100)];
   std::printf(
-      "{\"kind\":\"%s\",\"count\":%lld,\"concurrency\":%lld,\"cores\":%d,\"seconds\":%.4f,"
+      "{\"kind\":\"%s\",\"agent\":\"%s\",\"count\":%lld,\"concurrency\":%lld,\"cores\":%d,\"seconds\":%.4f,"
       "\"tasks_per_s\":%.1f,\"median_latency_us\":%lld,\"p99_latency_us\":%lld,\"failed\":%lld}\n",
-      command.kind.c_str(), static_cast<long long>(command.count),
+      command.kind.c_str(), command.agent.c_str(), static_cast<long long>(command.count),
       static_cast<long long>(command.concurrency), measured->cores, measured->seconds,
       static_cast<double>(command.count) / measured->seconds, static_cast<long long>(median),
       static_cast<long long>(p99), static_cast<long long>(measured->failed));

@@ -12,6 +12,7 @@ struct BenchTasksCommand {
   int64_t count = 10'000;
   int64_t concurrency = 0;
   int32_t cores = 0;
+  std::string agent = "in-process";
   std::string session_root;
   bool keep = false;
 };
