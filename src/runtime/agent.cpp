@@ -121,10 +121,18 @@ class Agent::Impl {
     std::vector<TaskId> started;
     std::vector<TaskFailure> failed;
     std::unique_lock lock(mutex_);
+    auto has_work = [&] {
+      return !batches_.empty() || !finished_.empty() || !cancels_.empty() || stop_pending_;
+    };
     while (true) {
-      wake_.wait(lock, [&] {
-        return !batches_.empty() || !finished_.empty() || !cancels_.empty() || stop_pending_;
-      });
+      if (!has_work() && options_.events != nullptr) {
+        // Idle: the log gets what was gathered, so that it is current on disk while the agent
+        // waits (and little is lost if the process dies).
+        lock.unlock();
+        (void)options_.events->Flush();
+        lock.lock();
+      }
+      wake_.wait(lock, has_work);
       batches.swap(batches_);
       finished.swap(finished_);
       cancels.swap(cancels_);

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstdio>
 #include <fstream>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -93,6 +94,7 @@ int RunAgentProcess(const AgentProcessOptions& options) {
   std::fflush(stdout);
 
   int exit_status = 0;
+  std::thread stopper;
   auto last_heard = std::chrono::steady_clock::now();
   wire.Run(
       [&](std::string&& text) {
@@ -129,7 +131,13 @@ int RunAgentProcess(const AgentProcessOptions& options) {
         } else if (type == "cancel") {
           (*agent)->Cancel(body["uids"].get<std::vector<std::string>>());
         } else if (type == "shutdown") {
-          wire.Stop();
+          // The tasks left are canceled and their results sent before the channel closes.
+          if (!stopper.joinable()) {
+            stopper = std::thread([&] {
+              (*agent)->Shutdown();
+              wire.Stop();
+            });
+          }
         }
       },
       [&] {
@@ -142,6 +150,7 @@ int RunAgentProcess(const AgentProcessOptions& options) {
         }
       },
       options.heartbeat_interval);
+  if (stopper.joinable()) stopper.join();
   // Cancels what is left ("agent shut down") and waits for the processes.
   (*agent)->Shutdown();
   (void)(*events)->Flush();

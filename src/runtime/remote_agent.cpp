@@ -128,6 +128,10 @@ Status RemoteAgent::Submit(std::vector<TaskDescription> tasks, int64_t submitted
 }
 
 void RemoteAgent::Cancel(std::vector<std::string> uids) {
+  {
+    std::lock_guard lock(mutex_);
+    if (lost_ || shut_down_) return;
+  }
   channel_->Send(nlohmann::json{{"type", "cancel"}, {"uids", uids}}.dump());
 }
 
@@ -158,26 +162,33 @@ void RemoteAgent::OnTick() {
 }
 
 void RemoteAgent::Lose(const std::string& reason) {
-  std::vector<std::string> unfinished;
   {
     std::lock_guard lock(mutex_);
-    if (lost_) return;
+    if (lost_ || shut_down_) return;
     lost_ = true;
-    unfinished.assign(unfinished_.begin(), unfinished_.end());
-    unfinished_.clear();
   }
   channel_->Stop();
   // The pilot first, so that whoever sees a task fail with the agent sees the pilot FAILED.
   if (options_.on_lost) options_.on_lost(reason);
+  EndUnfinished(TaskState::kFailed, reason);
+}
+
+void RemoteAgent::EndUnfinished(TaskState state, const std::string& reason) {
+  std::vector<std::string> unfinished;
+  {
+    std::lock_guard lock(mutex_);
+    unfinished.assign(unfinished_.begin(), unfinished_.end());
+    unfinished_.clear();
+  }
   for (const std::string& uid : unfinished) {
     const int64_t now = NowMicros();
     if (options_.events != nullptr) {
-      options_.events->Append("task", uid, TaskStateName(TaskState::kFailed), now, reason);
+      options_.events->Append("task", uid, TaskStateName(state), now, reason);
     }
-    if (options_.on_event) options_.on_event(TaskEvent{uid, TaskState::kFailed, now, reason});
+    if (options_.on_event) options_.on_event(TaskEvent{uid, state, now, reason});
     ExecutionResult result;
     result.uid = uid;
-    result.state = TaskState::kFailed;
+    result.state = state;
     result.reason = reason;
     if (options_.on_result) options_.on_result(std::move(result));
   }
@@ -206,14 +217,14 @@ void RemoteAgent::Shutdown() {
     if (shut_down_) return;
     shut_down_ = true;
   }
-  if (channel_ != nullptr) {
-    channel_->Send(R"({"type":"shutdown"})");
-    channel_->Stop();
-  }
-  if (io_thread_.joinable()) io_thread_.join();
-  // The agent cancels what is left and exits; a lost or hung agent is killed.
+  // The agent cancels what is left, sends the results and exits; the I/O thread receives them
+  // meanwhile. A lost or hung agent is killed.
+  if (channel_ != nullptr) channel_->Send(R"({"type":"shutdown"})");
   Reap(std::chrono::seconds(10));
-  channel_.reset();
+  if (channel_ != nullptr) channel_->Stop();
+  if (io_thread_.joinable()) io_thread_.join();
+  // Their results went with the agent: the client ends them as the agent did.
+  EndUnfinished(TaskState::kCanceled, "agent shut down");
 }
 
 }  // namespace deeprc::runtime::internal

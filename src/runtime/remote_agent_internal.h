@@ -57,6 +57,8 @@ class RemoteAgent {
   void OnMessage(std::string&& text);
   void OnTick();
   void Lose(const std::string& reason);
+  // Ends the tasks without a result yet, as the client's own events and results.
+  void EndUnfinished(TaskState state, const std::string& reason);
   void Reap(std::chrono::milliseconds grace);
 
   RemoteAgentOptions options_;

@@ -134,6 +134,40 @@ TEST_F(AgentProcessTest, RunsTasksAndExitsOnShutdown) {
   EXPECT_NE(events.find(R"("uid":"pilot.0000","state":"DONE")"), std::string::npos);
 }
 
+TEST_F(AgentProcessTest, PilotShutdownCancelsRunningTasksWithOneFinalEvent) {
+  auto pilots = std::make_unique<PilotManager>(*session_);
+  ASSERT_OK_AND_ASSIGN(Pilot * pilot, pilots->Submit(PilotDescription{.cores = 1}, ProcessOptions()));
+  TaskManager tasks(*session_);
+  ASSERT_OK(tasks.AddPilot(*pilot));
+  ASSERT_OK_AND_ASSIGN(auto uids, tasks.Submit({Task("sleeper", "/bin/sleep", {"60"}),
+                                                Task("waiting", "/bin/true")}));
+  ASSERT_OK(tasks.Wait({"sleeper"}, {TaskState::kExecuting}, 10s));
+  const auto start = std::chrono::steady_clock::now();
+  pilots->Shutdown(*pilot);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 8s);
+  ASSERT_OK(tasks.Wait(uids, FinalTaskStates(), 1s));
+  for (const std::string& uid : uids) {
+    ASSERT_OK_AND_ASSIGN(auto result, tasks.result(uid));
+    EXPECT_EQ(result.state, TaskState::kCanceled) << uid;
+  }
+  // The executor names every cancel of a running task "canceled by the client" (it takes no
+  // reason); the scheduler's cancel of a waiting one carries the agent's.
+  ASSERT_OK_AND_ASSIGN(auto waiting, tasks.result("waiting"));
+  EXPECT_EQ(waiting.reason, "agent shut down");
+  EXPECT_EQ(pilot->state(), PilotState::kDone);
+  (void)session_->events().Flush();
+  std::ifstream in(session_->directory() + "/events.jsonl");
+  std::string line;
+  int finals = 0;
+  while (std::getline(in, line)) {
+    const auto event = nlohmann::json::parse(line);
+    if (event["entity"] == "task" && event["uid"] == "sleeper" && event["state"] == "CANCELED") {
+      ++finals;
+    }
+  }
+  EXPECT_EQ(finals, 1);
+}
+
 TEST_F(AgentProcessTest, MessagesWithoutTheSecretAreDropped) {
   ASSERT_OK_AND_ASSIGN(std::string secret, MakeSecret());
   ASSERT_OK_AND_ASSIGN(std::string other, MakeSecret());
