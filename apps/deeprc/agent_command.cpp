@@ -46,8 +46,8 @@ int RunAgentCommand(int argc, char** argv) {
   }
 }
 
-const bool kRegistered = RegisterCommand(
-    {"agent", "A pilot agent process (started by the client)", RunAgentCommand});
+const bool kRegistered =
+    RegisterCommand({"agent", "A pilot agent process (started by the client)", RunAgentCommand});
 
 }  // namespace
 }  // namespace deeprc::app

@@ -88,9 +88,8 @@ Result<Measurement> Measure(const BenchTasksCommand& command) {
       {
         std::unique_lock lock(mutex);
         // Wait for room in the window; a timeout here means tasks are stuck.
-        if (!finished_changed.wait_for(lock, std::chrono::seconds(60), [&] {
-              return next - finished < window;
-            })) {
+        if (!finished_changed.wait_for(lock, std::chrono::seconds(60),
+                                       [&] { return next - finished < window; })) {
           return Status::Timeout("no task finished for 60 s ({} of {} done)", finished, count);
         }
       }
@@ -175,7 +174,8 @@ int RunBenchTasks(const BenchTasksCommand& command) {
   const int64_t median = latencies[latencies.size() / 2];
   const int64_t p99 = latencies[std::min(latencies.size() - 1, latencies.size() * 99 / 100)];
   std::printf(
-      "{\"kind\":\"%s\",\"agent\":\"%s\",\"count\":%lld,\"concurrency\":%lld,\"cores\":%d,\"seconds\":%.4f,"
+      "{\"kind\":\"%s\",\"agent\":\"%s\",\"count\":%lld,\"concurrency\":%lld,\"cores\":%d,"
+      "\"seconds\":%.4f,"
       "\"tasks_per_s\":%.1f,\"median_latency_us\":%lld,\"p99_latency_us\":%lld,\"failed\":%lld}\n",
       command.kind.c_str(), command.agent.c_str(), static_cast<long long>(command.count),
       static_cast<long long>(command.concurrency), measured->cores, measured->seconds,

@@ -14,8 +14,8 @@
 #include <string>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include "deeprc/command_registry.h"
 #include "deeprc/runtime/client.h"
@@ -258,7 +258,8 @@ int RunAnalyzeCommand(int argc, char** argv) {
       profile.mean_start_overhead_us, profile.median_start_overhead_us,
       profile.mean_end_overhead_us, profile.median_end_overhead_us);
   const std::string svg_path = directory + "/timeline.svg";
-  if (Status written = WriteFileAtomically(svg_path, runtime::TimelineSvg(profile)); !written.ok()) {
+  if (Status written = WriteFileAtomically(svg_path, runtime::TimelineSvg(profile));
+      !written.ok()) {
     std::fprintf(stderr, "deeprc analyze: %s\n", written.message().c_str());
     return kExitFailure;
   }

@@ -232,7 +232,8 @@ class Agent::Impl {
       for (int32_t rank = 0; rank < allocation.ranks(); ++rank) {
         fmt::format_to(std::back_inserter(line), R"({}{{"node":{},"cores":[{}],"gpus":[{}]}})",
                        rank == 0 ? "" : ",", allocation.node(rank),
-                       fmt::join(allocation.cores(rank), ","), fmt::join(allocation.gpus(rank), ","));
+                       fmt::join(allocation.cores(rank), ","),
+                       fmt::join(allocation.gpus(rank), ","));
       }
       // The dependencies, so that the analysis can tell waiting for them from overhead.
       line += R"(],"after":)";

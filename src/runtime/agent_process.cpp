@@ -115,7 +115,8 @@ int RunAgentProcess(const AgentProcessOptions& options) {
           }
           std::vector<std::string> uids;
           for (const auto& entry : body["tasks"]) uids.push_back(entry.value("uid", ""));
-          if (status.ok()) status = (*agent)->Submit(std::move(tasks), body.value("submitted_us", int64_t{0}));
+          if (status.ok())
+            status = (*agent)->Submit(std::move(tasks), body.value("submitted_us", int64_t{0}));
           if (!status.ok()) {
             // The client checked the batch already; tell it about each task anyway.
             for (const std::string& uid : uids) {

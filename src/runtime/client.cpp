@@ -86,8 +86,7 @@ Result<Pilot*> PilotManager::Submit(PilotDescription description, PilotOptions p
   pilot->uid_ = fmt::format("pilot.{:04}", pilots_.size());
   pilot->description_ = description;
   pilot->session_ = &session_;
-  session_.events().Append("pilot", pilot->uid_, PilotStateName(PilotState::kNew), NowMicros(),
-                           "");
+  session_.events().Append("pilot", pilot->uid_, PilotStateName(PilotState::kNew), NowMicros(), "");
   pilot->SetState(PilotState::kLaunching, "");
 
   const size_t nodes_count = nodes.size();
@@ -212,8 +211,7 @@ Result<std::vector<std::string>> TaskManager::Submit(std::vector<TaskDescription
         } while (records_.contains(task.uid));
       }
       if (task.name.empty()) task.name = task.uid;
-      if (records_.contains(task.uid) ||
-          std::count(uids.begin(), uids.end(), task.uid) > 0) {
+      if (records_.contains(task.uid) || std::count(uids.begin(), uids.end(), task.uid) > 0) {
         // Undo this batch's records.
         for (const std::string& uid : uids) records_.erase(uid);
         order_.resize(order_.size() - uids.size());
@@ -284,8 +282,8 @@ void TaskManager::HandleResult(ExecutionResult result) {
 Status TaskManager::Wait(const std::vector<std::string>& uids, const std::vector<TaskState>& states,
                          std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
-  const bool only_final = std::all_of(states.begin(), states.end(),
-                                      [](TaskState state) { return IsFinal(state); });
+  const bool only_final =
+      std::all_of(states.begin(), states.end(), [](TaskState state) { return IsFinal(state); });
   auto reached = [&](const Record& record) {
     // Final states are awaited through the result, which comes after the final event.
     if (IsFinal(record.state) && only_final) {

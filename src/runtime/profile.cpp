@@ -27,11 +27,20 @@ std::string XmlEscape(std::string_view text) {
   std::string out;
   for (char c : text) {
     switch (c) {
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '&': out += "&amp;"; break;
-      case '"': out += "&quot;"; break;
-      default: out.push_back(c);
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out.push_back(c);
     }
   }
   return out;
@@ -47,7 +56,8 @@ struct Transition {
 Result<SessionProfile> AnalyzeSession(const std::string& session_dir) {
   const std::string path = session_dir + "/events.jsonl";
   std::ifstream in(path);
-  if (!in) return Status::IOError("{}: cannot open (is {} a session directory?)", path, session_dir);
+  if (!in)
+    return Status::IOError("{}: cannot open (is {} a session directory?)", path, session_dir);
   SessionProfile profile;
   std::unordered_map<std::string, size_t> index;
   std::vector<std::vector<Transition>> transitions;
@@ -77,7 +87,8 @@ Result<SessionProfile> AnalyzeSession(const std::string& session_dir) {
         TaskProfile& task = profile.tasks[task_of(event.at("uid").get<std::string>())];
         for (const auto& rank : event.at("ranks")) {
           const int32_t node = rank.at("node").get<int32_t>();
-          for (const auto& core : rank.at("cores")) task.cores.emplace_back(node, core.get<int32_t>());
+          for (const auto& core : rank.at("cores"))
+            task.cores.emplace_back(node, core.get<int32_t>());
           for (const auto& gpu : rank.at("gpus")) task.gpus.emplace_back(node, gpu.get<int32_t>());
         }
         if (event.contains("after")) task.after = event.at("after").get<std::vector<std::string>>();
@@ -98,8 +109,9 @@ Result<SessionProfile> AnalyzeSession(const std::string& session_dir) {
     TaskProfile& task = profile.tasks[t];
     std::vector<Transition>& events = transitions[t];
     // Lines from several writers may interleave across tasks; per task, time orders them.
-    std::stable_sort(events.begin(), events.end(),
-                     [](const Transition& a, const Transition& b) { return a.time_us < b.time_us; });
+    std::stable_sort(events.begin(), events.end(), [](const Transition& a, const Transition& b) {
+      return a.time_us < b.time_us;
+    });
     for (size_t i = 0; i < events.size(); ++i) {
       const Transition& event = events[i];
       int64_t& entered = task.entered_us[static_cast<int>(event.state)];
@@ -109,7 +121,7 @@ Result<SessionProfile> AnalyzeSession(const std::string& session_dir) {
         task.final_us = event.time_us;
       } else if (i + 1 < events.size()) {
         in_state[std::string(TaskStateName(event.state))].push_back(events[i + 1].time_us -
-                                                                     event.time_us);
+                                                                    event.time_us);
         if (event.state == TaskState::kExecuting) {
           task.executing_begin_us = event.time_us;
           task.executing_end_us = events[i + 1].time_us;

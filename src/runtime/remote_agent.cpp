@@ -53,16 +53,11 @@ Result<std::unique_ptr<RemoteAgent>> RemoteAgent::Launch(RemoteAgentOptions opti
 
   int pipe_fds[2];
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return Status::IOError("pipe: {}", std::strerror(errno));
-  std::vector<std::string> args = {o.program,
-                                   "agent",
-                                   "--session-dir",
-                                   o.session_dir,
-                                   "--nodes",
-                                   FormatNodes(o.nodes),
-                                   "--heartbeat-ms",
-                                   std::to_string(o.heartbeat_interval.count()),
-                                   "--timeout-ms",
-                                   std::to_string(o.heartbeat_timeout.count())};
+  std::vector<std::string> args = {o.program,        "agent",
+                                   "--session-dir",  o.session_dir,
+                                   "--nodes",        FormatNodes(o.nodes),
+                                   "--heartbeat-ms", std::to_string(o.heartbeat_interval.count()),
+                                   "--timeout-ms",   std::to_string(o.heartbeat_timeout.count())};
   std::vector<char*> argv;
   for (std::string& arg : args) argv.push_back(arg.data());
   argv.push_back(nullptr);
@@ -70,7 +65,8 @@ Result<std::unique_ptr<RemoteAgent>> RemoteAgent::Launch(RemoteAgentOptions opti
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDOUT_FILENO);
   pid_t pid = -1;
-  const int spawned = ::posix_spawn(&pid, o.program.c_str(), &actions, nullptr, argv.data(), environ);
+  const int spawned =
+      ::posix_spawn(&pid, o.program.c_str(), &actions, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
   ::close(pipe_fds[1]);
   if (spawned != 0) {

@@ -26,11 +26,21 @@ void AppendJsonString(std::string* out, std::string_view text) {
   out->push_back('"');
   for (char c : text) {
     switch (c) {
-      case '"': out->append("\\\""); break;
-      case '\\': out->append("\\\\"); break;
-      case '\n': out->append("\\n"); break;
-      case '\r': out->append("\\r"); break;
-      case '\t': out->append("\\t"); break;
+      case '"':
+        out->append("\\\"");
+        break;
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      case '\r':
+        out->append("\\r");
+        break;
+      case '\t':
+        out->append("\\t");
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           fmt::format_to(std::back_inserter(*out), "\\u{:04x}", static_cast<int>(c));
@@ -85,7 +95,8 @@ std::string HostName() {
 
 Result<std::unique_ptr<EventLog>> EventLog::Open(const std::string& path) {
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::IOError("{}: cannot open the event log: {}", path, std::strerror(errno));
+  if (fd < 0)
+    return Status::IOError("{}: cannot open the event log: {}", path, std::strerror(errno));
   return std::unique_ptr<EventLog>(new EventLog(fd, path));
 }
 
@@ -158,7 +169,8 @@ Result<std::unique_ptr<Session>> Session::Make(SessionOptions options) {
   }
   std::error_code error;
   fs::create_directories(root, error);
-  if (error) return Status::IOError("{}: cannot create the session root: {}", root, error.message());
+  if (error)
+    return Status::IOError("{}: cannot create the session root: {}", root, error.message());
   root = fs::absolute(root).lexically_normal().string();
 
   const std::string host = HostName();
@@ -197,8 +209,8 @@ Result<std::unique_ptr<Session>> Session::Make(SessionOptions options) {
                                 {"directory", session->directory_},
                                 {"events", "events.jsonl"},
                                 {"tasks", "tasks"}};
-  DEEPRC_RETURN_NOT_OK(WriteFileAtomically(session->directory_ + "/session.json",
-                                           description.dump(2) + "\n", 0644));
+  DEEPRC_RETURN_NOT_OK(
+      WriteFileAtomically(session->directory_ + "/session.json", description.dump(2) + "\n", 0644));
   DEEPRC_ASSIGN_OR_RAISE(session->events_, EventLog::Open(session->directory_ + "/events.jsonl"));
   return session;
 }

@@ -145,7 +145,8 @@ namespace {
 
 Result<std::unique_ptr<Channel>> MakeChannel(std::string secret, const std::string& address,
                                              bool bind, std::string* endpoint,
-                                             Channel* (*construct)(void*, void*, int, std::string)) {
+                                             Channel* (*construct)(void*, void*, int,
+                                                                   std::string)) {
   void* context = zmq_ctx_new();
   if (context == nullptr) return Status::IOError("zmq_ctx_new: {}", zmq_strerror(zmq_errno()));
   void* socket = zmq_socket(context, ZMQ_PAIR);
@@ -182,13 +183,15 @@ Channel::Channel(void* context, void* socket, int wake_fd, std::string secret)
     : context_(context), socket_(socket), wake_fd_(wake_fd), secret_(std::move(secret)) {}
 
 Result<std::unique_ptr<Channel>> Channel::Bind(std::string secret, std::string* endpoint) {
-  return MakeChannel(std::move(secret), "tcp://127.0.0.1:*", true, endpoint,
-                     [](void* c, void* s, int w, std::string k) { return new Channel(c, s, w, k); });
+  return MakeChannel(
+      std::move(secret), "tcp://127.0.0.1:*", true, endpoint,
+      [](void* c, void* s, int w, std::string k) { return new Channel(c, s, w, k); });
 }
 
 Result<std::unique_ptr<Channel>> Channel::Connect(std::string secret, const std::string& endpoint) {
-  return MakeChannel(std::move(secret), endpoint, false, nullptr,
-                     [](void* c, void* s, int w, std::string k) { return new Channel(c, s, w, k); });
+  return MakeChannel(
+      std::move(secret), endpoint, false, nullptr,
+      [](void* c, void* s, int w, std::string k) { return new Channel(c, s, w, k); });
 }
 
 Channel::~Channel() {

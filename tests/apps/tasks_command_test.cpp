@@ -120,8 +120,7 @@ TEST_F(TasksCommandTest, GraphWritesSummaryAndFailsWhenATaskFails) {
   EXPECT_NE(by_uid["broken"]["reason"].get<std::string>().find("status 3"), std::string::npos);
   EXPECT_EQ(by_uid["after_broken"]["state"], "FAILED");
   EXPECT_TRUE(by_uid["after_broken"]["exit_status"].is_null());
-  EXPECT_NE(by_uid["after_broken"]["reason"].get<std::string>().find("broken"),
-            std::string::npos);
+  EXPECT_NE(by_uid["after_broken"]["reason"].get<std::string>().find("broken"), std::string::npos);
   EXPECT_EQ(summary["done"], 2);
   EXPECT_EQ(summary["failed"], 2);
   // `second` read what `first` wrote: the order of the graph held.
@@ -204,7 +203,8 @@ TEST_F(TasksCommandTest, AnalyzeReportsAndDrawsTheTimeline) {
   const double utilization = std::stod(match[1]);
   EXPECT_GT(utilization, 50);
   EXPECT_LE(utilization, 100);
-  ASSERT_TRUE(std::regex_search(analyzed.out, match, std::regex(R"(throughput\s+([0-9.]+) tasks/s)")));
+  ASSERT_TRUE(
+      std::regex_search(analyzed.out, match, std::regex(R"(throughput\s+([0-9.]+) tasks/s)")));
   EXPECT_GT(std::stod(match[1]), 6 / 1.0);  // 6 tasks in well under a second
   EXPECT_NE(analyzed.out.find("DONE 6"), std::string::npos) << analyzed.out;
   EXPECT_NE(analyzed.out.find("EXECUTING"), std::string::npos);
@@ -227,7 +227,8 @@ TEST_F(TasksCommandTest, AnalyzeReportsAndDrawsTheTimeline) {
 }
 
 TEST_F(TasksCommandTest, BenchTasksPrintsOneJsonLine) {
-  RunResult run = Run({"bench", "tasks", "--kind", "exec", "--count", "300", "--concurrency", "50"});
+  RunResult run =
+      Run({"bench", "tasks", "--kind", "exec", "--count", "300", "--concurrency", "50"});
   ASSERT_EQ(run.exit_status, 0) << run.err;
   ASSERT_EQ(run.out.find('\n'), run.out.size() - 1) << "one line: " << run.out;
   const auto json = nlohmann::json::parse(run.out);

@@ -100,7 +100,8 @@ TEST_F(AgentProcessTest, RunsTasksAndExitsOnShutdown) {
   EXPECT_NE(agent, ::getpid());
   auto tasks = std::make_unique<TaskManager>(*session_);
   ASSERT_OK(tasks->AddPilot(*pilot));
-  TaskDescription echo = Task("echo", "/bin/sh", {"-c", "echo $DEEPRC_TASK_ID $CUDA_VISIBLE_DEVICES"});
+  TaskDescription echo =
+      Task("echo", "/bin/sh", {"-c", "echo $DEEPRC_TASK_ID $CUDA_VISIBLE_DEVICES"});
   echo.gpus_per_rank = 1;
   echo.environment["X"] = "y";
   TaskDescription fails = Task("fails", "/bin/sh", {"-c", "exit 1"});
@@ -136,7 +137,8 @@ TEST_F(AgentProcessTest, RunsTasksAndExitsOnShutdown) {
 
 TEST_F(AgentProcessTest, PilotShutdownCancelsRunningTasksWithOneFinalEvent) {
   auto pilots = std::make_unique<PilotManager>(*session_);
-  ASSERT_OK_AND_ASSIGN(Pilot * pilot, pilots->Submit(PilotDescription{.cores = 1}, ProcessOptions()));
+  ASSERT_OK_AND_ASSIGN(Pilot * pilot,
+                       pilots->Submit(PilotDescription{.cores = 1}, ProcessOptions()));
   TaskManager tasks(*session_);
   ASSERT_OK(tasks.AddPilot(*pilot));
   ASSERT_OK_AND_ASSIGN(auto uids, tasks.Submit({Task("sleeper", "/bin/sleep", {"60"}),
@@ -210,8 +212,9 @@ TEST_F(AgentProcessTest, KilledAgentFailsPilotAndTasksWithinTheHeartbeatTimeout)
   ASSERT_OK(tasks.AddPilot(*pilot));
   const std::string pid_file = session_->directory() + "/running.pid";
   ASSERT_OK_AND_ASSIGN(
-      auto uids, tasks.Submit({Task("running", "/bin/sh", {"-c", "echo $$ > " + pid_file + "; exec sleep 60"}),
-                               Task("queued", "/bin/true")}));
+      auto uids,
+      tasks.Submit({Task("running", "/bin/sh", {"-c", "echo $$ > " + pid_file + "; exec sleep 60"}),
+                    Task("queued", "/bin/true")}));
   ASSERT_OK(tasks.Wait({"running"}, {TaskState::kExecuting}, 10s));
   ASSERT_TRUE(WaitUntil([&] { return !ReadText(pid_file).empty(); }, 5s));
   const pid_t task_pid = std::stoi(ReadText(pid_file));
@@ -238,8 +241,8 @@ TEST_F(AgentProcessTest, KilledClientMakesTheAgentCancelItsTasksAndExit) {
   std::ofstream(file) << "pilot:\n  cores: 1\ntasks:\n  - name: sleeper\n    executable: /bin/sh\n"
                          "    arguments: ['-c', 'echo $$ > "
                       << pid_file << "; exec sleep 60']\n";
-  std::vector<std::string> args = {kProgram, "tasks", "run", file, "--agent-process",
-                                   "--session-root", root_ + "/sessions"};
+  std::vector<std::string> args = {
+      kProgram, "tasks", "run", file, "--agent-process", "--session-root", root_ + "/sessions"};
   std::vector<char*> argv;
   for (auto& arg : args) argv.push_back(arg.data());
   argv.push_back(nullptr);
@@ -252,9 +255,11 @@ TEST_F(AgentProcessTest, KilledClientMakesTheAgentCancelItsTasksAndExit) {
   pid_t client = -1;
   ASSERT_EQ(::posix_spawn(&client, kProgram.c_str(), &actions, nullptr, argv.data(), environ), 0);
   posix_spawn_file_actions_destroy(&actions);
-  ASSERT_TRUE(WaitUntil([&] { return !ReadText(pid_file).empty(); }, 20s)) << ReadText(root_ + "/err");
+  ASSERT_TRUE(WaitUntil([&] { return !ReadText(pid_file).empty(); }, 20s))
+      << ReadText(root_ + "/err");
   const pid_t task_pid = std::stoi(ReadText(pid_file));
-  const std::string session = ReadText(root_ + "/out").substr(0, ReadText(root_ + "/out").find('\n'));
+  const std::string session =
+      ReadText(root_ + "/out").substr(0, ReadText(root_ + "/out").find('\n'));
   const auto agent_info = nlohmann::json::parse(ReadText(session + "/agent.json"));
   const pid_t agent = agent_info["pid"].get<int>();
 

@@ -8,12 +8,12 @@
 
 #include <algorithm>
 #include <atomic>
-#include <condition_variable>
-#include <mutex>
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
@@ -260,8 +260,8 @@ TEST_F(ClientTest, WaitTimesOutNamingTheTask) {
 TEST_F(ClientTest, VirtualGpusNeverShared) {
   std::vector<TaskDescription> batch;
   for (int i = 0; i < 8; ++i) {
-    TaskDescription task =
-        Task("gpu" + std::to_string(i), "/bin/sh", {"-c", "echo $CUDA_VISIBLE_DEVICES; sleep 0.05"});
+    TaskDescription task = Task("gpu" + std::to_string(i), "/bin/sh",
+                                {"-c", "echo $CUDA_VISIBLE_DEVICES; sleep 0.05"});
     task.gpus_per_rank = 1;
     batch.push_back(task);
   }
@@ -321,8 +321,7 @@ TEST_F(ClientTest, EventLogIsForwardOnlyPerTask) {
   TaskDescription bad = Task("bad", "/bin/false");
   TaskDescription after_bad = Task("after_bad", "/bin/true");
   after_bad.after = {"bad"};
-  ASSERT_OK_AND_ASSIGN(auto uids,
-                       tasks_->Submit({Task("good", "/bin/true"), bad, after_bad}));
+  ASSERT_OK_AND_ASSIGN(auto uids, tasks_->Submit({Task("good", "/bin/true"), bad, after_bad}));
   ASSERT_OK(tasks_->Wait(uids, FinalTaskStates(), 30s));
   pilots_.reset();  // ends the pilot and flushes the log
   std::map<std::string, std::vector<nlohmann::json>> by_uid;
@@ -343,17 +342,17 @@ TEST_F(ClientTest, EventLogIsForwardOnlyPerTask) {
   EXPECT_EQ(states_of("good"), (std::vector<std::string>{"NEW", "SCHEDULING", "STAGING_INPUT",
                                                          "EXECUTING", "STAGING_OUTPUT", "DONE"}));
   EXPECT_EQ(states_of("after_bad"), (std::vector<std::string>{"NEW", "SCHEDULING", "FAILED"}));
-  EXPECT_NE(by_uid["after_bad"].back()["reason"].get<std::string>().find("bad"),
-            std::string::npos);
+  EXPECT_NE(by_uid["after_bad"].back()["reason"].get<std::string>().find("bad"), std::string::npos);
   EXPECT_EQ(by_uid["bad"].back()["state"], "FAILED");
   int64_t total_events = 0;
   for (auto& [uid, events] : by_uid) {
     total_events += static_cast<int64_t>(events.size());
     for (size_t i = 1; i < events.size(); ++i) {
-      ASSERT_OK_AND_ASSIGN(TaskState from, ParseTaskState(events[i - 1]["state"].get<std::string>()));
+      ASSERT_OK_AND_ASSIGN(TaskState from,
+                           ParseTaskState(events[i - 1]["state"].get<std::string>()));
       ASSERT_OK_AND_ASSIGN(TaskState to, ParseTaskState(events[i]["state"].get<std::string>()));
-      EXPECT_TRUE(IsTransitionAllowed(from, to)) << uid << ": " << events[i - 1]["state"] << " → "
-                                                 << events[i]["state"];
+      EXPECT_TRUE(IsTransitionAllowed(from, to))
+          << uid << ": " << events[i - 1]["state"] << " → " << events[i]["state"];
       EXPECT_LE(events[i - 1]["time_us"].get<int64_t>(), events[i]["time_us"].get<int64_t>());
     }
   }
