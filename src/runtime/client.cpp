@@ -83,7 +83,7 @@ Result<Pilot*> PilotManager::Submit(PilotDescription description, PilotOptions p
   DEEPRC_ASSIGN_OR_RAISE(std::vector<NodeResources> nodes,
                          ResolvePilotNodes(description, machine_cores));
   auto pilot = std::unique_ptr<Pilot>(new Pilot());
-  pilot->uid_ = fmt::format("pilot.{:04}", pilots_.size());
+  pilot->uid_ = fmt::format("pilot.{:04}", session_.NextPilotNumber());
   pilot->description_ = description;
   pilot->session_ = &session_;
   session_.events().Append("pilot", pilot->uid_, PilotStateName(PilotState::kNew), NowMicros(), "");

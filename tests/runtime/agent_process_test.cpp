@@ -170,6 +170,31 @@ TEST_F(AgentProcessTest, PilotShutdownCancelsRunningTasksWithOneFinalEvent) {
   EXPECT_EQ(finals, 1);
 }
 
+size_t CountEntries(const std::string& directory) {
+  size_t count = 0;
+  for ([[maybe_unused]] const auto& entry : fs::directory_iterator(directory)) ++count;
+  return count;
+}
+
+TEST_F(AgentProcessTest, ManyTasksAndPilotsWithoutGrowthInDescriptorsOrThreads) {
+  auto run_pilot = [&](int count) {
+    PilotManager pilots(*session_);
+    auto pilot = pilots.Submit(PilotDescription{.cores = 2}, ProcessOptions());
+    ASSERT_TRUE(pilot.ok()) << pilot.status().ToString();
+    TaskManager tasks(*session_);
+    ASSERT_OK(tasks.AddPilot(**pilot));
+    std::vector<TaskDescription> batch(static_cast<size_t>(count), Task("", "/bin/true"));
+    ASSERT_OK_AND_ASSIGN(auto uids, tasks.Submit(std::move(batch)));
+    ASSERT_OK(tasks.Wait(uids, {TaskState::kDone}, 120s));
+  };
+  run_pilot(100);
+  const size_t fds = CountEntries("/proc/self/fd");
+  const size_t threads = CountEntries("/proc/self/task");
+  for (int i = 0; i < 3; ++i) run_pilot(1000);
+  EXPECT_EQ(CountEntries("/proc/self/fd"), fds);
+  EXPECT_EQ(CountEntries("/proc/self/task"), threads);
+}
+
 TEST_F(AgentProcessTest, MessagesWithoutTheSecretAreDropped) {
   ASSERT_OK_AND_ASSIGN(std::string secret, MakeSecret());
   ASSERT_OK_AND_ASSIGN(std::string other, MakeSecret());

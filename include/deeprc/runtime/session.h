@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -69,6 +70,8 @@ class Session {
   const std::string& directory() const { return directory_; }
   const std::string& secret() const { return secret_; }
   EventLog& events() { return *events_; }
+  // 0, 1, 2, ...: numbers pilot uids uniquely within the session.
+  int64_t NextPilotNumber() { return next_pilot_++; }
 
  private:
   Session() = default;
@@ -76,6 +79,7 @@ class Session {
   std::string directory_;
   std::string secret_;
   std::unique_ptr<EventLog> events_;
+  std::atomic<int64_t> next_pilot_{0};
 };
 
 // 64 hex digits from /dev/urandom.
