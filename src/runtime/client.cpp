@@ -51,7 +51,11 @@ void Pilot::SetState(PilotState state, std::string_view reason) {
   session_->events().Append("pilot", uid_, PilotStateName(state), NowMicros(), reason);
 }
 
-Pilot::~Pilot() = default;
+Pilot::~Pilot() {
+  ShutdownAgent();
+  std::unique_lock lock(listener_mutex_);
+  if (manager_ != nullptr) manager_->PilotGone();
+}
 
 int Pilot::agent_pid() const { return remote_ != nullptr ? remote_->pid() : -1; }
 
@@ -160,8 +164,16 @@ PilotManager::~PilotManager() {
   for (auto& pilot : pilots_) Shutdown(*pilot);
 }
 
+void TaskManager::PilotGone() {
+  std::lock_guard lock(mutex_);
+  pilot_ = nullptr;
+}
+
 TaskManager::~TaskManager() {
-  if (pilot_ == nullptr) return;
+  {
+    std::lock_guard lock(mutex_);
+    if (pilot_ == nullptr) return;
+  }
   std::vector<std::string> unfinished;
   {
     std::lock_guard lock(mutex_);
@@ -176,6 +188,7 @@ TaskManager::~TaskManager() {
   std::unique_lock lock(pilot_->listener_mutex_);
   pilot_->on_event_ = nullptr;
   pilot_->on_result_ = nullptr;
+  pilot_->manager_ = nullptr;
 }
 
 Status TaskManager::AddPilot(Pilot& pilot) {
@@ -186,6 +199,7 @@ Status TaskManager::AddPilot(Pilot& pilot) {
   std::unique_lock listener_lock(pilot.listener_mutex_);
   pilot.on_event_ = [this](const TaskEvent& event) { HandleEvent(event); };
   pilot.on_result_ = [this](ExecutionResult result) { HandleResult(std::move(result)); };
+  pilot.manager_ = this;
   return Status::OK();
 }
 

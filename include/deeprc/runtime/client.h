@@ -82,6 +82,7 @@ class Pilot {
   // Agent threads call them under a shared lock; a TaskManager going away detaches them under
   // the exclusive lock, so that no call reaches it afterwards.
   std::shared_mutex listener_mutex_;
+  TaskManager* manager_ = nullptr;  // told when the pilot goes away
   std::function<void(const TaskEvent&)> on_event_;
   std::function<void(ExecutionResult)> on_result_;
   mutable std::mutex mutex_;
@@ -117,7 +118,7 @@ struct TaskCounts {
   int64_t canceled = 0;
 };
 
-// Destroy a TaskManager before the PilotManager of its pilot.
+// A TaskManager and its pilot may go away in either order (in one thread).
 class TaskManager {
  public:
   explicit TaskManager(Session& session) : session_(session) {}
@@ -164,7 +165,10 @@ class TaskManager {
     bool has_result = false;
     ExecutionResult result;
   };
+  friend class Pilot;
   void HandleEvent(const TaskEvent& event);
+  // The pilot is being destroyed.
+  void PilotGone();
   void HandleResult(ExecutionResult result);
 
   Session& session_;
