@@ -127,6 +127,7 @@ Result<Measurement> Measure(const BenchTasksCommand& command) {
   if (!command.keep) {
     std::error_code ignored;
     fs::remove_all(directory, ignored);
+    if (command.session_root.empty()) fs::remove(session_options.root, ignored);  // if empty
   }
   return measurement;
 }

@@ -15,6 +15,10 @@
 
 namespace deeprc::runtime {
 
+namespace {
+constexpr std::chrono::milliseconds kIdleFlushDelay{500};
+}  // namespace
+
 class Agent::Impl {
  public:
   Impl(AgentOptions options, Scheduler scheduler)
@@ -125,9 +129,11 @@ class Agent::Impl {
       return !batches_.empty() || !finished_.empty() || !cancels_.empty() || stop_pending_;
     };
     while (true) {
-      if (!has_work() && options_.events != nullptr) {
-        // Idle: the log gets what was gathered, so that it is current on disk while the agent
-        // waits (and little is lost if the process dies).
+      if (!has_work() && options_.events != nullptr &&
+          !wake_.wait_for(lock, kIdleFlushDelay, has_work)) {
+        // Idle for a while: the log gets what was gathered, so that it is current on disk while
+        // the agent waits (and little is lost if the process dies). Not at every idle moment,
+        // which would cost a write() per wake-up when tasks arrive one at a time.
         lock.unlock();
         (void)options_.events->Flush();
         lock.lock();
