@@ -33,6 +33,7 @@
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
 
+#include "bench_tasks.h"
 #include "deeprc/command_registry.h"
 #include "deeprc/compute/group_by.h"
 #include "deeprc/compute/join.h"
@@ -285,16 +286,21 @@ int RunBenchCommand(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   table->add_option("--path", path,
                     "csv-read: the file to read (written first when missing); csv-write: where");
+  BenchTasksCommand tasks;
+  AddBenchTasksCommand(app, &tasks);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
     return app.exit(error) == 0 ? kExitOk : kExitUsage;
   }
+  if (tasks.subcommand->parsed()) return RunBenchTasks(tasks);
   return RunBenchTable(ops, rows, threads, repeat, path);
 }
 
 const bool kRegistered = RegisterCommand(
-    {"bench", "Benchmarks (deeprc bench table OP --rows N --threads T)", RunBenchCommand});
+    {"bench",
+     "Benchmarks (deeprc bench table OP --rows N --threads T | deeprc bench tasks --count N)",
+     RunBenchCommand});
 
 }  // namespace
 }  // namespace deeprc::app

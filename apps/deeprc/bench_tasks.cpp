@@ -1,0 +1,189 @@
+// `deeprc bench tasks --kind exec --count N [--concurrency C] [--cores K]`: N `/bin/true` tasks
+// through the whole path — TaskManager::Submit → agent (scheduler thread) → executor (process
+// spawned, reaped) → the DONE event back at the client — on a local pilot. Prints one JSON line:
+//   {"kind","agent","count","concurrency","cores","seconds","tasks_per_s","median_latency_us",
+//    "p99_latency_us","failed"}
+// seconds: from the first submission to the last task's final state at the client.
+// latency: per task, from its submission to its DONE event at the client.
+// --agent process runs the agent as `deeprc agent` (ZeroMQ, heartbeats) instead of in this process.
+// --concurrency C keeps at most C tasks submitted and not final (0: all submitted at once, in
+// batches of 1,000). --cores K gives the pilot K core slots (default: this machine's cores);
+// more slots than cores overlaps one task's process start with another's file system work.
+#include "bench_tasks.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <filesystem>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "deeprc/command_registry.h"
+#include "deeprc/runtime/client.h"
+
+namespace deeprc::app {
+namespace {
+
+namespace fs = std::filesystem;
+using runtime::TaskState;
+
+struct Measurement {
+  double seconds = 0;
+  std::vector<int64_t> latencies_us;
+  int64_t failed = 0;
+  int32_t cores = 0;
+};
+
+Result<Measurement> Measure(const BenchTasksCommand& command) {
+  runtime::SessionOptions session_options;
+  session_options.root = command.session_root;
+  if (session_options.root.empty()) {
+    session_options.root =
+        (fs::temp_directory_path() / fmt::format("deeprc_bench_tasks.{}", ::getpid())).string();
+  }
+  DEEPRC_ASSIGN_OR_RAISE(auto session, runtime::Session::Make(session_options));
+  const std::string directory = session->directory();
+  Measurement measurement;
+  {
+    runtime::PilotManager pilots(*session);
+    runtime::PilotDescription description;
+    description.cores = command.cores;
+    runtime::PilotOptions pilot_options;
+    pilot_options.agent_process = command.agent == "process";
+    DEEPRC_ASSIGN_OR_RAISE(runtime::Pilot * pilot, pilots.Submit(description, pilot_options));
+    measurement.cores = static_cast<int32_t>(pilot->total_cores());
+    runtime::TaskManager tasks(*session);
+    DEEPRC_RETURN_NOT_OK(tasks.AddPilot(*pilot));
+
+    const int64_t count = command.count;
+    std::vector<int64_t> submitted_us(static_cast<size_t>(count), 0);
+    std::vector<int64_t> latencies(static_cast<size_t>(count), -1);
+    std::mutex mutex;
+    std::condition_variable finished_changed;
+    int64_t finished = 0;
+    std::atomic<int64_t> failed{0};
+    tasks.OnStateChange([&](const runtime::TaskEvent& event) {
+      if (!runtime::IsFinal(event.state)) return;
+      // uids are "b.<index>".
+      const size_t index = std::stoull(event.uid.substr(2));
+      if (event.state != TaskState::kDone) ++failed;
+      std::lock_guard lock(mutex);
+      latencies[index] = event.time_us - submitted_us[index];
+      ++finished;
+      finished_changed.notify_all();
+    });
+
+    const int64_t window = command.concurrency > 0 ? command.concurrency : count;
+    const int64_t batch_size = std::min<int64_t>(1000, window);
+    const auto start = std::chrono::steady_clock::now();
+    int64_t next = 0;
+    while (next < count) {
+      {
+        std::unique_lock lock(mutex);
+        // Wait for room in the window; a timeout here means tasks are stuck.
+        if (!finished_changed.wait_for(lock, std::chrono::seconds(60),
+                                       [&] { return next - finished < window; })) {
+          return Status::Timeout("no task finished for 60 s ({} of {} done)", finished, count);
+        }
+      }
+      int64_t room;
+      {
+        std::lock_guard lock(mutex);
+        room = window - (next - finished);
+      }
+      const int64_t n = std::min({room, batch_size, count - next});
+      std::vector<runtime::TaskDescription> batch(static_cast<size_t>(n));
+      const int64_t now = runtime::NowMicros();
+      {
+        std::lock_guard lock(mutex);
+        for (int64_t i = 0; i < n; ++i) submitted_us[static_cast<size_t>(next + i)] = now;
+      }
+      for (int64_t i = 0; i < n; ++i) {
+        batch[static_cast<size_t>(i)].uid = fmt::format("b.{}", next + i);
+        batch[static_cast<size_t>(i)].executable = "/bin/true";
+      }
+      DEEPRC_RETURN_NOT_OK(tasks.Submit(std::move(batch)).status());
+      next += n;
+    }
+    {
+      std::unique_lock lock(mutex);
+      if (!finished_changed.wait_for(lock, std::chrono::seconds(600),
+                                     [&] { return finished == count; })) {
+        return Status::Timeout("{} of {} tasks finished in 600 s", finished, count);
+      }
+    }
+    const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
+    measurement.seconds = elapsed.count();
+    measurement.latencies_us = std::move(latencies);
+    measurement.failed = failed.load();
+  }
+  if (!command.keep) {
+    std::error_code ignored;
+    fs::remove_all(directory, ignored);
+    if (command.session_root.empty()) fs::remove(session_options.root, ignored);  // if empty
+  }
+  return measurement;
+}
+
+}  // namespace
+
+void AddBenchTasksCommand(CLI::App& bench, BenchTasksCommand* command) {
+  command->subcommand =
+      bench.add_subcommand("tasks", "Run N no-op tasks through client, agent and executor");
+  CLI::App* app = command->subcommand;
+  app->add_option("--kind", command->kind, "exec: /bin/true processes")
+      ->check(CLI::IsMember({"exec"}))
+      ->capture_default_str();
+  app->add_option("--count", command->count, "Tasks N")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app->add_option("--concurrency", command->concurrency,
+                  "At most C tasks submitted and not final (0: all at once)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app->add_option("--cores", command->cores, "Core slots of the pilot (0: this machine's cores)")
+      ->check(CLI::NonNegativeNumber);
+  app->add_option("--agent", command->agent,
+                  "in-process: the agent runs in this process; process: `deeprc agent` over ZeroMQ")
+      ->check(CLI::IsMember({"in-process", "process"}))
+      ->capture_default_str();
+  app->add_option("--session-root", command->session_root,
+                  "Where the session directory goes (default: a temporary directory)");
+  app->add_flag("--keep", command->keep, "Keep the session directory");
+}
+
+int RunBenchTasks(const BenchTasksCommand& command) {
+  Result<Measurement> measured = Status::Internal("not run");
+  try {
+    measured = Measure(command);
+  } catch (const std::exception& error) {
+    measured = Status::Internal("{}", error.what());
+  }
+  if (!measured.ok()) {
+    std::fprintf(stderr, "deeprc bench tasks: %s\n", measured.status().ToString().c_str());
+    return measured.status().IsUserError() ? kExitUsage : kExitFailure;
+  }
+  std::vector<int64_t> latencies = measured->latencies_us;
+  std::sort(latencies.begin(), latencies.end());
+  const int64_t median = latencies[latencies.size() / 2];
+  const int64_t p99 = latencies[std::min(latencies.size() - 1, latencies.size() * 99 / 100)];
+  std::printf(
+      "{\"kind\":\"%s\",\"agent\":\"%s\",\"count\":%lld,\"concurrency\":%lld,\"cores\":%d,"
+      "\"seconds\":%.4f,"
+      "\"tasks_per_s\":%.1f,\"median_latency_us\":%lld,\"p99_latency_us\":%lld,\"failed\":%lld}\n",
+      command.kind.c_str(), command.agent.c_str(), static_cast<long long>(command.count),
+      static_cast<long long>(command.concurrency), measured->cores, measured->seconds,
+      static_cast<double>(command.count) / measured->seconds, static_cast<long long>(median),
+      static_cast<long long>(p99), static_cast<long long>(measured->failed));
+  std::fflush(stdout);
+  return measured->failed == 0 ? kExitOk : kExitFailure;
+}
+
+}  // namespace deeprc::app

@@ -1,0 +1,23 @@
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace deeprc::app {
+
+// `deeprc bench tasks`: adds the subcommand's options to `bench` and returns a function that
+// runs it once the command line is parsed.
+struct BenchTasksCommand {
+  CLI::App* subcommand = nullptr;
+  std::string kind = "exec";
+  int64_t count = 10'000;
+  int64_t concurrency = 0;
+  int32_t cores = 0;
+  std::string agent = "in-process";
+  std::string session_root;
+  bool keep = false;
+};
+
+void AddBenchTasksCommand(CLI::App& bench, BenchTasksCommand* command);
+int RunBenchTasks(const BenchTasksCommand& command);
+
+}  // namespace deeprc::app

@@ -1,0 +1,277 @@
+// `deeprc tasks run FILE.yaml`: runs the file's tasks (a list or a graph through `after`) on a
+// local pilot. Prints the session directory, a progress line on stderr (rewritten in place on a
+// terminal, one line a second otherwise), and a summary; writes summary.json into the session
+// directory. Exit 0 when every task is DONE, 1 when one is not, 2 for a bad file.
+//
+// `deeprc analyze SESSION_DIR`: utilization, throughput, time in each state and the runtime's
+// overhead per task from the session's events.jsonl (definitions in runtime/profile.h); writes
+// timeline.svg into the session directory.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include <fmt/format.h>
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "deeprc/command_registry.h"
+#include "deeprc/runtime/client.h"
+#include "deeprc/runtime/profile.h"
+#include "deeprc/runtime/task_file.h"
+
+namespace deeprc::app {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Writes `text` to a temporary name beside `path`, then renames it.
+Status WriteFileAtomically(const std::string& path, const std::string& text) {
+  const std::string temporary = path + ".tmp";
+  {
+    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
+    out << text;
+    if (!out.flush()) return Status::IOError("{}: cannot write", temporary);
+  }
+  if (std::rename(temporary.c_str(), path.c_str()) != 0) {
+    std::remove(temporary.c_str());
+    return Status::IOError("{}: cannot rename into place", path);
+  }
+  return Status::OK();
+}
+
+std::string ProgressLine(const runtime::TaskCounts& counts, double seconds) {
+  return fmt::format("{:.1f}s  done {} / {}  running {}  waiting {}  failed {}  canceled {}",
+                     seconds, counts.done, counts.total, counts.running, counts.waiting,
+                     counts.failed, counts.canceled);
+}
+
+int RunTasks(const std::string& file, const std::string& session_root, bool agent_process) {
+  Result<runtime::TaskFile> parsed = runtime::ReadTaskFile(file);
+  if (!parsed.ok()) {
+    // A file that is missing, unreadable or wrong is the user's: 2.
+    std::fprintf(stderr, "deeprc tasks run: %s\n", parsed.status().message().c_str());
+    return kExitUsage;
+  }
+  runtime::TaskFile task_file = parsed.MoveValueUnsafe();
+  // The graph is checked before anything starts, so that a bad file leaves no session behind.
+  if (Status graph = runtime::ValidateTaskGraph(task_file.tasks); !graph.ok()) {
+    std::fprintf(stderr, "deeprc tasks run: %s: %s\n", file.c_str(), graph.message().c_str());
+    return kExitUsage;
+  }
+  runtime::SessionOptions session_options;
+  session_options.root = session_root;
+  auto session = runtime::Session::Make(session_options);
+  if (!session.ok()) {
+    std::fprintf(stderr, "deeprc tasks run: %s\n", session.status().message().c_str());
+    return kExitFailure;
+  }
+  std::printf("%s\n", (*session)->directory().c_str());
+  std::fflush(stdout);
+
+  std::vector<std::string> names;
+  for (const auto& task : task_file.tasks) names.push_back(task.name);
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<std::string> uids;
+  std::vector<runtime::ExecutionResult> results;
+  {
+    runtime::PilotManager pilots(**session);
+    runtime::PilotOptions pilot_options;
+    pilot_options.agent_process = agent_process;
+    auto pilot = pilots.Submit(task_file.pilot, pilot_options);
+    if (!pilot.ok()) {
+      std::fprintf(stderr, "deeprc tasks run: %s: pilot: %s\n", file.c_str(),
+                   pilot.status().message().c_str());
+      return pilot.status().IsUserError() ? kExitUsage : kExitFailure;
+    }
+    runtime::TaskManager tasks(**session);
+    if (Status added = tasks.AddPilot(**pilot); !added.ok()) {
+      std::fprintf(stderr, "deeprc tasks run: %s\n", added.message().c_str());
+      return kExitFailure;
+    }
+    auto submitted = tasks.Submit(std::move(task_file.tasks));
+    if (!submitted.ok()) {
+      std::fprintf(stderr, "deeprc tasks run: %s: %s\n", file.c_str(),
+                   submitted.status().message().c_str());
+      return submitted.status().IsUserError() ? kExitUsage : kExitFailure;
+    }
+    uids = submitted.MoveValueUnsafe();
+
+    const bool tty = ::isatty(STDERR_FILENO) != 0;
+    const auto tick = tty ? 200ms : 1000ms;
+    const double runtime_limit = task_file.pilot.runtime;
+    bool limit_hit = false;
+    while (true) {
+      const Status waited = tasks.Wait(uids, runtime::FinalTaskStates(), tick);
+      const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
+      const std::string line = ProgressLine(tasks.counts(), elapsed.count());
+      if (tty) {
+        std::fprintf(stderr, "\r\033[K%s", line.c_str());
+      } else if (!waited.ok()) {
+        std::fprintf(stderr, "%s\n", line.c_str());
+      }
+      if (waited.ok()) break;
+      if (runtime_limit > 0 && elapsed.count() > runtime_limit && !limit_hit) {
+        // The pilot's runtime is over: what has not ended is canceled.
+        limit_hit = true;
+        std::fprintf(stderr, "%sdeeprc tasks run: the pilot's runtime (%.0f s) is over\n",
+                     tty ? "\n" : "", runtime_limit);
+        tasks.Cancel(uids);
+      }
+    }
+    if (!tty) {
+      const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
+      std::fprintf(stderr, "%s\n", ProgressLine(tasks.counts(), elapsed.count()).c_str());
+    } else {
+      std::fprintf(stderr, "\n");
+    }
+    for (const std::string& uid : uids) results.push_back(*tasks.result(uid));
+  }
+  const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
+
+  nlohmann::json summary_tasks = nlohmann::json::array();
+  int64_t done = 0, failed = 0, canceled = 0;
+  for (size_t i = 0; i < results.size(); ++i) {
+    const runtime::ExecutionResult& result = results[i];
+    nlohmann::json entry = {{"uid", result.uid},
+                            {"name", names[i].empty() ? result.uid : names[i]},
+                            {"state", runtime::TaskStateName(result.state)},
+                            {"exit_status", nullptr},
+                            {"signal", nullptr},
+                            {"reason", result.reason}};
+    if (result.exit_code >= 0) entry["exit_status"] = result.exit_code;
+    if (result.signal != 0) entry["signal"] = result.signal_name;
+    summary_tasks.push_back(std::move(entry));
+    if (result.state == runtime::TaskState::kDone) ++done;
+    if (result.state == runtime::TaskState::kFailed) ++failed;
+    if (result.state == runtime::TaskState::kCanceled) ++canceled;
+  }
+  const nlohmann::json summary = {{"session", (*session)->id()},
+                                  {"file", file},
+                                  {"seconds", elapsed.count()},
+                                  {"tasks", results.size()},
+                                  {"done", done},
+                                  {"failed", failed},
+                                  {"canceled", canceled},
+                                  {"results", summary_tasks}};
+  const std::string summary_path = (*session)->directory() + "/summary.json";
+  if (Status written = WriteFileAtomically(summary_path, summary.dump(2) + "\n"); !written.ok()) {
+    std::fprintf(stderr, "deeprc tasks run: %s\n", written.message().c_str());
+    return kExitFailure;
+  }
+  std::printf("%zu tasks in %.2f s: %lld done, %lld failed, %lld canceled\n", results.size(),
+              elapsed.count(), static_cast<long long>(done), static_cast<long long>(failed),
+              static_cast<long long>(canceled));
+  for (size_t i = 0; i < results.size(); ++i) {
+    if (results[i].state == runtime::TaskState::kDone) continue;
+    std::printf("  %s %s: %s\n", results[i].uid.c_str(),
+                std::string(runtime::TaskStateName(results[i].state)).c_str(),
+                results[i].reason.c_str());
+  }
+  std::printf("summary: %s\n", summary_path.c_str());
+  return done == static_cast<int64_t>(results.size()) ? kExitOk : kExitFailure;
+}
+
+int RunTasksCommand(int argc, char** argv) {
+  CLI::App app{"Run tasks on a local pilot", "deeprc tasks"};
+  app.require_subcommand(1);
+  auto* run = app.add_subcommand("run", "Run the tasks of a YAML file (pilot: + tasks:)");
+  std::string file;
+  std::string session_root;
+  run->add_option("file", file, "The task file")->required();
+  run->add_option("--session-root", session_root,
+                  "Where the session directory goes (default: $DEEPRC_SESSION_ROOT or "
+                  "./deeprc.sessions)");
+  bool agent_process = false;
+  run->add_flag("--agent-process", agent_process,
+                "Run the agent as its own process (ZeroMQ on 127.0.0.1, heartbeats)");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    if (error.get_exit_code() == 0) return app.exit(error);
+    std::fprintf(stderr, "deeprc tasks: %s (see --help)\n", error.what());
+    return kExitUsage;
+  }
+  try {
+    return RunTasks(file, session_root, agent_process);
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "deeprc tasks run: internal error: %s\n", error.what());
+    return kExitFailure;
+  }
+}
+
+int RunAnalyzeCommand(int argc, char** argv) {
+  CLI::App app{"Profile a session from its event log", "deeprc analyze"};
+  std::string directory;
+  app.add_option("session", directory, "A session directory")->required();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    if (error.get_exit_code() == 0) return app.exit(error);
+    std::fprintf(stderr, "deeprc analyze: %s (see --help)\n", error.what());
+    return kExitUsage;
+  }
+  while (directory.size() > 1 && directory.back() == '/') directory.pop_back();
+  Result<runtime::SessionProfile> analyzed = Status::Internal("not run");
+  try {
+    analyzed = runtime::AnalyzeSession(directory);
+  } catch (const std::exception& error) {
+    analyzed = Status::Internal("{}", error.what());
+  }
+  if (!analyzed.ok()) {
+    std::fprintf(stderr, "deeprc analyze: %s\n", analyzed.status().message().c_str());
+    return analyzed.status().IsUserError() || analyzed.status().code() == StatusCode::kIOError
+               ? kExitUsage
+               : kExitFailure;
+  }
+  const runtime::SessionProfile& profile = *analyzed;
+  std::printf("session      %s\n", directory.c_str());
+  std::printf("tasks        %zu", profile.tasks.size());
+  for (const auto& [state, count] : profile.final_counts) {
+    std::printf("  %s %lld", state.c_str(), static_cast<long long>(count));
+  }
+  std::printf("\npilot        %d node(s), %lld cores, %lld GPUs\n", profile.pilot_nodes,
+              static_cast<long long>(profile.pilot_cores),
+              static_cast<long long>(profile.pilot_gpus));
+  std::printf("span         %.3f s (first NEW to last final state)\n",
+              static_cast<double>(profile.end_us - profile.begin_us) / 1e6);
+  std::printf("utilization  %.1f %% (core-time EXECUTING / cores x span)\n",
+              profile.utilization * 100);
+  std::printf("throughput   %.1f tasks/s\n", profile.throughput_per_s);
+  std::printf("time in state (total s, mean ms per task):\n");
+  for (runtime::TaskState state :
+       {runtime::TaskState::kNew, runtime::TaskState::kScheduling,
+        runtime::TaskState::kStagingInput, runtime::TaskState::kExecuting,
+        runtime::TaskState::kStagingOutput}) {
+    const std::string name(runtime::TaskStateName(state));
+    auto found = profile.time_in_state_us.find(name);
+    if (found == profile.time_in_state_us.end()) continue;
+    std::printf("  %-15s %10.3f %10.3f\n", name.c_str(),
+                static_cast<double>(found->second.first) / 1e6, found->second.second / 1e3);
+  }
+  std::printf(
+      "overhead per task (runtime's share; excludes the executable and waiting for a slot):\n"
+      "  start (NEW or slot free -> EXECUTING)  mean %.0f us, median %.0f us\n"
+      "  end (process end -> final state)        mean %.0f us, median %.0f us\n",
+      profile.mean_start_overhead_us, profile.median_start_overhead_us,
+      profile.mean_end_overhead_us, profile.median_end_overhead_us);
+  const std::string svg_path = directory + "/timeline.svg";
+  if (Status written = WriteFileAtomically(svg_path, runtime::TimelineSvg(profile));
+      !written.ok()) {
+    std::fprintf(stderr, "deeprc analyze: %s\n", written.message().c_str());
+    return kExitFailure;
+  }
+  std::printf("timeline     %s\n", svg_path.c_str());
+  return kExitOk;
+}
+
+const bool kTasksRegistered = RegisterCommand(
+    {"tasks", "Run tasks on a local pilot (deeprc tasks run FILE.yaml)", RunTasksCommand});
+const bool kAnalyzeRegistered = RegisterCommand(
+    {"analyze", "Profile a session: utilization, overheads, timeline.svg (deeprc analyze DIR)",
+     RunAnalyzeCommand});
+
+}  // namespace
+}  // namespace deeprc::app

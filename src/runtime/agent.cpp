@@ -1,0 +1,299 @@
+#include "deeprc/runtime/agent.h"
+
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+
+#include "deeprc/runtime/resource_manager.h"
+#include "deeprc/runtime/scheduler.h"
+
+namespace deeprc::runtime {
+
+namespace {
+constexpr std::chrono::milliseconds kIdleFlushDelay{500};
+}  // namespace
+
+class Agent::Impl {
+ public:
+  Impl(AgentOptions options, Scheduler scheduler)
+      : options_(std::move(options)), scheduler_(std::move(scheduler)) {}
+
+  Status Start() {
+    ExecutorOptions executor;
+    executor.session_dir = options_.session_dir;
+    executor.client_dir = options_.client_dir;
+    executor.worker_threads = options_.executor_threads;
+    executor.kill_grace = options_.kill_grace;
+    executor.on_event = [this](const TaskEvent& event) { Emit(event); };
+    executor.on_result = [this](ExecutionResult result) {
+      {
+        std::lock_guard lock(mutex_);
+        finished_.push_back(std::move(result));
+      }
+      wake_.notify_one();
+    };
+    DEEPRC_ASSIGN_OR_RAISE(executor_, Executor::Make(std::move(executor)));
+    thread_ = std::thread([this] { Loop(); });
+    return Status::OK();
+  }
+
+  Status Submit(std::vector<TaskDescription> tasks, int64_t submitted_us) {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return Status::Invalid("the agent has shut down");
+    for (size_t i = 0; i < tasks.size(); ++i) {
+      DEEPRC_RETURN_NOT_OK(ValidateTaskDescription(tasks[i], fmt::format("tasks[{}]", i)));
+      if (known_uids_.contains(tasks[i].uid)) {
+        return Status::Invalid("tasks[{}]: uid '{}' was submitted before", i, tasks[i].uid);
+      }
+    }
+    DEEPRC_RETURN_NOT_OK(ValidateTaskGraph(
+        tasks, [this](std::string_view uid) { return known_uids_.contains(std::string(uid)); }));
+    for (const TaskDescription& task : tasks) known_uids_.insert(task.uid);
+    batches_.push_back(Batch{std::move(tasks), submitted_us});
+    wake_.notify_one();
+    return Status::OK();
+  }
+
+  void Cancel(std::vector<std::string> uids) {
+    {
+      std::lock_guard lock(mutex_);
+      for (std::string& uid : uids) cancels_.push_back(std::move(uid));
+    }
+    wake_.notify_one();
+  }
+
+  void Shutdown() {
+    {
+      std::lock_guard lock(mutex_);
+      if (!thread_.joinable()) return;
+      stopping_ = true;
+      stop_pending_ = true;
+    }
+    wake_.notify_one();
+    thread_.join();
+    executor_.reset();
+  }
+
+  int64_t total_cores() const { return scheduler_.resources().total_cores(); }
+  int64_t total_gpus() const { return scheduler_.resources().total_gpus(); }
+
+ private:
+  struct Batch {
+    std::vector<TaskDescription> tasks;
+    int64_t submitted_us;
+  };
+  // What the scheduler thread keeps of a task, by TaskId.
+  struct Record {
+    TaskDescription task;  // moved to the executor when the task starts
+    std::string uid;
+    bool running = false;
+    bool final = false;
+  };
+
+  void Emit(const TaskEvent& event) {
+    if (options_.events != nullptr) {
+      options_.events->Append("task", event.uid, TaskStateName(event.state), event.time_us,
+                              event.reason);
+    }
+    if (options_.on_event) options_.on_event(event);
+  }
+
+  // Ends a task that never reached the executor.
+  void EndUnstarted(TaskId id, TaskState state, std::string reason) {
+    Record& record = records_[id];
+    if (record.final) return;
+    record.final = true;
+    Emit(TaskEvent{record.uid, state, NowMicros(), reason});
+    ExecutionResult result;
+    result.uid = record.uid;
+    result.state = state;
+    result.reason = std::move(reason);
+    record.task = TaskDescription{};
+    if (options_.on_result) options_.on_result(std::move(result));
+  }
+
+  void Loop() {
+    std::vector<Batch> batches;
+    std::vector<ExecutionResult> finished;
+    std::vector<std::string> cancels;
+    std::vector<TaskId> started;
+    std::vector<TaskFailure> failed;
+    std::unique_lock lock(mutex_);
+    auto has_work = [&] {
+      return !batches_.empty() || !finished_.empty() || !cancels_.empty() || stop_pending_;
+    };
+    while (true) {
+      if (!has_work() && options_.events != nullptr &&
+          !wake_.wait_for(lock, kIdleFlushDelay, has_work)) {
+        // Idle for a while: the log gets what was gathered, so that it is current on disk while
+        // the agent waits (and little is lost if the process dies). Not at every idle moment,
+        // which would cost a write() per wake-up when tasks arrive one at a time.
+        lock.unlock();
+        (void)options_.events->Flush();
+        lock.lock();
+      }
+      wake_.wait(lock, has_work);
+      batches.swap(batches_);
+      finished.swap(finished_);
+      cancels.swap(cancels_);
+      const bool stop_now = stop_pending_;
+      stop_pending_ = false;
+      lock.unlock();
+
+      for (Batch& batch : batches) Accept(batch);
+      batches.clear();
+      for (ExecutionResult& result : finished) {
+        auto found = index_.find(result.uid);
+        if (found != index_.end()) {
+          Record& record = records_[found->second];
+          record.running = false;
+          record.final = true;
+          (void)scheduler_.Finish(found->second, result.state);
+        }
+        if (options_.on_result) options_.on_result(std::move(result));
+      }
+      finished.clear();
+      if (stop_now) {
+        for (const Record& record : records_) {
+          if (!record.final) cancels.push_back(record.uid);
+        }
+      }
+      for (const std::string& uid : cancels) {
+        auto found = index_.find(uid);
+        if (found == index_.end()) continue;
+        Record& record = records_[found->second];
+        if (record.final) continue;
+        const char* reason = stop_now ? "agent shut down" : "canceled by the client";
+        if (record.running) {
+          (void)executor_->Cancel(uid);
+        } else {
+          (void)scheduler_.Cancel(found->second, reason);
+        }
+      }
+      cancels.clear();
+
+      scheduler_.Schedule(&started, &failed);
+      for (const TaskFailure& failure : failed) {
+        EndUnstarted(failure.task, failure.state, failure.reason);
+      }
+      failed.clear();
+      for (TaskId id : started) Launch(id);
+      started.clear();
+
+      lock.lock();
+      if (stopping_ && batches_.empty() && finished_.empty() && scheduler_.waiting_count() == 0 &&
+          scheduler_.running_count() == 0) {
+        break;
+      }
+    }
+  }
+
+  void Accept(Batch& batch) {
+    Result<TaskId> first = scheduler_.Submit(batch.tasks);
+    const TaskId base = first.ok() ? *first : static_cast<TaskId>(records_.size());
+    for (size_t i = 0; i < batch.tasks.size(); ++i) {
+      TaskDescription& task = batch.tasks[i];
+      Emit(TaskEvent{task.uid, TaskState::kNew, batch.submitted_us, ""});
+      Emit(TaskEvent{task.uid, TaskState::kScheduling, NowMicros(), ""});
+      if (!first.ok()) {
+        // Checked at submission already; a batch the scheduler still refuses fails whole.
+        Emit(TaskEvent{task.uid, TaskState::kFailed, NowMicros(), first.status().message()});
+        ExecutionResult result;
+        result.uid = task.uid;
+        result.state = TaskState::kFailed;
+        result.reason = first.status().message();
+        if (options_.on_result) options_.on_result(std::move(result));
+        continue;
+      }
+      const TaskId id = base + static_cast<TaskId>(i);
+      if (records_.size() <= id) records_.resize(id + 1);
+      index_.emplace(task.uid, id);
+      records_[id].uid = task.uid;
+      records_[id].task = std::move(task);
+    }
+  }
+
+  void Launch(TaskId id) {
+    Record& record = records_[id];
+    const Allocation& allocation = scheduler_.allocation(id);
+    ExecutionPlacement placement;
+    placement.ranks.resize(static_cast<size_t>(allocation.ranks()));
+    for (int32_t rank = 0; rank < allocation.ranks(); ++rank) {
+      ExecutionSlot& slot = placement.ranks[static_cast<size_t>(rank)];
+      const auto cores = allocation.cores(rank);
+      const auto gpus = allocation.gpus(rank);
+      slot.cores.assign(cores.begin(), cores.end());
+      slot.gpus.assign(gpus.begin(), gpus.end());
+      // A local pilot's nodes are this machine.
+    }
+    if (options_.events != nullptr) {
+      std::string line = fmt::format(R"({{"entity":"placement","uid":{},"time_us":{},"ranks":[)",
+                                     nlohmann::json(record.uid).dump(), NowMicros());
+      for (int32_t rank = 0; rank < allocation.ranks(); ++rank) {
+        fmt::format_to(std::back_inserter(line), R"({}{{"node":{},"cores":[{}],"gpus":[{}]}})",
+                       rank == 0 ? "" : ",", allocation.node(rank),
+                       fmt::join(allocation.cores(rank), ","),
+                       fmt::join(allocation.gpus(rank), ","));
+      }
+      // The dependencies, so that the analysis can tell waiting for them from overhead.
+      line += R"(],"after":)";
+      line += nlohmann::json(record.task.after).dump();
+      line += "}";
+      options_.events->AppendLine(line);
+    }
+    record.running = true;
+    Status status = executor_->Submit(std::move(record.task), std::move(placement));
+    record.task = TaskDescription{};
+    if (!status.ok()) {
+      record.running = false;
+      (void)scheduler_.Finish(id, TaskState::kFailed);
+      EndUnstarted(id, TaskState::kFailed, status.message());
+    }
+  }
+
+  AgentOptions options_;
+  Scheduler scheduler_;
+  std::unique_ptr<Executor> executor_;
+  std::thread thread_;
+
+  // Guarded by mutex_: what arrives for the scheduler thread.
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::vector<Batch> batches_;
+  std::vector<ExecutionResult> finished_;
+  std::vector<std::string> cancels_;
+  std::unordered_set<std::string> known_uids_;
+  bool stopping_ = false;
+  bool stop_pending_ = false;
+
+  // Only the scheduler thread.
+  std::vector<Record> records_;
+  std::unordered_map<std::string, TaskId> index_;
+};
+
+Result<std::unique_ptr<Agent>> Agent::Make(AgentOptions options) {
+  if (options.session_dir.empty()) return Status::Invalid("AgentOptions.session_dir is required");
+  DEEPRC_ASSIGN_OR_RAISE(ResourceManager resources, ResourceManager::Make(options.nodes));
+  auto impl = std::make_unique<Impl>(std::move(options), Scheduler(std::move(resources)));
+  DEEPRC_RETURN_NOT_OK(impl->Start());
+  return std::unique_ptr<Agent>(new Agent(std::move(impl)));
+}
+
+Agent::Agent(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Agent::~Agent() { Shutdown(); }
+
+Status Agent::Submit(std::vector<TaskDescription> tasks, int64_t submitted_us) {
+  return impl_->Submit(std::move(tasks), submitted_us);
+}
+void Agent::Cancel(std::vector<std::string> uids) { impl_->Cancel(std::move(uids)); }
+void Agent::Shutdown() { impl_->Shutdown(); }
+int64_t Agent::total_cores() const { return impl_->total_cores(); }
+int64_t Agent::total_gpus() const { return impl_->total_gpus(); }
+
+}  // namespace deeprc::runtime

@@ -1,0 +1,305 @@
+// The agent in its own process (`deeprc agent`), over ZeroMQ: tasks run, messages without the
+// session secret are dropped, a killed agent fails the pilot and its tasks within the heartbeat
+// timeout, and a killed client makes the agent cancel its tasks and exit.
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "deeprc/runtime/client.h"
+#include "runtime/wire_internal.h"
+#include "testing/assertions.h"
+
+extern char** environ;
+
+namespace deeprc::runtime {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+const std::string kProgram = std::string(DEEPRC_BINARY_DIR) + "/apps/deeprc";
+
+std::string ReadText(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// True when `pid` no longer runs (gone, or a zombie).
+bool ProcessGone(pid_t pid) {
+  const std::string stat = ReadText(fmt::format("/proc/{}/stat", pid));
+  if (stat.empty()) return true;
+  const size_t paren = stat.rfind(')');
+  return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] == 'Z';
+}
+
+bool WaitUntil(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return condition();
+}
+
+TaskDescription Task(std::string uid, std::string executable,
+                     std::vector<std::string> arguments = {}) {
+  TaskDescription task;
+  task.uid = std::move(uid);
+  task.executable = std::move(executable);
+  task.arguments = std::move(arguments);
+  return task;
+}
+
+class AgentProcessTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!fs::exists(kProgram)) GTEST_SKIP() << kProgram << " is not built";
+    root_ = fs::temp_directory_path().string() + "/deeprc_agent_process_test." +
+            std::to_string(::getpid()) + "." +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    SessionOptions options;
+    options.root = root_;
+    ASSERT_OK_AND_ASSIGN(session_, Session::Make(options));
+  }
+  void TearDown() override {
+    session_.reset();
+    if (!HasFailure() && !root_.empty()) fs::remove_all(root_);
+  }
+  PilotOptions ProcessOptions() {
+    PilotOptions options;
+    options.agent_process = true;
+    options.agent_program = kProgram;
+    options.heartbeat_interval = 100ms;
+    options.heartbeat_timeout = 1000ms;
+    return options;
+  }
+
+  std::string root_;
+  std::unique_ptr<Session> session_;
+};
+
+TEST_F(AgentProcessTest, RunsTasksAndExitsOnShutdown) {
+  auto pilots = std::make_unique<PilotManager>(*session_);
+  ASSERT_OK_AND_ASSIGN(Pilot * pilot,
+                       pilots->Submit(PilotDescription{.cores = 2, .gpus = 1}, ProcessOptions()));
+  const int agent = pilot->agent_pid();
+  ASSERT_GT(agent, 0);
+  EXPECT_NE(agent, ::getpid());
+  auto tasks = std::make_unique<TaskManager>(*session_);
+  ASSERT_OK(tasks->AddPilot(*pilot));
+  TaskDescription echo =
+      Task("echo", "/bin/sh", {"-c", "echo $DEEPRC_TASK_ID $CUDA_VISIBLE_DEVICES"});
+  echo.gpus_per_rank = 1;
+  echo.environment["X"] = "y";
+  TaskDescription fails = Task("fails", "/bin/sh", {"-c", "exit 1"});
+  TaskDescription after = Task("after", "/bin/true");
+  after.after = {"fails"};
+  TaskDescription huge = Task("huge", "/bin/true");
+  huge.cores_per_rank = 99;
+  ASSERT_OK_AND_ASSIGN(auto uids, tasks->Submit({echo, fails, after, huge}));
+  ASSERT_OK(tasks->Wait(uids, FinalTaskStates(), 30s));
+  ASSERT_OK_AND_ASSIGN(auto done, tasks->result("echo"));
+  EXPECT_EQ(done.state, TaskState::kDone) << done.reason;
+  EXPECT_EQ(ReadText(done.stdout_path), "echo 0\n");
+  ASSERT_OK_AND_ASSIGN(auto failed, tasks->result("fails"));
+  EXPECT_EQ(failed.state, TaskState::kFailed);
+  EXPECT_EQ(failed.exit_code, 1);
+  ASSERT_OK_AND_ASSIGN(auto dependent, tasks->result("after"));
+  EXPECT_EQ(dependent.state, TaskState::kFailed);
+  EXPECT_NE(dependent.reason.find("fails"), std::string::npos) << dependent.reason;
+  ASSERT_OK_AND_ASSIGN(auto impossible, tasks->result("huge"));
+  EXPECT_EQ(impossible.state, TaskState::kFailed);
+  EXPECT_NE(impossible.reason.find("99"), std::string::npos) << impossible.reason;
+  // Checked at the client, at once.
+  EXPECT_FALSE(tasks->Submit({Task("echo", "/bin/true")}).ok());
+
+  tasks.reset();
+  pilots.reset();
+  EXPECT_TRUE(ProcessGone(agent));
+  // The agent process wrote the task events, the client the pilot's.
+  const std::string events = ReadText(session_->directory() + "/events.jsonl");
+  EXPECT_NE(events.find(R"("uid":"echo","state":"DONE")"), std::string::npos);
+  EXPECT_NE(events.find(R"("uid":"pilot.0000","state":"DONE")"), std::string::npos);
+}
+
+TEST_F(AgentProcessTest, PilotShutdownCancelsRunningTasksWithOneFinalEvent) {
+  auto pilots = std::make_unique<PilotManager>(*session_);
+  ASSERT_OK_AND_ASSIGN(Pilot * pilot,
+                       pilots->Submit(PilotDescription{.cores = 1}, ProcessOptions()));
+  TaskManager tasks(*session_);
+  ASSERT_OK(tasks.AddPilot(*pilot));
+  ASSERT_OK_AND_ASSIGN(auto uids, tasks.Submit({Task("sleeper", "/bin/sleep", {"60"}),
+                                                Task("waiting", "/bin/true")}));
+  ASSERT_OK(tasks.Wait({"sleeper"}, {TaskState::kExecuting}, 10s));
+  const auto start = std::chrono::steady_clock::now();
+  pilots->Shutdown(*pilot);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 8s);
+  ASSERT_OK(tasks.Wait(uids, FinalTaskStates(), 1s));
+  for (const std::string& uid : uids) {
+    ASSERT_OK_AND_ASSIGN(auto result, tasks.result(uid));
+    EXPECT_EQ(result.state, TaskState::kCanceled) << uid;
+  }
+  // The executor names every cancel of a running task "canceled by the client" (it takes no
+  // reason); the scheduler's cancel of a waiting one carries the agent's.
+  ASSERT_OK_AND_ASSIGN(auto waiting, tasks.result("waiting"));
+  EXPECT_EQ(waiting.reason, "agent shut down");
+  EXPECT_EQ(pilot->state(), PilotState::kDone);
+  (void)session_->events().Flush();
+  std::ifstream in(session_->directory() + "/events.jsonl");
+  std::string line;
+  int finals = 0;
+  while (std::getline(in, line)) {
+    const auto event = nlohmann::json::parse(line);
+    if (event["entity"] == "task" && event["uid"] == "sleeper" && event["state"] == "CANCELED") {
+      ++finals;
+    }
+  }
+  EXPECT_EQ(finals, 1);
+}
+
+size_t CountEntries(const std::string& directory) {
+  size_t count = 0;
+  for ([[maybe_unused]] const auto& entry : fs::directory_iterator(directory)) ++count;
+  return count;
+}
+
+TEST_F(AgentProcessTest, ManyTasksAndPilotsWithoutGrowthInDescriptorsOrThreads) {
+  auto run_pilot = [&](int count) {
+    PilotManager pilots(*session_);
+    auto pilot = pilots.Submit(PilotDescription{.cores = 2}, ProcessOptions());
+    ASSERT_TRUE(pilot.ok()) << pilot.status().ToString();
+    TaskManager tasks(*session_);
+    ASSERT_OK(tasks.AddPilot(**pilot));
+    std::vector<TaskDescription> batch(static_cast<size_t>(count), Task("", "/bin/true"));
+    ASSERT_OK_AND_ASSIGN(auto uids, tasks.Submit(std::move(batch)));
+    ASSERT_OK(tasks.Wait(uids, {TaskState::kDone}, 120s));
+  };
+  run_pilot(100);
+  const size_t fds = CountEntries("/proc/self/fd");
+  const size_t threads = CountEntries("/proc/self/task");
+  for (int i = 0; i < 3; ++i) run_pilot(1000);
+  EXPECT_EQ(CountEntries("/proc/self/fd"), fds);
+  EXPECT_EQ(CountEntries("/proc/self/task"), threads);
+}
+
+TEST_F(AgentProcessTest, MessagesWithoutTheSecretAreDropped) {
+  ASSERT_OK_AND_ASSIGN(std::string secret, MakeSecret());
+  ASSERT_OK_AND_ASSIGN(std::string other, MakeSecret());
+  for (const bool authentic : {false, true}) {
+    std::string endpoint;
+    ASSERT_OK_AND_ASSIGN(auto server, internal::Channel::Bind(secret, &endpoint));
+    EXPECT_EQ(endpoint.rfind("tcp://127.0.0.1:", 0), 0u) << endpoint;
+    ASSERT_OK_AND_ASSIGN(auto client,
+                         internal::Channel::Connect(authentic ? secret : other, endpoint));
+    std::thread sender([&] {
+      client->Send(R"({"type":"hello"})");
+      client->Run([](std::string&&) {}, [&] { client->Stop(); }, 300ms);
+    });
+    std::vector<std::string> received;
+    int ticks = 0;
+    server->Run([&](std::string&& body) { received.push_back(body); },
+                [&] {
+                  if (++ticks == 5) server->Stop();
+                },
+                100ms);
+    sender.join();
+    if (authentic) {
+      EXPECT_EQ(received, std::vector<std::string>{R"({"type":"hello"})"});
+      EXPECT_EQ(server->rejected(), 0);
+    } else {
+      EXPECT_TRUE(received.empty());
+      EXPECT_EQ(server->rejected(), 1);
+    }
+  }
+  EXPECT_TRUE(internal::ConstantTimeEqual("abc", "abc"));
+  EXPECT_FALSE(internal::ConstantTimeEqual("abc", "abd"));
+  EXPECT_FALSE(internal::ConstantTimeEqual("abc", "abcd"));
+}
+
+TEST_F(AgentProcessTest, KilledAgentFailsPilotAndTasksWithinTheHeartbeatTimeout) {
+  PilotManager pilots(*session_);
+  const PilotOptions options = ProcessOptions();
+  ASSERT_OK_AND_ASSIGN(Pilot * pilot, pilots.Submit(PilotDescription{.cores = 1}, options));
+  TaskManager tasks(*session_);
+  ASSERT_OK(tasks.AddPilot(*pilot));
+  const std::string pid_file = session_->directory() + "/running.pid";
+  ASSERT_OK_AND_ASSIGN(
+      auto uids,
+      tasks.Submit({Task("running", "/bin/sh", {"-c", "echo $$ > " + pid_file + "; exec sleep 60"}),
+                    Task("queued", "/bin/true")}));
+  ASSERT_OK(tasks.Wait({"running"}, {TaskState::kExecuting}, 10s));
+  ASSERT_TRUE(WaitUntil([&] { return !ReadText(pid_file).empty(); }, 5s));
+  const pid_t task_pid = std::stoi(ReadText(pid_file));
+
+  ASSERT_EQ(::kill(pilot->agent_pid(), SIGKILL), 0);
+  const auto killed = std::chrono::steady_clock::now();
+  ASSERT_OK(tasks.Wait(uids, FinalTaskStates(), 10s));
+  const auto noticed = std::chrono::steady_clock::now() - killed;
+  EXPECT_LE(noticed, options.heartbeat_timeout + 2 * options.heartbeat_interval + 200ms);
+  for (const std::string& uid : uids) {
+    ASSERT_OK_AND_ASSIGN(auto result, tasks.result(uid));
+    EXPECT_EQ(result.state, TaskState::kFailed) << uid;
+    EXPECT_NE(result.reason.find("agent lost"), std::string::npos) << result.reason;
+  }
+  EXPECT_EQ(pilot->state(), PilotState::kFailed);
+  EXPECT_FALSE(tasks.Submit({Task("late", "/bin/true")}).ok());
+  // The agent could not clean up after itself; the test does.
+  ::kill(task_pid, SIGKILL);
+}
+
+TEST_F(AgentProcessTest, KilledClientMakesTheAgentCancelItsTasksAndExit) {
+  const std::string pid_file = root_ + "/task.pid";
+  const std::string file = root_ + "/one.yaml";
+  std::ofstream(file) << "pilot:\n  cores: 1\ntasks:\n  - name: sleeper\n    executable: /bin/sh\n"
+                         "    arguments: ['-c', 'echo $$ > "
+                      << pid_file << "; exec sleep 60']\n";
+  std::vector<std::string> args = {
+      kProgram, "tasks", "run", file, "--agent-process", "--session-root", root_ + "/sessions"};
+  std::vector<char*> argv;
+  for (auto& arg : args) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, (root_ + "/out").c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, (root_ + "/err").c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  pid_t client = -1;
+  ASSERT_EQ(::posix_spawn(&client, kProgram.c_str(), &actions, nullptr, argv.data(), environ), 0);
+  posix_spawn_file_actions_destroy(&actions);
+  ASSERT_TRUE(WaitUntil([&] { return !ReadText(pid_file).empty(); }, 20s))
+      << ReadText(root_ + "/err");
+  const pid_t task_pid = std::stoi(ReadText(pid_file));
+  const std::string session =
+      ReadText(root_ + "/out").substr(0, ReadText(root_ + "/out").find('\n'));
+  const auto agent_info = nlohmann::json::parse(ReadText(session + "/agent.json"));
+  const pid_t agent = agent_info["pid"].get<int>();
+
+  ASSERT_EQ(::kill(client, SIGKILL), 0);
+  int status = 0;
+  ::waitpid(client, &status, 0);
+  // Default heartbeat timeout 3 s; then the agent cancels (SIGTERM) and exits.
+  EXPECT_TRUE(WaitUntil([&] { return ProcessGone(agent); }, 10s)) << "agent " << agent;
+  EXPECT_TRUE(WaitUntil([&] { return ProcessGone(task_pid); }, 5s)) << "task " << task_pid;
+  const std::string events = ReadText(session + "/events.jsonl");
+  EXPECT_NE(events.find(R"("uid":"sleeper","state":"CANCELED","time_us")"), std::string::npos)
+      << events;
+  if (!ProcessGone(task_pid)) ::kill(task_pid, SIGKILL);
+  if (!ProcessGone(agent)) ::kill(agent, SIGKILL);
+}
+
+}  // namespace
+}  // namespace deeprc::runtime
