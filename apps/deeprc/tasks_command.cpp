@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <fstream>
 #include <string>
+#include <string_view>
 
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
@@ -143,6 +144,8 @@ int RunTasks(const std::string& file, const std::string& session_root, bool agen
                             {"reason", result.reason}};
     if (result.exit_code >= 0) entry["exit_status"] = result.exit_code;
     if (result.signal != 0) entry["signal"] = result.signal_name;
+    if (!result.stderr_tail.empty()) entry["stderr_tail"] = result.stderr_tail;
+    if (!result.stderr_path.empty()) entry["stderr"] = result.stderr_path;
     summary_tasks.push_back(std::move(entry));
     if (result.state == runtime::TaskState::kDone) ++done;
     if (result.state == runtime::TaskState::kFailed) ++failed;
@@ -169,6 +172,15 @@ int RunTasks(const std::string& file, const std::string& session_root, bool agen
     std::printf("  %s %s: %s\n", results[i].uid.c_str(),
                 std::string(runtime::TaskStateName(results[i].state)).c_str(),
                 results[i].reason.c_str());
+    // The last line the task wrote to stderr says most often what went wrong.
+    std::string_view tail = results[i].stderr_tail;
+    while (!tail.empty() && (tail.back() == '\n' || tail.back() == '\r')) tail.remove_suffix(1);
+    if (!tail.empty()) {
+      const size_t line = tail.rfind('\n');
+      if (line != std::string_view::npos) tail.remove_prefix(line + 1);
+      std::printf("    stderr: %.*s  (%s)\n", static_cast<int>(tail.size()), tail.data(),
+                  results[i].stderr_path.c_str());
+    }
   }
   std::printf("summary: %s\n", summary_path.c_str());
   return done == static_cast<int64_t>(results.size()) ? kExitOk : kExitFailure;

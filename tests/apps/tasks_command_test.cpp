@@ -89,7 +89,7 @@ tasks:
     after: [first]
   - name: broken
     executable: /bin/sh
-    arguments: ["-c", "exit 3"]
+    arguments: ["-c", "echo 'disk quota exceeded' >&2; exit 3"]
   - name: after_broken
     executable: /bin/true
     after: [broken]
@@ -118,6 +118,8 @@ TEST_F(TasksCommandTest, GraphWritesSummaryAndFailsWhenATaskFails) {
   EXPECT_EQ(by_uid["broken"]["state"], "FAILED");
   EXPECT_EQ(by_uid["broken"]["exit_status"], 3);
   EXPECT_NE(by_uid["broken"]["reason"].get<std::string>().find("status 3"), std::string::npos);
+  EXPECT_EQ(by_uid["broken"]["stderr_tail"], "disk quota exceeded\n");
+  EXPECT_NE(run.out.find("stderr: disk quota exceeded"), std::string::npos) << run.out;
   EXPECT_EQ(by_uid["after_broken"]["state"], "FAILED");
   EXPECT_TRUE(by_uid["after_broken"]["exit_status"].is_null());
   EXPECT_NE(by_uid["after_broken"]["reason"].get<std::string>().find("broken"), std::string::npos);
