@@ -6,6 +6,8 @@
 // `deeprc analyze SESSION_DIR`: utilization, throughput, time in each state and the runtime's
 // overhead per task from the session's events.jsonl (definitions in runtime/profile.h); writes
 // timeline.svg into the session directory.
+//
+// `deeprc wf run TRACE.json --time-scale S`: a WfCommons trace run for real the same way.
 #include <unistd.h>
 
 #include <chrono>
@@ -22,6 +24,7 @@
 #include "deeprc/runtime/client.h"
 #include "deeprc/runtime/profile.h"
 #include "deeprc/runtime/task_file.h"
+#include "deeprc/runtime/workflow_trace.h"
 
 namespace deeprc::app {
 namespace {
@@ -49,24 +52,20 @@ std::string ProgressLine(const runtime::TaskCounts& counts, double seconds) {
                      counts.failed, counts.canceled);
 }
 
-int RunTasks(const std::string& file, const std::string& session_root, bool agent_process) {
-  Result<runtime::TaskFile> parsed = runtime::ReadTaskFile(file);
-  if (!parsed.ok()) {
-    // A file that is missing, unreadable or wrong is the user's: 2.
-    std::fprintf(stderr, "deeprc tasks run: %s\n", parsed.status().message().c_str());
-    return kExitUsage;
-  }
-  runtime::TaskFile task_file = parsed.MoveValueUnsafe();
+// Runs a task graph on a local pilot, with the progress line and the summary; `file` names the
+// input in messages and in summary.json.
+int RunTaskGraph(const char* who, const std::string& file, runtime::TaskFile task_file,
+                 const std::string& session_root, bool agent_process) {
   // The graph is checked before anything starts, so that a bad file leaves no session behind.
   if (Status graph = runtime::ValidateTaskGraph(task_file.tasks); !graph.ok()) {
-    std::fprintf(stderr, "deeprc tasks run: %s: %s\n", file.c_str(), graph.message().c_str());
+    std::fprintf(stderr, "%s: %s: %s\n", who, file.c_str(), graph.message().c_str());
     return kExitUsage;
   }
   runtime::SessionOptions session_options;
   session_options.root = session_root;
   auto session = runtime::Session::Make(session_options);
   if (!session.ok()) {
-    std::fprintf(stderr, "deeprc tasks run: %s\n", session.status().message().c_str());
+    std::fprintf(stderr, "%s: %s\n", who, session.status().message().c_str());
     return kExitFailure;
   }
   std::printf("%s\n", (*session)->directory().c_str());
@@ -83,19 +82,18 @@ int RunTasks(const std::string& file, const std::string& session_root, bool agen
     pilot_options.agent_process = agent_process;
     auto pilot = pilots.Submit(task_file.pilot, pilot_options);
     if (!pilot.ok()) {
-      std::fprintf(stderr, "deeprc tasks run: %s: pilot: %s\n", file.c_str(),
+      std::fprintf(stderr, "%s: %s: pilot: %s\n", who, file.c_str(),
                    pilot.status().message().c_str());
       return pilot.status().IsUserError() ? kExitUsage : kExitFailure;
     }
     runtime::TaskManager tasks(**session);
     if (Status added = tasks.AddPilot(**pilot); !added.ok()) {
-      std::fprintf(stderr, "deeprc tasks run: %s\n", added.message().c_str());
+      std::fprintf(stderr, "%s: %s\n", who, added.message().c_str());
       return kExitFailure;
     }
     auto submitted = tasks.Submit(std::move(task_file.tasks));
     if (!submitted.ok()) {
-      std::fprintf(stderr, "deeprc tasks run: %s: %s\n", file.c_str(),
-                   submitted.status().message().c_str());
+      std::fprintf(stderr, "%s: %s: %s\n", who, file.c_str(), submitted.status().message().c_str());
       return submitted.status().IsUserError() ? kExitUsage : kExitFailure;
     }
     uids = submitted.MoveValueUnsafe();
@@ -117,8 +115,8 @@ int RunTasks(const std::string& file, const std::string& session_root, bool agen
       if (runtime_limit > 0 && elapsed.count() > runtime_limit && !limit_hit) {
         // The pilot's runtime is over: what has not ended is canceled.
         limit_hit = true;
-        std::fprintf(stderr, "%sdeeprc tasks run: the pilot's runtime (%.0f s) is over\n",
-                     tty ? "\n" : "", runtime_limit);
+        std::fprintf(stderr, "%s%s: the pilot's runtime (%.0f s) is over\n", tty ? "\n" : "", who,
+                     runtime_limit);
         tasks.Cancel(uids);
       }
     }
@@ -161,7 +159,7 @@ int RunTasks(const std::string& file, const std::string& session_root, bool agen
                                   {"results", summary_tasks}};
   const std::string summary_path = (*session)->directory() + "/summary.json";
   if (Status written = WriteFileAtomically(summary_path, summary.dump(2) + "\n"); !written.ok()) {
-    std::fprintf(stderr, "deeprc tasks run: %s\n", written.message().c_str());
+    std::fprintf(stderr, "%s: %s\n", who, written.message().c_str());
     return kExitFailure;
   }
   std::printf("%zu tasks in %.2f s: %lld done, %lld failed, %lld canceled\n", results.size(),
@@ -184,6 +182,83 @@ int RunTasks(const std::string& file, const std::string& session_root, bool agen
   }
   std::printf("summary: %s\n", summary_path.c_str());
   return done == static_cast<int64_t>(results.size()) ? kExitOk : kExitFailure;
+}
+
+int RunTasks(const std::string& file, const std::string& session_root, bool agent_process) {
+  Result<runtime::TaskFile> parsed = runtime::ReadTaskFile(file);
+  if (!parsed.ok()) {
+    // A file that is missing, unreadable or wrong is the user's: 2.
+    std::fprintf(stderr, "deeprc tasks run: %s\n", parsed.status().message().c_str());
+    return kExitUsage;
+  }
+  return RunTaskGraph("deeprc tasks run", file, parsed.MoveValueUnsafe(), session_root,
+                      agent_process);
+}
+
+// `deeprc wf run TRACE.json --time-scale S`: the trace's DAG for real on a local pilot, each task
+// a process that lasts its recorded runtime × S seconds (`/bin/sleep`: it holds its cores in the
+// pilot for that long without loading the machine), with the trace's core counts and the
+// critical-path-first priorities the simulation uses.
+int RunWorkflow(const std::string& trace_file, double time_scale, int32_t cores,
+                const std::string& session_root, bool agent_process) {
+  auto trace = runtime::ReadWorkflowTrace(trace_file);
+  if (!trace.ok()) {
+    std::fprintf(stderr, "deeprc wf run: %s\n", trace.status().message().c_str());
+    return kExitUsage;
+  }
+  const runtime::Workload workload =
+      runtime::WorkflowWorkload(*trace, runtime::WorkflowPolicy::kCriticalPath);
+  runtime::TaskFile graph;
+  graph.pilot.cores = cores;
+  for (int64_t i = 0; i < workload.count; ++i) {
+    runtime::TaskRequest request;
+    double duration_s = 0;
+    workload.task(i, &request, &duration_s);
+    runtime::TaskDescription task;
+    task.uid = trace->ids[i];
+    task.name = trace->ids[i];
+    task.executable = "/bin/sleep";
+    task.arguments = {fmt::format("{:.6f}", trace->runtimes_s[i] * time_scale)};
+    task.cores_per_rank = trace->cores[i];
+    task.priority = request.priority;
+    for (const int32_t parent : trace->parents[i]) task.after.push_back(trace->ids[parent]);
+    graph.tasks.push_back(std::move(task));
+  }
+  return RunTaskGraph("deeprc wf run", trace_file, std::move(graph), session_root, agent_process);
+}
+
+int RunWorkflowCommand(int argc, char** argv) {
+  CLI::App app{"Run WfCommons workflow traces on a local pilot", "deeprc wf"};
+  app.require_subcommand(1);
+  auto* run = app.add_subcommand(
+      "run", "Run a trace's DAG for real: each task sleeps its runtime x the time scale");
+  std::string file;
+  std::string session_root;
+  double time_scale = 1.0;
+  int32_t cores = 0;
+  bool agent_process = false;
+  run->add_option("trace", file, "The WfCommons trace (JSON)")->required();
+  run->add_option("--time-scale", time_scale, "Seconds of run per recorded second")
+      ->check(CLI::PositiveNumber);
+  run->add_option("--cores", cores, "Cores of the pilot (default: this machine's)")
+      ->check(CLI::PositiveNumber);
+  run->add_option("--session-root", session_root,
+                  "Where the session directory goes (default: $DEEPRC_SESSION_ROOT or "
+                  "./deeprc.sessions)");
+  run->add_flag("--agent-process", agent_process, "Run the agent as its own process");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    if (error.get_exit_code() == 0) return app.exit(error);
+    std::fprintf(stderr, "deeprc wf: %s (see --help)\n", error.what());
+    return kExitUsage;
+  }
+  try {
+    return RunWorkflow(file, time_scale, cores, session_root, agent_process);
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "deeprc wf run: internal error: %s\n", error.what());
+    return kExitFailure;
+  }
 }
 
 int RunTasksCommand(int argc, char** argv) {
@@ -279,6 +354,9 @@ int RunAnalyzeCommand(int argc, char** argv) {
   return kExitOk;
 }
 
+const bool kWorkflowRegistered = RegisterCommand(
+    {"wf", "Run a WfCommons trace on a local pilot (deeprc wf run TRACE.json --time-scale S)",
+     RunWorkflowCommand});
 const bool kTasksRegistered = RegisterCommand(
     {"tasks", "Run tasks on a local pilot (deeprc tasks run FILE.yaml)", RunTasksCommand});
 const bool kAnalyzeRegistered = RegisterCommand(
