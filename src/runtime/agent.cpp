@@ -171,7 +171,7 @@ class Agent::Impl {
         if (record.final) continue;
         const char* reason = stop_now ? "agent shut down" : "canceled by the client";
         if (record.running) {
-          (void)executor_->Cancel(uid);
+          (void)executor_->Cancel(uid, reason);
         } else {
           (void)scheduler_.Cancel(found->second, reason);
         }

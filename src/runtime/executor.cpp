@@ -168,7 +168,7 @@ class Executor::Impl {
   void Shutdown();
 
   Status Submit(TaskDescription task, ExecutionPlacement placement);
-  Status Cancel(std::string_view uid);
+  Status Cancel(std::string_view uid, std::string_view reason);
   bool WaitIdle(std::chrono::milliseconds timeout);
   int64_t InFlight() const {
     std::lock_guard lock(mutex_);
@@ -356,14 +356,14 @@ Status Executor::Impl::Submit(TaskDescription task, ExecutionPlacement placement
   return Status::OK();
 }
 
-Status Executor::Impl::Cancel(std::string_view uid) {
+Status Executor::Impl::Cancel(std::string_view uid, std::string_view reason) {
   std::lock_guard lock(mutex_);
   const auto found = tasks_.find(std::string(uid));
   if (found == tasks_.end()) {
     return Status::KeyError("cancel: no task '{}' in flight", uid);
   }
   if (found->second->stop_reason.empty()) {
-    found->second->stop_reason = "canceled by the client";
+    found->second->stop_reason = std::string(reason);
   }
   Terminate(found->second);
   return Status::OK();
@@ -966,7 +966,9 @@ Status Executor::Submit(TaskDescription task, ExecutionPlacement placement) {
   return impl_->Submit(std::move(task), std::move(placement));
 }
 
-Status Executor::Cancel(std::string_view uid) { return impl_->Cancel(uid); }
+Status Executor::Cancel(std::string_view uid, std::string_view reason) {
+  return impl_->Cancel(uid, reason);
+}
 
 bool Executor::WaitIdle(std::chrono::milliseconds timeout) { return impl_->WaitIdle(timeout); }
 

@@ -152,10 +152,11 @@ TEST_F(AgentProcessTest, PilotShutdownCancelsRunningTasksWithOneFinalEvent) {
     ASSERT_OK_AND_ASSIGN(auto result, tasks.result(uid));
     EXPECT_EQ(result.state, TaskState::kCanceled) << uid;
   }
-  // The executor names every cancel of a running task "canceled by the client" (it takes no
-  // reason); the scheduler's cancel of a waiting one carries the agent's.
+  // Running or waiting, a task ended by the pilot's shutdown says so.
   ASSERT_OK_AND_ASSIGN(auto waiting, tasks.result("waiting"));
   EXPECT_EQ(waiting.reason, "agent shut down");
+  ASSERT_OK_AND_ASSIGN(auto sleeper, tasks.result("sleeper"));
+  EXPECT_EQ(sleeper.reason, "agent shut down");
   EXPECT_EQ(pilot->state(), PilotState::kDone);
   (void)session_->events().Flush();
   std::ifstream in(session_->directory() + "/events.jsonl");

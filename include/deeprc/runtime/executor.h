@@ -137,9 +137,9 @@ class Executor {
   // (the task then gets no events), or when a task with the same uid is in flight.
   Status Submit(TaskDescription task, ExecutionPlacement placement = {});
 
-  // Ends a task that is queued, staging or running: CANCELED, "canceled by the client".
+  // Ends a task that is queued, staging or running: CANCELED with `reason`.
   // KeyError when no task with this uid is in flight.
-  Status Cancel(std::string_view uid);
+  Status Cancel(std::string_view uid, std::string_view reason = "canceled by the client");
 
   // Waits until no task is in flight (every result delivered). False on timeout.
   bool WaitIdle(std::chrono::milliseconds timeout);
