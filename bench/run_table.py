@@ -122,7 +122,8 @@ def main():
     for op in args.ops:
         rows = args.csv_rows if op.startswith("csv") else args.rows
         path = csv_path if op == "csv-read" else ""
-        if op == "csv-read" and not os.path.exists(csv_path):
+        if op == "csv-read":
+            # Written anew each run, so that the file always follows the current formula.
             results_write = run("deeprc", "csv-write", rows, args.threads, 1, csv_path)
             if "error" in results_write:
                 raise SystemExit("could not write the CSV file for csv-read")

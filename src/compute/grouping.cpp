@@ -132,7 +132,10 @@ class FixedKeyMapper final : public GroupMapper {
 
   void Clear() override {
     if (!dense_.empty()) {
-      for (const Bits key : keys_) dense_[DenseIndex(FromBits(key))] = kSkipGroup;
+      // Every group's slot but the null group's (whose key is a placeholder, not a value).
+      for (size_t g = 0; g < keys_.size(); ++g) {
+        if (g != null_group_) dense_[DenseIndex(FromBits(keys_[g]))] = kSkipGroup;
+      }
     }
     std::fill(slots_.begin(), slots_.end(), Slot{0, kSkipGroup});
     used_ = 0;
