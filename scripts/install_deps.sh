@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what deeprc needs on Debian 12, skipping what is already there.
 #   scripts/install_deps.sh          build and test dependencies (apt)
-#   scripts/install_deps.sh --bench  also Node.js and the benchmark peers (npm: DuckDB, Polars)
+#   scripts/install_deps.sh --bench  also the benchmark peers (dask; Node.js and npm: DuckDB, Polars)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
@@ -13,6 +13,10 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-pandas python3-numpy
 )
+# The peers of the benchmarks: dask (task rates), DuckDB and Polars (npm, below).
+if [[ "${1:-}" == "--bench" ]]; then
+  packages+=(python3-distributed python3-dask)
+fi
 # Node.js may come from elsewhere than Debian (e.g. NodeSource, with npm inside): only ask apt
 # for it when the commands are missing.
 if [[ "${1:-}" == "--bench" ]] && ! { command -v node && command -v npm; } >/dev/null; then
