@@ -23,6 +23,7 @@
 #include "deeprc/command_registry.h"
 #include "deeprc/runtime/client.h"
 #include "deeprc/runtime/profile.h"
+#include "deeprc/runtime/session.h"
 #include "deeprc/runtime/task_file.h"
 #include "deeprc/runtime/workflow_trace.h"
 
@@ -30,21 +31,6 @@ namespace deeprc::app {
 namespace {
 
 using namespace std::chrono_literals;
-
-// Writes `text` to a temporary name beside `path`, then renames it.
-Status WriteFileAtomically(const std::string& path, const std::string& text) {
-  const std::string temporary = path + ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    out << text;
-    if (!out.flush()) return Status::IOError("{}: cannot write", temporary);
-  }
-  if (std::rename(temporary.c_str(), path.c_str()) != 0) {
-    std::remove(temporary.c_str());
-    return Status::IOError("{}: cannot rename into place", path);
-  }
-  return Status::OK();
-}
 
 std::string ProgressLine(const runtime::TaskCounts& counts, double seconds) {
   return fmt::format("{:.1f}s  done {} / {}  running {}  waiting {}  failed {}  canceled {}",
@@ -158,7 +144,8 @@ int RunTaskGraph(const char* who, const std::string& file, runtime::TaskFile tas
                                   {"canceled", canceled},
                                   {"results", summary_tasks}};
   const std::string summary_path = (*session)->directory() + "/summary.json";
-  if (Status written = WriteFileAtomically(summary_path, summary.dump(2) + "\n"); !written.ok()) {
+  if (Status written = runtime::WriteFileAtomically(summary_path, summary.dump(2) + "\n");
+      !written.ok()) {
     std::fprintf(stderr, "%s: %s\n", who, written.message().c_str());
     return kExitFailure;
   }
@@ -345,7 +332,7 @@ int RunAnalyzeCommand(int argc, char** argv) {
       profile.mean_start_overhead_us, profile.median_start_overhead_us,
       profile.mean_end_overhead_us, profile.median_end_overhead_us);
   const std::string svg_path = directory + "/timeline.svg";
-  if (Status written = WriteFileAtomically(svg_path, runtime::TimelineSvg(profile));
+  if (Status written = runtime::WriteFileAtomically(svg_path, runtime::TimelineSvg(profile));
       !written.ok()) {
     std::fprintf(stderr, "deeprc analyze: %s\n", written.message().c_str());
     return kExitFailure;

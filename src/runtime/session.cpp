@@ -65,20 +65,6 @@ Status WriteAll(int fd, const char* data, size_t size, const std::string& path) 
   return Status::OK();
 }
 
-// Writes `text` to `path` through a temporary file renamed into place, with `mode`.
-Status WriteFileAtomically(const std::string& path, std::string_view text, mode_t mode) {
-  const std::string temporary = path + ".tmp";
-  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-  if (fd < 0) return Status::IOError("{}: cannot create: {}", temporary, std::strerror(errno));
-  Status status = WriteAll(fd, text.data(), text.size(), temporary);
-  ::close(fd);
-  if (status.ok() && ::rename(temporary.c_str(), path.c_str()) != 0) {
-    status = Status::IOError("{}: cannot rename: {}", path, std::strerror(errno));
-  }
-  if (!status.ok()) ::unlink(temporary.c_str());
-  return status;
-}
-
 std::string HostName() {
   char name[256] = {};
   if (::gethostname(name, sizeof(name) - 1) != 0 || name[0] == '\0') return "localhost";
@@ -92,6 +78,19 @@ std::string HostName() {
 }
 
 }  // namespace
+
+Status WriteFileAtomically(const std::string& path, std::string_view text, mode_t mode) {
+  const std::string temporary = path + ".tmp";
+  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  if (fd < 0) return Status::IOError("{}: cannot create: {}", temporary, std::strerror(errno));
+  Status status = WriteAll(fd, text.data(), text.size(), temporary);
+  ::close(fd);
+  if (status.ok() && ::rename(temporary.c_str(), path.c_str()) != 0) {
+    status = Status::IOError("{}: cannot rename: {}", path, std::strerror(errno));
+  }
+  if (!status.ok()) ::unlink(temporary.c_str());
+  return status;
+}
 
 Result<std::unique_ptr<EventLog>> EventLog::Open(const std::string& path) {
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);

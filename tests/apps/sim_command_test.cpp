@@ -1,7 +1,5 @@
 // Runs `deeprc sim` and checks its JSON line and its errors. The program is
 // DEEPRC_BINARY_DIR/apps/deeprc, or $DEEPRC_PROGRAM when set (to test another build).
-#include <sys/wait.h>
-
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -12,56 +10,28 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "testing/program.h"
+
 namespace {
 
 namespace fs = std::filesystem;
 
-struct RunResult {
-  int exit_status = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string Quote(const std::string& text) {
-  std::string quoted = "'";
-  for (char c : text) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return quoted + "'";
-}
-
-std::string ReadText(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
+using RunResult = deeprc::testing::ProgramRun;
 
 class SimCommandTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const char* program = std::getenv("DEEPRC_PROGRAM");
-    binary_ = program != nullptr ? program : std::string(DEEPRC_BINARY_DIR) + "/apps/deeprc";
+    binary_ = deeprc::testing::DeeprcProgram();
     ASSERT_TRUE(fs::exists(binary_)) << binary_ << " is not built";
-    directory_ = fs::temp_directory_path() /
-                 ("deeprc_sim_test_" + std::to_string(::getpid()) + "_" +
-                  ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::create_directories(directory_);
+    directory_ = deeprc::testing::FreshTestDirectory("deeprc_sim_test");
   }
   void TearDown() override {
     if (!directory_.empty()) fs::remove_all(directory_);
   }
 
-  RunResult Run(const std::vector<std::string>& args) {
-    std::string command = Quote(binary_) + " sim";
-    for (const auto& arg : args) command += " " + Quote(arg);
-    const fs::path out = directory_ / "stdout";
-    const fs::path err = directory_ / "stderr";
-    command += " > " + Quote(out.string()) + " 2> " + Quote(err.string());
-    const int status = std::system(command.c_str());
-    RunResult result;
-    result.exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    result.out = ReadText(out);
-    result.err = ReadText(err);
-    return result;
+  RunResult Run(std::vector<std::string> args) {
+    args.insert(args.begin(), "sim");
+    return deeprc::testing::RunProgram(binary_, args, directory_);
   }
 
   std::string binary_;

@@ -1,7 +1,6 @@
 // Runs the built `deeprc` program on small files and checks what it writes. Expected results are
 // worked out by hand from the inputs. A subcommand whose kernel is not linked into this build
 // says so, and its test is skipped with that reason.
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,6 +16,7 @@
 #include "deeprc/table/builder.h"
 #include "deeprc/table/table_file.h"
 #include "testing/assertions.h"
+#include "testing/program.h"
 #include "testing/table_compare.h"
 
 namespace deeprc {
@@ -24,33 +24,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct RunResult {
-  int exit_status = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string Quote(const std::string& text) {
-  std::string quoted = "'";
-  for (char c : text) {
-    if (c == '\'') {
-      quoted += "'\\''";
-    } else {
-      quoted += c;
-    }
-  }
-  return quoted + "'";
-}
-
-std::string ReadText(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-void WriteText(const fs::path& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-}
+using RunResult = testing::ProgramRun;
+using testing::ReadText;
+using testing::WriteText;
 
 using Ints = std::vector<std::optional<int64_t>>;
 using Floats = std::vector<std::optional<double>>;
@@ -77,36 +53,17 @@ Table MakeTable(const std::vector<std::pair<std::string, Column>>& columns) {
 class TableCommandTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    binary_ = std::string(DEEPRC_BINARY_DIR) + "/apps/deeprc";
+    binary_ = testing::DeeprcProgram();
     ASSERT_TRUE(fs::exists(binary_))
         << binary_ << " is not built (cmake --build ... --target deeprc)";
-    directory_ = fs::path(::testing::TempDir()) /
-                 ("deeprc_table_command_" + std::to_string(::getpid()) + "_" +
-                  ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(directory_);
-    fs::create_directories(directory_);
+    directory_ = testing::FreshTestDirectory("deeprc_table_command");
   }
   void TearDown() override { fs::remove_all(directory_); }
 
   std::string PathOf(const std::string& name) const { return (directory_ / name).string(); }
 
   RunResult Run(const std::vector<std::string>& args, const std::string& stdin_text = "") {
-    std::string command = Quote(binary_);
-    for (const auto& arg : args) command += " " + Quote(arg);
-    const std::string out = PathOf(".stdout");
-    const std::string err = PathOf(".stderr");
-    const std::string in = PathOf(".stdin");
-    WriteText(in, stdin_text);
-    command += " < " + Quote(in) + " > " + Quote(out) + " 2> " + Quote(err);
-    const int status = std::system(command.c_str());
-    RunResult result;
-    result.exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    result.out = ReadText(out);
-    result.err = ReadText(err);
-    fs::remove(out);
-    fs::remove(err);
-    fs::remove(in);
-    return result;
+    return testing::RunProgram(binary_, args, directory_, stdin_text);
   }
 
   void WriteTable(const Table& table, const std::string& name) {

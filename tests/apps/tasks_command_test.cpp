@@ -1,6 +1,5 @@
 // Runs `deeprc tasks run`, `deeprc analyze` and `deeprc bench tasks` as programs. The program
 // is DEEPRC_BINARY_DIR/apps/deeprc, or $DEEPRC_PROGRAM when set.
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -15,56 +14,28 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "testing/program.h"
+
 namespace {
 
 namespace fs = std::filesystem;
 
-struct RunResult {
-  int exit_status = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string Quote(const std::string& text) {
-  std::string quoted = "'";
-  for (char c : text) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return quoted + "'";
-}
-
-std::string ReadText(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
+using deeprc::testing::ReadText;
+using RunResult = deeprc::testing::ProgramRun;
 
 class TasksCommandTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const char* program = std::getenv("DEEPRC_PROGRAM");
-    binary_ = program != nullptr ? program : std::string(DEEPRC_BINARY_DIR) + "/apps/deeprc";
+    binary_ = deeprc::testing::DeeprcProgram();
     ASSERT_TRUE(fs::exists(binary_)) << binary_ << " is not built";
-    directory_ = fs::temp_directory_path() /
-                 ("deeprc_tasks_test_" + std::to_string(::getpid()) + "_" +
-                  ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::create_directories(directory_);
+    directory_ = deeprc::testing::FreshTestDirectory("deeprc_tasks_test");
   }
   void TearDown() override {
     if (!directory_.empty() && !HasFailure()) fs::remove_all(directory_);
   }
 
   RunResult Run(const std::vector<std::string>& args) {
-    std::string command = "cd " + Quote(directory_.string()) + " && timeout 120 " + Quote(binary_);
-    for (const auto& arg : args) command += " " + Quote(arg);
-    const fs::path out = directory_ / "stdout";
-    const fs::path err = directory_ / "stderr";
-    command += " > " + Quote(out.string()) + " 2> " + Quote(err.string());
-    const int status = std::system(command.c_str());
-    RunResult result;
-    result.exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    result.out = ReadText(out);
-    result.err = ReadText(err);
-    return result;
+    return deeprc::testing::RunProgram(binary_, args, directory_);
   }
 
   std::string Write(const std::string& name, const std::string& text) {
@@ -242,8 +213,6 @@ TEST_F(TasksCommandTest, BenchTasksPrintsOneJsonLine) {
   EXPECT_NEAR(json["tasks_per_s"].get<double>() * json["seconds"].get<double>(), 300, 1);
 }
 
-}  // namespace
-
 // `deeprc wf run` of the montage trace (619 tasks): every task DONE, and the event log shows
 // each task starting only after all of its parents in the trace were DONE.
 TEST_F(TasksCommandTest, WorkflowRunRespectsTheTraceDag) {
@@ -284,3 +253,5 @@ TEST_F(TasksCommandTest, WorkflowRunRespectsTheTraceDag) {
   }
   EXPECT_GT(edges, 1000);
 }
+
+}  // namespace

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <sys/types.h>
+
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -84,5 +86,9 @@ class Session {
 
 // 64 hex digits from /dev/urandom.
 Result<std::string> MakeSecret();
+
+// Writes `text` to `path` through a temporary file beside it that is renamed into place, created
+// with `mode`: readers see the old file or the whole new one.
+Status WriteFileAtomically(const std::string& path, std::string_view text, mode_t mode = 0644);
 
 }  // namespace deeprc::runtime
