@@ -571,17 +571,9 @@ Status GroupRowsPartitioned(const Table& table, const std::vector<int>& keys, bo
     }
     // 2. Where each (range, partition) piece starts: partition-major, ranges in order, so every
     //    partition lists its rows ascending.
-    std::vector<int64_t> partition_begin(static_cast<size_t>(partitions + 1), 0);
-    int64_t position = 0;
-    for (int p = 0; p < partitions; ++p) {
-      partition_begin[p] = position;
-      for (int64_t r = 0; r < ranges; ++r) {
-        const int64_t count = cursor[r * partitions + p];
-        cursor[r * partitions + p] = position;
-        position += count;
-      }
-    }
-    partition_begin[partitions] = position;
+    const std::vector<int64_t> partition_begin =
+        ScatterStarts(ranges, partitions,
+                      [&](int64_t r, int64_t p) -> int64_t& { return cursor[r * partitions + p]; });
     // Fixed-width keys travel with their rows: reading them back through the row numbers would
     // be a cache miss per row.
     const bool with_words = prototype->HasKeyWords();

@@ -272,18 +272,10 @@ Result<PartitionedSide> PartitionRows(int64_t rows, int bits, int threads, const
     }
   });
   PartitionedSide out;
-  out.begin.assign(partitions + 1, 0);
   // Positions: partition-major, chunk-minor.
-  int64_t position = 0;
-  for (int64_t p = 0; p < partitions; ++p) {
-    out.begin[p] = position;
-    for (int c = 0; c < chunks; ++c) {
-      const int64_t n = counts[c][p];
-      counts[c][p] = position;
-      position += n;
-    }
-  }
-  out.begin[partitions] = position;
+  out.begin = ScatterStarts(chunks, partitions,
+                            [&](int64_t c, int64_t p) -> int64_t& { return counts[c][p]; });
+  const int64_t position = out.begin.back();
   DEEPRC_ASSIGN_OR_RAISE(out.buffer, Buffer::Allocate(std::max<int64_t>(position, 1) * 16));
   Entry* entries = out.entries();
   ParallelRanges(rows, chunks, threads, [&](int64_t chunk, int64_t begin, int64_t end) {

@@ -160,17 +160,8 @@ void RadixSort(E* data, E* scratch, int64_t n, int bits, KeyFn key, int threads,
     int64_t* counts = offsets.data() + part * buckets;
     for (int64_t i = begin; i < end; ++i) ++counts[(key(data[i]) >> shift) & mask];
   });
-  std::vector<int64_t> bucket_begin(static_cast<size_t>(buckets + 1), 0);
-  int64_t sum = 0;
-  for (int64_t b = 0; b < buckets; ++b) {
-    bucket_begin[b] = sum;
-    for (int p = 0; p < parts; ++p) {
-      const int64_t count = offsets[p * buckets + b];
-      offsets[p * buckets + b] = sum;
-      sum += count;
-    }
-  }
-  bucket_begin[buckets] = n;
+  const std::vector<int64_t> bucket_begin = ScatterStarts(
+      parts, buckets, [&](int64_t p, int64_t b) -> int64_t& { return offsets[p * buckets + b]; });
   if constexpr (Carry::kActive) {
     carry->Scatter(n, parts, threads, offsets.data(), buckets,
                    [&](int64_t i) { return (key(data[i]) >> shift) & mask; });
