@@ -28,7 +28,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <charconv>
 #include <chrono>
 #include <cstdio>
@@ -37,6 +36,7 @@
 #include <deque>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <new>
 #include <string>
 #include <thread>
@@ -89,9 +89,16 @@ std::string RankList(const std::vector<int>& ranks) {
   return text;
 }
 
-// Communicators made in one process, in order: every rank makes them in the same order, so the
-// count names the same communicator on every rank and keeps their store keys apart.
-std::atomic<int> communicators_made{0};
+// The number of communicators this process made before as `rank` through `store_directory`:
+// every rank makes them in the same order, so the count names the same communicator on every
+// rank and keeps the store keys of successive ones apart. (Per rank, not per process: tests run
+// several ranks as threads of one process.)
+int CommunicatorsMadeBefore(const std::string& store_directory, int rank) {
+  static std::mutex mutex;
+  static std::map<std::pair<std::string, int>, int> made;
+  std::lock_guard<std::mutex> lock(mutex);
+  return made[{store_directory, rank}]++;
+}
 
 // One byte range registered with Gloo, and how many of its posted operations are unfinished.
 class Transfer {
@@ -517,7 +524,8 @@ Result<std::shared_ptr<gloo::rendezvous::Context>> Connect(
   auto context = std::make_shared<gloo::rendezvous::Context>(options.rank, options.size);
   context->setTimeout(std::max(timeout, Milliseconds(1)));
   RendezvousStore store(options.store_directory);
-  const std::string prefix = "deeprc" + std::to_string(communicators_made++);
+  const std::string prefix =
+      "deeprc" + std::to_string(CommunicatorsMadeBefore(options.store_directory, options.rank));
 
   // Arrival first: every rank leaves a key and waits for the others' within the timeout, so
   // that the error can name the ranks that never came.

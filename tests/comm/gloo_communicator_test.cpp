@@ -244,7 +244,9 @@ TEST(GlooThreads, EveryOperationBetweenThreeRanks) {
             SameBytes(gathered[from], Pattern(from, root, size_of(from, root))), "gathered"));
       }
       BufferPtr data;
-      if (me == root) DEEPRC_ASSIGN_OR_RAISE(data, Buffer::CopyOf(mine.data(), std::ssize(mine)));
+      if (me == root) {
+        DEEPRC_ASSIGN_OR_RAISE(data, Buffer::CopyOf(mine.data(), std::ssize(mine)));
+      }
       DEEPRC_RETURN_NOT_OK(comm.Broadcast(root, &data));
       DEEPRC_RETURN_NOT_OK(Expect(SameBytes(data, Pattern(root, root, size_of(root, root))),
                                   "broadcast bytes"));
@@ -274,7 +276,9 @@ TEST(GlooThreads, EveryOperationBetweenThreeRanks) {
     DEEPRC_RETURN_NOT_OK(Expect(!comm.AllToAll({}).ok(), "an error for missing parts"));
     return comm.Barrier();
   });
-  for (int rank = 0; rank < kRanks; ++rank) EXPECT_OK(results[rank]) << "rank " << rank;
+  for (int rank = 0; rank < kRanks; ++rank) {
+    EXPECT_TRUE(results[rank].ok()) << "rank " << rank << ": " << results[rank].ToString();
+  }
 }
 
 TEST(GlooThreads, ARankThatLeavesFailsItsPeerInsteadOfHangingIt) {
