@@ -7,8 +7,9 @@
 //     can allocate a `Buffer` of the right size and receive into it without a copy;
 //   - payloads are moved in chunks of at most 1 GiB (sizes are 64-bit everywhere);
 //   - Gloo's unbound-buffer send is a rendezvous (data flows once the receiver has posted its
-//     receive), so small point-to-point messages are copied and sent eagerly, like MPI's eager
-//     protocol: Send returns at once and a rank may send before it receives.
+//     receive), so Send copies the bytes, posts them and returns (as the MPI backend does): a
+//     ring of sends before receives cannot deadlock. A thread per communicator waits for these
+//     sends to finish and frees their copies; the destructor waits for the last ones.
 // Slots: point-to-point messages use (kPointToPoint, tag); every collective takes a fresh
 // sequence number (all ranks call collectives in the same order, so the numbers agree) and Gloo's
 // own collectives (barrier, allreduce) a fresh tag, so consecutive operations never share a slot.
@@ -36,6 +37,7 @@
 #include <deque>
 #include <filesystem>
 #include <map>
+#include <condition_variable>
 #include <mutex>
 #include <new>
 #include <string>
@@ -60,11 +62,6 @@ constexpr uint64_t kSizeSlot = 0;
 constexpr uint64_t kPayloadSlot = 1;
 
 constexpr size_t kChunkBytes = size_t{1} << 30;
-// Messages up to this size are copied and sent without waiting for the receiver; at most
-// kEagerPendingBytes of them wait for their receivers at any time (then Send waits for the
-// oldest).
-constexpr size_t kEagerBytes = size_t{1} << 20;
-constexpr size_t kEagerPendingBytes = size_t{64} << 20;
 
 // How long one operation may wait for its peers once connected. A peer that dies closes its
 // connections, which fails the operation at once; this bounds the wait for a peer that is alive
@@ -143,12 +140,92 @@ class Transfer {
   int64_t receives_ = 0;
 };
 
+Status StatusOfException(const char* what, int rank) {
+  try {
+    throw;
+  } catch (const gloo::IoException& exception) {
+    return Status::IOError("gloo {} on rank {}: {}", what, rank, exception.what());
+  } catch (const gloo::Exception& exception) {
+    return Status::IOError("gloo {} on rank {}: {}", what, rank, exception.what());
+  } catch (const gloo::EnforceNotMet& exception) {
+    return Status::Internal("gloo {} on rank {}: {}", what, rank, exception.what());
+  } catch (const std::bad_alloc&) {
+    return Status::OutOfMemory("gloo {} on rank {}: out of memory", what, rank);
+  } catch (const std::exception& exception) {
+    return Status::Internal("gloo {} on rank {}: {}", what, rank, exception.what());
+  }
+}
+
 // A point-to-point message already handed to Gloo: its bytes stay here until it is sent.
 struct PendingSend {
   uint64_t size = 0;
-  std::vector<uint8_t> copy;
+  BufferPtr copy;
   std::unique_ptr<Transfer> size_transfer;
   std::unique_ptr<Transfer> payload_transfer;
+};
+
+// Waits, on its own thread, for the sends handed to it (oldest first) and frees them. Gloo has
+// no way to test a send without blocking, hence the thread.
+class SendReaper {
+ public:
+  explicit SendReaper(int rank) : rank_(rank), thread_([this] { Run(); }) {}
+  ~SendReaper() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_one();
+    thread_.join();  // after the last sends (or the first error)
+  }
+  SendReaper(const SendReaper&) = delete;
+  SendReaper& operator=(const SendReaper&) = delete;
+
+  void Add(std::unique_ptr<PendingSend> send) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      queue_.push_back(std::move(send));
+    }
+    wake_.notify_one();
+  }
+  Status error() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return error_;
+  }
+
+ private:
+  void Run() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    while (true) {
+      wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;
+      PendingSend& oldest = *queue_.front();
+      lock.unlock();
+      Status status;
+      try {
+        const auto deadline = Clock::now() + kOperationTimeout;
+        oldest.size_transfer->Wait(deadline);
+        if (oldest.payload_transfer) oldest.payload_transfer->Wait(deadline);
+      } catch (...) {
+        status = StatusOfException("send", rank_);
+      }
+      lock.lock();
+      queue_.pop_front();
+      if (!status.ok()) {
+        // The connections are closed: nothing queued can be sent any more.
+        error_ = status;
+        queue_.clear();
+        if (stopping_) return;
+      }
+    }
+  }
+
+  const int rank_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<std::unique_ptr<PendingSend>> queue_;
+  bool stopping_ = false;
+  Status error_;
+  std::thread thread_;  // last: starts once the members above exist
 };
 
 template <typename T>
@@ -171,17 +248,13 @@ class GlooCommunicator final : public Communicator {
  public:
   GlooCommunicator(std::shared_ptr<gloo::transport::Device> device,
                    std::shared_ptr<gloo::rendezvous::Context> context)
-      : device_(std::move(device)), context_(std::move(context)) {}
+      : device_(std::move(device)),
+        context_(std::move(context)),
+        sends_(std::make_unique<SendReaper>(context_->rank)) {}
 
   ~GlooCommunicator() override {
-    // Eager messages must reach their receivers before the connections close.
-    if (broken_.ok()) {
-      (void)Guard("finishing sends", [&]() -> Status {
-        FinishPendingSends(0);
-        return Status::OK();
-      });
-    }
-    pending_.clear();
+    // Sent messages reach their receivers before the connections close.
+    sends_.reset();
     context_.reset();
     device_.reset();
   }
@@ -213,28 +286,15 @@ class GlooCommunicator final : public Communicator {
       const uint64_t slot = PointToPointSlot(tag);
       auto message = std::make_unique<PendingSend>();
       message->size = data.size();
-      const bool eager = data.size() <= kEagerBytes;
-      void* payload = const_cast<uint8_t*>(data.data());  // Gloo only reads what it sends
-      if (eager) {
-        message->copy.assign(data.begin(), data.end());
-        payload = message->copy.data();
-      }
+      DEEPRC_ASSIGN_OR_RAISE(message->copy, Buffer::CopyOf(data.data(), std::ssize(data)));
       message->size_transfer = std::make_unique<Transfer>(*context_, &message->size, 8);
       message->size_transfer->Send(destination, slot + kSizeSlot, 0, 8);
       if (!data.empty()) {
-        message->payload_transfer = std::make_unique<Transfer>(*context_, payload, data.size());
+        message->payload_transfer = std::make_unique<Transfer>(
+            *context_, message->copy->mutable_data(), data.size());
         message->payload_transfer->Send(destination, slot + kPayloadSlot, 0, data.size());
       }
-      if (!eager) {
-        // The caller's bytes: wait until they are sent.
-        const auto deadline = Deadline();
-        message->size_transfer->Wait(deadline);
-        message->payload_transfer->Wait(deadline);
-        return Status::OK();
-      }
-      pending_bytes_ += message->copy.size() + 8;
-      pending_.push_back(std::move(message));
-      FinishPendingSends(kEagerPendingBytes);
+      sends_->Add(std::move(message));
       return Status::OK();
     });
   }
@@ -444,18 +504,6 @@ class GlooCommunicator final : public Communicator {
     return buffer;
   }
 
-  // Waits for the oldest eager messages until at most `limit` bytes wait for their receivers.
-  void FinishPendingSends(size_t limit) {
-    while (!pending_.empty() && pending_bytes_ > limit) {
-      PendingSend& oldest = *pending_.front();
-      const auto deadline = Deadline();
-      oldest.size_transfer->Wait(deadline);
-      if (oldest.payload_transfer) oldest.payload_transfer->Wait(deadline);
-      pending_bytes_ -= oldest.copy.size() + 8;
-      pending_.pop_front();
-    }
-  }
-
   std::vector<int> Peers() const {
     // Starting after this rank spreads the first messages over the peers.
     std::vector<int> peers;
@@ -488,23 +536,14 @@ class GlooCommunicator final : public Communicator {
   // communicator stays broken (its connections are closed or out of step).
   template <typename Body>
   auto Guard(const char* what, Body&& body) -> decltype(body()) {
+    if (broken_.ok()) broken_ = sends_->error();
     if (!broken_.ok()) return broken_;
-    Status error;
     try {
       return body();
-    } catch (const gloo::IoException& exception) {
-      error = Status::IOError("gloo {} on rank {}: {}", what, rank(), exception.what());
-    } catch (const gloo::Exception& exception) {
-      error = Status::IOError("gloo {} on rank {}: {}", what, rank(), exception.what());
-    } catch (const gloo::EnforceNotMet& exception) {
-      error = Status::Internal("gloo {} on rank {}: {}", what, rank(), exception.what());
-    } catch (const std::bad_alloc&) {
-      error = Status::OutOfMemory("gloo {} on rank {}: out of memory", what, rank());
-    } catch (const std::exception& exception) {
-      error = Status::Internal("gloo {} on rank {}: {}", what, rank(), exception.what());
+    } catch (...) {
+      broken_ = StatusOfException(what, rank());
+      return broken_;
     }
-    broken_ = error;
-    return error;
   }
 
   std::shared_ptr<gloo::transport::Device> device_;
@@ -513,8 +552,7 @@ class GlooCommunicator final : public Communicator {
   uint32_t next_tag_ = 0;
   Status broken_;
   std::map<int, std::deque<BufferPtr>> to_self_;
-  std::deque<std::unique_ptr<PendingSend>> pending_;
-  size_t pending_bytes_ = 0;
+  std::unique_ptr<SendReaper> sends_;
 };
 
 Result<std::shared_ptr<gloo::rendezvous::Context>> Connect(
