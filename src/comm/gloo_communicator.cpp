@@ -116,11 +116,18 @@ class Transfer {
       ++receives_;
     });
   }
-  void Wait(Clock::time_point deadline) {
-    for (; receives_ > 0; --receives_) buffer_->waitRecv(Remaining(deadline));
-    for (; sends_ > 0; --sends_) buffer_->waitSend(Remaining(deadline));
+  // False when AbortWait ended the wait.
+  bool Wait(Clock::time_point deadline) {
+    for (; receives_ > 0; --receives_) {
+      if (!buffer_->waitRecv(Remaining(deadline))) return false;
+    }
+    for (; sends_ > 0; --sends_) {
+      if (!buffer_->waitSend(Remaining(deadline))) return false;
+    }
+    return true;
   }
-  bool done() const { return sends_ == 0 && receives_ == 0; }
+  // Makes the current or next wait for a send return false (from another thread).
+  void AbortSendWait() { buffer_->abortWaitSend(); }
 
  private:
   template <typename Post>
@@ -175,7 +182,18 @@ class SendReaper {
       stopping_ = true;
     }
     wake_.notify_one();
-    thread_.join();  // after the last sends (or the first error)
+    thread_.join();  // after the last sends (or the first error, or Abandon)
+  }
+
+  // Gives up on the sends not finished yet (the communicator is broken: they may never be
+  // received, and waiting for them would hold the destructor up to the operation timeout).
+  void Abandon() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    abandoned_ = true;
+    if (!queue_.empty()) {
+      queue_.front()->size_transfer->AbortSendWait();
+      if (queue_.front()->payload_transfer) queue_.front()->payload_transfer->AbortSendWait();
+    }
   }
   SendReaper(const SendReaper&) = delete;
   SendReaper& operator=(const SendReaper&) = delete;
@@ -201,18 +219,19 @@ class SendReaper {
       PendingSend& oldest = *queue_.front();
       lock.unlock();
       Status status;
+      bool finished = false;
       try {
         const auto deadline = Clock::now() + kOperationTimeout;
-        oldest.size_transfer->Wait(deadline);
-        if (oldest.payload_transfer) oldest.payload_transfer->Wait(deadline);
+        finished = oldest.size_transfer->Wait(deadline) &&
+                   (oldest.payload_transfer == nullptr || oldest.payload_transfer->Wait(deadline));
       } catch (...) {
         status = StatusOfException("send", rank_);
       }
       lock.lock();
       queue_.pop_front();
-      if (!status.ok()) {
-        // The connections are closed: nothing queued can be sent any more.
-        error_ = status;
+      if (!status.ok() || !finished || abandoned_) {
+        // The connections are closed, or nobody waits for these messages any more.
+        if (error_.ok()) error_ = status.ok() ? Status::Cancelled("sends abandoned") : status;
         queue_.clear();
         if (stopping_) return;
       }
@@ -224,6 +243,7 @@ class SendReaper {
   std::condition_variable wake_;
   std::deque<std::unique_ptr<PendingSend>> queue_;
   bool stopping_ = false;
+  bool abandoned_ = false;
   Status error_;
   std::thread thread_;  // last: starts once the members above exist
 };
@@ -253,7 +273,9 @@ class GlooCommunicator final : public Communicator {
         sends_(std::make_unique<SendReaper>(context_->rank)) {}
 
   ~GlooCommunicator() override {
-    // Sent messages reach their receivers before the connections close.
+    // Sent messages reach their receivers before the connections close, unless this
+    // communicator failed: then its peers may never receive them.
+    if (!broken_.ok()) sends_->Abandon();
     sends_.reset();
     context_.reset();
     device_.reset();

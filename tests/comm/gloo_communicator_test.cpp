@@ -283,10 +283,14 @@ TEST(GlooThreads, EveryOperationBetweenThreeRanks) {
 
 TEST(GlooThreads, ARankThatLeavesFailsItsPeerInsteadOfHangingIt) {
   SKIP_WITHOUT_GLOO();
+  const auto start = std::chrono::steady_clock::now();
   auto results = RunThreadRanks(2, [](Communicator& comm) -> Status {
     DEEPRC_RETURN_NOT_OK(comm.Barrier());
     if (comm.rank() == 1) return Status::OK();  // its communicator closes at once
+    // A message nobody will receive must not hold up the end of this rank either. (The send
+    // itself may already fail, depending on how far rank 1 got.)
     const auto start = std::chrono::steady_clock::now();
+    (void)comm.Send(1, 0, Pattern(0, 1, 1000));
     auto message = comm.Receive(1, 0);
     const double waited =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -300,6 +304,8 @@ TEST(GlooThreads, ARankThatLeavesFailsItsPeerInsteadOfHangingIt) {
   });
   EXPECT_OK(results[0]);
   EXPECT_OK(results[1]);
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 20)
+      << "both ranks and their communicators ended quickly";
 }
 
 // The job's own communicator, whatever launched it: a barrier and a sum, so that this program is
