@@ -9,6 +9,7 @@
 #include <bit>
 #include <cerrno>
 #include <cstring>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string_view>
@@ -116,7 +117,12 @@ struct BufferEntry {
   int64_t stored_size = 0;
   int64_t raw_size = 0;
   uint64_t checksum = 0;
+  // No checksum was stored (messages written with checksums off); the reader skips the check.
+  bool unchecked = false;
 };
+
+// Bit of the flags byte of a buffer entry (zero in files written before it existed).
+constexpr uint8_t kUncheckedFlag = 1;
 
 constexpr int64_t kBufferEntrySize = 1 + 1 + 1 + 1 + 4 + 8 * 4;
 
@@ -124,7 +130,7 @@ void PutBufferEntry(std::string& out, const BufferEntry& entry) {
   Put<uint8_t>(out, static_cast<uint8_t>(entry.kind));
   Put<uint8_t>(out, static_cast<uint8_t>(entry.compression));
   Put<uint8_t>(out, entry.present ? 1 : 0);
-  Put<uint8_t>(out, 0);
+  Put<uint8_t>(out, entry.unchecked ? kUncheckedFlag : 0);
   Put<uint32_t>(out, 0);
   Put<int64_t>(out, entry.file_offset);
   Put<int64_t>(out, entry.stored_size);
@@ -343,8 +349,47 @@ class FirstError {
   Status status_;
 };
 
-Status WriteContents(const Table& table, int fd, const std::string& path,
-                     const TableFileWriteOptions& options) {
+// Where the writer puts the bytes: a file (pwrite) or a memory buffer. Write may be called from
+// several threads at once for disjoint ranges.
+class Sink {
+ public:
+  virtual ~Sink() = default;
+  // Called once, before any Write, with the final size.
+  virtual Status Open(int64_t total_size) = 0;
+  virtual Status Write(const uint8_t* data, int64_t size, int64_t at) = 0;
+};
+
+class FileSink final : public Sink {
+ public:
+  FileSink(int fd, const std::string& path) : fd_(fd), path_(path) {}
+  Status Open(int64_t) override { return Status::OK(); }
+  Status Write(const uint8_t* data, int64_t size, int64_t at) override {
+    return WriteAll(fd_, data, size, at, path_);
+  }
+
+ private:
+  int fd_;
+  const std::string& path_;
+};
+
+class MemorySink final : public Sink {
+ public:
+  Status Open(int64_t total_size) override {
+    DEEPRC_ASSIGN_OR_RAISE(buffer_, Buffer::Allocate(total_size));
+    return Status::OK();
+  }
+  Status Write(const uint8_t* data, int64_t size, int64_t at) override {
+    if (size > 0) std::memcpy(buffer_->mutable_data() + at, data, static_cast<size_t>(size));
+    return Status::OK();
+  }
+  std::shared_ptr<Buffer> Finish() { return std::move(buffer_); }
+
+ private:
+  std::shared_ptr<Buffer> buffer_;
+};
+
+// Plans, compresses, checksums and writes the whole table through `sink`.
+Status WriteContents(const Table& table, Sink& sink, const TableFileWriteOptions& options) {
   const int threads = options.threads > 0 ? options.threads : DefaultThreadCount();
   std::vector<PendingColumn> columns;
   columns.reserve(table.num_columns());
@@ -360,7 +405,13 @@ Status WriteContents(const Table& table, int fd, const std::string& path,
   }
   FirstError error;
   ParallelFor(static_cast<int64_t>(all.size()), threads, [&](int64_t i) {
-    error.Set(Compress(all[i], options.compression, options.compression_level));
+    PendingBuffer& buffer = *all[i];
+    error.Set(Compress(&buffer, options.compression, options.compression_level));
+    if (options.checksums) {
+      buffer.entry.checksum = ChecksumPadded(buffer.data, buffer.entry.stored_size);
+    } else {
+      buffer.entry.unchecked = true;
+    }
   });
   DEEPRC_RETURN_NOT_OK(error.Get());
 
@@ -370,20 +421,6 @@ Status WriteContents(const Table& table, int fd, const std::string& path,
     position += Padded(buffer->entry.stored_size);
   }
   const int64_t metadata_offset = position;
-
-  ParallelFor(static_cast<int64_t>(all.size()), threads, [&](int64_t i) {
-    PendingBuffer& buffer = *all[i];
-    const int64_t size = buffer.entry.stored_size;
-    buffer.entry.checksum = ChecksumPadded(buffer.data, size);
-    Status status = WriteAll(fd, buffer.data, size, buffer.entry.file_offset, path);
-    static const uint8_t kZeros[kAlignment] = {};
-    const int64_t padding = Padded(size) - size;
-    if (status.ok() && padding > 0) {
-      status = WriteAll(fd, kZeros, padding, buffer.entry.file_offset + size, path);
-    }
-    error.Set(std::move(status));
-  });
-  DEEPRC_RETURN_NOT_OK(error.Get());
 
   std::string metadata;
   Put<uint32_t>(metadata, static_cast<uint32_t>(table.num_columns()));
@@ -399,14 +436,41 @@ Status WriteContents(const Table& table, int fd, const std::string& path,
     for (const auto& buffer : columns[c].buffers) PutBufferEntry(metadata, buffer.entry);
   }
   const auto metadata_size = static_cast<int64_t>(metadata.size());
-  DEEPRC_RETURN_NOT_OK(WriteAll(fd, reinterpret_cast<const uint8_t*>(metadata.data()),
-                                metadata_size, metadata_offset, path));
+  const int64_t file_size = metadata_offset + metadata_size;
+  DEEPRC_RETURN_NOT_OK(sink.Open(file_size));
+
+  // Large buffers are copied in pieces so that one big column does not run on one thread.
+  constexpr int64_t kPiece = int64_t{8} << 20;
+  struct Piece {
+    const PendingBuffer* buffer;
+    int64_t begin;
+    int64_t end;
+  };
+  std::vector<Piece> pieces;
+  for (const PendingBuffer* buffer : all) {
+    const int64_t size = buffer->entry.stored_size;
+    for (int64_t begin = 0; begin < size; begin += kPiece) {
+      pieces.push_back({buffer, begin, std::min(size, begin + kPiece)});
+    }
+    static const uint8_t kZeros[kAlignment] = {};
+    const int64_t padding = Padded(size) - size;
+    if (padding > 0) {
+      DEEPRC_RETURN_NOT_OK(sink.Write(kZeros, padding, buffer->entry.file_offset + size));
+    }
+  }
+  ParallelFor(static_cast<int64_t>(pieces.size()), threads, [&](int64_t i) {
+    const Piece& piece = pieces[i];
+    error.Set(sink.Write(piece.buffer->data + piece.begin, piece.end - piece.begin,
+                         piece.buffer->entry.file_offset + piece.begin));
+  });
+  DEEPRC_RETURN_NOT_OK(error.Get());
+  DEEPRC_RETURN_NOT_OK(sink.Write(reinterpret_cast<const uint8_t*>(metadata.data()),
+                                  metadata_size, metadata_offset));
 
   uint8_t header[kHeaderSize] = {};
   std::memcpy(header, kTableFileMagic, 8);
   const uint32_t version = kTableFileVersion;
   const uint32_t header_size = kHeaderSize;
-  const int64_t file_size = metadata_offset + metadata_size;
   const uint64_t metadata_checksum = XXH64(metadata.data(), metadata.size(), 0);
   const int64_t rows = table.num_rows();
   std::memcpy(header + kVersionAt, &version, 4);
@@ -418,11 +482,7 @@ Status WriteContents(const Table& table, int fd, const std::string& path,
   std::memcpy(header + kRowsAt, &rows, 8);
   const uint64_t header_checksum = XXH64(header, kHeaderChecksumAt, 0);
   std::memcpy(header + kHeaderChecksumAt, &header_checksum, 8);
-  DEEPRC_RETURN_NOT_OK(WriteAll(fd, header, kHeaderSize, 0, path));
-  if (options.sync && ::fsync(fd) != 0) {
-    return Status::IOError("'{}': fsync failed: {}", path, ErrnoText());
-  }
-  return Status::OK();
+  return sink.Write(header, kHeaderSize, 0);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -553,9 +613,9 @@ Result<std::vector<ColumnEntry>> ParseMetadata(const uint8_t* data, const Parsed
       DEEPRC_ASSIGN_OR_RAISE(uint8_t kind, reader.Read<uint8_t>("buffer entry"));
       DEEPRC_ASSIGN_OR_RAISE(uint8_t compression, reader.Read<uint8_t>("buffer entry"));
       DEEPRC_ASSIGN_OR_RAISE(uint8_t present, reader.Read<uint8_t>("buffer entry"));
-      DEEPRC_ASSIGN_OR_RAISE(uint8_t pad8, reader.Read<uint8_t>("buffer entry"));
+      DEEPRC_ASSIGN_OR_RAISE(uint8_t flags, reader.Read<uint8_t>("buffer entry"));
       DEEPRC_ASSIGN_OR_RAISE(uint32_t pad32, reader.Read<uint32_t>("buffer entry"));
-      (void)pad8;
+      entry.unchecked = (flags & kUncheckedFlag) != 0;
       (void)pad32;
       DEEPRC_ASSIGN_OR_RAISE(entry.file_offset, reader.Read<int64_t>("buffer entry"));
       DEEPRC_ASSIGN_OR_RAISE(entry.stored_size, reader.Read<int64_t>("buffer entry"));
@@ -653,6 +713,69 @@ Result<Column> AssembleColumn(const ColumnEntry& entry, int64_t rows,
   return Column::Make(type, rows, values, std::move(validity), entry.null_count);
 }
 
+// The table in the (checked) bytes at `base`: `buffer_at(offset, size)` makes a buffer into them.
+Result<Table> ReadContents(
+    const uint8_t* base, const ParsedHeader& parsed,
+    const std::function<std::shared_ptr<const Buffer>(int64_t, int64_t)>& buffer_at,
+    const TableFileReadOptions& options, const std::string& path) {
+  const int threads = options.threads > 0 ? options.threads : DefaultThreadCount();
+  DEEPRC_ASSIGN_OR_RAISE(
+      auto columns,
+      ParseMetadata(base + parsed.metadata_offset, parsed, options.verify_checksums, path));
+
+  struct Job {
+    int column;
+    int buffer;
+  };
+  std::vector<Job> jobs;
+  for (int c = 0; c < static_cast<int>(columns.size()); ++c) {
+    for (int b = 0; b < static_cast<int>(columns[c].buffers.size()); ++b) {
+      if (columns[c].buffers[b].present) jobs.push_back({c, b});
+    }
+  }
+  std::vector<std::vector<std::shared_ptr<const Buffer>>> buffers(columns.size());
+  for (size_t c = 0; c < columns.size(); ++c) buffers[c].resize(columns[c].buffers.size());
+  FirstError error;
+  try {
+    ParallelFor(static_cast<int64_t>(jobs.size()), threads, [&](int64_t j) {
+      const auto [c, b] = jobs[j];
+      const BufferEntry& entry = columns[c].buffers[b];
+      const uint8_t* stored = base + entry.file_offset;
+      // The padding is covered too: every byte of the file is checked.
+      if (options.verify_checksums && !entry.unchecked &&
+          XXH64(stored, static_cast<size_t>(Padded(entry.stored_size)), 0) != entry.checksum) {
+        error.Set(Status::Invalid("'{}': checksum mismatch in column '{}' ({} buffer, bytes {}..{})",
+                                  path, columns[c].field.name, BufferKindName(entry.kind),
+                                  entry.file_offset, entry.file_offset + entry.stored_size));
+        return;
+      }
+      if (entry.compression == TableFileCompression::kNone) {
+        buffers[c][b] = buffer_at(entry.file_offset, entry.raw_size);
+      } else {
+        auto decompressed = Decompress(entry, stored, path, columns[c].field.name);
+        if (!decompressed.ok()) {
+          error.Set(decompressed.status());
+          return;
+        }
+        buffers[c][b] = decompressed.MoveValueUnsafe();
+      }
+    });
+  } catch (const std::exception& e) {
+    return Status::Internal("'{}': reading failed: {}", path, e.what());
+  }
+  DEEPRC_RETURN_NOT_OK(error.Get());
+
+  std::vector<Field> fields;
+  std::vector<Column> result_columns;
+  for (size_t c = 0; c < columns.size(); ++c) {
+    DEEPRC_ASSIGN_OR_RAISE(Column column,
+                           AssembleColumn(columns[c], parsed.rows, std::move(buffers[c]), path));
+    fields.push_back(columns[c].field);
+    result_columns.push_back(std::move(column));
+  }
+  return Table::Make(Schema(std::move(fields)), std::move(result_columns), parsed.rows);
+}
+
 }  // namespace
 
 Result<TableFileCompression> ParseTableFileCompression(std::string_view text) {
@@ -680,7 +803,11 @@ Status WriteTableFile(const Table& table, const std::string& path,
   FileDescriptor fd(raw_fd);
   Status status;
   try {
-    status = WriteContents(table, fd.get(), path, options);
+    FileSink sink(fd.get(), path);
+    status = WriteContents(table, sink, options);
+    if (status.ok() && options.sync && ::fsync(fd.get()) != 0) {
+      status = Status::IOError("'{}': fsync failed: {}", path, ErrnoText());
+    }
   } catch (const std::exception& e) {  // ParallelFor rethrows; nothing may leave this function
     status = Status::Internal("'{}': writing failed: {}", path, e.what());
   }
@@ -746,7 +873,6 @@ bool IsTableFile(const std::string& path) {
 }
 
 Result<Table> ReadTableFile(const std::string& path, const TableFileReadOptions& options) {
-  const int threads = options.threads > 0 ? options.threads : DefaultThreadCount();
   FileDescriptor fd;
   DEEPRC_ASSIGN_OR_RAISE(int64_t size, OpenForReading(path, &fd));
   uint8_t header[kHeaderSize] = {};
@@ -781,61 +907,32 @@ Result<Table> ReadTableFile(const std::string& path, const TableFileReadOptions&
     return Buffer::Slice(whole, offset, length);
   };
 
-  DEEPRC_ASSIGN_OR_RAISE(
-      auto columns,
-      ParseMetadata(base + parsed.metadata_offset, parsed, options.verify_checksums, path));
+  return ReadContents(base, parsed, buffer_at, options, path);
+}
 
-  struct Job {
-    int column;
-    int buffer;
-  };
-  std::vector<Job> jobs;
-  for (int c = 0; c < static_cast<int>(columns.size()); ++c) {
-    for (int b = 0; b < static_cast<int>(columns[c].buffers.size()); ++b) {
-      if (columns[c].buffers[b].present) jobs.push_back({c, b});
-    }
-  }
-  std::vector<std::vector<std::shared_ptr<const Buffer>>> buffers(columns.size());
-  for (size_t c = 0; c < columns.size(); ++c) buffers[c].resize(columns[c].buffers.size());
-  FirstError error;
+Result<std::shared_ptr<Buffer>> WriteTableToBuffer(const Table& table,
+                                                   const TableFileWriteOptions& options) {
+  MemorySink sink;
   try {
-    ParallelFor(static_cast<int64_t>(jobs.size()), threads, [&](int64_t j) {
-      const auto [c, b] = jobs[j];
-      const BufferEntry& entry = columns[c].buffers[b];
-      const uint8_t* stored = base + entry.file_offset;
-      // The padding is covered too: every byte of the file is checked.
-      if (options.verify_checksums &&
-          XXH64(stored, static_cast<size_t>(Padded(entry.stored_size)), 0) != entry.checksum) {
-        error.Set(Status::Invalid("'{}': checksum mismatch in column '{}' ({} buffer, bytes {}..{})",
-                                  path, columns[c].field.name, BufferKindName(entry.kind),
-                                  entry.file_offset, entry.file_offset + entry.stored_size));
-        return;
-      }
-      if (entry.compression == TableFileCompression::kNone) {
-        buffers[c][b] = buffer_at(entry.file_offset, entry.raw_size);
-      } else {
-        auto decompressed = Decompress(entry, stored, path, columns[c].field.name);
-        if (!decompressed.ok()) {
-          error.Set(decompressed.status());
-          return;
-        }
-        buffers[c][b] = decompressed.MoveValueUnsafe();
-      }
-    });
+    DEEPRC_RETURN_NOT_OK(WriteContents(table, sink, options));
   } catch (const std::exception& e) {
-    return Status::Internal("'{}': reading failed: {}", path, e.what());
+    return Status::Internal("serializing a table failed: {}", e.what());
   }
-  DEEPRC_RETURN_NOT_OK(error.Get());
+  return sink.Finish();
+}
 
-  std::vector<Field> fields;
-  std::vector<Column> result_columns;
-  for (size_t c = 0; c < columns.size(); ++c) {
-    DEEPRC_ASSIGN_OR_RAISE(Column column,
-                           AssembleColumn(columns[c], parsed.rows, std::move(buffers[c]), path));
-    fields.push_back(columns[c].field);
-    result_columns.push_back(std::move(column));
-  }
-  return Table::Make(Schema(std::move(fields)), std::move(result_columns), parsed.rows);
+Result<Table> ReadTableFromBuffer(std::shared_ptr<const Buffer> buffer,
+                                  const TableFileReadOptions& options) {
+  static const std::string kName = "<table in memory>";
+  if (buffer == nullptr) return Status::Invalid("{}: no buffer", kName);
+  const uint8_t* base = buffer->data();
+  const int64_t size = buffer->size();
+  DEEPRC_ASSIGN_OR_RAISE(ParsedHeader parsed,
+                         CheckHeader(base, std::min(size, kHeaderSize), size, kName));
+  auto buffer_at = [&](int64_t offset, int64_t length) -> std::shared_ptr<const Buffer> {
+    return Buffer::Slice(buffer, offset, length);
+  };
+  return ReadContents(base, parsed, buffer_at, options, kName);
 }
 
 }  // namespace deeprc

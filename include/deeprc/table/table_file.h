@@ -15,6 +15,7 @@
 // Slices are written as their rows only (bitmaps shifted to bit 0, string offsets rebased to 0).
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "deeprc/core/result.h"
@@ -38,6 +39,9 @@ struct TableFileWriteOptions {
   int compression_level = 1;
   // fsync the file before the rename (durability across a machine crash; slower).
   bool sync = false;
+  // Store an xxHash64 checksum of every buffer. Messages between ranks may skip them (the
+  // transport checks its bytes); such buffers are marked and never verified by the reader.
+  bool checksums = true;
   int threads = 0;
 };
 
@@ -57,6 +61,17 @@ Status WriteTableFile(const Table& table, const std::string& path,
 // Errors name the file and what is wrong: not a deeprc table file, version N unsupported (this
 // build reads M), truncated at byte X, checksum mismatch (with the column and buffer).
 Result<Table> ReadTableFile(const std::string& path, const TableFileReadOptions& options = {});
+
+// The same layout in memory, for messages between ranks (comm/table_exchange.h): one contiguous
+// buffer (64-byte aligned) holding exactly the bytes of the file. `sync` is ignored.
+Result<std::shared_ptr<Buffer>> WriteTableToBuffer(const Table& table,
+                                                   const TableFileWriteOptions& options = {});
+
+// Parses a buffer in the table-file layout; the columns are slices of `buffer` (no copy) unless
+// they were compressed. `memory_map` is ignored. The buffer must stay 64-byte aligned (a pool
+// allocation or a slice at a multiple of 64).
+Result<Table> ReadTableFromBuffer(std::shared_ptr<const Buffer> buffer,
+                                  const TableFileReadOptions& options = {});
 
 // The schema and row count only (reads the header and metadata, not the buffers).
 struct TableFileInfo {
