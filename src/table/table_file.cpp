@@ -205,6 +205,46 @@ class FileDescriptor {
   int fd_;
 };
 
+// The metadata section: schema, null counts and buffer entries of every column.
+std::string EncodeMetadata(const Schema& schema, const std::vector<int64_t>& null_counts,
+                           const std::vector<std::vector<BufferEntry>>& entries) {
+  std::string metadata;
+  Put<uint32_t>(metadata, static_cast<uint32_t>(schema.num_fields()));
+  for (int c = 0; c < schema.num_fields(); ++c) {
+    const Field& field = schema.field(c);
+    PutString(metadata, field.name);
+    Put<uint8_t>(metadata, static_cast<uint8_t>(field.type.id));
+    Put<uint8_t>(metadata, static_cast<uint8_t>(field.type.unit));
+    Put<uint16_t>(metadata, 0);
+    PutString(metadata, field.type.timezone);
+    Put<int64_t>(metadata, null_counts[c]);
+    Put<uint8_t>(metadata, static_cast<uint8_t>(entries[c].size()));
+    for (const auto& entry : entries[c]) PutBufferEntry(metadata, entry);
+  }
+  return metadata;
+}
+
+// The 64-byte header for a file whose metadata (already encoded) starts at `metadata_offset`.
+void EncodeHeader(int64_t rows, int64_t metadata_offset, const std::string& metadata,
+                  uint8_t* header) {
+  std::memset(header, 0, kHeaderSize);
+  std::memcpy(header, kTableFileMagic, 8);
+  const uint32_t version = kTableFileVersion;
+  const uint32_t header_size = kHeaderSize;
+  const auto metadata_size = static_cast<int64_t>(metadata.size());
+  const int64_t file_size = metadata_offset + metadata_size;
+  const uint64_t metadata_checksum = XXH64(metadata.data(), metadata.size(), 0);
+  std::memcpy(header + kVersionAt, &version, 4);
+  std::memcpy(header + kHeaderSizeAt, &header_size, 4);
+  std::memcpy(header + kFileSizeAt, &file_size, 8);
+  std::memcpy(header + kMetadataOffsetAt, &metadata_offset, 8);
+  std::memcpy(header + kMetadataSizeAt, &metadata_size, 8);
+  std::memcpy(header + kMetadataChecksumAt, &metadata_checksum, 8);
+  std::memcpy(header + kRowsAt, &rows, 8);
+  const uint64_t header_checksum = XXH64(header, kHeaderChecksumAt, 0);
+  std::memcpy(header + kHeaderChecksumAt, &header_checksum, 8);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Writing
 
@@ -422,19 +462,13 @@ Status WriteContents(const Table& table, Sink& sink, const TableFileWriteOptions
   }
   const int64_t metadata_offset = position;
 
-  std::string metadata;
-  Put<uint32_t>(metadata, static_cast<uint32_t>(table.num_columns()));
+  std::vector<int64_t> null_counts;
+  std::vector<std::vector<BufferEntry>> entries(columns.size());
   for (int c = 0; c < table.num_columns(); ++c) {
-    const Field& field = table.schema().field(c);
-    PutString(metadata, field.name);
-    Put<uint8_t>(metadata, static_cast<uint8_t>(field.type.id));
-    Put<uint8_t>(metadata, static_cast<uint8_t>(field.type.unit));
-    Put<uint16_t>(metadata, 0);
-    PutString(metadata, field.type.timezone);
-    Put<int64_t>(metadata, table.column(c).null_count());
-    Put<uint8_t>(metadata, static_cast<uint8_t>(columns[c].buffers.size()));
-    for (const auto& buffer : columns[c].buffers) PutBufferEntry(metadata, buffer.entry);
+    null_counts.push_back(table.column(c).null_count());
+    for (const auto& buffer : columns[c].buffers) entries[c].push_back(buffer.entry);
   }
+  const std::string metadata = EncodeMetadata(table.schema(), null_counts, entries);
   const auto metadata_size = static_cast<int64_t>(metadata.size());
   const int64_t file_size = metadata_offset + metadata_size;
   DEEPRC_RETURN_NOT_OK(sink.Open(file_size));
@@ -467,21 +501,8 @@ Status WriteContents(const Table& table, Sink& sink, const TableFileWriteOptions
   DEEPRC_RETURN_NOT_OK(sink.Write(reinterpret_cast<const uint8_t*>(metadata.data()),
                                   metadata_size, metadata_offset));
 
-  uint8_t header[kHeaderSize] = {};
-  std::memcpy(header, kTableFileMagic, 8);
-  const uint32_t version = kTableFileVersion;
-  const uint32_t header_size = kHeaderSize;
-  const uint64_t metadata_checksum = XXH64(metadata.data(), metadata.size(), 0);
-  const int64_t rows = table.num_rows();
-  std::memcpy(header + kVersionAt, &version, 4);
-  std::memcpy(header + kHeaderSizeAt, &header_size, 4);
-  std::memcpy(header + kFileSizeAt, &file_size, 8);
-  std::memcpy(header + kMetadataOffsetAt, &metadata_offset, 8);
-  std::memcpy(header + kMetadataSizeAt, &metadata_size, 8);
-  std::memcpy(header + kMetadataChecksumAt, &metadata_checksum, 8);
-  std::memcpy(header + kRowsAt, &rows, 8);
-  const uint64_t header_checksum = XXH64(header, kHeaderChecksumAt, 0);
-  std::memcpy(header + kHeaderChecksumAt, &header_checksum, 8);
+  uint8_t header[kHeaderSize];
+  EncodeHeader(table.num_rows(), metadata_offset, metadata, header);
   return sink.Write(header, kHeaderSize, 0);
 }
 
@@ -933,6 +954,106 @@ Result<Table> ReadTableFromBuffer(std::shared_ptr<const Buffer> buffer,
     return Buffer::Slice(buffer, offset, length);
   };
   return ReadContents(base, parsed, buffer_at, options, kName);
+}
+
+namespace {
+
+// The buffer entries of the image's column `c` (in the order the reader expects), with the
+// bitmap left out when there are no nulls.
+std::vector<BufferEntry> ImageEntries(const DataType& type, const auto& slots, bool has_nulls) {
+  std::vector<BufferEntry> entries;
+  const bool string = type.id == TypeId::kString;
+  for (int kind = 0; kind < 3; ++kind) {
+    if (kind == 1 && !string) continue;
+    BufferEntry entry;
+    entry.kind = static_cast<BufferKind>(kind);
+    entry.unchecked = true;
+    const auto& slot = slots[static_cast<size_t>(kind)];
+    entry.present = slot.at >= 0 && (kind != 0 || has_nulls);
+    if (entry.present) {
+      entry.file_offset = slot.at;
+      entry.stored_size = entry.raw_size = slot.size;
+    }
+    entries.push_back(entry);
+  }
+  return entries;
+}
+
+}  // namespace
+
+Result<TableImageWriter> TableImageWriter::Make(Schema schema, int64_t rows,
+                                                const std::vector<ColumnSizes>& sizes) {
+  if (static_cast<int>(sizes.size()) != schema.num_fields() || rows < 0) {
+    return Status::Invalid("table image: {} column sizes for {} columns, {} rows", sizes.size(),
+                           schema.num_fields(), rows);
+  }
+  TableImageWriter writer;
+  writer.rows_ = rows;
+  writer.slots_.resize(sizes.size());
+  int64_t position = kHeaderSize;
+  auto place = [&](Slot& slot, int64_t size) {
+    slot.at = position;
+    slot.size = size;
+    position += Padded(size);
+  };
+  for (int c = 0; c < schema.num_fields(); ++c) {
+    const TypeId id = schema.field(c).type.id;
+    auto& slots = writer.slots_[static_cast<size_t>(c)];
+    if (sizes[c].validity) place(slots[0], bitmap::BytesForBits(rows));
+    if (id == TypeId::kString) {
+      place(slots[1], (rows + 1) * 8);
+      place(slots[2], sizes[c].string_bytes);
+    } else if (id == TypeId::kBool) {
+      place(slots[2], bitmap::BytesForBits(rows));
+    } else {
+      place(slots[2], rows * ByteWidth(id));
+    }
+  }
+  writer.metadata_offset_ = position;
+  // The metadata's size does not depend on the null counts: lay it out now, write it at Finish.
+  std::vector<std::vector<BufferEntry>> entries;
+  for (int c = 0; c < schema.num_fields(); ++c) {
+    entries.push_back(ImageEntries(schema.field(c).type, writer.slots_[c], true));
+  }
+  const std::string metadata =
+      EncodeMetadata(schema, std::vector<int64_t>(sizes.size(), 0), entries);
+  DEEPRC_ASSIGN_OR_RAISE(writer.image_,
+                         Buffer::Allocate(position + static_cast<int64_t>(metadata.size())));
+  // Zero what the caller ORs bits into, and every padding gap.
+  for (int c = 0; c < schema.num_fields(); ++c) {
+    const bool bits = schema.field(c).type.id == TypeId::kBool;
+    for (int kind = 0; kind < 3; ++kind) {
+      const Slot& slot = writer.slots_[c][kind];
+      if (slot.at < 0) continue;
+      uint8_t* at = writer.image_->mutable_data() + slot.at;
+      if (kind == 0 || (kind == 2 && bits)) {
+        std::memset(at, 0, static_cast<size_t>(Padded(slot.size)));
+      } else {
+        std::memset(at + slot.size, 0, static_cast<size_t>(Padded(slot.size) - slot.size));
+      }
+    }
+  }
+  writer.schema_ = std::move(schema);
+  return writer;
+}
+
+Result<std::shared_ptr<Buffer>> TableImageWriter::Finish(const std::vector<int64_t>& null_counts) {
+  if (image_ == nullptr || null_counts.size() != slots_.size()) {
+    return Status::Invalid("table image: finished twice or wrong null counts");
+  }
+  std::vector<std::vector<BufferEntry>> entries;
+  for (int c = 0; c < schema_.num_fields(); ++c) {
+    if (null_counts[c] > 0 && slots_[c][0].at < 0) {
+      return Status::Invalid("table image: column '{}' has nulls but no validity bitmap",
+                             schema_.field(c).name);
+    }
+    entries.push_back(ImageEntries(schema_.field(c).type, slots_[c], null_counts[c] > 0));
+  }
+  const std::string metadata = EncodeMetadata(schema_, null_counts, entries);
+  DEEPRC_CHECK(metadata_offset_ + static_cast<int64_t>(metadata.size()) == image_->size());
+  std::memcpy(image_->mutable_data() + metadata_offset_, metadata.data(), metadata.size());
+  EncodeHeader(rows_, metadata_offset_, metadata, image_->mutable_data());
+  return std::move(image_);
 }
 
 }  // namespace deeprc

@@ -141,6 +141,54 @@ TEST_F(TableFileTest, BufferHoldsTheFileBytesAndReadsWithoutCopy) {
   EXPECT_FALSE(ReadTableFromBuffer(Buffer::Slice(whole, 0, 10)).ok());
 }
 
+TEST_F(TableFileTest, ImageWrittenInPlaceReadsBack) {
+  // Fill an image from a table's values by hand, as the shuffle does.
+  const Table table = testing::RandomTable({{"i", DataType::Int64(), 0.2},
+                                            {"b", DataType::Bool(), 0.3},
+                                            {"s", DataType::String(), 0.1},
+                                            {"d", DataType::Float64(), 0.0},
+                                            {"t", DataType::String(), 0.0}},
+                                           777, 23);
+  const int64_t rows = table.num_rows();
+  std::vector<TableImageWriter::ColumnSizes> sizes;
+  for (const auto& column : table.columns()) {
+    TableImageWriter::ColumnSizes size;
+    size.validity = true;  // even without nulls: Finish drops the bitmap then
+    if (column.type_id() == TypeId::kString) {
+      size.string_bytes = column.StringOffsets()[rows] - column.StringOffsets()[0];
+    }
+    sizes.push_back(size);
+  }
+  ASSERT_OK_AND_ASSIGN(auto writer, TableImageWriter::Make(table.schema(), rows, sizes));
+  std::vector<int64_t> nulls;
+  for (int c = 0; c < table.num_columns(); ++c) {
+    const Column& column = table.column(c);
+    nulls.push_back(column.null_count());
+    for (int64_t i = 0; i < rows; ++i) {
+      if (column.IsValid(i)) bitmap::SetBit(writer.validity(c), i);
+    }
+    if (column.type_id() == TypeId::kString) {
+      int64_t* offsets = writer.offsets(c);
+      offsets[0] = 0;
+      for (int64_t i = 0; i < rows; ++i) {
+        const auto text = column.GetString(i);
+        std::memcpy(writer.values(c) + offsets[i], text.data(), text.size());
+        offsets[i + 1] = offsets[i] + static_cast<int64_t>(text.size());
+      }
+    } else if (column.type_id() == TypeId::kBool) {
+      for (int64_t i = 0; i < rows; ++i) {
+        if (column.GetBool(i)) bitmap::SetBit(writer.values(c), i);
+      }
+    } else {
+      std::memcpy(writer.values(c), column.Values<int64_t>(), static_cast<size_t>(rows * 8));
+    }
+  }
+  ASSERT_OK_AND_ASSIGN(auto image, writer.Finish(nulls));
+  ASSERT_OK_AND_ASSIGN(Table back, ReadTableFromBuffer(image));
+  ExpectSame(table, back);
+  EXPECT_EQ(back.column(3).validity_buffer(), nullptr) << "no nulls: no bitmap";
+}
+
 TEST_F(TableFileTest, MemoryMappedLoadDoesNotCopy) {
   Table table = testing::RandomTable(
       {{"a", DataType::Int64()}, {"s", DataType::String()}, {"f", DataType::Float64(), 0.5}},
