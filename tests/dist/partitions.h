@@ -17,7 +17,7 @@ namespace deeprc::testing {
 
 enum class Cut {
   kEven,     // equal slices
-  kUneven,   // slices of different sizes; rank 1 (if any) empty
+  kUneven,   // slices of different sizes; with more than 2 ranks, rank 1 empty
   kOneRank,  // every row on the last rank, the others empty
 };
 
@@ -43,7 +43,8 @@ inline Table RankSlice(const Table& global, const comm::Communicator& comm, Cut 
   const int size = comm.size();
   std::vector<int64_t> weights(static_cast<size_t>(size), 1);
   for (int r = 0; r < size; ++r) {
-    if (cut == Cut::kUneven) weights[r] = (r * 7 + 3) % 5;  // 3, 0, 2, 4
+    // 2 ranks: 1, 3; 4 ranks: 3, 0, 2, 5.
+    if (cut == Cut::kUneven) weights[r] = size == 2 ? 1 + 2 * r : (r == 1 ? 0 : (r * 3 + 2) % 7 + 1);
     if (cut == Cut::kOneRank) weights[r] = r == size - 1 ? 1 : 0;
   }
   int64_t total = 0;
