@@ -1,5 +1,6 @@
 #include "deeprc/dist/join.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -11,6 +12,7 @@
 #include "deeprc/comm/table_exchange.h"
 #include "deeprc/compute/cast.h"
 #include "deeprc/compute/selection.h"
+#include "deeprc/compute/set_ops.h"
 #include "deeprc/table/builder.h"
 #include "table_size_internal.h"
 
@@ -199,6 +201,19 @@ Result<Table> BroadcastJoin(comm::Communicator& comm, const Table& left, const T
   return compute::Join(left, right_all, options.join);
 }
 
+// The key columns of `table`, each distinct key once.
+Result<Table> DistinctKeys(const Table& table, const std::vector<std::string>& keys,
+                           int threads) {
+  std::vector<std::string> names;
+  for (const std::string& key : keys) {
+    if (std::find(names.begin(), names.end(), key) == names.end()) names.push_back(key);
+  }
+  DEEPRC_ASSIGN_OR_RAISE(Table key_columns, table.SelectColumns(names));
+  compute::UniqueOptions options;
+  options.threads = threads;
+  return compute::Unique(key_columns, options);
+}
+
 }  // namespace
 
 Result<JoinPlan> PlanJoin(comm::Communicator& comm, const Table& left, const Table& right,
@@ -249,10 +264,17 @@ Result<Table> Join(comm::Communicator& comm, const Table& left, const Table& rig
   DEEPRC_RETURN_NOT_OK(AgreeOnStatus(comm, promoted.status(), "distributed join"));
   if (comm.size() == 1) return compute::Join(left, right, options.join);
 
-  DEEPRC_ASSIGN_OR_RAISE(JoinPlan plan, PlanJoin(comm, left, right, options));
+  // Semi and anti joins read only the right side's distinct keys: nothing else travels.
+  Result<Table> right_input = right;
+  if (options.join.type == JoinType::kSemi || options.join.type == JoinType::kAnti) {
+    right_input = DistinctKeys(right, options.join.right_keys, options.join.threads);
+  }
+  DEEPRC_RETURN_NOT_OK(AgreeOnStatus(comm, right_input.status(), "distributed join"));
+
+  DEEPRC_ASSIGN_OR_RAISE(JoinPlan plan, PlanJoin(comm, left, *right_input, options));
   Result<Table> result = plan.strategy == JoinStrategy::kBroadcast
-                             ? BroadcastJoin(comm, left, right, options, plan.broadcast)
-                             : ShuffleJoin(comm, left, right, options, *promoted);
+                             ? BroadcastJoin(comm, left, *right_input, options, plan.broadcast)
+                             : ShuffleJoin(comm, left, *right_input, options, *promoted);
   DEEPRC_RETURN_NOT_OK(AgreeOnStatus(comm, result.status(), "distributed join"));
   return result;
 }

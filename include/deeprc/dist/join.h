@@ -58,7 +58,8 @@ Result<JoinPlan> PlanJoin(comm::Communicator& comm, const Table& left, const Tab
 // Collective. Key columns whose types differ between the sides are promoted as compute::Join
 // does (compute::Cast) before rows are hash-partitioned, so equal keys meet on one rank whatever
 // their types; the output has compute::Join's columns and types. With nulls_equal false, rows
-// whose key has a null match nothing and stay on their rank (no null-key hot spot).
+// whose key has a null match nothing and stay on their rank (no null-key hot spot). Semi and
+// anti joins move only the right side's distinct keys.
 // All ranks return an error if one rank fails (its own error there, a note on the others).
 Result<Table> Join(comm::Communicator& comm, const Table& left, const Table& right,
                    const DistJoinOptions& options);

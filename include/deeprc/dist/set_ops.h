@@ -19,7 +19,8 @@ Result<Table> Unique(comm::Communicator& comm, const Table& table,
                      const compute::UniqueOptions& options = {},
                      const ShuffleOptions& shuffle = {});
 
-// Collective unless distinct is false (UNION ALL keeps each rank's rows where they are).
+// Collective. distinct: both sides deduplicated locally, shuffled on all columns, then the local
+// operator; UNION ALL moves no rows (each rank's rows of both sides stay where they are).
 Result<Table> Union(comm::Communicator& comm, const Table& a, const Table& b, bool distinct = true,
                     const ShuffleOptions& shuffle = {});
 // Collective: both sides deduplicated locally, shuffled on all columns, then the local operator.
