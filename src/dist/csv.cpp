@@ -34,8 +34,8 @@ PartInfo InfoOf(const Table& table) {
   PartInfo info;
   for (int c = 0; c < table.num_columns(); ++c) {
     const Column& column = table.column(c);
-    info.push_back({table.schema().field(c).name, column.type(),
-                    column.null_count() == column.length()});
+    info.push_back(
+        {table.schema().field(c).name, column.type(), column.null_count() == column.length()});
   }
   return info;
 }
@@ -117,12 +117,18 @@ Result<std::vector<std::pair<int64_t, PartInfo>>> DecodeParts(std::string_view d
 enum : uint8_t { kInt = 1, kFloat = 2, kBool = 4, kDate = 8, kTimestamp = 16 };
 uint8_t CandidatesOf(const DataType& type) {
   switch (type.id) {
-    case TypeId::kInt64: return kInt | kFloat;
-    case TypeId::kFloat64: return kFloat;
-    case TypeId::kBool: return kBool;
-    case TypeId::kDate32: return kDate | kTimestamp;
-    case TypeId::kTimestamp: return kTimestamp;
-    default: return 0;
+    case TypeId::kInt64:
+      return kInt | kFloat;
+    case TypeId::kFloat64:
+      return kFloat;
+    case TypeId::kBool:
+      return kBool;
+    case TypeId::kDate32:
+      return kDate | kTimestamp;
+    case TypeId::kTimestamp:
+      return kTimestamp;
+    default:
+      return 0;
   }
 }
 
@@ -147,7 +153,8 @@ DataType JoinTypes(const std::vector<const ColumnInfo*>& columns) {
   if (candidates & kFloat) return DataType::Float64();
   if (candidates & kBool) return DataType::Bool();
   if (candidates & kDate) return DataType::Date32();
-  if (candidates & kTimestamp) return timestamp ? *timestamp : DataType::Timestamp(TimeUnit::kMicro);
+  if (candidates & kTimestamp)
+    return timestamp ? *timestamp : DataType::Timestamp(TimeUnit::kMicro);
   return DataType::String();
 }
 
@@ -258,8 +265,8 @@ Result<Table> ReadCsv(comm::Communicator& comm, const std::string& path,
   DEEPRC_ASSIGN_OR_RAISE(auto sizes, internal::AllGatherInts(comm, {*size}));
   const int64_t file_size = sizes[0][0];
   const int64_t begin = std::min(std::max<int64_t>(0, options.range_begin), file_size);
-  const int64_t end = options.range_end < 0 ? file_size
-                                            : std::max(begin, std::min(options.range_end, file_size));
+  const int64_t end =
+      options.range_end < 0 ? file_size : std::max(begin, std::min(options.range_end, file_size));
   csv::ReadOptions mine = options;
   mine.range_begin = begin + (end - begin) * rank / ranks;
   mine.range_end = begin + (end - begin) * (rank + 1) / ranks;
@@ -361,8 +368,7 @@ Result<Table> ReadCsvFiles(comm::Communicator& comm, const std::vector<std::stri
   std::vector<std::pair<int64_t, PartInfo>> mine;
   for (size_t k = 0; k < my_files.size(); ++k) mine.emplace_back(my_files[k], InfoOf(tables[k]));
   DEEPRC_ASSIGN_OR_RAISE(auto parts, GatherParts(comm, mine));
-  DEEPRC_ASSIGN_OR_RAISE(Schema schema,
-                         JoinParts(parts, [&](int64_t i) { return paths[i]; }));
+  DEEPRC_ASSIGN_OR_RAISE(Schema schema, JoinParts(parts, [&](int64_t i) { return paths[i]; }));
   for (size_t k = 0; k < my_files.size() && status.ok(); ++k) {
     if (HasSchema(tables[k], schema)) continue;
     Result<Table> read = csv::ReadCsv(paths[my_files[k]], WithTypes(whole, schema));
@@ -395,8 +401,8 @@ std::string RankFileName(const std::string& pattern, int rank) {
 
 Status WriteCsvPerRank(comm::Communicator& comm, const Table& table, const std::string& pattern,
                        const csv::WriteOptions& options) {
-  return internal::AgreeOnStatus(
-      comm, csv::WriteCsv(table, RankFileName(pattern, comm.rank()), options));
+  return internal::AgreeOnStatus(comm,
+                                 csv::WriteCsv(table, RankFileName(pattern, comm.rank()), options));
 }
 
 namespace {
@@ -406,8 +412,8 @@ Status WriteAt(const std::string& path, const std::string& bytes, int64_t offset
   if (fd < 0) return Status::IOError("{}: {}", path, std::strerror(errno));
   size_t done = 0;
   while (done < bytes.size()) {
-    const ssize_t wrote = ::pwrite(fd, bytes.data() + done, bytes.size() - done,
-                                   static_cast<off_t>(offset + done));
+    const ssize_t wrote =
+        ::pwrite(fd, bytes.data() + done, bytes.size() - done, static_cast<off_t>(offset + done));
     if (wrote < 0 && errno == EINTR) continue;
     if (wrote <= 0) {
       const int error = errno;
@@ -466,8 +472,8 @@ Status WriteCsv(comm::Communicator& comm, const Table& table, const std::string&
     if (!written.ok()) {
       ::unlink(temporary.c_str());
     } else if (::rename(temporary.c_str(), path.c_str()) != 0) {
-      renamed = Status::IOError("{}: cannot rename {} to it: {}", path, temporary,
-                                std::strerror(errno));
+      renamed =
+          Status::IOError("{}: cannot rename {} to it: {}", path, temporary, std::strerror(errno));
       ::unlink(temporary.c_str());
     }
   }

@@ -78,8 +78,8 @@ Result<Table> Repartition(comm::Communicator& comm, const Table& table,
 
 Result<Table> Repartition(comm::Communicator& comm, const Table& table,
                           const comm::ExchangeOptions& options) {
-  DEEPRC_ASSIGN_OR_RAISE(int64_t total, comm::AllReduceValue<int64_t>(comm, table.num_rows(),
-                                                                      comm::ReduceOp::kSum));
+  DEEPRC_ASSIGN_OR_RAISE(
+      int64_t total, comm::AllReduceValue<int64_t>(comm, table.num_rows(), comm::ReduceOp::kSum));
   return Repartition(comm, table, EvenCounts(total, comm.size()), options);
 }
 

@@ -8,8 +8,8 @@ namespace deeprc::dist::internal {
 
 Status AgreeOnStatus(comm::Communicator& comm, const Status& local) {
   if (comm.size() == 1) return local;
-  DEEPRC_ASSIGN_OR_RAISE(int64_t failed,
-                         comm::AllReduceValue<int64_t>(comm, local.ok() ? 0 : 1, comm::ReduceOp::kMax));
+  DEEPRC_ASSIGN_OR_RAISE(int64_t failed, comm::AllReduceValue<int64_t>(comm, local.ok() ? 0 : 1,
+                                                                       comm::ReduceOp::kMax));
   if (failed == 0) return Status::OK();
   // Code as one byte, then the message.
   std::string mine;

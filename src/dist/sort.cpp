@@ -91,8 +91,7 @@ Result<Table> Sort(comm::Communicator& comm, const Table& table,
   std::vector<Field> fields;
   std::vector<Column> columns;
   for (size_t k = 0; k < key_indices.size(); ++k) {
-    DEEPRC_ASSIGN_OR_RAISE(Column column,
-                           compute::Take(sorted.column(key_indices[k]), positions));
+    DEEPRC_ASSIGN_OR_RAISE(Column column, compute::Take(sorted.column(key_indices[k]), positions));
     fields.push_back({"k" + std::to_string(k), column.type()});
     columns.push_back(std::move(column));
   }
@@ -157,8 +156,8 @@ Result<Table> Sort(comm::Communicator& comm, const Table& table,
   // 4. Row p of `sorted` comes before sample s in the total order.
   auto before_sample = [&](int64_t p, int64_t s) {
     for (int k = 0; k < num_keys; ++k) {
-      const int c = CompareCells(sorted.column(key_indices[k]), p, all_samples.column(k), s,
-                                 options.keys[k]);
+      const int c =
+          CompareCells(sorted.column(key_indices[k]), p, all_samples.column(k), s, options.keys[k]);
       if (c != 0) return c < 0;
     }
     const int64_t other_rank = sample_rank.Value<int64_t>(s);
@@ -183,7 +182,8 @@ Result<Table> Sort(comm::Communicator& comm, const Table& table,
   }
   std::vector<Table> parts;
   parts.reserve(ranks);
-  for (int d = 0; d < ranks; ++d) parts.push_back(sorted.Slice(bounds[d], bounds[d + 1] - bounds[d]));
+  for (int d = 0; d < ranks; ++d)
+    parts.push_back(sorted.Slice(bounds[d], bounds[d + 1] - bounds[d]));
   DEEPRC_ASSIGN_OR_RAISE(auto received, comm::AllToAllTables(comm, parts, sample.exchange));
 
   // 5. The pieces are each sorted and arrive in source-rank order; a stable sort of their

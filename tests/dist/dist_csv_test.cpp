@@ -105,11 +105,12 @@ Table TrickyTable(int64_t rows, uint64_t seed) {
     }
     (void)mixed.Append(i >= rows - 2 ? std::string("word") : std::to_string(rng() % 50));
   }
-  const Table random = testing::RandomTable(
-      {{"id", DataType::Int64(), 0.0}, {"name", DataType::String(), 0.1, 20},
-       {"price", DataType::Float64(), 0.1}, {"flag", DataType::Bool(), 0.2},
-       {"day", DataType::Date32(), 0.1}},
-      rows, seed + 1);
+  const Table random = testing::RandomTable({{"id", DataType::Int64(), 0.0},
+                                             {"name", DataType::String(), 0.1, 20},
+                                             {"price", DataType::Float64(), 0.1},
+                                             {"flag", DataType::Bool(), 0.2},
+                                             {"day", DataType::Date32(), 0.1}},
+                                            rows, seed + 1);
   std::vector<Field> fields = random.schema().fields();
   std::vector<Column> columns = random.columns();
   fields.push_back({"text", DataType::String()});
@@ -162,7 +163,8 @@ TEST_F(DistCsvTest, ASubRangeOfTheFileIsSplitToo) {
   csv::ReadOptions options;
   options.range_begin = size / 3;
   options.range_end = size * 3 / 4;
-  options.column_types = {{"late_float", DataType::Float64()}, {"mixed", DataType::String()},
+  options.column_types = {{"late_float", DataType::Float64()},
+                          {"mixed", DataType::String()},
                           {"late_values", DataType::Int64()}};
   ASSERT_OK_AND_ASSIGN(Table expected, csv::ReadCsv(Path("range.csv"), options));
   ASSERT_OK_AND_ASSIGN(Table mine, ReadCsv(comm, Path("range.csv"), options));
@@ -176,8 +178,8 @@ TEST_F(DistCsvTest, BadValueIsReportedWithFileAndLineByEveryRank) {
   // 400 rows; line 301 (the header is line 1) holds text in a declared int64 column.
   std::string text = "k,v\n";
   for (int i = 0; i < 400; ++i) {
-    text += std::to_string(i) + "," + (i == 299 ? std::string("abc") : std::to_string(i * 3)) +
-            "\n";
+    text +=
+        std::to_string(i) + "," + (i == 299 ? std::string("abc") : std::to_string(i * 3)) + "\n";
   }
   WriteTextOnRankZero(text, "bad.csv");
   csv::ReadOptions options;
@@ -204,8 +206,7 @@ TEST_F(DistCsvTest, BadValueIsReportedWithFileAndLineByEveryRank) {
   ASSERT_FALSE(local_quotes.ok());
   auto mine_quotes = ReadCsv(comm, Path("quotes.csv"));
   ASSERT_FALSE(mine_quotes.ok());
-  EXPECT_NE(mine_quotes.status().message().find(local_quotes.status().message()),
-            std::string::npos)
+  EXPECT_NE(mine_quotes.status().message().find(local_quotes.status().message()), std::string::npos)
       << mine_quotes.status().ToString() << " vs " << local_quotes.status().ToString();
 
   auto missing = ReadCsv(comm, Path("no_such_file.csv"));
@@ -266,7 +267,8 @@ TEST_F(DistCsvFilesTest, ListGlobAndBySizeGiveTheRowsOfTheLocalReads) {
     if (cases[c].assignment == FileAssignment::kRoundRobin) {
       // Rank r holds files r, r + size, ... in order, read with the joined types.
       csv::ReadOptions typed;
-      for (const auto& field : expected.schema().fields()) typed.column_types[field.name] = field.type;
+      for (const auto& field : expected.schema().fields())
+        typed.column_types[field.name] = field.type;
       std::vector<Table> own;
       for (size_t f = comm.rank(); f < paths_.size(); f += comm.size()) {
         ASSERT_OK_AND_ASSIGN(Table part, csv::ReadCsv(paths_[f], typed));

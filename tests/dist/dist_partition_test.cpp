@@ -29,8 +29,8 @@ TEST(DistPartitionTest, GlobalRowCountsAreTheSlicesOffsets) {
   const Table global = GlobalTable(333, 1);
   for (RankSplit split : testing::kAllRankSplits) {
     const auto offsets = testing::SplitOffsets(333, comm.size(), split, 4);
-    const Table local = global.Slice(offsets[comm.rank()], offsets[comm.rank() + 1] -
-                                                               offsets[comm.rank()]);
+    const Table local =
+        global.Slice(offsets[comm.rank()], offsets[comm.rank() + 1] - offsets[comm.rank()]);
     ASSERT_OK_AND_ASSIGN(RowCounts counts, GlobalRowCounts(comm, local));
     EXPECT_EQ(counts.total, 333);
     EXPECT_EQ(counts.offsets, offsets);
@@ -53,16 +53,16 @@ TEST(DistPartitionTest, RepartitionEvenlyAndToGivenCounts) {
     for (int64_t rows : {0, 1, 5, 777}) {
       const Table global = GlobalTable(rows, seed);
       for (RankSplit split : testing::kAllRankSplits) {
-        SCOPED_TRACE(std::string(testing::RankSplitName(split)) + ", rows " +
-                     std::to_string(rows) + ", seed " + std::to_string(seed));
+        SCOPED_TRACE(std::string(testing::RankSplitName(split)) + ", rows " + std::to_string(rows) +
+                     ", seed " + std::to_string(seed));
         const Table local = testing::RankSlice(global, comm.rank(), ranks, split, seed);
         // Evenly.
         ASSERT_OK_AND_ASSIGN(Table even, Repartition(comm, local));
         const auto even_counts = EvenCounts(rows, ranks);
         int64_t start = 0;
         for (int r = 0; r < comm.rank(); ++r) start += even_counts[r];
-        EXPECT_TRUE(testing::TablesEqualOrdered(global.Slice(start, even_counts[comm.rank()]),
-                                                even, 0.0));
+        EXPECT_TRUE(
+            testing::TablesEqualOrdered(global.Slice(start, even_counts[comm.rank()]), even, 0.0));
         // To random counts (the same on every rank: the same seed), with empty ranks.
         std::mt19937_64 rng(seed + 1000 * rows);
         const auto cuts = testing::SplitOffsets(rows, ranks, RankSplit::kUneven, rng());

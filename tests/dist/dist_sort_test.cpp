@@ -67,7 +67,9 @@ const std::vector<compute::SortOptions> KeyLists() {
       {{{"int64", true, false}}},
       {{{"int64", false, true}}},
       {{{"string", false, true}, {"int32", true, false}, {"float64", false, false}}},
-      {{{"bool", true, true}, {"date32", false, false}, {"timestamp_ms", true, true},
+      {{{"bool", true, true},
+        {"date32", false, false},
+        {"timestamp_ms", true, true},
         {"uint64", false, false}}},
       {{{"float32", true, true}, {"string", true, false}}},
       {{{"int8", false, false}, {"uint16", true, true}, {"string", false, false}}},
@@ -77,8 +79,8 @@ const std::vector<compute::SortOptions> KeyLists() {
 TEST(DistSortTest, RandomTablesEveryTypeMixedDirections) {
   for (uint64_t seed = 0; seed < 3; ++seed) {
     // Few distinct values: many equal keys, so the order of ties is checked too.
-    const Table global = testing::RandomTable(testing::AllTypesSpec(0.15, 40), 1500 + 500 * seed,
-                                              100 + seed);
+    const Table global =
+        testing::RandomTable(testing::AllTypesSpec(0.15, 40), 1500 + 500 * seed, 100 + seed);
     for (const auto& options : KeyLists()) {
       for (RankSplit split : testing::kAllRankSplits) CheckSort(global, options, split, seed);
     }
@@ -86,10 +88,10 @@ TEST(DistSortTest, RandomTablesEveryTypeMixedDirections) {
 }
 
 TEST(DistSortTest, NinetyPercentOfRowsOnOneKeySpreadOverRanks) {
-  const Table global = testing::RandomTable(
-      {{"key", DataType::Int64(), 0.02, 200, 0.9}, {"name", DataType::String(), 0.1, 30, 0.9},
-       {"value", DataType::Float64(), 0.1}},
-      6000, 7);
+  const Table global = testing::RandomTable({{"key", DataType::Int64(), 0.02, 200, 0.9},
+                                             {"name", DataType::String(), 0.1, 30, 0.9},
+                                             {"value", DataType::Float64(), 0.1}},
+                                            6000, 7);
   for (RankSplit split : testing::kAllRankSplits) {
     CheckSort(global, {{{"key", true, false}}}, split, 1);
     CheckSort(global, {{{"name", false, true}, {"key", true, false}}}, split, 2);
@@ -97,10 +99,10 @@ TEST(DistSortTest, NinetyPercentOfRowsOnOneKeySpreadOverRanks) {
 }
 
 TEST(DistSortTest, AllNullKeys) {
-  const Table global = testing::RandomTable(
-      {{"key", DataType::String(), 1.0}, {"other", DataType::Int32(), 1.0},
-       {"value", DataType::Int64(), 0.0}},
-      2000, 9);
+  const Table global = testing::RandomTable({{"key", DataType::String(), 1.0},
+                                             {"other", DataType::Int32(), 1.0},
+                                             {"value", DataType::Int64(), 0.0}},
+                                            2000, 9);
   for (RankSplit split : testing::kAllRankSplits) {
     CheckSort(global, {{{"key", true, false}}}, split, 3);
     CheckSort(global, {{{"key", false, true}, {"other", true, true}}}, split, 4);
@@ -124,9 +126,9 @@ TEST(DistSortTest, NanInfinityAndSignedZero) {
   }
   ASSERT_OK_AND_ASSIGN(Column key_column, keys.Finish());
   ASSERT_OK_AND_ASSIGN(Column id_column, ids.Finish());
-  ASSERT_OK_AND_ASSIGN(Table global,
-                       Table::Make(Schema({{"key", DataType::Float64()}, {"id", DataType::Int64()}}),
-                                   {key_column, id_column}));
+  ASSERT_OK_AND_ASSIGN(
+      Table global, Table::Make(Schema({{"key", DataType::Float64()}, {"id", DataType::Int64()}}),
+                                {key_column, id_column}));
   for (RankSplit split : testing::kAllRankSplits) {
     for (bool ascending : {true, false}) {
       for (bool nulls_first : {false, true}) {

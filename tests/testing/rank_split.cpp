@@ -49,11 +49,16 @@ Table RankSlice(const Table& global, int rank, int ranks, RankSplit split, uint6
 
 const char* RankSplitName(RankSplit split) {
   switch (split) {
-    case RankSplit::kEven: return "even";
-    case RankSplit::kUneven: return "uneven";
-    case RankSplit::kFirstOnly: return "first rank only";
-    case RankSplit::kLastOnly: return "last rank only";
-    case RankSplit::kEveryOtherEmpty: return "every other rank empty";
+    case RankSplit::kEven:
+      return "even";
+    case RankSplit::kUneven:
+      return "uneven";
+    case RankSplit::kFirstOnly:
+      return "first rank only";
+    case RankSplit::kLastOnly:
+      return "last rank only";
+    case RankSplit::kEveryOtherEmpty:
+      return "every other rank empty";
   }
   return "?";
 }

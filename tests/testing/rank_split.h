@@ -11,10 +11,10 @@
 namespace deeprc::testing {
 
 enum class RankSplit : uint8_t {
-  kEven,          // about rows / ranks each
-  kUneven,        // random cut points (seeded): sizes differ, some ranks may be empty
-  kFirstOnly,     // every row on rank 0
-  kLastOnly,      // every row on the last rank
+  kEven,             // about rows / ranks each
+  kUneven,           // random cut points (seeded): sizes differ, some ranks may be empty
+  kFirstOnly,        // every row on rank 0
+  kLastOnly,         // every row on the last rank
   kEveryOtherEmpty,  // odd ranks hold nothing; even ranks share the rows unevenly
 };
 

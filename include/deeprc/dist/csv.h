@@ -28,7 +28,7 @@ Result<Table> ReadCsv(comm::Communicator& comm, const std::string& path,
 
 enum class FileAssignment : uint8_t {
   kRoundRobin,  // file i (in list order) to rank i % size()
-  kBySize,      // largest first to the rank with the fewest bytes so far; a rank's files in list order
+  kBySize,  // largest first to the rank with the fewest bytes so far; a rank's files in list order
 };
 
 // Several files, each read whole by one rank. An entry with *, ? or [ is a glob pattern,
