@@ -233,13 +233,16 @@ class ProcessGroup {
                        .count() + 1));
       }
       const int ready = ::poll(fds.data(), fds.size(), timeout_ms);
-      if (ready < 0 && errno != EINTR) break;  // cannot happen with valid descriptors
+      if (ready < 0 && errno != EINTR) {
+        // Not expected with valid descriptors; polling the children below still ends the wait.
+        ::usleep(10'000);
+      }
       for (const int signal : forwarding.Take()) {
         Signal(signal);
         if (!kill_at) kill_at = Clock::now() + kGracePeriod;
       }
       for (size_t i = 0; i + 1 < fds.size(); ++i) {
-        if ((fds[i].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
+        if (ready > 0 && (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
         Child& child = children_[owners[i]];
         int status = 0;
         const pid_t reaped = ::waitpid(child.pid, &status, WNOHANG);
