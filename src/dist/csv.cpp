@@ -221,6 +221,32 @@ Result<int64_t> FileSize(const std::string& path) {
   return static_cast<int64_t>(info.st_size);
 }
 
+// Parity of the quote characters in bytes [begin, end) of the file.
+Result<int> QuoteParityOf(const std::string& path, int64_t begin, int64_t end, char quote) {
+  if (end <= begin) return 0;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::IOError("{}: {}", path, std::strerror(errno));
+  std::vector<char> buffer(size_t{1} << 20);
+  unsigned parity = 0;
+  for (int64_t at = begin; at < end;) {
+    const auto want = static_cast<size_t>(std::min<int64_t>(end - at, std::ssize(buffer)));
+    const ssize_t got = ::pread(fd, buffer.data(), want, static_cast<off_t>(at));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) {
+      const int error = errno;
+      ::close(fd);
+      return Status::IOError("{}: read failed at byte {}: {}", path, at,
+                             got == 0 ? "unexpected end of file" : std::strerror(error));
+    }
+    unsigned count = 0;
+    for (ssize_t i = 0; i < got; ++i) count += buffer[i] == quote;
+    parity ^= count & 1;
+    at += got;
+  }
+  ::close(fd);
+  return static_cast<int>(parity);
+}
+
 bool IsPattern(const std::string& path) { return path.find_first_of("*?[") != std::string::npos; }
 
 Result<std::vector<std::string>> ExpandPaths(const std::vector<std::string>& entries) {
@@ -271,6 +297,20 @@ Result<Table> ReadCsv(comm::Communicator& comm, const std::string& path,
   mine.range_begin = begin + (end - begin) * rank / ranks;
   mine.range_end = begin + (end - begin) * (rank + 1) / ranks;
 
+  // Row starts depend on the quote parity before the range. Each rank counts the quotes of its
+  // own range (rank 0 from the start of the file), and a scan of the parities gives every rank
+  // the parity before its range without reading the bytes there.
+  if (ranks > 1) {
+    Result<int> parity =
+        QuoteParityOf(path, rank == 0 ? 0 : mine.range_begin, mine.range_end, options.quote);
+    DEEPRC_RETURN_NOT_OK(internal::AgreeOnStatus(comm, parity.status()));
+    DEEPRC_ASSIGN_OR_RAISE(auto parities, internal::AllGatherInts(comm, {*parity}));
+    if (rank > 0) {
+      int before = 0;
+      for (int r = 0; r < rank; ++r) before ^= static_cast<int>(parities[r][0]);
+      mine.quote_parity_before_range = before;
+    }
+  }
   Result<Table> read = csv::ReadCsv(path, mine);
   DEEPRC_RETURN_NOT_OK(internal::AgreeOnStatus(comm, read.status()));
   Table table = read.MoveValueUnsafe();
@@ -349,6 +389,7 @@ Result<Table> ReadCsvFiles(comm::Communicator& comm, const std::vector<std::stri
   csv::ReadOptions whole = options;
   whole.range_begin = 0;
   whole.range_end = -1;
+  whole.quote_parity_before_range = -1;
   std::vector<int64_t> my_files;
   for (size_t i = 0; i < paths.size(); ++i) {
     if (owner[i] == rank) my_files.push_back(static_cast<int64_t>(i));
