@@ -9,6 +9,7 @@
 #include <bit>
 #include <cerrno>
 #include <cstring>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string_view>
@@ -116,7 +117,12 @@ struct BufferEntry {
   int64_t stored_size = 0;
   int64_t raw_size = 0;
   uint64_t checksum = 0;
+  // No checksum was stored (messages written with checksums off); the reader skips the check.
+  bool unchecked = false;
 };
+
+// Bit of the flags byte of a buffer entry (zero in files written before it existed).
+constexpr uint8_t kUncheckedFlag = 1;
 
 constexpr int64_t kBufferEntrySize = 1 + 1 + 1 + 1 + 4 + 8 * 4;
 
@@ -124,7 +130,7 @@ void PutBufferEntry(std::string& out, const BufferEntry& entry) {
   Put<uint8_t>(out, static_cast<uint8_t>(entry.kind));
   Put<uint8_t>(out, static_cast<uint8_t>(entry.compression));
   Put<uint8_t>(out, entry.present ? 1 : 0);
-  Put<uint8_t>(out, 0);
+  Put<uint8_t>(out, entry.unchecked ? kUncheckedFlag : 0);
   Put<uint32_t>(out, 0);
   Put<int64_t>(out, entry.file_offset);
   Put<int64_t>(out, entry.stored_size);
@@ -198,6 +204,46 @@ class FileDescriptor {
  private:
   int fd_;
 };
+
+// The metadata section: schema, null counts and buffer entries of every column.
+std::string EncodeMetadata(const Schema& schema, const std::vector<int64_t>& null_counts,
+                           const std::vector<std::vector<BufferEntry>>& entries) {
+  std::string metadata;
+  Put<uint32_t>(metadata, static_cast<uint32_t>(schema.num_fields()));
+  for (int c = 0; c < schema.num_fields(); ++c) {
+    const Field& field = schema.field(c);
+    PutString(metadata, field.name);
+    Put<uint8_t>(metadata, static_cast<uint8_t>(field.type.id));
+    Put<uint8_t>(metadata, static_cast<uint8_t>(field.type.unit));
+    Put<uint16_t>(metadata, 0);
+    PutString(metadata, field.type.timezone);
+    Put<int64_t>(metadata, null_counts[c]);
+    Put<uint8_t>(metadata, static_cast<uint8_t>(entries[c].size()));
+    for (const auto& entry : entries[c]) PutBufferEntry(metadata, entry);
+  }
+  return metadata;
+}
+
+// The 64-byte header for a file whose metadata (already encoded) starts at `metadata_offset`.
+void EncodeHeader(int64_t rows, int64_t metadata_offset, const std::string& metadata,
+                  uint8_t* header) {
+  std::memset(header, 0, kHeaderSize);
+  std::memcpy(header, kTableFileMagic, 8);
+  const uint32_t version = kTableFileVersion;
+  const uint32_t header_size = kHeaderSize;
+  const auto metadata_size = static_cast<int64_t>(metadata.size());
+  const int64_t file_size = metadata_offset + metadata_size;
+  const uint64_t metadata_checksum = XXH64(metadata.data(), metadata.size(), 0);
+  std::memcpy(header + kVersionAt, &version, 4);
+  std::memcpy(header + kHeaderSizeAt, &header_size, 4);
+  std::memcpy(header + kFileSizeAt, &file_size, 8);
+  std::memcpy(header + kMetadataOffsetAt, &metadata_offset, 8);
+  std::memcpy(header + kMetadataSizeAt, &metadata_size, 8);
+  std::memcpy(header + kMetadataChecksumAt, &metadata_checksum, 8);
+  std::memcpy(header + kRowsAt, &rows, 8);
+  const uint64_t header_checksum = XXH64(header, kHeaderChecksumAt, 0);
+  std::memcpy(header + kHeaderChecksumAt, &header_checksum, 8);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Writing
@@ -343,8 +389,47 @@ class FirstError {
   Status status_;
 };
 
-Status WriteContents(const Table& table, int fd, const std::string& path,
-                     const TableFileWriteOptions& options) {
+// Where the writer puts the bytes: a file (pwrite) or a memory buffer. Write may be called from
+// several threads at once for disjoint ranges.
+class Sink {
+ public:
+  virtual ~Sink() = default;
+  // Called once, before any Write, with the final size.
+  virtual Status Open(int64_t total_size) = 0;
+  virtual Status Write(const uint8_t* data, int64_t size, int64_t at) = 0;
+};
+
+class FileSink final : public Sink {
+ public:
+  FileSink(int fd, const std::string& path) : fd_(fd), path_(path) {}
+  Status Open(int64_t) override { return Status::OK(); }
+  Status Write(const uint8_t* data, int64_t size, int64_t at) override {
+    return WriteAll(fd_, data, size, at, path_);
+  }
+
+ private:
+  int fd_;
+  const std::string& path_;
+};
+
+class MemorySink final : public Sink {
+ public:
+  Status Open(int64_t total_size) override {
+    DEEPRC_ASSIGN_OR_RAISE(buffer_, Buffer::Allocate(total_size));
+    return Status::OK();
+  }
+  Status Write(const uint8_t* data, int64_t size, int64_t at) override {
+    if (size > 0) std::memcpy(buffer_->mutable_data() + at, data, static_cast<size_t>(size));
+    return Status::OK();
+  }
+  std::shared_ptr<Buffer> Finish() { return std::move(buffer_); }
+
+ private:
+  std::shared_ptr<Buffer> buffer_;
+};
+
+// Plans, compresses, checksums and writes the whole table through `sink`.
+Status WriteContents(const Table& table, Sink& sink, const TableFileWriteOptions& options) {
   const int threads = options.threads > 0 ? options.threads : DefaultThreadCount();
   std::vector<PendingColumn> columns;
   columns.reserve(table.num_columns());
@@ -360,7 +445,13 @@ Status WriteContents(const Table& table, int fd, const std::string& path,
   }
   FirstError error;
   ParallelFor(static_cast<int64_t>(all.size()), threads, [&](int64_t i) {
-    error.Set(Compress(all[i], options.compression, options.compression_level));
+    PendingBuffer& buffer = *all[i];
+    error.Set(Compress(&buffer, options.compression, options.compression_level));
+    if (options.checksums) {
+      buffer.entry.checksum = ChecksumPadded(buffer.data, buffer.entry.stored_size);
+    } else {
+      buffer.entry.unchecked = true;
+    }
   });
   DEEPRC_RETURN_NOT_OK(error.Get());
 
@@ -371,58 +462,48 @@ Status WriteContents(const Table& table, int fd, const std::string& path,
   }
   const int64_t metadata_offset = position;
 
-  ParallelFor(static_cast<int64_t>(all.size()), threads, [&](int64_t i) {
-    PendingBuffer& buffer = *all[i];
-    const int64_t size = buffer.entry.stored_size;
-    buffer.entry.checksum = ChecksumPadded(buffer.data, size);
-    Status status = WriteAll(fd, buffer.data, size, buffer.entry.file_offset, path);
+  std::vector<int64_t> null_counts;
+  std::vector<std::vector<BufferEntry>> entries(columns.size());
+  for (int c = 0; c < table.num_columns(); ++c) {
+    null_counts.push_back(table.column(c).null_count());
+    for (const auto& buffer : columns[c].buffers) entries[c].push_back(buffer.entry);
+  }
+  const std::string metadata = EncodeMetadata(table.schema(), null_counts, entries);
+  const auto metadata_size = static_cast<int64_t>(metadata.size());
+  const int64_t file_size = metadata_offset + metadata_size;
+  DEEPRC_RETURN_NOT_OK(sink.Open(file_size));
+
+  // Large buffers are copied in pieces so that one big column does not run on one thread.
+  constexpr int64_t kPiece = int64_t{8} << 20;
+  struct Piece {
+    const PendingBuffer* buffer;
+    int64_t begin;
+    int64_t end;
+  };
+  std::vector<Piece> pieces;
+  for (const PendingBuffer* buffer : all) {
+    const int64_t size = buffer->entry.stored_size;
+    for (int64_t begin = 0; begin < size; begin += kPiece) {
+      pieces.push_back({buffer, begin, std::min(size, begin + kPiece)});
+    }
     static const uint8_t kZeros[kAlignment] = {};
     const int64_t padding = Padded(size) - size;
-    if (status.ok() && padding > 0) {
-      status = WriteAll(fd, kZeros, padding, buffer.entry.file_offset + size, path);
+    if (padding > 0) {
+      DEEPRC_RETURN_NOT_OK(sink.Write(kZeros, padding, buffer->entry.file_offset + size));
     }
-    error.Set(std::move(status));
+  }
+  ParallelFor(static_cast<int64_t>(pieces.size()), threads, [&](int64_t i) {
+    const Piece& piece = pieces[i];
+    error.Set(sink.Write(piece.buffer->data + piece.begin, piece.end - piece.begin,
+                         piece.buffer->entry.file_offset + piece.begin));
   });
   DEEPRC_RETURN_NOT_OK(error.Get());
+  DEEPRC_RETURN_NOT_OK(sink.Write(reinterpret_cast<const uint8_t*>(metadata.data()),
+                                  metadata_size, metadata_offset));
 
-  std::string metadata;
-  Put<uint32_t>(metadata, static_cast<uint32_t>(table.num_columns()));
-  for (int c = 0; c < table.num_columns(); ++c) {
-    const Field& field = table.schema().field(c);
-    PutString(metadata, field.name);
-    Put<uint8_t>(metadata, static_cast<uint8_t>(field.type.id));
-    Put<uint8_t>(metadata, static_cast<uint8_t>(field.type.unit));
-    Put<uint16_t>(metadata, 0);
-    PutString(metadata, field.type.timezone);
-    Put<int64_t>(metadata, table.column(c).null_count());
-    Put<uint8_t>(metadata, static_cast<uint8_t>(columns[c].buffers.size()));
-    for (const auto& buffer : columns[c].buffers) PutBufferEntry(metadata, buffer.entry);
-  }
-  const auto metadata_size = static_cast<int64_t>(metadata.size());
-  DEEPRC_RETURN_NOT_OK(WriteAll(fd, reinterpret_cast<const uint8_t*>(metadata.data()),
-                                metadata_size, metadata_offset, path));
-
-  uint8_t header[kHeaderSize] = {};
-  std::memcpy(header, kTableFileMagic, 8);
-  const uint32_t version = kTableFileVersion;
-  const uint32_t header_size = kHeaderSize;
-  const int64_t file_size = metadata_offset + metadata_size;
-  const uint64_t metadata_checksum = XXH64(metadata.data(), metadata.size(), 0);
-  const int64_t rows = table.num_rows();
-  std::memcpy(header + kVersionAt, &version, 4);
-  std::memcpy(header + kHeaderSizeAt, &header_size, 4);
-  std::memcpy(header + kFileSizeAt, &file_size, 8);
-  std::memcpy(header + kMetadataOffsetAt, &metadata_offset, 8);
-  std::memcpy(header + kMetadataSizeAt, &metadata_size, 8);
-  std::memcpy(header + kMetadataChecksumAt, &metadata_checksum, 8);
-  std::memcpy(header + kRowsAt, &rows, 8);
-  const uint64_t header_checksum = XXH64(header, kHeaderChecksumAt, 0);
-  std::memcpy(header + kHeaderChecksumAt, &header_checksum, 8);
-  DEEPRC_RETURN_NOT_OK(WriteAll(fd, header, kHeaderSize, 0, path));
-  if (options.sync && ::fsync(fd) != 0) {
-    return Status::IOError("'{}': fsync failed: {}", path, ErrnoText());
-  }
-  return Status::OK();
+  uint8_t header[kHeaderSize];
+  EncodeHeader(table.num_rows(), metadata_offset, metadata, header);
+  return sink.Write(header, kHeaderSize, 0);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -553,9 +634,9 @@ Result<std::vector<ColumnEntry>> ParseMetadata(const uint8_t* data, const Parsed
       DEEPRC_ASSIGN_OR_RAISE(uint8_t kind, reader.Read<uint8_t>("buffer entry"));
       DEEPRC_ASSIGN_OR_RAISE(uint8_t compression, reader.Read<uint8_t>("buffer entry"));
       DEEPRC_ASSIGN_OR_RAISE(uint8_t present, reader.Read<uint8_t>("buffer entry"));
-      DEEPRC_ASSIGN_OR_RAISE(uint8_t pad8, reader.Read<uint8_t>("buffer entry"));
+      DEEPRC_ASSIGN_OR_RAISE(uint8_t flags, reader.Read<uint8_t>("buffer entry"));
       DEEPRC_ASSIGN_OR_RAISE(uint32_t pad32, reader.Read<uint32_t>("buffer entry"));
-      (void)pad8;
+      entry.unchecked = (flags & kUncheckedFlag) != 0;
       (void)pad32;
       DEEPRC_ASSIGN_OR_RAISE(entry.file_offset, reader.Read<int64_t>("buffer entry"));
       DEEPRC_ASSIGN_OR_RAISE(entry.stored_size, reader.Read<int64_t>("buffer entry"));
@@ -653,6 +734,69 @@ Result<Column> AssembleColumn(const ColumnEntry& entry, int64_t rows,
   return Column::Make(type, rows, values, std::move(validity), entry.null_count);
 }
 
+// The table in the (checked) bytes at `base`: `buffer_at(offset, size)` makes a buffer into them.
+Result<Table> ReadContents(
+    const uint8_t* base, const ParsedHeader& parsed,
+    const std::function<std::shared_ptr<const Buffer>(int64_t, int64_t)>& buffer_at,
+    const TableFileReadOptions& options, const std::string& path) {
+  const int threads = options.threads > 0 ? options.threads : DefaultThreadCount();
+  DEEPRC_ASSIGN_OR_RAISE(
+      auto columns,
+      ParseMetadata(base + parsed.metadata_offset, parsed, options.verify_checksums, path));
+
+  struct Job {
+    int column;
+    int buffer;
+  };
+  std::vector<Job> jobs;
+  for (int c = 0; c < static_cast<int>(columns.size()); ++c) {
+    for (int b = 0; b < static_cast<int>(columns[c].buffers.size()); ++b) {
+      if (columns[c].buffers[b].present) jobs.push_back({c, b});
+    }
+  }
+  std::vector<std::vector<std::shared_ptr<const Buffer>>> buffers(columns.size());
+  for (size_t c = 0; c < columns.size(); ++c) buffers[c].resize(columns[c].buffers.size());
+  FirstError error;
+  try {
+    ParallelFor(static_cast<int64_t>(jobs.size()), threads, [&](int64_t j) {
+      const auto [c, b] = jobs[j];
+      const BufferEntry& entry = columns[c].buffers[b];
+      const uint8_t* stored = base + entry.file_offset;
+      // The padding is covered too: every byte of the file is checked.
+      if (options.verify_checksums && !entry.unchecked &&
+          XXH64(stored, static_cast<size_t>(Padded(entry.stored_size)), 0) != entry.checksum) {
+        error.Set(Status::Invalid("'{}': checksum mismatch in column '{}' ({} buffer, bytes {}..{})",
+                                  path, columns[c].field.name, BufferKindName(entry.kind),
+                                  entry.file_offset, entry.file_offset + entry.stored_size));
+        return;
+      }
+      if (entry.compression == TableFileCompression::kNone) {
+        buffers[c][b] = buffer_at(entry.file_offset, entry.raw_size);
+      } else {
+        auto decompressed = Decompress(entry, stored, path, columns[c].field.name);
+        if (!decompressed.ok()) {
+          error.Set(decompressed.status());
+          return;
+        }
+        buffers[c][b] = decompressed.MoveValueUnsafe();
+      }
+    });
+  } catch (const std::exception& e) {
+    return Status::Internal("'{}': reading failed: {}", path, e.what());
+  }
+  DEEPRC_RETURN_NOT_OK(error.Get());
+
+  std::vector<Field> fields;
+  std::vector<Column> result_columns;
+  for (size_t c = 0; c < columns.size(); ++c) {
+    DEEPRC_ASSIGN_OR_RAISE(Column column,
+                           AssembleColumn(columns[c], parsed.rows, std::move(buffers[c]), path));
+    fields.push_back(columns[c].field);
+    result_columns.push_back(std::move(column));
+  }
+  return Table::Make(Schema(std::move(fields)), std::move(result_columns), parsed.rows);
+}
+
 }  // namespace
 
 Result<TableFileCompression> ParseTableFileCompression(std::string_view text) {
@@ -680,7 +824,11 @@ Status WriteTableFile(const Table& table, const std::string& path,
   FileDescriptor fd(raw_fd);
   Status status;
   try {
-    status = WriteContents(table, fd.get(), path, options);
+    FileSink sink(fd.get(), path);
+    status = WriteContents(table, sink, options);
+    if (status.ok() && options.sync && ::fsync(fd.get()) != 0) {
+      status = Status::IOError("'{}': fsync failed: {}", path, ErrnoText());
+    }
   } catch (const std::exception& e) {  // ParallelFor rethrows; nothing may leave this function
     status = Status::Internal("'{}': writing failed: {}", path, e.what());
   }
@@ -746,7 +894,6 @@ bool IsTableFile(const std::string& path) {
 }
 
 Result<Table> ReadTableFile(const std::string& path, const TableFileReadOptions& options) {
-  const int threads = options.threads > 0 ? options.threads : DefaultThreadCount();
   FileDescriptor fd;
   DEEPRC_ASSIGN_OR_RAISE(int64_t size, OpenForReading(path, &fd));
   uint8_t header[kHeaderSize] = {};
@@ -781,61 +928,132 @@ Result<Table> ReadTableFile(const std::string& path, const TableFileReadOptions&
     return Buffer::Slice(whole, offset, length);
   };
 
-  DEEPRC_ASSIGN_OR_RAISE(
-      auto columns,
-      ParseMetadata(base + parsed.metadata_offset, parsed, options.verify_checksums, path));
+  return ReadContents(base, parsed, buffer_at, options, path);
+}
 
-  struct Job {
-    int column;
-    int buffer;
+Result<std::shared_ptr<Buffer>> WriteTableToBuffer(const Table& table,
+                                                   const TableFileWriteOptions& options) {
+  MemorySink sink;
+  try {
+    DEEPRC_RETURN_NOT_OK(WriteContents(table, sink, options));
+  } catch (const std::exception& e) {
+    return Status::Internal("serializing a table failed: {}", e.what());
+  }
+  return sink.Finish();
+}
+
+Result<Table> ReadTableFromBuffer(std::shared_ptr<const Buffer> buffer,
+                                  const TableFileReadOptions& options) {
+  static const std::string kName = "<table in memory>";
+  if (buffer == nullptr) return Status::Invalid("{}: no buffer", kName);
+  const uint8_t* base = buffer->data();
+  const int64_t size = buffer->size();
+  DEEPRC_ASSIGN_OR_RAISE(ParsedHeader parsed,
+                         CheckHeader(base, std::min(size, kHeaderSize), size, kName));
+  auto buffer_at = [&](int64_t offset, int64_t length) -> std::shared_ptr<const Buffer> {
+    return Buffer::Slice(buffer, offset, length);
   };
-  std::vector<Job> jobs;
-  for (int c = 0; c < static_cast<int>(columns.size()); ++c) {
-    for (int b = 0; b < static_cast<int>(columns[c].buffers.size()); ++b) {
-      if (columns[c].buffers[b].present) jobs.push_back({c, b});
+  return ReadContents(base, parsed, buffer_at, options, kName);
+}
+
+namespace {
+
+// The buffer entries of the image's column `c` (in the order the reader expects), with the
+// bitmap left out when there are no nulls.
+std::vector<BufferEntry> ImageEntries(const DataType& type, const auto& slots, bool has_nulls) {
+  std::vector<BufferEntry> entries;
+  const bool string = type.id == TypeId::kString;
+  for (int kind = 0; kind < 3; ++kind) {
+    if (kind == 1 && !string) continue;
+    BufferEntry entry;
+    entry.kind = static_cast<BufferKind>(kind);
+    entry.unchecked = true;
+    const auto& slot = slots[static_cast<size_t>(kind)];
+    entry.present = slot.at >= 0 && (kind != 0 || has_nulls);
+    if (entry.present) {
+      entry.file_offset = slot.at;
+      entry.stored_size = entry.raw_size = slot.size;
+    }
+    entries.push_back(entry);
+  }
+  return entries;
+}
+
+}  // namespace
+
+Result<TableImageWriter> TableImageWriter::Make(Schema schema, int64_t rows,
+                                                const std::vector<ColumnSizes>& sizes) {
+  if (static_cast<int>(sizes.size()) != schema.num_fields() || rows < 0) {
+    return Status::Invalid("table image: {} column sizes for {} columns, {} rows", sizes.size(),
+                           schema.num_fields(), rows);
+  }
+  TableImageWriter writer;
+  writer.rows_ = rows;
+  writer.slots_.resize(sizes.size());
+  int64_t position = kHeaderSize;
+  auto place = [&](Slot& slot, int64_t size) {
+    slot.at = position;
+    slot.size = size;
+    position += Padded(size);
+  };
+  for (int c = 0; c < schema.num_fields(); ++c) {
+    const TypeId id = schema.field(c).type.id;
+    auto& slots = writer.slots_[static_cast<size_t>(c)];
+    if (sizes[c].validity) place(slots[0], bitmap::BytesForBits(rows));
+    if (id == TypeId::kString) {
+      place(slots[1], (rows + 1) * 8);
+      place(slots[2], sizes[c].string_bytes);
+    } else if (id == TypeId::kBool) {
+      place(slots[2], bitmap::BytesForBits(rows));
+    } else {
+      place(slots[2], rows * ByteWidth(id));
     }
   }
-  std::vector<std::vector<std::shared_ptr<const Buffer>>> buffers(columns.size());
-  for (size_t c = 0; c < columns.size(); ++c) buffers[c].resize(columns[c].buffers.size());
-  FirstError error;
-  try {
-    ParallelFor(static_cast<int64_t>(jobs.size()), threads, [&](int64_t j) {
-      const auto [c, b] = jobs[j];
-      const BufferEntry& entry = columns[c].buffers[b];
-      const uint8_t* stored = base + entry.file_offset;
-      // The padding is covered too: every byte of the file is checked.
-      if (options.verify_checksums &&
-          XXH64(stored, static_cast<size_t>(Padded(entry.stored_size)), 0) != entry.checksum) {
-        error.Set(Status::Invalid("'{}': checksum mismatch in column '{}' ({} buffer, bytes {}..{})",
-                                  path, columns[c].field.name, BufferKindName(entry.kind),
-                                  entry.file_offset, entry.file_offset + entry.stored_size));
-        return;
-      }
-      if (entry.compression == TableFileCompression::kNone) {
-        buffers[c][b] = buffer_at(entry.file_offset, entry.raw_size);
+  writer.metadata_offset_ = position;
+  // The metadata's size does not depend on the null counts: lay it out now, write it at Finish.
+  std::vector<std::vector<BufferEntry>> entries;
+  for (int c = 0; c < schema.num_fields(); ++c) {
+    entries.push_back(ImageEntries(schema.field(c).type, writer.slots_[c], true));
+  }
+  const std::string metadata =
+      EncodeMetadata(schema, std::vector<int64_t>(sizes.size(), 0), entries);
+  DEEPRC_ASSIGN_OR_RAISE(writer.image_,
+                         Buffer::Allocate(position + static_cast<int64_t>(metadata.size())));
+  // Zero what the caller ORs bits into, and every padding gap.
+  for (int c = 0; c < schema.num_fields(); ++c) {
+    const bool bits = schema.field(c).type.id == TypeId::kBool;
+    for (int kind = 0; kind < 3; ++kind) {
+      const Slot& slot = writer.slots_[c][kind];
+      if (slot.at < 0) continue;
+      uint8_t* at = writer.image_->mutable_data() + slot.at;
+      if (kind == 0 || (kind == 2 && bits)) {
+        std::memset(at, 0, static_cast<size_t>(Padded(slot.size)));
       } else {
-        auto decompressed = Decompress(entry, stored, path, columns[c].field.name);
-        if (!decompressed.ok()) {
-          error.Set(decompressed.status());
-          return;
-        }
-        buffers[c][b] = decompressed.MoveValueUnsafe();
+        std::memset(at + slot.size, 0, static_cast<size_t>(Padded(slot.size) - slot.size));
       }
-    });
-  } catch (const std::exception& e) {
-    return Status::Internal("'{}': reading failed: {}", path, e.what());
+    }
   }
-  DEEPRC_RETURN_NOT_OK(error.Get());
+  writer.schema_ = std::move(schema);
+  return writer;
+}
 
-  std::vector<Field> fields;
-  std::vector<Column> result_columns;
-  for (size_t c = 0; c < columns.size(); ++c) {
-    DEEPRC_ASSIGN_OR_RAISE(Column column,
-                           AssembleColumn(columns[c], parsed.rows, std::move(buffers[c]), path));
-    fields.push_back(columns[c].field);
-    result_columns.push_back(std::move(column));
+Result<std::shared_ptr<Buffer>> TableImageWriter::Finish(const std::vector<int64_t>& null_counts) {
+  if (image_ == nullptr || null_counts.size() != slots_.size()) {
+    return Status::Invalid("table image: finished twice or wrong null counts");
   }
-  return Table::Make(Schema(std::move(fields)), std::move(result_columns), parsed.rows);
+  std::vector<std::vector<BufferEntry>> entries;
+  for (int c = 0; c < schema_.num_fields(); ++c) {
+    if (null_counts[c] > 0 && slots_[c][0].at < 0) {
+      return Status::Invalid("table image: column '{}' has nulls but no validity bitmap",
+                             schema_.field(c).name);
+    }
+    entries.push_back(ImageEntries(schema_.field(c).type, slots_[c], null_counts[c] > 0));
+  }
+  const std::string metadata = EncodeMetadata(schema_, null_counts, entries);
+  DEEPRC_CHECK(metadata_offset_ + static_cast<int64_t>(metadata.size()) == image_->size());
+  std::memcpy(image_->mutable_data() + metadata_offset_, metadata.data(), metadata.size());
+  EncodeHeader(rows_, metadata_offset_, metadata, image_->mutable_data());
+  return std::move(image_);
 }
 
 }  // namespace deeprc

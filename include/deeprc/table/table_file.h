@@ -15,6 +15,9 @@
 // Slices are written as their rows only (bitmaps shifted to bit 0, string offsets rebased to 0).
 
 #include <cstdint>
+#include <array>
+#include <memory>
+#include <vector>
 #include <string>
 
 #include "deeprc/core/result.h"
@@ -38,6 +41,9 @@ struct TableFileWriteOptions {
   int compression_level = 1;
   // fsync the file before the rename (durability across a machine crash; slower).
   bool sync = false;
+  // Store an xxHash64 checksum of every buffer. Messages between ranks may skip them (the
+  // transport checks its bytes); such buffers are marked and never verified by the reader.
+  bool checksums = true;
   int threads = 0;
 };
 
@@ -57,6 +63,60 @@ Status WriteTableFile(const Table& table, const std::string& path,
 // Errors name the file and what is wrong: not a deeprc table file, version N unsupported (this
 // build reads M), truncated at byte X, checksum mismatch (with the column and buffer).
 Result<Table> ReadTableFile(const std::string& path, const TableFileReadOptions& options = {});
+
+// The same layout in memory, for messages between ranks (comm/table_exchange.h): one contiguous
+// buffer (64-byte aligned) holding exactly the bytes of the file. `sync` is ignored.
+Result<std::shared_ptr<Buffer>> WriteTableToBuffer(const Table& table,
+                                                   const TableFileWriteOptions& options = {});
+
+// Parses a buffer in the table-file layout; the columns are slices of `buffer` (no copy) unless
+// they were compressed. `memory_map` is ignored. The buffer must stay 64-byte aligned (a pool
+// allocation or a slice at a multiple of 64).
+Result<Table> ReadTableFromBuffer(std::shared_ptr<const Buffer> buffer,
+                                  const TableFileReadOptions& options = {});
+
+// A table-file image written in place, for producers that scatter rows straight into the bytes
+// (the shuffle builds its messages so, without a gathered table in between). Make lays out every
+// buffer, with validity bitmaps and bool values zeroed (bits can be OR-ed in) and the padding
+// zeroed; the caller fills the buffers, then Finish writes metadata and header (no buffer
+// checksums) and hands out the image, which ReadTableFromBuffer reads.
+class TableImageWriter {
+ public:
+  struct ColumnSizes {
+    bool validity = false;     // store a validity bitmap
+    int64_t string_bytes = 0;  // string columns: the bytes of all values
+  };
+  static Result<TableImageWriter> Make(Schema schema, int64_t rows,
+                                       const std::vector<ColumnSizes>& sizes);
+
+  int64_t num_rows() const { return rows_; }
+  // Null when the column stores no bitmap.
+  uint8_t* validity(int column) const { return At(column, 0); }
+  // String columns: rows + 1 offsets into values(column), the first 0.
+  int64_t* offsets(int column) const { return reinterpret_cast<int64_t*>(At(column, 1)); }
+  // Fixed width: rows values; bool: a bitmap; string: the bytes.
+  uint8_t* values(int column) const { return At(column, 2); }
+
+  // `null_counts[c]` nulls in column c; a column with none drops its bitmap (the bytes stay).
+  Result<std::shared_ptr<Buffer>> Finish(const std::vector<int64_t>& null_counts);
+
+ private:
+  struct Slot {
+    int64_t at = -1;  // byte offset in the image, -1 when absent
+    int64_t size = 0;
+  };
+  uint8_t* At(int column, int kind) const {
+    const Slot& slot = slots_[static_cast<size_t>(column)][static_cast<size_t>(kind)];
+    return slot.at < 0 ? nullptr : image_->mutable_data() + slot.at;
+  }
+
+  Schema schema_;
+  int64_t rows_ = 0;
+  std::shared_ptr<Buffer> image_;
+  // Per column: validity, offsets, values.
+  std::vector<std::array<Slot, 3>> slots_;
+  int64_t metadata_offset_ = 0;
+};
 
 // The schema and row count only (reads the header and metadata, not the buffers).
 struct TableFileInfo {
