@@ -17,11 +17,13 @@
 #include <cstring>
 #include <sstream>
 
+#include "agreement_internal.h"
 #include "deeprc/compute/selection.h"
-#include "rank_agreement.h"
 
 namespace deeprc::dist {
 namespace {
+
+constexpr std::string_view kOperation = "distributed CSV";
 
 struct ColumnInfo {
   std::string name;
@@ -189,7 +191,7 @@ Result<Schema> JoinParts(const std::vector<std::pair<int64_t, PartInfo>>& parts,
 // Every rank's parts, gathered and decoded, in rank order.
 Result<std::vector<std::pair<int64_t, PartInfo>>> GatherParts(
     comm::Communicator& comm, const std::vector<std::pair<int64_t, PartInfo>>& mine) {
-  DEEPRC_ASSIGN_OR_RAISE(auto encoded, internal::AllGatherStrings(comm, EncodeParts(mine)));
+  DEEPRC_ASSIGN_OR_RAISE(auto encoded, AllGatherStrings(comm, EncodeParts(mine)));
   std::vector<std::pair<int64_t, PartInfo>> all;
   for (const auto& text : encoded) {
     DEEPRC_ASSIGN_OR_RAISE(auto parts, DecodeParts(text));
@@ -287,8 +289,8 @@ Result<Table> ReadCsv(comm::Communicator& comm, const std::string& path,
   const int rank = comm.rank();
   // The range every rank splits: rank 0's view of the file size decides.
   Result<int64_t> size = FileSize(path);
-  DEEPRC_RETURN_NOT_OK(internal::AgreeOnStatus(comm, size.status()));
-  DEEPRC_ASSIGN_OR_RAISE(auto sizes, internal::AllGatherInts(comm, {*size}));
+  DEEPRC_RETURN_NOT_OK(AgreeOnStatus(comm, size.status(), kOperation));
+  DEEPRC_ASSIGN_OR_RAISE(auto sizes, AllGatherInts(comm, {*size}));
   const int64_t file_size = sizes[0][0];
   const int64_t begin = std::min(std::max<int64_t>(0, options.range_begin), file_size);
   const int64_t end =
@@ -303,8 +305,8 @@ Result<Table> ReadCsv(comm::Communicator& comm, const std::string& path,
   if (ranks > 1) {
     Result<int> parity =
         QuoteParityOf(path, rank == 0 ? 0 : mine.range_begin, mine.range_end, options.quote);
-    DEEPRC_RETURN_NOT_OK(internal::AgreeOnStatus(comm, parity.status()));
-    DEEPRC_ASSIGN_OR_RAISE(auto parities, internal::AllGatherInts(comm, {*parity}));
+    DEEPRC_RETURN_NOT_OK(AgreeOnStatus(comm, parity.status(), kOperation));
+    DEEPRC_ASSIGN_OR_RAISE(auto parities, AllGatherInts(comm, {*parity}));
     if (rank > 0) {
       int before = 0;
       for (int r = 0; r < rank; ++r) before ^= static_cast<int>(parities[r][0]);
@@ -312,7 +314,7 @@ Result<Table> ReadCsv(comm::Communicator& comm, const std::string& path,
     }
   }
   Result<Table> read = csv::ReadCsv(path, mine);
-  DEEPRC_RETURN_NOT_OK(internal::AgreeOnStatus(comm, read.status()));
+  DEEPRC_RETURN_NOT_OK(AgreeOnStatus(comm, read.status(), kOperation));
   Table table = read.MoveValueUnsafe();
   if (ranks == 1) return table;
 
@@ -327,7 +329,7 @@ Result<Table> ReadCsv(comm::Communicator& comm, const std::string& path,
     status = read.status();
   }
   // Only the ranks whose types differed read again, but every rank learns how it went.
-  DEEPRC_RETURN_NOT_OK(internal::AgreeOnStatus(comm, status));
+  DEEPRC_RETURN_NOT_OK(AgreeOnStatus(comm, status, kOperation));
   if (again) table = read.MoveValueUnsafe();
   return table;
 }
@@ -354,8 +356,8 @@ Result<Table> ReadCsvFiles(comm::Communicator& comm, const std::vector<std::stri
       return Status::OK();
     }();
   }
-  DEEPRC_RETURN_NOT_OK(internal::AgreeOnStatus(comm, listed));
-  DEEPRC_ASSIGN_OR_RAISE(listing, internal::BroadcastString(comm, 0, listing));
+  DEEPRC_RETURN_NOT_OK(AgreeOnStatus(comm, listed, kOperation));
+  DEEPRC_ASSIGN_OR_RAISE(listing, BroadcastString(comm, 0, listing));
   std::vector<std::string> paths;
   std::vector<int64_t> sizes;
   {
@@ -404,7 +406,7 @@ Result<Table> ReadCsvFiles(comm::Communicator& comm, const std::vector<std::stri
     }
     tables.push_back(read.MoveValueUnsafe());
   }
-  DEEPRC_RETURN_NOT_OK(internal::AgreeOnStatus(comm, status));
+  DEEPRC_RETURN_NOT_OK(AgreeOnStatus(comm, status, kOperation));
 
   std::vector<std::pair<int64_t, PartInfo>> mine;
   for (size_t k = 0; k < my_files.size(); ++k) mine.emplace_back(my_files[k], InfoOf(tables[k]));
@@ -416,7 +418,7 @@ Result<Table> ReadCsvFiles(comm::Communicator& comm, const std::vector<std::stri
     status = read.status();
     if (read.ok()) tables[k] = read.MoveValueUnsafe();
   }
-  DEEPRC_RETURN_NOT_OK(internal::AgreeOnStatus(comm, status));
+  DEEPRC_RETURN_NOT_OK(AgreeOnStatus(comm, status, kOperation));
   return ConcatenateOrEmpty(std::move(tables), schema, options.threads);
 }
 
@@ -442,8 +444,8 @@ std::string RankFileName(const std::string& pattern, int rank) {
 
 Status WriteCsvPerRank(comm::Communicator& comm, const Table& table, const std::string& pattern,
                        const csv::WriteOptions& options) {
-  return internal::AgreeOnStatus(comm,
-                                 csv::WriteCsv(table, RankFileName(pattern, comm.rank()), options));
+  return AgreeOnStatus(comm, csv::WriteCsv(table, RankFileName(pattern, comm.rank()), options),
+                       kOperation);
 }
 
 namespace {
@@ -476,10 +478,9 @@ Status WriteCsv(comm::Communicator& comm, const Table& table, const std::string&
   std::ostringstream formatted;
   csv::WriteOptions mine = options;
   mine.header = options.header && rank == 0;
-  DEEPRC_RETURN_NOT_OK(internal::AgreeOnStatus(comm, csv::WriteCsv(table, formatted, mine)));
+  DEEPRC_RETURN_NOT_OK(AgreeOnStatus(comm, csv::WriteCsv(table, formatted, mine), kOperation));
   const std::string bytes = std::move(formatted).str();
-  DEEPRC_ASSIGN_OR_RAISE(auto sizes,
-                         internal::AllGatherInts(comm, {static_cast<int64_t>(bytes.size())}));
+  DEEPRC_ASSIGN_OR_RAISE(auto sizes, AllGatherInts(comm, {static_cast<int64_t>(bytes.size())}));
   int64_t offset = 0;
   int64_t total = 0;
   for (int r = 0; r < static_cast<int>(sizes.size()); ++r) {
@@ -503,10 +504,10 @@ Status WriteCsv(comm::Communicator& comm, const Table& table, const std::string&
       if (!created.ok()) ::unlink(temporary.c_str());
     }
   }
-  DEEPRC_RETURN_NOT_OK(internal::AgreeOnStatus(comm, created));
-  DEEPRC_ASSIGN_OR_RAISE(temporary, internal::BroadcastString(comm, 0, temporary));
+  DEEPRC_RETURN_NOT_OK(AgreeOnStatus(comm, created, kOperation));
+  DEEPRC_ASSIGN_OR_RAISE(temporary, BroadcastString(comm, 0, temporary));
 
-  Status written = internal::AgreeOnStatus(comm, WriteAt(temporary, bytes, offset));
+  Status written = AgreeOnStatus(comm, WriteAt(temporary, bytes, offset), kOperation);
   // Every rank has written (or failed): rank 0 puts the file in place, or removes it.
   Status renamed;
   if (rank == 0) {
@@ -519,7 +520,7 @@ Status WriteCsv(comm::Communicator& comm, const Table& table, const std::string&
     }
   }
   DEEPRC_RETURN_NOT_OK(written);
-  return internal::AgreeOnStatus(comm, renamed);
+  return AgreeOnStatus(comm, renamed, kOperation);
 }
 
 }  // namespace deeprc::dist
