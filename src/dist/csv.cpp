@@ -17,11 +17,13 @@
 #include <cstring>
 #include <sstream>
 
+#include "agreement_internal.h"
 #include "deeprc/compute/selection.h"
-#include "rank_agreement.h"
 
 namespace deeprc::dist {
 namespace {
+
+constexpr std::string_view kOperation = "distributed CSV";
 
 struct ColumnInfo {
   std::string name;
@@ -189,7 +191,7 @@ Result<Schema> JoinParts(const std::vector<std::pair<int64_t, PartInfo>>& parts,
 // Every rank's parts, gathered and decoded, in rank order.
 Result<std::vector<std::pair<int64_t, PartInfo>>> GatherParts(
     comm::Communicator& comm, const std::vector<std::pair<int64_t, PartInfo>>& mine) {
-  DEEPRC_ASSIGN_OR_RAISE(auto encoded, internal::AllGatherStrings(comm, EncodeParts(mine)));
+  DEEPRC_ASSIGN_OR_RAISE(auto encoded, AllGatherStrings(comm, EncodeParts(mine)));
   std::vector<std::pair<int64_t, PartInfo>> all;
   for (const auto& text : encoded) {
     DEEPRC_ASSIGN_OR_RAISE(auto parts, DecodeParts(text));
@@ -219,6 +221,32 @@ Result<int64_t> FileSize(const std::string& path) {
     return Status::IOError("{}: {}", path, std::strerror(errno));
   }
   return static_cast<int64_t>(info.st_size);
+}
+
+// Parity of the quote characters in bytes [begin, end) of the file.
+Result<int> QuoteParityOf(const std::string& path, int64_t begin, int64_t end, char quote) {
+  if (end <= begin) return 0;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::IOError("{}: {}", path, std::strerror(errno));
+  std::vector<char> buffer(size_t{1} << 20);
+  unsigned parity = 0;
+  for (int64_t at = begin; at < end;) {
+    const auto want = static_cast<size_t>(std::min<int64_t>(end - at, std::ssize(buffer)));
+    const ssize_t got = ::pread(fd, buffer.data(), want, static_cast<off_t>(at));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) {
+      const int error = errno;
+      ::close(fd);
+      return Status::IOError("{}: read failed at byte {}: {}", path, at,
+                             got == 0 ? "unexpected end of file" : std::strerror(error));
+    }
+    unsigned count = 0;
+    for (ssize_t i = 0; i < got; ++i) count += buffer[i] == quote;
+    parity ^= count & 1;
+    at += got;
+  }
+  ::close(fd);
+  return static_cast<int>(parity);
 }
 
 bool IsPattern(const std::string& path) { return path.find_first_of("*?[") != std::string::npos; }
@@ -261,8 +289,8 @@ Result<Table> ReadCsv(comm::Communicator& comm, const std::string& path,
   const int rank = comm.rank();
   // The range every rank splits: rank 0's view of the file size decides.
   Result<int64_t> size = FileSize(path);
-  DEEPRC_RETURN_NOT_OK(internal::AgreeOnStatus(comm, size.status()));
-  DEEPRC_ASSIGN_OR_RAISE(auto sizes, internal::AllGatherInts(comm, {*size}));
+  DEEPRC_RETURN_NOT_OK(AgreeOnStatus(comm, size.status(), kOperation));
+  DEEPRC_ASSIGN_OR_RAISE(auto sizes, AllGatherInts(comm, {*size}));
   const int64_t file_size = sizes[0][0];
   const int64_t begin = std::min(std::max<int64_t>(0, options.range_begin), file_size);
   const int64_t end =
@@ -271,8 +299,22 @@ Result<Table> ReadCsv(comm::Communicator& comm, const std::string& path,
   mine.range_begin = begin + (end - begin) * rank / ranks;
   mine.range_end = begin + (end - begin) * (rank + 1) / ranks;
 
+  // Row starts depend on the quote parity before the range. Each rank counts the quotes of its
+  // own range (rank 0 from the start of the file), and a scan of the parities gives every rank
+  // the parity before its range without reading the bytes there.
+  if (ranks > 1) {
+    Result<int> parity =
+        QuoteParityOf(path, rank == 0 ? 0 : mine.range_begin, mine.range_end, options.quote);
+    DEEPRC_RETURN_NOT_OK(AgreeOnStatus(comm, parity.status(), kOperation));
+    DEEPRC_ASSIGN_OR_RAISE(auto parities, AllGatherInts(comm, {*parity}));
+    if (rank > 0) {
+      int before = 0;
+      for (int r = 0; r < rank; ++r) before ^= static_cast<int>(parities[r][0]);
+      mine.quote_parity_before_range = before;
+    }
+  }
   Result<Table> read = csv::ReadCsv(path, mine);
-  DEEPRC_RETURN_NOT_OK(internal::AgreeOnStatus(comm, read.status()));
+  DEEPRC_RETURN_NOT_OK(AgreeOnStatus(comm, read.status(), kOperation));
   Table table = read.MoveValueUnsafe();
   if (ranks == 1) return table;
 
@@ -287,7 +329,7 @@ Result<Table> ReadCsv(comm::Communicator& comm, const std::string& path,
     status = read.status();
   }
   // Only the ranks whose types differed read again, but every rank learns how it went.
-  DEEPRC_RETURN_NOT_OK(internal::AgreeOnStatus(comm, status));
+  DEEPRC_RETURN_NOT_OK(AgreeOnStatus(comm, status, kOperation));
   if (again) table = read.MoveValueUnsafe();
   return table;
 }
@@ -314,8 +356,8 @@ Result<Table> ReadCsvFiles(comm::Communicator& comm, const std::vector<std::stri
       return Status::OK();
     }();
   }
-  DEEPRC_RETURN_NOT_OK(internal::AgreeOnStatus(comm, listed));
-  DEEPRC_ASSIGN_OR_RAISE(listing, internal::BroadcastString(comm, 0, listing));
+  DEEPRC_RETURN_NOT_OK(AgreeOnStatus(comm, listed, kOperation));
+  DEEPRC_ASSIGN_OR_RAISE(listing, BroadcastString(comm, 0, listing));
   std::vector<std::string> paths;
   std::vector<int64_t> sizes;
   {
@@ -349,6 +391,7 @@ Result<Table> ReadCsvFiles(comm::Communicator& comm, const std::vector<std::stri
   csv::ReadOptions whole = options;
   whole.range_begin = 0;
   whole.range_end = -1;
+  whole.quote_parity_before_range = -1;
   std::vector<int64_t> my_files;
   for (size_t i = 0; i < paths.size(); ++i) {
     if (owner[i] == rank) my_files.push_back(static_cast<int64_t>(i));
@@ -363,7 +406,7 @@ Result<Table> ReadCsvFiles(comm::Communicator& comm, const std::vector<std::stri
     }
     tables.push_back(read.MoveValueUnsafe());
   }
-  DEEPRC_RETURN_NOT_OK(internal::AgreeOnStatus(comm, status));
+  DEEPRC_RETURN_NOT_OK(AgreeOnStatus(comm, status, kOperation));
 
   std::vector<std::pair<int64_t, PartInfo>> mine;
   for (size_t k = 0; k < my_files.size(); ++k) mine.emplace_back(my_files[k], InfoOf(tables[k]));
@@ -375,7 +418,7 @@ Result<Table> ReadCsvFiles(comm::Communicator& comm, const std::vector<std::stri
     status = read.status();
     if (read.ok()) tables[k] = read.MoveValueUnsafe();
   }
-  DEEPRC_RETURN_NOT_OK(internal::AgreeOnStatus(comm, status));
+  DEEPRC_RETURN_NOT_OK(AgreeOnStatus(comm, status, kOperation));
   return ConcatenateOrEmpty(std::move(tables), schema, options.threads);
 }
 
@@ -401,8 +444,8 @@ std::string RankFileName(const std::string& pattern, int rank) {
 
 Status WriteCsvPerRank(comm::Communicator& comm, const Table& table, const std::string& pattern,
                        const csv::WriteOptions& options) {
-  return internal::AgreeOnStatus(comm,
-                                 csv::WriteCsv(table, RankFileName(pattern, comm.rank()), options));
+  return AgreeOnStatus(comm, csv::WriteCsv(table, RankFileName(pattern, comm.rank()), options),
+                       kOperation);
 }
 
 namespace {
@@ -435,10 +478,9 @@ Status WriteCsv(comm::Communicator& comm, const Table& table, const std::string&
   std::ostringstream formatted;
   csv::WriteOptions mine = options;
   mine.header = options.header && rank == 0;
-  DEEPRC_RETURN_NOT_OK(internal::AgreeOnStatus(comm, csv::WriteCsv(table, formatted, mine)));
+  DEEPRC_RETURN_NOT_OK(AgreeOnStatus(comm, csv::WriteCsv(table, formatted, mine), kOperation));
   const std::string bytes = std::move(formatted).str();
-  DEEPRC_ASSIGN_OR_RAISE(auto sizes,
-                         internal::AllGatherInts(comm, {static_cast<int64_t>(bytes.size())}));
+  DEEPRC_ASSIGN_OR_RAISE(auto sizes, AllGatherInts(comm, {static_cast<int64_t>(bytes.size())}));
   int64_t offset = 0;
   int64_t total = 0;
   for (int r = 0; r < static_cast<int>(sizes.size()); ++r) {
@@ -462,10 +504,10 @@ Status WriteCsv(comm::Communicator& comm, const Table& table, const std::string&
       if (!created.ok()) ::unlink(temporary.c_str());
     }
   }
-  DEEPRC_RETURN_NOT_OK(internal::AgreeOnStatus(comm, created));
-  DEEPRC_ASSIGN_OR_RAISE(temporary, internal::BroadcastString(comm, 0, temporary));
+  DEEPRC_RETURN_NOT_OK(AgreeOnStatus(comm, created, kOperation));
+  DEEPRC_ASSIGN_OR_RAISE(temporary, BroadcastString(comm, 0, temporary));
 
-  Status written = internal::AgreeOnStatus(comm, WriteAt(temporary, bytes, offset));
+  Status written = AgreeOnStatus(comm, WriteAt(temporary, bytes, offset), kOperation);
   // Every rank has written (or failed): rank 0 puts the file in place, or removes it.
   Status renamed;
   if (rank == 0) {
@@ -478,7 +520,7 @@ Status WriteCsv(comm::Communicator& comm, const Table& table, const std::string&
     }
   }
   DEEPRC_RETURN_NOT_OK(written);
-  return internal::AgreeOnStatus(comm, renamed);
+  return AgreeOnStatus(comm, renamed, kOperation);
 }
 
 }  // namespace deeprc::dist

@@ -6,13 +6,13 @@
 #include <algorithm>
 #include <numeric>
 
+#include "agreement_internal.h"
 #include "deeprc/compute/selection.h"
-#include "rank_agreement.h"
 
 namespace deeprc::dist {
 
 Result<RowCounts> GlobalRowCounts(comm::Communicator& comm, int64_t local_rows) {
-  DEEPRC_ASSIGN_OR_RAISE(auto gathered, internal::AllGatherInts(comm, {local_rows}));
+  DEEPRC_ASSIGN_OR_RAISE(auto gathered, AllGatherInts(comm, {local_rows}));
   RowCounts out;
   out.counts.reserve(gathered.size());
   out.offsets.assign(1, 0);

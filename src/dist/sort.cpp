@@ -6,12 +6,14 @@
 #include <string_view>
 #include <type_traits>
 
+#include "agreement_internal.h"
 #include "deeprc/compute/selection.h"
 #include "deeprc/table/builder.h"
-#include "rank_agreement.h"
 
 namespace deeprc::dist {
 namespace {
+
+constexpr std::string_view kOperation = "distributed sort";
 
 constexpr const char* kRankColumn = "__deeprc_rank";
 constexpr const char* kPositionColumn = "__deeprc_position";
@@ -71,7 +73,7 @@ Result<Table> Sort(comm::Communicator& comm, const Table& table,
     DEEPRC_ASSIGN_OR_RAISE(sorted, compute::Sort(table, options));
     return Status::OK();
   }();
-  DEEPRC_RETURN_NOT_OK(internal::AgreeOnStatus(comm, local));
+  DEEPRC_RETURN_NOT_OK(AgreeOnStatus(comm, local, kOperation));
   if (ranks == 1 || options.keys.empty()) return sorted;
 
   const int64_t n = sorted.num_rows();

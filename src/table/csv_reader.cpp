@@ -1196,7 +1196,17 @@ class Reader {
       parity[k] = QuoteParity(plan_.data.data(), region_begin[k], region_begin[k + 1], plan_.quote);
       if (release_) release_(region_begin[k], region_begin[k + 1]);
     });
-    const int parity_before = ParallelQuoteParity(plan_, data_start_, region_begin[0]);
+    // Quote parity of [data_start_, region_begin[0]): counted, or from the caller's parity of
+    // [0, range_begin) without the bytes before the data and those from region_begin[0] on.
+    int parity_before;
+    if (options_.quote_parity_before_range >= 0 && options_.range_begin > data_start_) {
+      parity_before = (options_.quote_parity_before_range & 1) ^
+                      QuoteParity(plan_.data.data(), 0, data_start_, plan_.quote) ^
+                      QuoteParity(plan_.data.data(), region_begin[0], options_.range_begin,
+                                  plan_.quote);
+    } else {
+      parity_before = ParallelQuoteParity(plan_, data_start_, region_begin[0]);
+    }
     std::vector<int> parity_at(blocks + 1);
     parity_at[0] = parity_before;
     for (int64_t k = 0; k < blocks; ++k) parity_at[k + 1] = parity_at[k] ^ parity[k];

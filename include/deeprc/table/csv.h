@@ -35,6 +35,11 @@ struct ReadOptions {
   // exactly once. The header (if any) is always taken from the start of the file.
   int64_t range_begin = 0;
   int64_t range_end = -1;
+  // The parity (0 or 1) of the number of quote characters in the file's bytes [0, range_begin),
+  // when the caller knows it; -1: the reader counts them, which reads every byte before the
+  // range. (dist::ReadCsv counts each rank's range and scans the counts, so that no rank reads
+  // the bytes before its range.) A wrong value misplaces row starts.
+  int quote_parity_before_range = -1;
   // Parser threads (0: DefaultThreadCount()) and the size of the blocks handed to them.
   int threads = 0;
   int64_t block_size = int64_t{4} << 20;
