@@ -9,7 +9,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config git
   libfmt-dev libcli11-dev libxxhash-dev libfast-float-dev libzstd-dev liblz4-dev
   nlohmann-json3-dev libyaml-cpp-dev libzmq3-dev
-  openmpi-bin libopenmpi-dev
+  openmpi-bin libopenmpi-dev libgloo-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-pandas python3-numpy
 )

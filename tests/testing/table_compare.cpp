@@ -43,6 +43,7 @@ bool CellsEqual(const Cell& a, const Cell& b, double tolerance) {
   if (const double* x = std::get_if<double>(&a)) {
     const double y = std::get<double>(b);
     if (std::isnan(*x) || std::isnan(y)) return std::isnan(*x) && std::isnan(y);
+    if (*x == y) return true;  // infinities: their difference is NaN
     return std::fabs(*x - y) <= tolerance * std::max({1.0, std::fabs(*x), std::fabs(y)});
   }
   return a == b;
