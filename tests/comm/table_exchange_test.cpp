@@ -95,6 +95,9 @@ TEST(TableExchangeTest, SendAndReceiveAroundARing) {
   const int size = comm.size();
   const int next = (rank + 1) % size;
   const int previous = (rank + size - 1) % size;
+  if (size == 1 && comm.backend() != Backend::kSingle) {
+    GTEST_SKIP() << "one rank: a blocking send to itself may wait for its own receive";
+  }
   for (TableFileCompression compression : Compressions()) {
     ExchangeOptions options;
     options.compression = compression;
