@@ -9,9 +9,6 @@
 // ranks; rank 0 prints the message and every rank exits with the same status.
 #include <algorithm>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
-#include <filesystem>
 #include <functional>
 #include <iostream>
 #include <string>
@@ -19,7 +16,6 @@
 
 #include <CLI/CLI.hpp>
 
-#include "deeprc/comm/launch.h"
 #include "deeprc/command_registry.h"
 #include "deeprc/compute/filter.h"
 #include "deeprc/compute/group_by.h"
@@ -32,6 +28,7 @@
 #include "deeprc/dist/partition.h"
 #include "deeprc/dist/set_ops.h"
 #include "deeprc/dist/sort.h"
+#include "deeprc/rank_relaunch.h"
 #include "deeprc/table_io.h"
 
 namespace deeprc::app {
@@ -53,11 +50,6 @@ struct CommonOptions {
 
 // Set in the environment of the ranks a `--ranks N` command starts.
 constexpr const char* kRanksVariable = "DEEPRC_TABLE_RANKS";
-
-bool IsRankProcess() {
-  const char* value = std::getenv(kRanksVariable);
-  return value != nullptr && *value != '\0';
-}
 
 void AddInputOptions(CLI::App* command, CommonOptions* common) {
   command->add_option("--threads", common->threads, "Threads (0: DEEPRC_THREADS or all cores)")
@@ -160,53 +152,6 @@ dist::ShuffleOptions ShuffleWith(const TableIoOptions& options) {
   dist::ShuffleOptions shuffle;
   shuffle.threads = shuffle.exchange.threads = options.threads;
   return shuffle;
-}
-
-// The parent of --ranks: starts this same command line, without --ranks and --comm, as the ranks
-// of one job and returns the exit status of the job (the first failing rank's).
-int RunAsRanks(const std::string& name, const CommonOptions& common, int argc, char** argv) {
-  auto backend = comm::ParseBackend(common.comm);
-  if (!backend.ok() || *backend == comm::Backend::kSingle) {
-    std::fprintf(stderr, "%s: --comm: expected mpi or gloo, found '%s'\n", name.c_str(),
-                 common.comm.c_str());
-    return kExitUsage;
-  }
-#ifndef DEEPRC_HAVE_GLOO
-  if (*backend == comm::Backend::kGloo) {
-    std::fprintf(stderr,
-                 "%s: --comm gloo: this build of deeprc has no Gloo backend (libgloo-dev was not "
-                 "found at build time)\n",
-                 name.c_str());
-    return kExitUsage;
-  }
-#endif
-  std::error_code error;
-  const auto self = std::filesystem::read_symlink("/proc/self/exe", error);
-  if (error) {
-    std::fprintf(stderr, "%s: cannot find this program's path: %s\n", name.c_str(),
-                 error.message().c_str());
-    return kExitFailure;
-  }
-  comm::LaunchOptions launch;
-  launch.ranks = common.ranks;
-  launch.backend = *backend;
-  launch.environment.push_back(std::string(kRanksVariable) + "=" + std::to_string(common.ranks));
-  // Rank 0 prints the error the ranks agreed on; mpirun's own notes about a rank that exited
-  // non-zero would only bury it (a rank's own messages and the exit status are kept).
-  if (*backend == comm::Backend::kMpi) launch.environment.push_back("OMPI_MCA_orte_execute_quiet=1");
-  launch.command = {self.string(), "table"};
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    if (arg == "--ranks" || arg == "--comm") {
-      ++i;  // and its value
-      continue;
-    }
-    if (arg.starts_with("--ranks=") || arg.starts_with("--comm=")) continue;
-    launch.command.emplace_back(arg);
-  }
-  auto result = comm::LaunchRanks(launch);
-  if (!result.ok()) return ExitWith(name, result.status());
-  return *result;
 }
 
 int RunTableCommand(int argc, char** argv) {
@@ -558,9 +503,11 @@ int RunTableCommand(int argc, char** argv) {
     const std::string name = "deeprc table " + command->get_name();
     auto options = MakeIoOptions(common);
     if (!options.ok()) return ExitWith(name, options.status());
-    if (!IsRankProcess() && common.ranks > 0) return RunAsRanks(name, common, argc, argv);
+    if (!IsRankProcess(kRanksVariable) && common.ranks > 0) {
+      return RelaunchAsRanks(name, "table", common.ranks, common.comm, kRanksVariable, argc, argv);
+    }
     std::unique_ptr<comm::Communicator> communicator;
-    if (IsRankProcess()) {
+    if (IsRankProcess(kRanksVariable)) {
       auto made = comm::MakeCommunicator();
       if (!made.ok()) return ExitWith(name, made.status());
       communicator = std::move(*made);
