@@ -1,4 +1,13 @@
 // `deeprc table ...`: the table kernels on CSV and binary table files, one subcommand each.
+//
+// With `--ranks N [--comm mpi|gloo]` the command runs the distributed operators on N ranks: it
+// starts itself again, without --ranks, as the N ranks of one job (comm::LaunchRanks), with
+// DEEPRC_TABLE_RANKS set so that each child knows it is a rank. Each rank reads its part of the
+// inputs (CSV byte ranges, or a slice of a .drt file's rows), runs the dist operator, and the
+// ranks write one output in rank order, as the command without --ranks would (sort: the same
+// order; the others: the same rows, possibly in another order). Errors are agreed between the
+// ranks; rank 0 prints the message and every rank exits with the same status.
+#include <algorithm>
 #include <cstdio>
 #include <functional>
 #include <iostream>
@@ -13,6 +22,13 @@
 #include "deeprc/compute/join.h"
 #include "deeprc/compute/set_ops.h"
 #include "deeprc/compute/sort.h"
+#include "deeprc/core/thread_pool.h"
+#include "deeprc/dist/group_by.h"
+#include "deeprc/dist/join.h"
+#include "deeprc/dist/partition.h"
+#include "deeprc/dist/set_ops.h"
+#include "deeprc/dist/sort.h"
+#include "deeprc/rank_relaunch.h"
 #include "deeprc/table_io.h"
 
 namespace deeprc::app {
@@ -28,7 +44,12 @@ struct CommonOptions {
   std::vector<std::string> types;
   std::string output;
   std::string compression = "none";
+  int ranks = 0;  // 0: no --ranks (one process, the local operators)
+  std::string comm = "mpi";
 };
+
+// Set in the environment of the ranks a `--ranks N` command starts.
+constexpr const char* kRanksVariable = "DEEPRC_TABLE_RANKS";
 
 void AddInputOptions(CLI::App* command, CommonOptions* common) {
   command->add_option("--threads", common->threads, "Threads (0: DEEPRC_THREADS or all cores)")
@@ -45,6 +66,11 @@ void AddInputOptions(CLI::App* command, CommonOptions* common) {
       ->add_option("--types", common->types,
                    "CSV type overrides, e.g. id:int64,when:timestamp[ms],name:string")
       ->allow_extra_args(false);
+  command
+      ->add_option("--ranks", common->ranks,
+                   "Run the distributed operator on N ranks (processes) of one job")
+      ->check(CLI::PositiveNumber);
+  command->add_option("--comm", common->comm, "Communicator of --ranks: mpi or gloo");
 }
 
 void AddOutputOptions(CLI::App* command, CommonOptions* common) {
@@ -72,11 +98,23 @@ Result<TableIoOptions> MakeIoOptions(const CommonOptions& common) {
 using Action = std::function<Status(const TableIoOptions&)>;
 
 // Loads, transforms and saves: the output path is checked before the inputs are read, so that
-// a bad -o fails at once.
-Status LoadTransformSave(const std::vector<std::string>& inputs, const TableIoOptions& options,
-                         const std::string& output,
+// a bad -o fails at once. With a communicator (a rank of --ranks), `tables` are this rank's parts
+// and `transform` returns this rank's part of the result.
+Status LoadTransformSave(comm::Communicator* comm, const std::vector<std::string>& inputs,
+                         const TableIoOptions& options, const std::string& output,
                          const std::function<Result<Table>(std::vector<Table>&)>& transform) {
   DEEPRC_RETURN_NOT_OK(CheckOutputPath(output));
+  if (comm != nullptr) {
+    std::vector<Table> parts;
+    for (const auto& path : inputs) {
+      DEEPRC_ASSIGN_OR_RAISE(Table part, LoadTablePart(*comm, path, options));
+      parts.push_back(std::move(part));
+    }
+    // The dist operators agree on errors themselves; local steps (filter) may fail on one rank.
+    Result<Table> result = transform(parts);
+    DEEPRC_RETURN_NOT_OK(AgreeAcrossRanks(*comm, result.status()));
+    return SaveTableParts(*comm, *result, output, options);
+  }
   std::vector<Table> tables;
   for (const auto& path : inputs) {
     DEEPRC_ASSIGN_OR_RAISE(Table table, LoadTable(path, options));
@@ -102,11 +140,18 @@ Result<std::pair<std::string, std::string>> ParseSuffixes(const std::string& tex
   return std::make_pair(text.substr(0, comma), text.substr(comma + 1));
 }
 
-int ExitWith(const std::string& command, const Status& status) {
+// `quiet`: a rank other than 0 of --ranks (rank 0 prints the error every rank agreed on).
+int ExitWith(const std::string& command, const Status& status, bool quiet = false) {
   if (status.ok()) return kExitOk;
-  std::fprintf(stderr, "%s: %s\n", command.c_str(), status.message().c_str());
+  if (!quiet) std::fprintf(stderr, "%s: %s\n", command.c_str(), status.message().c_str());
   if (status.IsUserError()) return kExitUsage;
   return kExitFailure;
+}
+
+dist::ShuffleOptions ShuffleWith(const TableIoOptions& options) {
+  dist::ShuffleOptions shuffle;
+  shuffle.threads = shuffle.exchange.threads = options.threads;
+  return shuffle;
 }
 
 int RunTableCommand(int argc, char** argv) {
@@ -122,6 +167,8 @@ int RunTableCommand(int argc, char** argv) {
   bool nulls_equal = false, drop_null_keys = false, all = false;
   int64_t rows = 10;
   std::vector<std::pair<CLI::App*, Action>> actions;
+  // This process's rank when it is one of the ranks of --ranks, else null (local operators).
+  comm::Communicator* ranks = nullptr;
 
   // join
   {
@@ -166,8 +213,16 @@ int RunTableCommand(int argc, char** argv) {
       join.nulls_equal = nulls_equal;
       join.threads = options.threads;
       return LoadTransformSave(
-          {left, right}, options, common.output,
-          [&](std::vector<Table>& tables) { return compute::Join(tables[0], tables[1], join); });
+          ranks, {left, right}, options, common.output,
+          [&](std::vector<Table>& tables) -> Result<Table> {
+            if (ranks != nullptr) {
+              dist::DistJoinOptions distributed;
+              distributed.join = join;
+              distributed.shuffle.threads = distributed.shuffle.exchange.threads = options.threads;
+              return dist::Join(*ranks, tables[0], tables[1], distributed);
+            }
+            return compute::Join(tables[0], tables[1], join);
+          });
     });
   }
 
@@ -196,9 +251,16 @@ int RunTableCommand(int argc, char** argv) {
       }
       group_by.drop_null_keys = drop_null_keys;
       group_by.threads = options.threads;
-      return LoadTransformSave({input}, options, common.output, [&](std::vector<Table>& tables) {
-        return compute::GroupBy(tables[0], group_by);
-      });
+      return LoadTransformSave(
+          ranks, {input}, options, common.output, [&](std::vector<Table>& tables) {
+            if (ranks != nullptr) {
+              dist::DistGroupByOptions distributed;
+              distributed.group_by = group_by;
+              distributed.shuffle.threads = distributed.shuffle.exchange.threads = options.threads;
+              return dist::GroupBy(*ranks, tables[0], distributed);
+            }
+            return compute::GroupBy(tables[0], group_by);
+          });
     });
   }
 
@@ -239,9 +301,15 @@ int RunTableCommand(int argc, char** argv) {
       DEEPRC_RETURN_NOT_OK(mark(nulls_first, "--nulls-first",
                                 [](compute::SortKey& key) { key.nulls_first = true; }));
       sort.threads = options.threads;
-      return LoadTransformSave({input}, options, common.output, [&](std::vector<Table>& tables) {
-        return compute::Sort(tables[0], sort);
-      });
+      return LoadTransformSave(
+          ranks, {input}, options, common.output, [&](std::vector<Table>& tables) {
+            if (ranks != nullptr) {
+              dist::SampleSortOptions sample;
+              sample.exchange.threads = options.threads;
+              return dist::Sort(*ranks, tables[0], sort, sample);
+            }
+            return compute::Sort(tables[0], sort);
+          });
     });
   }
 
@@ -267,9 +335,13 @@ int RunTableCommand(int argc, char** argv) {
         return Status::Invalid("--keep: expected first, last or none, found '{}'", keep);
       }
       unique.threads = options.threads;
-      return LoadTransformSave({input}, options, common.output, [&](std::vector<Table>& tables) {
-        return compute::Unique(tables[0], unique);
-      });
+      return LoadTransformSave(
+          ranks, {input}, options, common.output, [&](std::vector<Table>& tables) {
+            if (ranks != nullptr) {
+              return dist::Unique(*ranks, tables[0], unique, ShuffleWith(options));
+            }
+            return compute::Unique(tables[0], unique);
+          });
     });
   }
 
@@ -293,7 +365,18 @@ int RunTableCommand(int argc, char** argv) {
       const std::string name = set.name;
       actions.emplace_back(command, [&, name](const TableIoOptions& options) -> Status {
         return LoadTransformSave(
-            {a, b}, options, common.output, [&](std::vector<Table>& tables) -> Result<Table> {
+            ranks, {a, b}, options, common.output,
+            [&](std::vector<Table>& tables) -> Result<Table> {
+              if (ranks != nullptr) {
+                const auto shuffle = ShuffleWith(options);
+                if (name == "union") {
+                  return dist::Union(*ranks, tables[0], tables[1], !all, shuffle);
+                }
+                if (name == "intersect") {
+                  return dist::Intersect(*ranks, tables[0], tables[1], shuffle);
+                }
+                return dist::Difference(*ranks, tables[0], tables[1], shuffle);
+              }
               if (name == "union") {
                 return compute::Union(tables[0], tables[1], !all, options.threads);
               }
@@ -317,9 +400,11 @@ int RunTableCommand(int argc, char** argv) {
     AddInputOptions(command, &common);
     AddOutputOptions(command, &common);
     actions.emplace_back(command, [&](const TableIoOptions& options) -> Status {
-      return LoadTransformSave({input}, options, common.output, [&](std::vector<Table>& tables) {
-        return compute::Filter(tables[0], std::string_view(where), options.threads);
-      });
+      // With --ranks each rank filters its own rows.
+      return LoadTransformSave(
+          ranks, {input}, options, common.output, [&](std::vector<Table>& tables) {
+            return compute::Filter(tables[0], std::string_view(where), options.threads);
+          });
     });
   }
 
@@ -335,8 +420,12 @@ int RunTableCommand(int argc, char** argv) {
       actions.emplace_back(command, [&, head](const TableIoOptions& options) -> Status {
         if (rows < 0) return Status::Invalid("-n: expected a count >= 0, found {}", rows);
         return LoadTransformSave(
-            {input}, options, common.output, [&](std::vector<Table>& tables) -> Result<Table> {
+            ranks, {input}, options, common.output,
+            [&](std::vector<Table>& tables) -> Result<Table> {
               const Table& table = tables[0];
+              if (ranks != nullptr) {
+                return head ? dist::Head(*ranks, table, rows) : dist::Tail(*ranks, table, rows);
+              }
               if (head) return table.Slice(0, rows);
               return table.Slice(std::max<int64_t>(0, table.num_rows() - rows), rows);
             });
@@ -355,7 +444,7 @@ int RunTableCommand(int argc, char** argv) {
     command->get_option("--output")->required();
     actions.emplace_back(command, [&](const TableIoOptions& options) -> Status {
       return LoadTransformSave(
-          {input}, options, common.output,
+          ranks, {input}, options, common.output,
           [](std::vector<Table>& tables) -> Result<Table> { return std::move(tables[0]); });
     });
   }
@@ -367,7 +456,17 @@ int RunTableCommand(int argc, char** argv) {
     AddInputOptions(command, &common);
     actions.emplace_back(command, [&](const TableIoOptions& options) -> Status {
       int64_t rows = -1;
-      DEEPRC_ASSIGN_OR_RAISE(Schema schema, LoadSchema(input, options, &rows));
+      Schema schema;
+      if (ranks != nullptr) {
+        // The parts' types are joined across ranks, so every rank has the schema.
+        DEEPRC_ASSIGN_OR_RAISE(Table part, LoadTablePart(*ranks, input, options));
+        DEEPRC_ASSIGN_OR_RAISE(auto counts, dist::GlobalRowCounts(*ranks, part));
+        if (ranks->rank() != 0) return Status::OK();
+        schema = part.schema();
+        rows = counts.total;
+      } else {
+        DEEPRC_ASSIGN_OR_RAISE(schema, LoadSchema(input, options, &rows));
+      }
       for (const auto& field : schema.fields()) {
         std::cout << field.name << ": " << field.type.ToString() << '\n';
       }
@@ -404,13 +503,26 @@ int RunTableCommand(int argc, char** argv) {
     const std::string name = "deeprc table " + command->get_name();
     auto options = MakeIoOptions(common);
     if (!options.ok()) return ExitWith(name, options.status());
+    if (!IsRankProcess(kRanksVariable) && common.ranks > 0) {
+      return RelaunchAsRanks(name, "table", common.ranks, common.comm, kRanksVariable, argc, argv);
+    }
+    std::unique_ptr<comm::Communicator> communicator;
+    if (IsRankProcess(kRanksVariable)) {
+      auto made = comm::MakeCommunicator();
+      if (!made.ok()) return ExitWith(name, made.status());
+      communicator = std::move(*made);
+      ranks = communicator.get();
+      if (options->threads == 0) {
+        options->threads = std::max(1, DefaultThreadCount() / communicator->size());
+      }
+    }
     Status status;
     try {
       status = action(*options);
     } catch (const std::exception& error) {
       status = Status::Internal("{}", error.what());
     }
-    return ExitWith(name, status);
+    return ExitWith(name, status, ranks != nullptr && ranks->rank() != 0);
   }
   std::fprintf(stderr, "deeprc table: no subcommand given (see --help)\n");
   return kExitUsage;

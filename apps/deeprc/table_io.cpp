@@ -7,6 +7,9 @@
 #include <iterator>
 #include <string_view>
 
+#include "deeprc/dist/csv.h"
+#include "deeprc/dist/partition.h"
+
 namespace deeprc::app {
 namespace {
 
@@ -16,6 +19,13 @@ std::string Trimmed(std::string_view text) {
   while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
   while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
   return std::string(text);
+}
+
+csv::WriteOptions MakeWriteOptions(const TableIoOptions& options) {
+  csv::WriteOptions write;
+  write.delimiter = options.output_delimiter;
+  write.threads = options.threads;
+  return write;
 }
 
 Result<csv::ReadOptions> MakeReadOptions(const TableIoOptions& options) {
@@ -146,9 +156,7 @@ Status CheckOutputPath(const std::string& path) {
 }
 
 Status SaveTable(const Table& table, const std::string& path, const TableIoOptions& options) {
-  csv::WriteOptions write;
-  write.delimiter = options.output_delimiter;
-  write.threads = options.threads;
+  const csv::WriteOptions write = MakeWriteOptions(options);
   if (path.empty() || path == "-") {
     DEEPRC_RETURN_NOT_OK(csv::WriteCsv(table, std::cout, write));
     std::cout.flush();
@@ -163,6 +171,65 @@ Status SaveTable(const Table& table, const std::string& path, const TableIoOptio
     return WriteTableFile(table, path, file_options);
   }
   return csv::WriteCsv(table, path, write);
+}
+
+Status AgreeAcrossRanks(comm::Communicator& comm, const Status& local) {
+  const int64_t mine = local.ok() ? comm.size() : comm.rank();
+  DEEPRC_ASSIGN_OR_RAISE(const int64_t first,
+                         comm::AllReduceValue<int64_t>(comm, mine, comm::ReduceOp::kMin));
+  if (first == comm.size()) return Status::OK();
+  // The failing rank sends its code (one byte) and message.
+  comm::BufferPtr data;
+  if (comm.rank() == first) {
+    const std::string& message = local.message();
+    DEEPRC_ASSIGN_OR_RAISE(data, Buffer::Allocate(static_cast<int64_t>(message.size()) + 1));
+    data->mutable_data()[0] = static_cast<uint8_t>(local.code());
+    std::memcpy(data->mutable_data() + 1, message.data(), message.size());
+  }
+  DEEPRC_RETURN_NOT_OK(comm.Broadcast(static_cast<int>(first), &data));
+  if (data == nullptr || data->size() < 1) {
+    return Status::Internal("rank {} failed, but its error did not arrive", first);
+  }
+  const auto* bytes = data->data();
+  return Status(static_cast<StatusCode>(bytes[0]),
+                std::string(reinterpret_cast<const char*>(bytes) + 1,
+                            static_cast<size_t>(data->size() - 1)));
+}
+
+Result<Table> LoadTablePart(comm::Communicator& comm, const std::string& path,
+                            const TableIoOptions& options) {
+  // Every rank sees the same path and options, so these checks agree without a collective.
+  if (path == "-") {
+    return Status::Invalid("standard input cannot be read with --ranks (give a file)");
+  }
+  DEEPRC_RETURN_NOT_OK(CheckInputPath(path));
+  if (InputFormat(path) == TableFormat::kBinary || OutputFormat(path) == TableFormat::kBinary) {
+    TableFileReadOptions read;
+    read.threads = options.threads;
+    Result<Table> whole = ReadTableFile(path, read);  // mapped: the slice touches only its pages
+    DEEPRC_RETURN_NOT_OK(AgreeAcrossRanks(comm, whole.status()));
+    const auto counts = dist::EvenCounts(whole->num_rows(), comm.size());
+    int64_t offset = 0;
+    for (int r = 0; r < comm.rank(); ++r) offset += counts[r];
+    return whole->Slice(offset, counts[comm.rank()]);
+  }
+  DEEPRC_ASSIGN_OR_RAISE(auto read, MakeReadOptions(options));
+  return dist::ReadCsv(comm, path, read);
+}
+
+Status SaveTableParts(comm::Communicator& comm, const Table& part, const std::string& path,
+                      const TableIoOptions& options) {
+  DEEPRC_RETURN_NOT_OK(CheckOutputPath(path));
+  const bool to_stdout = path.empty() || path == "-";
+  if (!to_stdout && OutputFormat(path) == TableFormat::kCsv) {
+    return dist::WriteCsv(comm, part, path, MakeWriteOptions(options));
+  }
+  comm::ExchangeOptions exchange;
+  exchange.threads = options.threads;
+  DEEPRC_ASSIGN_OR_RAISE(Table whole, dist::Gather(comm, part, /*root=*/0, exchange));
+  Status written;
+  if (comm.rank() == 0) written = SaveTable(whole, path, options);
+  return AgreeAcrossRanks(comm, written);
 }
 
 }  // namespace deeprc::app
