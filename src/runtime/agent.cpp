@@ -11,6 +11,8 @@
 #include <nlohmann/json.hpp>
 
 #include "deeprc/runtime/resource_manager.h"
+#include "runtime/master_internal.h"
+#include "runtime/wire_internal.h"
 #include "deeprc/runtime/scheduler.h"
 
 namespace deeprc::runtime {
@@ -40,6 +42,118 @@ class Agent::Impl {
     };
     DEEPRC_ASSIGN_OR_RAISE(executor_, Executor::Make(std::move(executor)));
     thread_ = std::thread([this] { Loop(); });
+    Status status = StartMasters();
+    if (!status.ok()) Shutdown();
+    return status;
+  }
+
+  Status StartMasters() {
+    const auto& pools = options_.pools.pools;
+    if (pools.empty()) return Status::OK();
+    DEEPRC_ASSIGN_OR_RAISE(std::string secret, internal::ReadSessionSecret(options_.session_dir));
+    for (size_t i = 0; i < pools.size(); ++i) {
+      for (size_t j = 0; j < i; ++j) {
+        if (pools[j].name == pools[i].name) {
+          return Status::Invalid("pools[{}]: the name '{}' is taken by pools[{}]", i,
+                                 pools[i].name, j);
+        }
+      }
+      internal::MasterOptions master;
+      master.pool = pools[i];
+      master.timing = options_.pools;
+      master.timing.pools.clear();
+      master.session_dir = options_.session_dir;
+      master.secret = secret;
+      master.emit = [this](const TaskEvent& event) { Emit(event); };
+      master.on_result = [this](ExecutionResult result) {
+        {
+          std::lock_guard lock(mutex_);
+          function_uids_.erase(result.uid);
+        }
+        if (options_.on_result) options_.on_result(std::move(result));
+      };
+      master.launch = [this, i](TaskDescription task) { return SubmitPool(i, std::move(task)); };
+      master.cancel_launch = [this](const std::string& uid) { Cancel({uid}); };
+      // Masters are added under the lock: the scheduler thread may already deliver results.
+      Result<std::unique_ptr<internal::Master>> made = internal::Master::Make(std::move(master));
+      if (!made.ok()) return Status::Invalid("pools[{}]: {}", i, made.status().message());
+      {
+        std::lock_guard lock(mutex_);
+        masters_.push_back(made.MoveValueUnsafe());
+      }
+      // Launches the pool: its job's result may come back at once, to masters_[i].
+      masters_.back()->Start();
+    }
+    return Status::OK();
+  }
+
+  // A pool's MPI job, from its master: an executable task of this agent.
+  Status SubmitPool(size_t master, TaskDescription task) {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return Status::Invalid("the agent has shut down");
+    DEEPRC_RETURN_NOT_OK(ValidateTaskDescription(task, task.uid));
+    known_uids_.insert(task.uid);
+    pool_uids_[task.uid] = master;
+    std::vector<TaskDescription> tasks;
+    tasks.push_back(std::move(task));
+    batches_.push_back(Batch{std::move(tasks), NowMicros()});
+    wake_.notify_one();
+    return Status::OK();
+  }
+
+  // Chooses the master of each function task (checked), in the order of `tasks`.
+  Status RouteFunctions(const std::vector<TaskDescription>& tasks, std::vector<int32_t>* route) {
+    route->assign(tasks.size(), -1);
+    for (size_t i = 0; i < tasks.size(); ++i) {
+      const TaskDescription& task = tasks[i];
+      if (task.mode != TaskMode::kFunction) continue;
+      const std::string where = fmt::format("tasks[{}]", i);
+      if (masters_.empty()) {
+        return Status::Invalid("{}: function task '{}', but the pilot has no worker pools", where,
+                               task.function);
+      }
+      if (!task.after.empty()) {
+        return Status::NotImplemented("{}.after: function tasks do not take dependencies yet",
+                                      where);
+      }
+      if (!task.master.empty()) {
+        for (size_t m = 0; m < masters_.size(); ++m) {
+          if (masters_[m]->name() == task.master) (*route)[i] = static_cast<int32_t>(m);
+        }
+        if ((*route)[i] < 0) {
+          std::vector<std::string> names;
+          for (const auto& master : masters_) names.push_back(master->name());
+          return Status::Invalid("{}.master: no pool named '{}' (pools: {})", where, task.master,
+                                 fmt::join(names, ", "));
+        }
+        DEEPRC_RETURN_NOT_OK(masters_[static_cast<size_t>((*route)[i])]->Check(task, where));
+        continue;
+      }
+      // Among the pools that can run it: round robin, or the least loaded.
+      Status first_error;
+      int64_t best_load = INT64_MAX;
+      for (size_t n = 0; n < masters_.size(); ++n) {
+        const size_t m = options_.pools.routing == MasterRouting::kRoundRobin
+                             ? (next_master_ + n) % masters_.size()
+                             : n;
+        Status fits = masters_[m]->Check(task, where);
+        if (!fits.ok()) {
+          if (first_error.ok()) first_error = fits;
+          continue;
+        }
+        if (options_.pools.routing == MasterRouting::kRoundRobin) {
+          (*route)[i] = static_cast<int32_t>(m);
+          next_master_ = m + 1;
+          break;
+        }
+        const int64_t load = masters_[m]->load();
+        if (load < best_load) {
+          best_load = load;
+          (*route)[i] = static_cast<int32_t>(m);
+        }
+      }
+      if ((*route)[i] < 0) return first_error;
+    }
     return Status::OK();
   }
 
@@ -54,21 +168,71 @@ class Agent::Impl {
     }
     DEEPRC_RETURN_NOT_OK(ValidateTaskGraph(
         tasks, [this](std::string_view uid) { return known_uids_.contains(std::string(uid)); }));
+    std::vector<int32_t> route;
+    DEEPRC_RETURN_NOT_OK(RouteFunctions(tasks, &route));
     for (const TaskDescription& task : tasks) known_uids_.insert(task.uid);
-    batches_.push_back(Batch{std::move(tasks), submitted_us});
-    wake_.notify_one();
+    std::vector<std::vector<TaskDescription>> functions;
+    if (!masters_.empty()) {
+      functions.resize(masters_.size());
+      std::vector<TaskDescription> executables;
+      for (size_t i = 0; i < tasks.size(); ++i) {
+        if (route[i] < 0) {
+          executables.push_back(std::move(tasks[i]));
+        } else {
+          function_uids_.emplace(tasks[i].uid, route[i]);
+          functions[static_cast<size_t>(route[i])].push_back(std::move(tasks[i]));
+        }
+      }
+      tasks = std::move(executables);
+    }
+    if (!tasks.empty()) {
+      batches_.push_back(Batch{std::move(tasks), submitted_us});
+      wake_.notify_one();
+    }
+    if (functions.empty()) return Status::OK();
+    // Function tasks go to their masters from this thread (no hop through the scheduler thread);
+    // their first events come before the master can emit EXECUTING.
+    const int64_t now = NowMicros();
+    for (size_t m = 0; m < functions.size(); ++m) {
+      if (functions[m].empty()) continue;
+      for (const TaskDescription& task : functions[m]) {
+        Emit(TaskEvent{task.uid, TaskState::kNew, submitted_us, ""});
+        Emit(TaskEvent{task.uid, TaskState::kScheduling, now, ""});
+      }
+      masters_[m]->Submit(std::move(functions[m]));
+    }
     return Status::OK();
   }
 
   void Cancel(std::vector<std::string> uids) {
+    std::vector<std::vector<std::string>> functions(masters_.size());
     {
       std::lock_guard lock(mutex_);
-      for (std::string& uid : uids) cancels_.push_back(std::move(uid));
+      for (std::string& uid : uids) {
+        auto found = function_uids_.find(uid);
+        if (found != function_uids_.end()) {
+          functions[static_cast<size_t>(found->second)].push_back(std::move(uid));
+        } else {
+          cancels_.push_back(std::move(uid));
+        }
+      }
     }
     wake_.notify_one();
+    for (size_t m = 0; m < functions.size(); ++m) {
+      if (!functions[m].empty()) masters_[m]->Cancel(std::move(functions[m]), "canceled by the client");
+    }
+  }
+
+  std::vector<PoolStatus> pool_status() const {
+    std::vector<PoolStatus> statuses;
+    for (const auto& master : masters_) statuses.push_back(master->status());
+    return statuses;
   }
 
   void Shutdown() {
+    // Masters first: their tasks end CANCELED and their ranks are told to stop, then the
+    // scheduler thread ends the pools' jobs with everything else.
+    for (auto& master : masters_) master->Shutdown();
     {
       std::lock_guard lock(mutex_);
       if (!thread_.joinable()) return;
@@ -115,6 +279,24 @@ class Agent::Impl {
     result.state = state;
     result.reason = std::move(reason);
     record.task = TaskDescription{};
+    Deliver(std::move(result));
+  }
+
+  // A result to the client, or to its master for a pool's job.
+  void Deliver(ExecutionResult result) {
+    internal::Master* master = nullptr;
+    {
+      std::lock_guard lock(mutex_);
+      auto found = pool_uids_.find(result.uid);
+      if (found != pool_uids_.end()) {
+        master = masters_[found->second].get();
+        pool_uids_.erase(found);
+      }
+    }
+    if (master != nullptr) {
+      master->PoolTaskEnded(std::move(result));
+      return;
+    }
     if (options_.on_result) options_.on_result(std::move(result));
   }
 
@@ -156,7 +338,7 @@ class Agent::Impl {
           record.final = true;
           (void)scheduler_.Finish(found->second, result.state);
         }
-        if (options_.on_result) options_.on_result(std::move(result));
+        Deliver(std::move(result));
       }
       finished.clear();
       if (stop_now) {
@@ -269,6 +451,12 @@ class Agent::Impl {
   std::vector<ExecutionResult> finished_;
   std::vector<std::string> cancels_;
   std::unordered_set<std::string> known_uids_;
+  // Function tasks not final yet → their master; pool jobs running → their master.
+  std::unordered_map<std::string, int32_t> function_uids_;
+  std::unordered_map<std::string, size_t> pool_uids_;
+  size_t next_master_ = 0;
+  // Filled once at start (under the lock), read-only afterwards.
+  std::vector<std::unique_ptr<internal::Master>> masters_;
   bool stopping_ = false;
   bool stop_pending_ = false;
 
@@ -295,5 +483,6 @@ void Agent::Cancel(std::vector<std::string> uids) { impl_->Cancel(std::move(uids
 void Agent::Shutdown() { impl_->Shutdown(); }
 int64_t Agent::total_cores() const { return impl_->total_cores(); }
 int64_t Agent::total_gpus() const { return impl_->total_gpus(); }
+std::vector<PoolStatus> Agent::pool_status() const { return impl_->pool_status(); }
 
 }  // namespace deeprc::runtime

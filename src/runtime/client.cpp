@@ -58,6 +58,9 @@ Pilot::~Pilot() {
 }
 
 int Pilot::agent_pid() const { return remote_ != nullptr ? remote_->pid() : -1; }
+std::vector<PoolStatus> Pilot::pool_status() const {
+  return agent_ != nullptr ? agent_->pool_status() : std::vector<PoolStatus>{};
+}
 
 Status Pilot::SubmitTasks(std::vector<TaskDescription> tasks, int64_t submitted_us) {
   if (remote_ != nullptr) return remote_->Submit(std::move(tasks), submitted_us);
@@ -103,6 +106,9 @@ Result<Pilot*> PilotManager::Submit(PilotDescription description, PilotOptions p
     std::shared_lock lock(raw->listener_mutex_);
     if (raw->on_result_) raw->on_result_(std::move(result));
   };
+  if (pilot_options.agent_process && !pilot_options.pools.pools.empty()) {
+    return Status::NotImplemented("worker pools run with the agent in this process only (so far)");
+  }
   if (pilot_options.agent_process) {
     internal::RemoteAgentOptions options;
     options.session_dir = session_.directory();
@@ -134,6 +140,7 @@ Result<Pilot*> PilotManager::Submit(PilotDescription description, PilotOptions p
   options.events = &session_.events();
   options.on_event = forward_event;
   options.on_result = forward_result;
+  options.pools = pilot_options.pools;
   if (pilot->remote_ == nullptr) {
     Result<std::unique_ptr<Agent>> agent = Agent::Make(std::move(options));
     if (!agent.ok()) {

@@ -90,6 +90,9 @@ Status ValidateTaskDescription(const TaskDescription& task, std::string_view whe
   if (task.mode == TaskMode::kExecutable && task.executable.empty()) {
     return Status::Invalid("{}.executable: an executable task needs an executable", where);
   }
+  if (task.mode == TaskMode::kFunction && task.function.empty()) {
+    return Status::Invalid("{}.function: a function task needs the name of a function", where);
+  }
   return Status::OK();
 }
 

@@ -288,6 +288,13 @@ Status ReadTask(const FieldReader& reader, const YAML::Node& node, const std::st
       DEEPRC_ASSIGN_OR_RAISE(task->tags, reader.StringMap(value, path));
     } else if (key == "metadata") {
       task->metadata = FieldReader::ToJson(value);
+    } else if (key == "function") {
+      DEEPRC_ASSIGN_OR_RAISE(task->function, reader.String(value, path));
+      task->mode = TaskMode::kFunction;
+    } else if (key == "args") {
+      task->args = FieldReader::ToJson(value);
+    } else if (key == "master") {
+      DEEPRC_ASSIGN_OR_RAISE(task->master, reader.String(value, path));
     } else {
       return reader.Error(field.first, where, fmt::format("unknown field '{}'", key));
     }

@@ -56,7 +56,10 @@ nlohmann::json TaskToJson(const TaskDescription& task) {
           {"timeout", task.timeout},
           {"after", task.after},
           {"tags", task.tags},
-          {"metadata", task.metadata}};
+          {"metadata", task.metadata},
+          {"function", task.function},
+          {"args", task.args},
+          {"master", task.master}};
 }
 
 Result<TaskDescription> TaskFromJson(const nlohmann::json& json) {
@@ -84,6 +87,9 @@ Result<TaskDescription> TaskFromJson(const nlohmann::json& json) {
     task.after = json.at("after").get<std::vector<std::string>>();
     task.tags = json.at("tags").get<std::map<std::string, std::string>>();
     task.metadata = json.at("metadata");
+    task.function = json.value("function", "");
+    if (json.contains("args")) task.args = json.at("args");
+    task.master = json.value("master", "");
     return task;
   } catch (const std::exception& error) {
     return Status::Invalid("malformed task description: {}", error.what());
@@ -102,7 +108,9 @@ nlohmann::json ResultToJson(const ExecutionResult& result) {
           {"stdout_path", result.stdout_path},
           {"stderr_path", result.stderr_path},
           {"start_us", result.start_us},
-          {"end_us", result.end_us}};
+          {"end_us", result.end_us},
+          {"value", result.value},
+          {"stdout_tail", result.stdout_tail}};
 }
 
 ExecutionResult ResultFromJson(const nlohmann::json& json) {
@@ -119,6 +127,8 @@ ExecutionResult ResultFromJson(const nlohmann::json& json) {
   result.stderr_path = json.value("stderr_path", "");
   result.start_us = json.value("start_us", int64_t{0});
   result.end_us = json.value("end_us", int64_t{0});
+  if (json.contains("value")) result.value = json.at("value");
+  result.stdout_tail = json.value("stdout_tail", "");
   return result;
 }
 

@@ -10,6 +10,7 @@
 #include "deeprc/core/result.h"
 #include "deeprc/runtime/description.h"
 #include "deeprc/runtime/executor.h"
+#include "deeprc/runtime/pool.h"
 #include "deeprc/runtime/session.h"
 
 namespace deeprc::runtime {
@@ -30,6 +31,9 @@ struct AgentOptions {
   std::function<void(const TaskEvent&)> on_event;
   // Once per task, after its final event (DONE, FAILED or CANCELED).
   std::function<void(ExecutionResult)> on_result;
+  // Worker pools for function tasks, one master each (pool.h). Each pool runs as a task of this
+  // agent (uid "pool.<name>.<generation>") holding workers × cores_per_worker cores.
+  PoolOptions pools;
 };
 
 // Runs tasks on one pilot's resources: ResourceManager + Scheduler + Executor.
@@ -40,6 +44,11 @@ struct AgentOptions {
 // the Scheduler (Submit, Finish, Cancel), runs one Schedule pass, hands the started tasks and
 // their slots to the Executor, and ends the tasks that cannot run (impossible requests, failed
 // dependencies, canceled while waiting) with their reason.
+//
+// Function tasks (mode kFunction) do not pass the scheduler: Submit checks them against the
+// pools (function registered, ranks ≤ workers, `after` not supported yet) and hands them to a
+// master — the one named by `master`, else by AgentOptions::pools.routing — which emits
+// EXECUTING when it dispatches them to ranks and the final event with the function's result.
 //
 // Task life: NEW (the client's submission time) → SCHEDULING (the agent took the task) → the
 // executor's STAGING_INPUT → EXECUTING → STAGING_OUTPUT → DONE, or FAILED / CANCELED with a
@@ -64,6 +73,8 @@ class Agent {
 
   int64_t total_cores() const;
   int64_t total_gpus() const;
+  // One per pool, in the order of AgentOptions::pools.
+  std::vector<PoolStatus> pool_status() const;
 
   class Impl;
 

@@ -15,6 +15,7 @@
 #include "deeprc/runtime/agent.h"
 #include "deeprc/runtime/description.h"
 #include "deeprc/runtime/executor.h"
+#include "deeprc/runtime/pool.h"
 #include "deeprc/runtime/session.h"
 #include "deeprc/runtime/states.h"
 
@@ -47,6 +48,8 @@ struct PilotOptions {
   std::chrono::milliseconds heartbeat_interval{500};
   // Silence from the agent for this long: the pilot and its unfinished tasks FAIL.
   std::chrono::milliseconds heartbeat_timeout{3000};
+  // Worker pools for function tasks (pool.h); only with the agent in this process so far.
+  PoolOptions pools;
 };
 
 // A pilot: the resources of one PilotDescription and the agent that runs tasks on them.
@@ -59,6 +62,8 @@ class Pilot {
   int64_t total_gpus() const { return total_gpus_; }
   // The agent process's pid, or -1 when the agent runs in this process.
   int agent_pid() const;
+  // The worker pools of an agent in this process (empty otherwise).
+  std::vector<PoolStatus> pool_status() const;
   ~Pilot();
 
  private:

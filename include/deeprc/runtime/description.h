@@ -58,6 +58,11 @@ struct TaskDescription {
   std::vector<std::string> after;
   std::map<std::string, std::string> tags;
   nlohmann::json metadata;
+  // Function tasks (mode kFunction): the registered function's name, its JSON arguments, and
+  // optionally the pool (master) that runs it; empty: the agent's routing picks one.
+  std::string function;
+  nlohmann::json args;
+  std::string master;
 };
 
 // The resources a pilot asks for. Either `nodes` × `cores_per_node` or a total `cores` (spread

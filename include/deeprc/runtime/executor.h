@@ -53,6 +53,10 @@ struct ExecutionResult {
   std::string signal_name;
   // The last lines (at most 20 lines and 4 KiB) of the task's stderr file.
   std::string stderr_tail;
+  // Function tasks: what the function returned (rank 0's value) and what the function wrote to
+  // its context's output stream (every rank's, in rank order).
+  nlohmann::json value;
+  std::string stdout_tail;
   std::string sandbox;
   std::string stdout_path;
   std::string stderr_path;
