@@ -158,7 +158,7 @@ class Agent::Impl {
   }
 
   Status Submit(std::vector<TaskDescription> tasks, int64_t submitted_us) {
-    std::lock_guard lock(mutex_);
+    std::unique_lock lock(mutex_);
     if (stopping_) return Status::Invalid("the agent has shut down");
     for (size_t i = 0; i < tasks.size(); ++i) {
       DEEPRC_RETURN_NOT_OK(ValidateTaskDescription(tasks[i], fmt::format("tasks[{}]", i)));
@@ -189,6 +189,7 @@ class Agent::Impl {
       batches_.push_back(Batch{std::move(tasks), submitted_us});
       wake_.notify_one();
     }
+    lock.unlock();
     if (functions.empty()) return Status::OK();
     // Function tasks go to their masters from this thread (no hop through the scheduler thread);
     // their first events come before the master can emit EXECUTING.

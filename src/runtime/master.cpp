@@ -486,6 +486,9 @@ class Master::Impl {
       if (job.task.sandbox.empty()) {
         job.task.sandbox = options_.session_dir + "/tasks/" + job.task.uid;
       }
+      // States move one step at a time; a function task has nothing to stage, so its staging
+      // states are instants.
+      options_.emit(TaskEvent{job.task.uid, TaskState::kStagingInput, job.start_us, ""});
       options_.emit(TaskEvent{job.task.uid, TaskState::kExecuting, job.start_us, ""});
       json item = {{"id", id},
                    {"uid", job.task.uid},
@@ -696,6 +699,9 @@ class Master::Impl {
     result.end_us = NowMicros();
     if (job.dispatched) --running_;
     ++done_;
+    if (state == TaskState::kDone) {
+      options_.emit(TaskEvent{result.uid, TaskState::kStagingOutput, result.end_us, ""});
+    }
     options_.emit(TaskEvent{result.uid, state, result.end_us, reason});
     const int64_t id = job.id;
     uid_index_.erase(job.task.uid);

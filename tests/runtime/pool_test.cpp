@@ -151,8 +151,9 @@ TEST(PoolTest, ResultsExceptionsAndOutputReachTheClient) {
   EXPECT_EQ(out.stdout_tail, "rank 0: hello\nrank 1: hello\n");
   EXPECT_NE(out.stderr_tail.find("[out rank 1] hello"), std::string::npos) << out.stderr_tail;
   EXPECT_EQ(harness.States("noop"),
-            (std::vector<TaskState>{TaskState::kNew, TaskState::kScheduling, TaskState::kExecuting,
-                                    TaskState::kDone}));
+            (std::vector<TaskState>{TaskState::kNew, TaskState::kScheduling,
+                                    TaskState::kStagingInput, TaskState::kExecuting,
+                                    TaskState::kStagingOutput, TaskState::kDone}));
   // The exception left the pool as it was: the next task runs on the same generation.
   ASSERT_OK(harness.agent().Submit({Function("after", "noop")}, NowMicros()));
   EXPECT_EQ(harness.Wait("after").state, TaskState::kDone);
@@ -392,7 +393,13 @@ TEST(PoolTest, FunctionTasksThroughTheTaskManager) {
   for (int i = 0; i < 20; ++i) batch.push_back(Function("", "echo_ranks"));
   batch[3].master = "b";
   ASSERT_OK_AND_ASSIGN(auto uids, tasks.Submit(std::move(batch)));
-  ASSERT_OK(tasks.Wait(uids, FinalTaskStates(), 60s));
+  Status waited = tasks.Wait(uids, FinalTaskStates(), 60s);
+  ASSERT_TRUE(waited.ok()) << waited.ToString() << "; pools: " << pilot->pool_status().at(0).state
+                           << " " << pilot->pool_status().at(0).broken_reason << ", "
+                           << pilot->pool_status().at(1).state << " queued "
+                           << pilot->pool_status().at(0).queued << " done "
+                           << pilot->pool_status().at(0).done << " pids "
+                           << pilot->pool_status().at(0).pids.size();
   for (const std::string& uid : uids) {
     ASSERT_OK_AND_ASSIGN(ExecutionResult result, tasks.result(uid));
     EXPECT_EQ(result.state, TaskState::kDone) << uid << ": " << result.reason;
