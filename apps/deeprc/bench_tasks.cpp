@@ -9,6 +9,11 @@
 // --concurrency C keeps at most C tasks submitted and not final (0: all submitted at once, in
 // batches of 1,000). --cores K gives the pilot K core slots (default: this machine's cores);
 // more slots than cores overlaps one task's process start with another's file system work.
+//
+// `--kind function [--workers W] [--masters M] [--routing round_robin|least_loaded]`: N no-op
+// function tasks on M worker pools of W `deeprc-worker` ranks each (one master per pool, in the
+// agent). The clock starts once every pool's ranks have connected. The JSON line adds
+// "workers", "masters" and "routing".
 #include "bench_tasks.h"
 
 #include <unistd.h>
@@ -21,12 +26,14 @@
 #include <filesystem>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
 
 #include "deeprc/command_registry.h"
 #include "deeprc/runtime/client.h"
+#include "deeprc/runtime/pool.h"
 
 namespace deeprc::app {
 namespace {
@@ -57,7 +64,40 @@ Result<Measurement> Measure(const BenchTasksCommand& command) {
     description.cores = command.cores;
     runtime::PilotOptions pilot_options;
     pilot_options.agent_process = command.agent == "process";
+    const bool function = command.kind == "function";
+    if (function) {
+      for (int32_t m = 0; m < command.masters; ++m) {
+        runtime::PoolDescription pool;
+        pool.name = fmt::format("pool{}", m);
+        pool.workers = command.workers;
+        pilot_options.pools.pools.push_back(pool);
+      }
+      pilot_options.pools.routing = command.routing == "least_loaded"
+                                        ? runtime::MasterRouting::kLeastLoaded
+                                        : runtime::MasterRouting::kRoundRobin;
+      // The pools hold their cores; the machine's may be fewer (ranks then share them).
+      if (description.cores == 0) description.cores = command.workers * command.masters;
+    }
     DEEPRC_ASSIGN_OR_RAISE(runtime::Pilot * pilot, pilots.Submit(description, pilot_options));
+    if (function) {
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+      while (true) {
+        const auto pools = pilot->pool_status();
+        if (std::all_of(pools.begin(), pools.end(),
+                        [](const runtime::PoolStatus& pool) { return pool.state == "ready"; })) {
+          break;
+        }
+        for (const auto& pool : pools) {
+          if (pool.state == "broken") {
+            return Status::IOError("pool {} is broken: {}", pool.name, pool.broken_reason);
+          }
+        }
+        if (std::chrono::steady_clock::now() > deadline) {
+          return Status::Timeout("the worker pools did not start within 120 s");
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+    }
     measurement.cores = static_cast<int32_t>(pilot->total_cores());
     runtime::TaskManager tasks(*session);
     DEEPRC_RETURN_NOT_OK(tasks.AddPilot(*pilot));
@@ -107,7 +147,12 @@ Result<Measurement> Measure(const BenchTasksCommand& command) {
       }
       for (int64_t i = 0; i < n; ++i) {
         batch[static_cast<size_t>(i)].uid = fmt::format("b.{}", next + i);
-        batch[static_cast<size_t>(i)].executable = "/bin/true";
+        if (function) {
+          batch[static_cast<size_t>(i)].mode = runtime::TaskMode::kFunction;
+          batch[static_cast<size_t>(i)].function = "noop";
+        } else {
+          batch[static_cast<size_t>(i)].executable = "/bin/true";
+        }
       }
       DEEPRC_RETURN_NOT_OK(tasks.Submit(std::move(batch)).status());
       next += n;
@@ -138,8 +183,9 @@ void AddBenchTasksCommand(CLI::App& bench, BenchTasksCommand* command) {
   command->subcommand =
       bench.add_subcommand("tasks", "Run N no-op tasks through client, agent and executor");
   CLI::App* app = command->subcommand;
-  app->add_option("--kind", command->kind, "exec: /bin/true processes")
-      ->check(CLI::IsMember({"exec"}))
+  app->add_option("--kind", command->kind,
+                  "exec: /bin/true processes; function: no-op function tasks on worker pools")
+      ->check(CLI::IsMember({"exec", "function"}))
       ->capture_default_str();
   app->add_option("--count", command->count, "Tasks N")
       ->check(CLI::PositiveNumber)
@@ -153,6 +199,15 @@ void AddBenchTasksCommand(CLI::App& bench, BenchTasksCommand* command) {
   app->add_option("--agent", command->agent,
                   "in-process: the agent runs in this process; process: `deeprc agent` over ZeroMQ")
       ->check(CLI::IsMember({"in-process", "process"}))
+      ->capture_default_str();
+  app->add_option("--workers", command->workers, "--kind function: worker ranks per pool")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app->add_option("--masters", command->masters, "--kind function: pools, one master each")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app->add_option("--routing", command->routing, "--kind function: round_robin or least_loaded")
+      ->check(CLI::IsMember({"round_robin", "least_loaded"}))
       ->capture_default_str();
   app->add_option("--session-root", command->session_root,
                   "Where the session directory goes (default: a temporary directory)");
@@ -177,11 +232,16 @@ int RunBenchTasks(const BenchTasksCommand& command) {
   std::printf(
       "{\"kind\":\"%s\",\"agent\":\"%s\",\"count\":%lld,\"concurrency\":%lld,\"cores\":%d,"
       "\"seconds\":%.4f,"
-      "\"tasks_per_s\":%.1f,\"median_latency_us\":%lld,\"p99_latency_us\":%lld,\"failed\":%lld}\n",
+      "\"tasks_per_s\":%.1f,\"median_latency_us\":%lld,\"p99_latency_us\":%lld,\"failed\":%lld%s}\n",
       command.kind.c_str(), command.agent.c_str(), static_cast<long long>(command.count),
       static_cast<long long>(command.concurrency), measured->cores, measured->seconds,
       static_cast<double>(command.count) / measured->seconds, static_cast<long long>(median),
-      static_cast<long long>(p99), static_cast<long long>(measured->failed));
+      static_cast<long long>(p99), static_cast<long long>(measured->failed),
+      command.kind == "function"
+          ? fmt::format(",\"workers\":{},\"masters\":{},\"routing\":\"{}\"", command.workers,
+                        command.masters, command.routing)
+                .c_str()
+          : "");
   std::fflush(stdout);
   return measured->failed == 0 ? kExitOk : kExitFailure;
 }

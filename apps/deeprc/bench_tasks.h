@@ -13,6 +13,10 @@ struct BenchTasksCommand {
   int64_t concurrency = 0;
   int32_t cores = 0;
   std::string agent = "in-process";
+  // --kind function: pools (masters) × worker ranks each, and how tasks are routed over them.
+  int32_t workers = 2;
+  int32_t masters = 1;
+  std::string routing = "round_robin";
   std::string session_root;
   bool keep = false;
 };

@@ -66,6 +66,7 @@ int RunTaskGraph(const char* who, const std::string& file, runtime::TaskFile tas
     runtime::PilotManager pilots(**session);
     runtime::PilotOptions pilot_options;
     pilot_options.agent_process = agent_process;
+    pilot_options.pools.pools = task_file.pools;
     auto pilot = pilots.Submit(task_file.pilot, pilot_options);
     if (!pilot.ok()) {
       std::fprintf(stderr, "%s: %s: pilot: %s\n", who, file.c_str(),

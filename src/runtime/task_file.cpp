@@ -225,6 +225,37 @@ Status ReadPilot(const FieldReader& reader, const YAML::Node& node, PilotDescrip
   return Status::OK();
 }
 
+Status ReadPool(const FieldReader& reader, const YAML::Node& node, const std::string& where,
+                PoolDescription* pool) {
+  if (!node.IsMap()) {
+    return reader.Error(node, where,
+                        fmt::format("expected a mapping, found {}", FieldReader::Found(node)));
+  }
+  for (const auto& field : node) {
+    const std::string key = field.first.Scalar();
+    const std::string path = where + "." + key;
+    const YAML::Node& value = field.second;
+    if (key == "name") {
+      DEEPRC_ASSIGN_OR_RAISE(pool->name, reader.String(value, path));
+    } else if (key == "workers") {
+      DEEPRC_ASSIGN_OR_RAISE(pool->workers, reader.Int(value, path, 1));
+    } else if (key == "cores_per_worker") {
+      DEEPRC_ASSIGN_OR_RAISE(pool->cores_per_worker, reader.Int(value, path, 1));
+    } else if (key == "gpus_per_worker") {
+      DEEPRC_ASSIGN_OR_RAISE(pool->gpus_per_worker, reader.Int(value, path, 0));
+    } else if (key == "plugins") {
+      DEEPRC_ASSIGN_OR_RAISE(pool->plugins, reader.StringList(value, path));
+    } else if (key == "program") {
+      DEEPRC_ASSIGN_OR_RAISE(pool->program, reader.String(value, path));
+    } else if (key == "pipeline_depth") {
+      DEEPRC_ASSIGN_OR_RAISE(pool->pipeline_depth, reader.Int(value, path, 1));
+    } else {
+      return reader.Error(field.first, where, fmt::format("unknown field '{}'", key));
+    }
+  }
+  return Status::OK();
+}
+
 Status ReadTask(const FieldReader& reader, const YAML::Node& node, const std::string& where,
                 TaskDescription* task) {
   if (!node.IsMap()) {
@@ -316,6 +347,18 @@ Result<TaskFile> ParseDocument(const YAML::Node& root, std::string_view source_n
     const std::string key = entry.first.Scalar();
     if (key == "pilot") {
       DEEPRC_RETURN_NOT_OK(ReadPilot(reader, entry.second, &file.pilot));
+    } else if (key == "pools") {
+      const YAML::Node& pools = entry.second;
+      if (!pools.IsSequence()) {
+        return reader.Error(
+            pools, "pools",
+            fmt::format("expected a list of pools, found {}", FieldReader::Found(pools)));
+      }
+      for (size_t i = 0; i < pools.size(); ++i) {
+        PoolDescription pool;
+        DEEPRC_RETURN_NOT_OK(ReadPool(reader, pools[i], fmt::format("pools[{}]", i), &pool));
+        file.pools.push_back(std::move(pool));
+      }
     } else if (key == "tasks") {
       have_tasks = true;
       const YAML::Node& tasks = entry.second;
@@ -338,7 +381,7 @@ Result<TaskFile> ParseDocument(const YAML::Node& root, std::string_view source_n
       }
     } else {
       return reader.Error(entry.first, "file",
-                          fmt::format("unknown field '{}' (expected pilot or tasks)", key));
+                          fmt::format("unknown field '{}' (expected pilot, pools or tasks)", key));
     }
   }
   if (!have_tasks) return Status::Invalid("{}: no tasks: list", source_name);

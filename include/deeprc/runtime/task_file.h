@@ -6,6 +6,7 @@
 
 #include "deeprc/core/result.h"
 #include "deeprc/runtime/description.h"
+#include "deeprc/runtime/pool.h"
 
 namespace deeprc::runtime {
 
@@ -13,6 +14,9 @@ namespace deeprc::runtime {
 //
 //   pilot:                 # optional; PilotDescription fields
 //     cores: 2
+//   pools:                 # optional; worker pools for function tasks (PoolDescription)
+//     - name: default
+//       workers: 2
 //   tasks:                 # TaskDescription fields
 //     - name: b
 //       executable: /bin/echo
@@ -20,6 +24,9 @@ namespace deeprc::runtime {
 //     - name: a
 //       executable: /bin/true
 //       after: [b]
+//     - function: echo_ranks   # a function task (mode: function is implied)
+//       args: {}
+//       ranks: 2
 //
 // A task's uid defaults to its name, else to "task.NNNNNN" (its position); `after` names uids.
 // `mem_per_rank` and pilot `memory` take bytes or sizes ("4GB", "512MiB"); `timeout` and pilot
@@ -27,6 +34,7 @@ namespace deeprc::runtime {
 // to the same name in the sandbox) or a mapping {source, target, action: copy|link|move}.
 struct TaskFile {
   PilotDescription pilot;
+  std::vector<PoolDescription> pools;
   std::vector<TaskDescription> tasks;
 };
 
