@@ -135,6 +135,7 @@ class Worker {
     zmq_ctx_term(context_);
     ::close(wake_fd_);
     MPI_Group_free(&world_group_);
+    self_.reset();
     if (exit_status_ == 0) MPI_Finalize();
     return exit_status_;
   }
@@ -296,14 +297,17 @@ class Worker {
       }
       if (assignment.timed) Wake();
       json result = Run(assignment);
+      bool first;
       {
         std::lock_guard lock(mutex_);
         current_ = -1;
         std::erase(canceled_, assignment.id);
+        first = results_.empty();
         results_.push_back(std::move(result));
       }
       ++done_;
-      Wake();
+      // The I/O thread takes every result there is when it wakes: one wake-up per batch.
+      if (first) Wake();
     }
     io_stop_ = true;
     Wake();
@@ -319,7 +323,22 @@ class Worker {
       return result;
     }
     MPI_Comm task_comm = MPI_COMM_SELF;
-    if (assignment.ranks.size() > 1) {
+    std::unique_ptr<comm::Communicator> owned;
+    comm::Communicator* communicator = nullptr;
+    if (assignment.ranks.size() == 1) {
+      // One communicator over this rank alone serves every one-rank task (a fresh one would
+      // cost an MPI_Comm_dup per task).
+      if (self_ == nullptr) {
+        auto made = comm::MakeMpiCommunicator(MPI_COMM_SELF);
+        if (!made.ok()) {
+          result["ok"] = false;
+          result["error"] = made.status().message();
+          return result;
+        }
+        self_ = made.MoveValueUnsafe();
+      }
+      communicator = self_.get();
+    } else {
       MPI_Group group;
       MPI_Group_incl(world_group_, static_cast<int>(assignment.ranks.size()),
                      assignment.ranks.data(), &group);
@@ -331,14 +350,18 @@ class Worker {
         return result;
       }
       ++live_comms_;
+      auto made = comm::MakeMpiCommunicator(task_comm);
+      if (made.ok()) {
+        owned = made.MoveValueUnsafe();
+        communicator = owned.get();
+      } else {
+        result["ok"] = false;
+        result["error"] = made.status().message();
+      }
     }
     {
-      auto communicator = comm::MakeMpiCommunicator(task_comm);
-      if (!communicator.ok()) {
-        result["ok"] = false;
-        result["error"] = communicator.status().message();
-      } else {
-        TaskContext context(**communicator, assignment.uid, assignment.args, assignment.sandbox,
+      if (communicator != nullptr) {
+        TaskContext context(*communicator, assignment.uid, assignment.args, assignment.sandbox,
                             gpus_, cancel_);
         Result<json> value = Status::Internal("not run");
         // Exceptions stop here: the task fails with the message, the rank carries on.
@@ -363,6 +386,7 @@ class Worker {
         if (!err.empty()) result["err"] = std::move(err);
       }
     }
+    owned.reset();
     if (task_comm != MPI_COMM_SELF) {
       MPI_Comm_free(&task_comm);
       --live_comms_;
@@ -376,6 +400,7 @@ class Worker {
   MPI_Group world_group_;
   std::string secret_;
   FunctionRegistry registry_;
+  std::unique_ptr<comm::Communicator> self_;
   std::vector<int32_t> gpus_ = VisibleGpus();
   void* context_ = nullptr;
   void* socket_ = nullptr;
