@@ -16,10 +16,12 @@ int RunAgentCommand(int argc, char** argv) {
                "deeprc agent"};
   runtime::AgentProcessOptions options;
   std::string nodes;
+  std::string pools;
   int64_t heartbeat_ms = 500;
   int64_t timeout_ms = 3000;
   app.add_option("--session-dir", options.session_dir, "The session directory")->required();
   app.add_option("--nodes", nodes, "CORES:GPUS:MEMORY per node, comma-separated")->required();
+  app.add_option("--pools", pools, "Worker pools for function tasks (JSON, from the client)");
   app.add_option("--heartbeat-ms", heartbeat_ms, "Heartbeat interval")->check(CLI::PositiveNumber);
   app.add_option("--timeout-ms", timeout_ms, "Client silence before the agent gives up")
       ->check(CLI::PositiveNumber);
@@ -36,6 +38,14 @@ int RunAgentCommand(int argc, char** argv) {
     return kExitUsage;
   }
   options.nodes = parsed.MoveValueUnsafe();
+  if (!pools.empty()) {
+    auto parsed_pools = runtime::PoolOptionsFromJson(pools);
+    if (!parsed_pools.ok()) {
+      std::fprintf(stderr, "deeprc agent: %s\n", parsed_pools.status().message().c_str());
+      return kExitUsage;
+    }
+    options.pools = parsed_pools.MoveValueUnsafe();
+  }
   options.heartbeat_interval = std::chrono::milliseconds(heartbeat_ms);
   options.heartbeat_timeout = std::chrono::milliseconds(timeout_ms);
   try {

@@ -66,6 +66,7 @@ int RunAgentProcess(const AgentProcessOptions& options) {
   AgentOptions agent_options;
   agent_options.session_dir = options.session_dir;
   agent_options.nodes = options.nodes;
+  agent_options.pools = options.pools;
   agent_options.events = events->get();
   agent_options.on_event = [&wire](const TaskEvent& event) {
     wire.Send(nlohmann::json{{"type", "event"},

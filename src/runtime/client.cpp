@@ -106,13 +106,11 @@ Result<Pilot*> PilotManager::Submit(PilotDescription description, PilotOptions p
     std::shared_lock lock(raw->listener_mutex_);
     if (raw->on_result_) raw->on_result_(std::move(result));
   };
-  if (pilot_options.agent_process && !pilot_options.pools.pools.empty()) {
-    return Status::NotImplemented("worker pools run with the agent in this process only (so far)");
-  }
   if (pilot_options.agent_process) {
     internal::RemoteAgentOptions options;
     options.session_dir = session_.directory();
     options.program = pilot_options.agent_program;
+    options.pools = pilot_options.pools;
     if (options.program.empty()) {
       const char* from_environment = std::getenv("DEEPRC_PROGRAM");
       options.program = from_environment != nullptr ? from_environment : "/proc/self/exe";

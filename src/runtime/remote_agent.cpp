@@ -58,6 +58,10 @@ Result<std::unique_ptr<RemoteAgent>> RemoteAgent::Launch(RemoteAgentOptions opti
                                    "--nodes",        FormatNodes(o.nodes),
                                    "--heartbeat-ms", std::to_string(o.heartbeat_interval.count()),
                                    "--timeout-ms",   std::to_string(o.heartbeat_timeout.count())};
+  if (!o.pools.pools.empty()) {
+    args.push_back("--pools");
+    args.push_back(PoolOptionsToJson(o.pools));
+  }
   std::vector<char*> argv;
   for (std::string& arg : args) argv.push_back(arg.data());
   argv.push_back(nullptr);

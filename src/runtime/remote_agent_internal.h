@@ -14,6 +14,7 @@
 #include "deeprc/core/result.h"
 #include "deeprc/runtime/description.h"
 #include "deeprc/runtime/executor.h"
+#include "deeprc/runtime/pool.h"
 #include "deeprc/runtime/session.h"
 #include "runtime/wire_internal.h"
 
@@ -24,6 +25,8 @@ struct RemoteAgentOptions {
   // The `deeprc` program that runs `deeprc agent`.
   std::string program;
   std::vector<NodeResources> nodes;
+  // Worker pools, handed to `deeprc agent --pools`.
+  PoolOptions pools;
   std::chrono::milliseconds heartbeat_interval{500};
   std::chrono::milliseconds heartbeat_timeout{3000};
   // Where the client writes the FAILED events of tasks lost with the agent.

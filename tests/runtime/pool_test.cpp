@@ -410,3 +410,47 @@ TEST(PoolTest, FunctionTasksThroughTheTaskManager) {
 
 }  // namespace
 }  // namespace deeprc::runtime
+
+namespace deeprc::runtime {
+namespace {
+
+TEST(PoolTest, FunctionTasksThroughAnAgentProcess) {
+  SessionOptions session_options;
+  session_options.root =
+      fs::temp_directory_path().string() + "/deeprc_pool_test." + std::to_string(::getpid());
+  auto session = Session::Make(session_options).ValueOrDie();
+  PilotManager pilots(*session);
+  PilotOptions options;
+  options.agent_process = true;
+  options.agent_program = std::string(DEEPRC_BINARY_DIR) + "/apps/deeprc";
+  options.pools.pools = {Pool("default", 2)};
+  PilotDescription description;
+  description.cores = 2;
+  ASSERT_OK_AND_ASSIGN(Pilot * pilot, pilots.Submit(description, options));
+  TaskManager tasks(*session);
+  ASSERT_OK(tasks.AddPilot(*pilot));
+  std::mt19937 random(std::random_device{}());
+  const std::string message = "remote " + std::to_string(random());
+  ASSERT_OK_AND_ASSIGN(auto uids,
+                       tasks.Submit({Function("", "echo_ranks", json::object(), 2),
+                                     Function("", "fail", {{"message", message}}),
+                                     Function("", "write_output", {{"text", message}})}));
+  ASSERT_OK(tasks.Wait(uids, FinalTaskStates(), 60s));
+  ASSERT_OK_AND_ASSIGN(ExecutionResult pair, tasks.result(uids[0]));
+  EXPECT_EQ(pair.state, TaskState::kDone) << pair.reason;
+  EXPECT_EQ(pair.value["ranks"], json({0, 1}));
+  ASSERT_OK_AND_ASSIGN(ExecutionResult fail, tasks.result(uids[1]));
+  EXPECT_EQ(fail.state, TaskState::kFailed);
+  EXPECT_EQ(fail.reason, message);
+  ASSERT_OK_AND_ASSIGN(ExecutionResult out, tasks.result(uids[2]));
+  EXPECT_EQ(out.stdout_tail, "rank 0: " + message + "\n");
+  // The agent checks function names: the task comes back FAILED with the reason.
+  ASSERT_OK_AND_ASSIGN(auto missing, tasks.Submit({Function("", "no_such_function")}));
+  ASSERT_OK(tasks.Wait(missing, FinalTaskStates(), 30s));
+  ASSERT_OK_AND_ASSIGN(ExecutionResult rejected, tasks.result(missing[0]));
+  EXPECT_EQ(rejected.state, TaskState::kFailed);
+  EXPECT_NE(rejected.reason.find("no_such_function"), std::string::npos) << rejected.reason;
+}
+
+}  // namespace
+}  // namespace deeprc::runtime

@@ -102,6 +102,42 @@ std::string ErrorOf(const std::string& text) {
   return file.status().message();
 }
 
+TEST(TaskFileTest, ReadsPoolsAndFunctionTasks) {
+  ASSERT_OK_AND_ASSIGN(TaskFile file, ParseTaskFileText(R"(
+pools:
+  - name: small
+    workers: 3
+    cores_per_worker: 2
+    plugins: [/opt/lib/libfns.so]
+  - name: other
+tasks:
+  - name: f
+    function: echo_ranks
+    args: {n: 4, names: [a, b]}
+    ranks: 2
+    master: small
+)", "run.yaml"));
+  ASSERT_EQ(file.pools.size(), 2u);
+  EXPECT_EQ(file.pools[0].name, "small");
+  EXPECT_EQ(file.pools[0].workers, 3);
+  EXPECT_EQ(file.pools[0].cores_per_worker, 2);
+  EXPECT_EQ(file.pools[0].plugins, std::vector<std::string>{"/opt/lib/libfns.so"});
+  EXPECT_EQ(file.pools[1].name, "other");
+  EXPECT_EQ(file.pools[1].workers, 2);
+  ASSERT_EQ(file.tasks.size(), 1u);
+  const TaskDescription& task = file.tasks[0];
+  EXPECT_EQ(task.mode, TaskMode::kFunction);
+  EXPECT_EQ(task.function, "echo_ranks");
+  EXPECT_EQ(task.args["n"], 4);
+  EXPECT_EQ(task.args["names"][1], "b");
+  EXPECT_EQ(task.ranks, 2);
+  EXPECT_EQ(task.master, "small");
+  Result<TaskFile> bad = ParseTaskFileText("pools:\n  - workers: x\ntasks: []\n", "p.yaml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("pools[0].workers"), std::string::npos)
+      << bad.status().message();
+}
+
 TEST(TaskFileTest, ErrorsNameLineColumnFieldAndWhatWasFound) {
   const std::string text =
       "tasks:\n"

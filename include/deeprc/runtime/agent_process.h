@@ -5,12 +5,14 @@
 #include <vector>
 
 #include "deeprc/runtime/description.h"
+#include "deeprc/runtime/pool.h"
 
 namespace deeprc::runtime {
 
 struct AgentProcessOptions {
   std::string session_dir;
   std::vector<NodeResources> nodes;
+  PoolOptions pools;
   std::chrono::milliseconds heartbeat_interval{500};
   // No message from the client for this long: the client is gone.
   std::chrono::milliseconds heartbeat_timeout{3000};

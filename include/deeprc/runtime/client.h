@@ -48,7 +48,8 @@ struct PilotOptions {
   std::chrono::milliseconds heartbeat_interval{500};
   // Silence from the agent for this long: the pilot and its unfinished tasks FAIL.
   std::chrono::milliseconds heartbeat_timeout{3000};
-  // Worker pools for function tasks (pool.h); only with the agent in this process so far.
+  // Worker pools for function tasks (pool.h). With agent_process, function names are checked by
+  // the agent: a batch it rejects comes back as FAILED tasks with the reason.
   PoolOptions pools;
 };
 
@@ -62,7 +63,7 @@ class Pilot {
   int64_t total_gpus() const { return total_gpus_; }
   // The agent process's pid, or -1 when the agent runs in this process.
   int agent_pid() const;
-  // The worker pools of an agent in this process (empty otherwise).
+  // The worker pools of an agent in this process (empty for an agent process).
   std::vector<PoolStatus> pool_status() const;
   ~Pilot();
 

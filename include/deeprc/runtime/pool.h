@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "deeprc/core/result.h"
+
 namespace deeprc::runtime {
 
 struct PoolDescription {
@@ -75,6 +77,10 @@ struct PoolStatus {
 };
 
 std::string_view MasterRoutingName(MasterRouting routing);
+
+// How the client hands the pools to `deeprc agent --pools JSON`.
+std::string PoolOptionsToJson(const PoolOptions& options);
+Result<PoolOptions> PoolOptionsFromJson(const std::string& text);
 
 // The worker program (apps/deeprc-worker): one rank of a pool's MPI job.
 struct WorkerOptions {
