@@ -130,6 +130,9 @@ int RunTaskGraph(const char* who, const std::string& file, runtime::TaskFile tas
     if (result.exit_code >= 0) entry["exit_status"] = result.exit_code;
     if (result.signal != 0) entry["signal"] = result.signal_name;
     if (!result.stderr_tail.empty()) entry["stderr_tail"] = result.stderr_tail;
+    // Function tasks: the function's value and what it printed.
+    if (!result.value.is_null()) entry["value"] = result.value;
+    if (!result.stdout_tail.empty()) entry["stdout_tail"] = result.stdout_tail;
     if (!result.stderr_path.empty()) entry["stderr"] = result.stderr_path;
     summary_tasks.push_back(std::move(entry));
     if (result.state == runtime::TaskState::kDone) ++done;

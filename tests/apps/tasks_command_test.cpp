@@ -213,6 +213,52 @@ TEST_F(TasksCommandTest, BenchTasksPrintsOneJsonLine) {
   EXPECT_NEAR(json["tasks_per_s"].get<double>() * json["seconds"].get<double>(), 300, 1);
 }
 
+TEST_F(TasksCommandTest, BenchFunctionTasksPrintsOneJsonLine) {
+  RunResult run = Run({"bench", "tasks", "--kind", "function", "--count", "2000", "--workers", "2",
+                       "--masters", "2"});
+  ASSERT_EQ(run.exit_status, 0) << run.err;
+  ASSERT_EQ(run.out.find('\n'), run.out.size() - 1) << "one line: " << run.out;
+  const auto json = nlohmann::json::parse(run.out);
+  EXPECT_EQ(json["kind"], "function");
+  EXPECT_EQ(json["count"], 2000);
+  EXPECT_EQ(json["failed"], 0);
+  EXPECT_EQ(json["workers"], 2);
+  EXPECT_EQ(json["masters"], 2);
+  EXPECT_NEAR(json["tasks_per_s"].get<double>() * json["seconds"].get<double>(), 2000, 1);
+}
+
+// Function tasks from a task file: pools in the file, values and errors in summary.json.
+TEST_F(TasksCommandTest, FunctionTasksFromATaskFile) {
+  const std::string file = Write("functions.yaml", R"(pilot:
+  cores: 3
+pools:
+  - name: three
+    workers: 3
+tasks:
+  - name: pair
+    function: echo_ranks
+    ranks: 2
+  - name: trio
+    function: echo_ranks
+    ranks: 3
+  - name: boom
+    function: fail
+    args: {message: "it broke"}
+)");
+  RunResult run = Run({"tasks", "run", file, "--session-root", "sessions"});
+  EXPECT_EQ(run.exit_status, 1) << run.out << run.err;
+  const std::string session = run.out.substr(0, run.out.find('\n'));
+  std::ifstream in(session + "/summary.json");
+  const auto summary = nlohmann::json::parse(in);
+  std::map<std::string, nlohmann::json> by_uid;
+  for (const auto& entry : summary["results"]) by_uid[entry["uid"]] = entry;
+  EXPECT_EQ(by_uid["pair"]["state"], "DONE");
+  EXPECT_EQ(by_uid["pair"]["value"]["size"], 2);
+  EXPECT_EQ(by_uid["trio"]["value"]["ranks"], nlohmann::json({0, 1, 2}));
+  EXPECT_EQ(by_uid["boom"]["state"], "FAILED");
+  EXPECT_EQ(by_uid["boom"]["reason"], "it broke");
+}
+
 // `deeprc wf run` of the montage trace (619 tasks): every task DONE, and the event log shows
 // each task starting only after all of its parents in the trace were DONE.
 TEST_F(TasksCommandTest, WorkflowRunRespectsTheTraceDag) {
