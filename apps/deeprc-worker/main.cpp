@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "data_functions.h"
 #include "deeprc/runtime/pool.h"
 
 int main(int argc, char** argv) {
@@ -41,5 +42,6 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "deeprc-worker: --endpoint and --session are required\n");
     return 2;
   }
+  options.register_functions = deeprc::worker::RegisterDataFunctions;
   return deeprc::runtime::RunWorker(options);
 }

@@ -46,7 +46,8 @@ std::vector<std::string> FunctionRegistry::Names() const {
 }
 
 std::vector<std::string> BuiltinFunctionNames() {
-  return {"echo_ranks", "fail", "noop", "sleep", "write_output"};
+  return {"echo_ranks", "fail",       "noop",      "sleep",
+          "table.join", "table.pipeline", "table.sort", "write_output"};
 }
 
 Status RegisterBuiltinFunctions(FunctionRegistry& registry, int32_t pool_rank) {

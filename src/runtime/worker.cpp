@@ -99,6 +99,7 @@ class Worker {
     secret_ = *secret;
     std::string error;
     Status status = RegisterBuiltinFunctions(registry_, rank_);
+    if (status.ok() && options_.register_functions) status = options_.register_functions(registry_);
     for (const std::string& plugin : options_.plugins) {
       if (!status.ok()) break;
       status = LoadPlugin(plugin, registry_);
@@ -361,8 +362,8 @@ class Worker {
     }
     {
       if (communicator != nullptr) {
-        TaskContext context(*communicator, assignment.uid, assignment.args, assignment.sandbox,
-                            gpus_, cancel_);
+        TaskContext context(*communicator, assignment.uid, assignment.args,
+                            options_.session_dir, assignment.sandbox, gpus_, cancel_);
         Result<json> value = Status::Internal("not run");
         // Exceptions stop here: the task fails with the message, the rank carries on.
         try {

@@ -16,8 +16,11 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <fmt/format.h>
+
 #include "deeprc/runtime/agent.h"
 #include "deeprc/runtime/client.h"
+#include "deeprc/runtime/function.h"
 #include "deeprc/runtime/session.h"
 #include "testing/assertions.h"
 
@@ -450,6 +453,104 @@ TEST(PoolTest, FunctionTasksThroughAnAgentProcess) {
   ASSERT_OK_AND_ASSIGN(ExecutionResult rejected, tasks.result(missing[0]));
   EXPECT_EQ(rejected.state, TaskState::kFailed);
   EXPECT_NE(rejected.reason.find("no_such_function"), std::string::npos) << rejected.reason;
+}
+
+}  // namespace
+}  // namespace deeprc::runtime
+
+#include "deeprc/compute/join.h"
+#include "deeprc/compute/selection.h"
+#include "deeprc/compute/sort.h"
+#include "deeprc/table/table_file.h"
+#include "testing/random_table.h"
+#include "testing/table_compare.h"
+
+namespace deeprc::runtime {
+namespace {
+
+// Partitioned tables in the session directory, as the data functions read and write them.
+void WriteParts(const std::string& session, const std::string& name, const std::vector<Table>& parts) {
+  fs::create_directories(session + "/data/" + name);
+  for (size_t r = 0; r < parts.size(); ++r) {
+    ASSERT_OK(WriteTableFile(parts[r], fmt::format("{}/data/{}/part-{}.drt", session, name, r)));
+  }
+}
+
+Table ReadParts(const std::string& session, const std::string& name, int count) {
+  std::vector<Table> parts;
+  for (int r = 0; r < count; ++r) {
+    parts.push_back(ReadTableFile(fmt::format("{}/data/{}/part-{}.drt", session, name, r)).ValueOrDie());
+  }
+  return compute::Concatenate(parts).ValueOrDie();
+}
+
+TEST(PoolTest, DataFunctionsSortJoinAndPipelineOnPartitionedTables) {
+  Harness harness({Pool("default", 3)});
+  ASSERT_OK(harness.made());
+  const uint64_t seed = std::random_device{}();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  const int k = 2;
+  std::vector<Table> left, right;
+  for (int r = 0; r < k; ++r) {
+    left.push_back(testing::RandomTable({{"key", DataType::Int64(), 0.05, 50},
+                                         {"value", DataType::Float64()}},
+                                        300 + 17 * r, seed + r));
+    right.push_back(testing::RandomTable({{"key", DataType::Int64(), 0.0, 50},
+                                          {"label", DataType::String()}},
+                                         40 + r, seed + 100 + r));
+  }
+  WriteParts(harness.directory(), "left", left);
+  WriteParts(harness.directory(), "right", right);
+  const Table all_left = compute::Concatenate(left).ValueOrDie();
+  const Table all_right = compute::Concatenate(right).ValueOrDie();
+
+  ASSERT_OK(harness.agent().Submit(
+      {Function("sort", "table.sort", {{"input", "left"}, {"output", "sorted"}, {"by", {"key", "value"}}}, k),
+       Function("join", "table.join", {{"left", "left"}, {"right", "right"}, {"output", "joined"}, {"on", "key"}}, k),
+       Function("pipe", "table.pipeline",
+                {{"input", "left"},
+                 {"output", "piped"},
+                 {"steps", {{{"op", "join"}, {"right", "right"}, {"on", "key"}},
+                            {{"op", "sort"}, {"by", {"label", "key", "value"}}}}}},
+                k),
+       Function("missing", "table.sort", {{"input", "nothing"}, {"output", "x"}, {"by", "key"}}, k)},
+      NowMicros()));
+
+  compute::SortOptions by_key;
+  by_key.keys = {{"key", true, false}, {"value", true, false}};
+  ExecutionResult sort = harness.Wait("sort");
+  ASSERT_EQ(sort.state, TaskState::kDone) << sort.reason;
+  EXPECT_EQ(sort.value["rows"], all_left.num_rows());
+  EXPECT_TRUE(testing::TablesEqualOrdered(compute::Sort(all_left, by_key).ValueOrDie(),
+                                          ReadParts(harness.directory(), "sorted", k)));
+
+  compute::JoinOptions join_options;
+  join_options.left_keys = join_options.right_keys = {"key"};
+  const Table expected_join = compute::Join(all_left, all_right, join_options).ValueOrDie();
+  ExecutionResult join = harness.Wait("join");
+  ASSERT_EQ(join.state, TaskState::kDone) << join.reason;
+  EXPECT_EQ(join.value["rows"], expected_join.num_rows());
+  EXPECT_TRUE(testing::TablesEqualUnordered(expected_join, ReadParts(harness.directory(), "joined", k)));
+
+  ExecutionResult pipe = harness.Wait("pipe");
+  ASSERT_EQ(pipe.state, TaskState::kDone) << pipe.reason;
+  EXPECT_TRUE(testing::TablesEqualUnordered(expected_join, ReadParts(harness.directory(), "piped", k)));
+  // No intermediate was written: only the pipeline's output.
+  EXPECT_FALSE(fs::exists(harness.directory() + "/data/piped.tmp"));
+  EXPECT_EQ(std::distance(fs::directory_iterator(harness.directory() + "/data"), fs::directory_iterator{}), 5);
+
+  ExecutionResult missing = harness.Wait("missing");
+  EXPECT_EQ(missing.state, TaskState::kFailed);
+  EXPECT_NE(missing.reason.find("nothing"), std::string::npos) << missing.reason;
+  // The pool is intact after the failed read (no rank left waiting in a collective).
+  ASSERT_OK(harness.agent().Submit({Function("after", "echo_ranks", json::object(), 3)}, NowMicros()));
+  EXPECT_EQ(harness.Wait("after").state, TaskState::kDone);
+  // The ranks report every name the agent treats as the standard worker's.
+  const PoolStatus status = harness.agent().pool_status().at(0);
+  for (const std::string& name : BuiltinFunctionNames()) {
+    EXPECT_NE(std::find(status.functions.begin(), status.functions.end(), name), status.functions.end())
+        << name;
+  }
 }
 
 }  // namespace

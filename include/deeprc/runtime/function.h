@@ -32,11 +32,13 @@ namespace deeprc::runtime {
 
 class TaskContext {
  public:
-  TaskContext(comm::Communicator& comm, std::string uid, nlohmann::json args, std::string sandbox,
-              std::vector<int32_t> gpus, const std::atomic<bool>& cancel)
+  TaskContext(comm::Communicator& comm, std::string uid, nlohmann::json args,
+              std::string session_dir, std::string sandbox, std::vector<int32_t> gpus,
+              const std::atomic<bool>& cancel)
       : comm_(comm),
         uid_(std::move(uid)),
         args_(std::move(args)),
+        session_dir_(std::move(session_dir)),
         sandbox_(std::move(sandbox)),
         gpus_(std::move(gpus)),
         cancel_(cancel) {}
@@ -47,6 +49,8 @@ class TaskContext {
   int size() const { return comm_.size(); }
   const std::string& uid() const { return uid_; }
   const nlohmann::json& args() const { return args_; }
+  // The session directory (where partitioned tables of data functions live).
+  const std::string& session_dir() const { return session_dir_; }
   // The task's sandbox directory (<session>/tasks/<uid>/). Not created for every task (that
   // would cost two system calls per no-op task): MakeSandbox() creates it.
   const std::string& sandbox() const { return sandbox_; }
@@ -67,6 +71,7 @@ class TaskContext {
   comm::Communicator& comm_;
   std::string uid_;
   nlohmann::json args_;
+  std::string session_dir_;
   std::string sandbox_;
   std::vector<int32_t> gpus_;
   const std::atomic<bool>& cancel_;
@@ -94,7 +99,10 @@ class FunctionRegistry {
 // communicator spans exactly the task's ranks), write_output {text} (to out() and err()).
 // `pool_rank` is this process's rank in its pool, for echo_ranks.
 Status RegisterBuiltinFunctions(FunctionRegistry& registry, int32_t pool_rank);
-// The names RegisterBuiltinFunctions registers, without registering (for the agent's checks).
+// The names every rank of the standard `deeprc-worker` program has, for the agent's checks at
+// submission: those of RegisterBuiltinFunctions and the data functions (table.join,
+// table.pipeline, table.sort) the program registers itself (they need the dist layer, which
+// runtime does not link: apps/deeprc-worker/data_functions.cpp).
 std::vector<std::string> BuiltinFunctionNames();
 
 inline constexpr const char* kPluginEntry = "deeprc_register_functions";

@@ -11,12 +11,15 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "deeprc/core/result.h"
 
 namespace deeprc::runtime {
+
+class FunctionRegistry;
 
 struct PoolDescription {
   // Unique per pilot; a function task's `master` field names it.
@@ -91,6 +94,8 @@ struct WorkerOptions {
   std::vector<std::string> plugins;
   std::chrono::milliseconds heartbeat_interval{500};
   std::chrono::milliseconds heartbeat_timeout{5000};
+  // Functions the program adds to the built-ins, before the plugins (the data functions).
+  std::function<Status(FunctionRegistry&)> register_functions;
 };
 // Initializes MPI, connects to the master and serves until told to stop (0) or the master goes
 // silent (3). Returns the process's exit status.
