@@ -55,6 +55,7 @@
 #include <nlohmann/json.hpp>
 
 #include "deeprc/runtime/function.h"
+#include "runtime/dispatcher_internal.h"
 #include "runtime/wire_internal.h"
 
 namespace deeprc::runtime {
@@ -100,7 +101,10 @@ std::string ResolveWorkerProgram(const std::string& program) {
 
 class Master::Impl {
  public:
-  explicit Impl(MasterOptions options) : options_(std::move(options)) {
+  explicit Impl(MasterOptions options)
+      : options_(std::move(options)),
+        dispatcher_(std::vector<int32_t>(static_cast<size_t>(options_.pool.workers), 0),
+                    options_.pool.pipeline_depth) {
     builtins_ = BuiltinFunctionNamesSet();
   }
 
@@ -318,8 +322,7 @@ class Master::Impl {
       auto found = jobs_.find(id);
       if (found != jobs_.end()) Finish(found->second, TaskState::kCanceled, "agent shut down");
     }
-    queue_.clear();
-    queued_ = 0;
+    dispatcher_.Clear();
     for (Rank& rank : ranks_) {
       if (rank.connected) SendTo(rank, R"({"t":"stop"})");
     }
@@ -380,8 +383,7 @@ class Master::Impl {
       auto found = jobs_.find(id);
       if (found != jobs_.end()) Finish(found->second, TaskState::kFailed, message);
     }
-    queue_.clear();
-    queued_ = 0;
+    dispatcher_.Clear();
     ResetRanks(false);
     state_ = PoolState::kBroken;
   }
@@ -404,8 +406,7 @@ class Master::Impl {
                          job.task.function, name(), fmt::join(functions_, ", ")));
       return;
     }
-    queue_[job.task.priority].push_back(id);
-    ++queued_;
+    dispatcher_.Push(id, job.task.priority, job.task.ranks);
   }
 
   void CancelJob(const std::string& uid, const std::string& reason) {
@@ -413,10 +414,7 @@ class Master::Impl {
     if (found == uid_index_.end()) return;
     Job& job = jobs_.at(found->second);
     if (!job.dispatched) {
-      auto& queue = queue_[job.task.priority];
-      queue.erase(std::find(queue.begin(), queue.end(), job.id));
-      if (queue.empty()) queue_.erase(job.task.priority);
-      --queued_;
+      dispatcher_.Remove(job.id, job.task.priority);
       Finish(job, TaskState::kCanceled, reason);
       return;
     }
@@ -433,53 +431,14 @@ class Master::Impl {
     for (int32_t rank : job.ranks) SendTo(ranks_[static_cast<size_t>(rank)], body);
   }
 
-  // Picks k ranks for the head of the queue, in priority then submission order; stops at the
-  // first task that does not fit so that a wide task is not passed by narrow ones forever.
+  // The dispatcher picks the ranks (dispatcher_internal.h); this sends the assignments.
   void Dispatch() {
     if (state_ != PoolState::kReady) return;
-    const size_t depth = static_cast<size_t>(std::max(1, options_.pool.pipeline_depth));
-    std::vector<int32_t> candidates;
-    while (!queue_.empty()) {
-      auto head = queue_.begin();
-      const int64_t id = head->second.front();
+    dispatcher_.Dispatch([this](int64_t id, std::span<const int32_t> chosen) {
       Job& job = jobs_.at(id);
-      const size_t k = static_cast<size_t>(job.task.ranks);
-      candidates.clear();
-      for (size_t r = 0; r < ranks_.size(); ++r) {
-        if (ranks_[r].outstanding.size() < depth) candidates.push_back(static_cast<int32_t>(r));
-      }
-      if (candidates.size() < k) break;
-      // Least loaded first; among equals, ranks on the node with the most candidates (same
-      // node first: a local pilot's ranks all share one).
-      std::map<std::string, int32_t> per_node;
-      for (int32_t r : candidates) ++per_node[ranks_[static_cast<size_t>(r)].node];
-      std::stable_sort(candidates.begin(), candidates.end(), [&](int32_t a, int32_t b) {
-        const Rank& ra = ranks_[static_cast<size_t>(a)];
-        const Rank& rb = ranks_[static_cast<size_t>(b)];
-        if (ra.outstanding.size() != rb.outstanding.size()) {
-          return ra.outstanding.size() < rb.outstanding.size();
-        }
-        return per_node[ra.node] > per_node[rb.node];
-      });
-      // Prefer one node when it has k candidates.
-      std::vector<int32_t> chosen;
-      for (const auto& [node, count] : per_node) {
-        if (static_cast<size_t>(count) < k) continue;
-        chosen.clear();
-        for (int32_t r : candidates) {
-          if (ranks_[static_cast<size_t>(r)].node == node && chosen.size() < k) chosen.push_back(r);
-        }
-        break;
-      }
-      if (chosen.size() < k) chosen.assign(candidates.begin(), candidates.begin() + k);
-      std::sort(chosen.begin(), chosen.end());
-
-      head->second.pop_front();
-      if (head->second.empty()) queue_.erase(head);
-      --queued_;
-      job.ranks = chosen;
+      job.ranks.assign(chosen.begin(), chosen.end());
       job.generation = generation_;
-      job.pending = static_cast<int32_t>(k);
+      job.pending = static_cast<int32_t>(chosen.size());
       job.dispatched = true;
       job.start_us = NowMicros();
       ++running_;
@@ -494,7 +453,7 @@ class Master::Impl {
                    {"uid", job.task.uid},
                    {"fn", job.task.function},
                    {"args", job.task.args.is_null() ? json::object() : job.task.args},
-                   {"ranks", chosen},
+                   {"ranks", job.ranks},
                    {"tag", id % 32768},
                    {"timed", job.task.timeout > 0},
                    {"sandbox", job.task.sandbox}};
@@ -503,7 +462,7 @@ class Master::Impl {
         rank.outstanding.push_back(id);
         rank.batch.push_back(item);
       }
-    }
+    });
   }
 
   void Flush() {
@@ -616,14 +575,19 @@ class Master::Impl {
       }
       if (connected_ == static_cast<int32_t>(ranks_.size())) {
         state_ = PoolState::kReady;
+        std::map<std::string, int32_t> node_index;
+        std::vector<int32_t> rank_nodes;
+        for (const Rank& each : ranks_) {
+          rank_nodes.push_back(
+              node_index.emplace(each.node, static_cast<int32_t>(node_index.size())).first->second);
+        }
+        dispatcher_.SetRanks(std::move(rank_nodes));
         // Tasks queued before the functions were known.
         std::vector<int64_t> unknown;
-        for (const auto& [priority, queue] : queue_) {
-          for (int64_t id : queue) {
-            const std::string& function = jobs_.at(id).task.function;
-            if (!builtins_.contains(function) && !functions_.contains(function)) {
-              unknown.push_back(id);
-            }
+        for (int64_t id : dispatcher_.QueuedIds()) {
+          const std::string& function = jobs_.at(id).task.function;
+          if (!builtins_.contains(function) && !functions_.contains(function)) {
+            unknown.push_back(id);
           }
         }
         for (int64_t id : unknown) {
@@ -638,10 +602,7 @@ class Master::Impl {
 
   void CancelQueued(int64_t id, TaskState state, const std::string& reason) {
     Job& job = jobs_.at(id);
-    auto& queue = queue_[job.task.priority];
-    queue.erase(std::find(queue.begin(), queue.end(), id));
-    if (queue.empty()) queue_.erase(job.task.priority);
-    --queued_;
+    dispatcher_.Remove(id, job.task.priority);
     Finish(job, state, reason);
   }
 
@@ -651,6 +612,7 @@ class Master::Impl {
     auto position = std::find(rank.outstanding.begin(), rank.outstanding.end(), id);
     if (position == rank.outstanding.end()) return;
     rank.outstanding.erase(position);
+    dispatcher_.Release(index);
     auto found = jobs_.find(id);
     if (found == jobs_.end()) return;
     Job& job = found->second;
@@ -826,10 +788,10 @@ class Master::Impl {
       job.cancel_at = Clock::time_point::max();
       timed_jobs_.erase(job.id);
       --running_;
-      queue_[job.task.priority].push_front(job.id);
-      ++queued_;
+      dispatcher_.PushFront(job.id, job.task.priority, job.task.ranks);
     }
     ResetRanks(false);
+    dispatcher_.ResetLoads();
     if (!was_ready) {
       Break(reason);
       return;
@@ -848,7 +810,7 @@ class Master::Impl {
     status_.broken_reason = broken_reason_;
     status_.generation = generation_;
     status_.restarts = restarts_;
-    status_.queued = queued_;
+    status_.queued = dispatcher_.queued();
     status_.running = running_;
     status_.done = done_;
     status_.live_communicators = status_.open_fds = status_.rss_kb = status_.rank_tasks = 0;
@@ -897,9 +859,9 @@ class Master::Impl {
   int64_t next_id_ = 1;
   std::unordered_map<int64_t, Job> jobs_;
   std::unordered_map<std::string, int64_t> uid_index_;
-  std::map<int32_t, std::deque<int64_t>, std::greater<>> queue_;
+  Dispatcher dispatcher_;
   std::set<int64_t> timed_jobs_;
-  int64_t queued_ = 0, running_ = 0, done_ = 0, heartbeats_ = 0, rejected_ = 0;
+  int64_t running_ = 0, done_ = 0, heartbeats_ = 0, rejected_ = 0;
 };
 
 Result<std::unique_ptr<Master>> Master::Make(MasterOptions options) {
