@@ -14,6 +14,9 @@
 // function tasks on M worker pools of W `deeprc-worker` ranks each (one master per pool, in the
 // agent). The clock starts once every pool's ranks have connected. The JSON line adds
 // "workers", "masters" and "routing".
+// `--kind function --simulate --masters M --workers W`: the masters' real dispatch code
+// (Dispatcher) against M × W virtual ranks, one-rank no-op tasks that end at once; prints
+// {"kind","mode":"simulated","masters","workers","count","seconds","assignments_per_s","passes"}.
 #include "bench_tasks.h"
 
 #include <unistd.h>
@@ -209,12 +212,37 @@ void AddBenchTasksCommand(CLI::App& bench, BenchTasksCommand* command) {
   app->add_option("--routing", command->routing, "--kind function: round_robin or least_loaded")
       ->check(CLI::IsMember({"round_robin", "least_loaded"}))
       ->capture_default_str();
+  app->add_flag("--simulate", command->simulate,
+                "--kind function: the dispatch code against virtual ranks (--workers per master)");
   app->add_option("--session-root", command->session_root,
                   "Where the session directory goes (default: a temporary directory)");
   app->add_flag("--keep", command->keep, "Keep the session directory");
 }
 
 int RunBenchTasks(const BenchTasksCommand& command) {
+  if (command.simulate) {
+    if (command.kind != "function") {
+      std::fprintf(stderr, "deeprc bench tasks: --simulate needs --kind function\n");
+      return kExitUsage;
+    }
+    runtime::DispatchSimulationOptions options;
+    options.masters = command.masters;
+    options.workers_per_master = command.workers;
+    options.tasks = command.count;
+    Result<runtime::DispatchSimulationResult> simulated = runtime::SimulateDispatch(options);
+    if (!simulated.ok()) {
+      std::fprintf(stderr, "deeprc bench tasks: %s\n", simulated.status().message().c_str());
+      return kExitUsage;
+    }
+    std::printf(
+        "{\"kind\":\"function\",\"mode\":\"simulated\",\"masters\":%d,\"workers\":%lld,"
+        "\"count\":%lld,\"seconds\":%.4f,\"assignments_per_s\":%.1f,\"passes\":%lld}\n",
+        command.masters, static_cast<long long>(command.masters) * command.workers,
+        static_cast<long long>(command.count), simulated->seconds,
+        static_cast<double>(simulated->assignments) / simulated->seconds,
+        static_cast<long long>(simulated->passes));
+    return kExitOk;
+  }
   Result<Measurement> measured = Status::Internal("not run");
   try {
     measured = Measure(command);

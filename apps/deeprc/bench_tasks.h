@@ -17,6 +17,9 @@ struct BenchTasksCommand {
   int32_t workers = 2;
   int32_t masters = 1;
   std::string routing = "round_robin";
+  // --kind function --simulate: the masters' dispatch code against virtual ranks (--workers is
+  // then per master).
+  bool simulate = false;
   std::string session_root;
   bool keep = false;
 };

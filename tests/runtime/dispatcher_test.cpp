@@ -127,3 +127,34 @@ TEST(DispatcherTest, RemoveAndPushFrontKeepTheOrder) {
 
 }  // namespace
 }  // namespace deeprc::runtime::internal
+
+#include "deeprc/runtime/pool.h"
+
+namespace deeprc::runtime {
+namespace {
+
+TEST(DispatchSimulationTest, EveryTaskIsAssignedOnce) {
+  std::mt19937 random(std::random_device{}());
+  DispatchSimulationOptions options;
+  options.masters = std::uniform_int_distribution<int32_t>(1, 8)(random);
+  options.workers_per_master = std::uniform_int_distribution<int32_t>(4, 40)(random);
+  options.workers_per_node = 4;
+  options.tasks = std::uniform_int_distribution<int64_t>(0, 20000)(random);
+  options.widths = {1, 2, 4};
+  options.pipeline_depth = std::uniform_int_distribution<int32_t>(1, 8)(random);
+  options.seed = random();
+  auto result = SimulateDispatch(options);
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  EXPECT_EQ(result->tasks, options.tasks);
+  // Widths 1, 2, 4 drawn with the seed: every rank of every task assigned once.
+  std::mt19937_64 replay(options.seed);
+  std::uniform_int_distribution<size_t> pick(0, 2);
+  int64_t expected = 0;
+  for (int64_t i = 0; i < options.tasks; ++i) expected += options.widths[pick(replay)];
+  EXPECT_EQ(result->assignments, expected);
+  options.widths = {options.workers_per_master + 1};
+  EXPECT_FALSE(SimulateDispatch(options).ok());
+}
+
+}  // namespace
+}  // namespace deeprc::runtime

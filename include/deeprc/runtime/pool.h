@@ -85,6 +85,29 @@ std::string_view MasterRoutingName(MasterRouting routing);
 std::string PoolOptionsToJson(const PoolOptions& options);
 Result<PoolOptions> PoolOptionsFromJson(const std::string& text);
 
+// The masters' dispatch code (the same Dispatcher a master runs) against virtual ranks: how many
+// assignments per second the choice of ranks sustains, without sockets or processes. Tasks are
+// queued round robin over the masters; each pass lets every master assign what fits, then every
+// assignment completes at once (a task takes no time on the virtual clock).
+struct DispatchSimulationOptions {
+  int32_t masters = 100;
+  int32_t workers_per_master = 100;
+  int32_t workers_per_node = 50;
+  int64_t tasks = 1'000'000;
+  // Ranks per task, drawn uniformly from this list.
+  std::vector<int32_t> widths = {1};
+  int32_t pipeline_depth = 64;
+  uint64_t seed = 1;
+};
+struct DispatchSimulationResult {
+  int64_t tasks = 0;
+  // Rank assignments (a k-rank task is k).
+  int64_t assignments = 0;
+  int64_t passes = 0;
+  double seconds = 0;
+};
+Result<DispatchSimulationResult> SimulateDispatch(const DispatchSimulationOptions& options);
+
 // The worker program (apps/deeprc-worker): one rank of a pool's MPI job.
 struct WorkerOptions {
   std::string endpoint;
