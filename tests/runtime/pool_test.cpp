@@ -222,6 +222,19 @@ TEST(PoolTest, UnknownFunctionsAndTooManyRanksAreRejectedAtSubmission) {
   EXPECT_EQ(harness.Wait("good").state, TaskState::kDone);
 }
 
+TEST(PoolTest, PoolLargerThanThePilotIsBrokenWithTheReason) {
+  Harness harness({Pool("huge", 6)}, 4);
+  ASSERT_OK(harness.made());
+  // Refused at submission once the pool is known broken; FAILED with the reason before that.
+  Status submitted = harness.agent().Submit({Function("t", "noop")}, NowMicros());
+  const std::string reason =
+      submitted.ok() ? harness.Wait("t", 30s).reason : submitted.message();
+  EXPECT_NE(reason.find("huge"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("broken"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("6 ranks"), std::string::npos) << reason;  // the scheduler's words
+  harness.WaitPool(0, [](const PoolStatus& s) { return s.state == "broken"; });
+}
+
 TEST(PoolTest, MissingPluginIsAnErrorAtStart) {
   PoolDescription pool = Pool("plugged", 1);
   pool.plugins = {"/nonexistent/libdeeprc_plugin.so"};
