@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <random>
 
 #include <fmt/format.h>
 
@@ -159,7 +160,17 @@ Result<std::unique_ptr<Channel>> MakeChannel(std::string secret, const std::stri
                                                                    std::string)) {
   void* context = zmq_ctx_new();
   if (context == nullptr) return Status::IOError("zmq_ctx_new: {}", zmq_strerror(zmq_errno()));
-  void* socket = zmq_socket(context, ZMQ_PAIR);
+  void* socket = zmq_socket(context, bind ? ZMQ_ROUTER : ZMQ_DEALER);
+  if (bind) {
+    // A send to a peer that is gone fails instead of vanishing: it stays queued.
+    const int mandatory = 1;
+    zmq_setsockopt(socket, ZMQ_ROUTER_MANDATORY, &mandatory, sizeof(mandatory));
+  } else {
+    // A fixed routing id: after a reconnect the agent still knows its client.
+    std::random_device random;
+    const std::string id = fmt::format("client.{}.{:08x}", ::getpid(), random());
+    zmq_setsockopt(socket, ZMQ_ROUTING_ID, id.data(), id.size());
+  }
   const int linger = 1000;
   zmq_setsockopt(socket, ZMQ_LINGER, &linger, sizeof(linger));
   const int high_water_mark = 100000;  // messages queued per direction before sends wait
@@ -189,19 +200,23 @@ Result<std::unique_ptr<Channel>> MakeChannel(std::string secret, const std::stri
 
 }  // namespace
 
-Channel::Channel(void* context, void* socket, int wake_fd, std::string secret)
-    : context_(context), socket_(socket), wake_fd_(wake_fd), secret_(std::move(secret)) {}
+Channel::Channel(void* context, void* socket, int wake_fd, std::string secret, bool router)
+    : context_(context),
+      socket_(socket),
+      wake_fd_(wake_fd),
+      secret_(std::move(secret)),
+      router_(router) {}
 
 Result<std::unique_ptr<Channel>> Channel::Bind(std::string secret, std::string* endpoint) {
   return MakeChannel(
       std::move(secret), "tcp://127.0.0.1:*", true, endpoint,
-      [](void* c, void* s, int w, std::string k) { return new Channel(c, s, w, k); });
+      [](void* c, void* s, int w, std::string k) { return new Channel(c, s, w, k, true); });
 }
 
 Result<std::unique_ptr<Channel>> Channel::Connect(std::string secret, const std::string& endpoint) {
   return MakeChannel(
       std::move(secret), endpoint, false, nullptr,
-      [](void* c, void* s, int w, std::string k) { return new Channel(c, s, w, k); });
+      [](void* c, void* s, int w, std::string k) { return new Channel(c, s, w, k, false); });
 }
 
 Channel::~Channel() {
@@ -228,8 +243,52 @@ void Channel::Stop() {
   Wake();
 }
 
+bool Channel::ReceiveOne(const std::function<void(std::string&&)>& on_message) {
+  // Frames: [peer id (ROUTER only), secret, body]; anything else is dropped.
+  std::string frames[3];
+  size_t count = 0;
+  int more = 1;
+  bool any = false;
+  while (more) {
+    zmq_msg_t part;
+    zmq_msg_init(&part);
+    if (zmq_msg_recv(&part, socket_, any ? 0 : ZMQ_DONTWAIT) < 0) {
+      zmq_msg_close(&part);
+      break;
+    }
+    any = true;
+    size_t more_size = sizeof(more);
+    zmq_getsockopt(socket_, ZMQ_RCVMORE, &more, &more_size);
+    if (count < 3) {
+      frames[count].assign(static_cast<const char*>(zmq_msg_data(&part)), zmq_msg_size(&part));
+    }
+    ++count;
+    zmq_msg_close(&part);
+  }
+  if (!any) return false;
+  const size_t expected = router_ ? 3 : 2;
+  const std::string& key = frames[router_ ? 1 : 0];
+  if (count != expected || !ConstantTimeEqual(key, secret_)) {
+    ++rejected_;
+    return true;
+  }
+  if (router_) {
+    // The first peer that knows the secret is the client; others are ignored.
+    if (peer_.empty()) peer_ = frames[0];
+    if (frames[0] != peer_) {
+      ++rejected_;
+      return true;
+    }
+  }
+  on_message(std::move(frames[expected - 1]));
+  return true;
+}
+
 void Channel::Run(const std::function<void(std::string&&)>& on_message,
                   const std::function<void()>& on_tick, std::chrono::milliseconds tick) {
+  // While a ROUTER has messages it cannot send (no authenticated peer yet, or the peer is
+  // gone), it retries this often: its POLLOUT says nothing about one peer.
+  constexpr std::chrono::milliseconds kRetry{10};
   auto last_tick = std::chrono::steady_clock::now();
   std::deque<std::string> sending;
   std::deque<std::string> pending;
@@ -245,17 +304,26 @@ void Channel::Run(const std::function<void(std::string&&)>& on_message,
       sending.clear();
     }
     while (!pending.empty()) {
-      if (zmq_send(socket_, secret_.data(), secret_.size(), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) break;
+      if (router_) {
+        if (peer_.empty()) break;
+        if (zmq_send(socket_, peer_.data(), peer_.size(), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) break;
+        zmq_send(socket_, secret_.data(), secret_.size(), ZMQ_SNDMORE);
+      } else if (zmq_send(socket_, secret_.data(), secret_.size(), ZMQ_SNDMORE | ZMQ_DONTWAIT) <
+                 0) {
+        break;
+      }
       // A message's frames go together: once the first is queued, so is the rest.
       zmq_send(socket_, pending.front().data(), pending.front().size(), 0);
       pending.pop_front();
     }
     if (stop_) return;
-    const short socket_events = pending.empty() ? ZMQ_POLLIN : (ZMQ_POLLIN | ZMQ_POLLOUT);
+    const bool wait_writable = !pending.empty() && !router_;
+    const short socket_events = wait_writable ? (ZMQ_POLLIN | ZMQ_POLLOUT) : ZMQ_POLLIN;
     zmq_pollitem_t items[2] = {{socket_, 0, socket_events, 0}, {nullptr, wake_fd_, ZMQ_POLLIN, 0}};
     const auto now = std::chrono::steady_clock::now();
-    const auto wait = std::max<int64_t>(
+    int64_t wait = std::max<int64_t>(
         0, std::chrono::duration_cast<std::chrono::milliseconds>(last_tick + tick - now).count());
+    if (router_ && !pending.empty()) wait = std::min<int64_t>(wait, kRetry.count());
     zmq_poll(items, 2, static_cast<long>(wait));
     if (items[1].revents & ZMQ_POLLIN) {
       uint64_t count;
@@ -263,37 +331,7 @@ void Channel::Run(const std::function<void(std::string&&)>& on_message,
     }
     if (items[0].revents & ZMQ_POLLIN) {
       // Everything that is there, without blocking.
-      while (true) {
-        zmq_msg_t key;
-        zmq_msg_init(&key);
-        if (zmq_msg_recv(&key, socket_, ZMQ_DONTWAIT) < 0) {
-          zmq_msg_close(&key);
-          break;
-        }
-        const bool authentic = ConstantTimeEqual(
-            std::string_view(static_cast<const char*>(zmq_msg_data(&key)), zmq_msg_size(&key)),
-            secret_);
-        int more = 0;
-        size_t more_size = sizeof(more);
-        zmq_getsockopt(socket_, ZMQ_RCVMORE, &more, &more_size);
-        zmq_msg_close(&key);
-        std::string body;
-        while (more) {
-          zmq_msg_t part;
-          zmq_msg_init(&part);
-          if (zmq_msg_recv(&part, socket_, 0) < 0) {
-            zmq_msg_close(&part);
-            break;
-          }
-          body.assign(static_cast<const char*>(zmq_msg_data(&part)), zmq_msg_size(&part));
-          zmq_getsockopt(socket_, ZMQ_RCVMORE, &more, &more_size);
-          zmq_msg_close(&part);
-        }
-        if (!authentic) {
-          ++rejected_;
-          continue;
-        }
-        on_message(std::move(body));
+      while (ReceiveOne(on_message)) {
       }
     }
     if (std::chrono::steady_clock::now() - last_tick >= tick) {

@@ -2,10 +2,12 @@
 
 // What the client and an agent process say to each other, and the channel they say it on.
 //
-// Transport: one ZeroMQ PAIR socket pair over TCP, the agent bound to 127.0.0.1 (an ephemeral
-// port), the client connected. Every message is two frames: the session secret (64 hex digits,
-// read by both sides from <session>/secret, mode 0600) and a JSON body. A message whose first
-// frame does not match (compared in constant time) is dropped unread.
+// Transport: ZeroMQ over TCP, the agent's ROUTER bound to 127.0.0.1 (an ephemeral port), the
+// client's DEALER connected. Every message is two frames: the session secret (64 hex digits,
+// read by both sides from <session>/secret, mode 0600) and a JSON body. A message whose secret
+// does not match (compared in constant time) is dropped unread. The agent serves the first peer
+// that presents the secret and drops every other peer's messages: unlike a PAIR socket (one
+// connection only), another local process connecting first cannot lock the client out.
 //
 // Bodies: {"type": ...}
 //   client → agent: submit {submitted_us, tasks: [TaskDescription]}, cancel {uids},
@@ -62,13 +64,18 @@ class Channel {
   int64_t rejected() const { return rejected_.load(); }
 
  private:
-  Channel(void* context, void* socket, int wake_fd, std::string secret);
+  Channel(void* context, void* socket, int wake_fd, std::string secret, bool router);
   void Wake();
+  // One whole message without blocking: false when none is there.
+  bool ReceiveOne(const std::function<void(std::string&&)>& on_message);
 
   void* context_;
   void* socket_;
   int wake_fd_;
   std::string secret_;
+  // The agent's side: a ROUTER, and the routing id of its authenticated peer.
+  bool router_;
+  std::string peer_;
   std::mutex mutex_;
   std::deque<std::string> outgoing_;
   std::atomic<bool> stop_{false};

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -228,6 +229,51 @@ TEST_F(AgentProcessTest, MessagesWithoutTheSecretAreDropped) {
   EXPECT_TRUE(internal::ConstantTimeEqual("abc", "abc"));
   EXPECT_FALSE(internal::ConstantTimeEqual("abc", "abd"));
   EXPECT_FALSE(internal::ConstantTimeEqual("abc", "abcd"));
+}
+
+TEST_F(AgentProcessTest, AnotherProcessConnectingFirstDoesNotLockTheClientOut) {
+  ASSERT_OK_AND_ASSIGN(std::string secret, MakeSecret());
+  ASSERT_OK_AND_ASSIGN(std::string other, MakeSecret());
+  std::string endpoint;
+  ASSERT_OK_AND_ASSIGN(auto server, internal::Channel::Bind(secret, &endpoint));
+  // The intruder connects first and keeps talking (without the secret).
+  ASSERT_OK_AND_ASSIGN(auto intruder, internal::Channel::Connect(other, endpoint));
+  std::vector<std::string> intruder_heard;
+  std::thread intruding([&] {
+    intruder->Send(R"({"type":"submit"})");
+    intruder->Run([&](std::string&& body) { intruder_heard.push_back(body); },
+                  [&] { intruder->Send(R"({"type":"heartbeat"})"); }, 20ms);
+  });
+  std::this_thread::sleep_for(100ms);
+  ASSERT_OK_AND_ASSIGN(auto client, internal::Channel::Connect(secret, endpoint));
+  std::vector<std::string> client_heard;
+  std::atomic<bool> answered{false};
+  std::thread talking([&] {
+    client->Send(R"({"type":"hello"})");
+    client->Run([&](std::string&& body) {
+      client_heard.push_back(body);
+      answered = true;
+      client->Stop();
+    }, [] {}, 50ms);
+  });
+  std::vector<std::string> received;
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  server->Run(
+      [&](std::string&& body) {
+        received.push_back(body);
+        server->Send(R"({"type":"welcome"})");
+      },
+      [&] {
+        if (answered || std::chrono::steady_clock::now() > deadline) server->Stop();
+      },
+      20ms);
+  talking.join();
+  intruder->Stop();
+  intruding.join();
+  EXPECT_EQ(received, std::vector<std::string>{R"({"type":"hello"})"});
+  EXPECT_EQ(client_heard, std::vector<std::string>{R"({"type":"welcome"})"});
+  EXPECT_TRUE(intruder_heard.empty());
+  EXPECT_GE(server->rejected(), 1);
 }
 
 TEST_F(AgentProcessTest, KilledAgentFailsPilotAndTasksWithinTheHeartbeatTimeout) {
