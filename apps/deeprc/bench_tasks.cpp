@@ -14,6 +14,9 @@
 // function tasks on M worker pools of W `deeprc-worker` ranks each (one master per pool, in the
 // agent). The clock starts once every pool's ranks have connected. The JSON line adds
 // "workers", "masters" and "routing".
+// `--widths 1,2,4 --duration-ms D`: tasks of those widths (drawn at random), each sleeping D ms
+// on every rank: a heterogeneous mix; the line adds "utilization" (rank-time of the tasks over
+// masters × workers × seconds).
 // `--kind function --simulate --masters M --workers W`: the masters' real dispatch code
 // (Dispatcher) against M × W virtual ranks, one-rank no-op tasks that end at once; prints
 // {"kind","mode":"simulated","masters","workers","count","seconds","assignments_per_s","passes"}.
@@ -28,11 +31,13 @@
 #include <cstdio>
 #include <filesystem>
 #include <mutex>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "deeprc/command_registry.h"
 #include "deeprc/runtime/client.h"
@@ -46,6 +51,8 @@ using runtime::TaskState;
 
 struct Measurement {
   double seconds = 0;
+  // Function tasks: the sum over tasks of ranks × duration (seconds).
+  double rank_seconds = 0;
   std::vector<int64_t> latencies_us;
   int64_t failed = 0;
   int32_t cores = 0;
@@ -123,6 +130,9 @@ Result<Measurement> Measure(const BenchTasksCommand& command) {
       finished_changed.notify_all();
     });
 
+    std::mt19937 random(12345);
+    std::uniform_int_distribution<size_t> pick_width(
+        0, command.widths.empty() ? 0 : command.widths.size() - 1);
     const int64_t window = command.concurrency > 0 ? command.concurrency : count;
     const int64_t batch_size = std::min<int64_t>(1000, window);
     const auto start = std::chrono::steady_clock::now();
@@ -151,8 +161,15 @@ Result<Measurement> Measure(const BenchTasksCommand& command) {
       for (int64_t i = 0; i < n; ++i) {
         batch[static_cast<size_t>(i)].uid = fmt::format("b.{}", next + i);
         if (function) {
-          batch[static_cast<size_t>(i)].mode = runtime::TaskMode::kFunction;
-          batch[static_cast<size_t>(i)].function = "noop";
+          runtime::TaskDescription& task = batch[static_cast<size_t>(i)];
+          task.mode = runtime::TaskMode::kFunction;
+          task.function = "noop";
+          if (command.duration_ms > 0 || !command.widths.empty()) {
+            task.function = "sleep";
+            task.args = {{"seconds", command.duration_ms / 1000.0}};
+            task.ranks = command.widths.empty() ? 1 : command.widths[pick_width(random)];
+            measurement.rank_seconds += task.ranks * command.duration_ms / 1000.0;
+          }
         } else {
           batch[static_cast<size_t>(i)].executable = "/bin/true";
         }
@@ -212,6 +229,13 @@ void AddBenchTasksCommand(CLI::App& bench, BenchTasksCommand* command) {
   app->add_option("--routing", command->routing, "--kind function: round_robin or least_loaded")
       ->check(CLI::IsMember({"round_robin", "least_loaded"}))
       ->capture_default_str();
+  app->add_option("--widths", command->widths,
+                  "--kind function: ranks per task, drawn at random (e.g. 1,2,4)")
+      ->delimiter(',')
+      ->check(CLI::PositiveNumber);
+  app->add_option("--duration-ms", command->duration_ms,
+                  "--kind function: each task sleeps this long (0: no-op)")
+      ->check(CLI::NonNegativeNumber);
   app->add_flag("--simulate", command->simulate,
                 "--kind function: the dispatch code against virtual ranks (--workers per master)");
   app->add_option("--session-root", command->session_root,
@@ -265,11 +289,19 @@ int RunBenchTasks(const BenchTasksCommand& command) {
       static_cast<long long>(command.concurrency), measured->cores, measured->seconds,
       static_cast<double>(command.count) / measured->seconds, static_cast<long long>(median),
       static_cast<long long>(p99), static_cast<long long>(measured->failed),
-      command.kind == "function"
-          ? fmt::format(",\"workers\":{},\"masters\":{},\"routing\":\"{}\"", command.workers,
-                        command.masters, command.routing)
+      command.kind != "function" ? ""
+      : measured->rank_seconds > 0
+          ? fmt::format(",\"workers\":{},\"masters\":{},\"routing\":\"{}\",\"widths\":[{}],"
+                        "\"duration_ms\":{},\"utilization\":{:.4f}",
+                        command.workers, command.masters, command.routing,
+                        fmt::join(command.widths, ","), command.duration_ms,
+                        measured->rank_seconds /
+                            (static_cast<double>(command.workers) * command.masters *
+                             measured->seconds))
                 .c_str()
-          : "");
+          : fmt::format(",\"workers\":{},\"masters\":{},\"routing\":\"{}\"", command.workers,
+                        command.masters, command.routing)
+                .c_str());
   std::fflush(stdout);
   return measured->failed == 0 ? kExitOk : kExitFailure;
 }

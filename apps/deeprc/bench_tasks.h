@@ -2,6 +2,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include <vector>
+
 namespace deeprc::app {
 
 // `deeprc bench tasks`: adds the subcommand's options to `bench` and returns a function that
@@ -20,6 +22,11 @@ struct BenchTasksCommand {
   // --kind function --simulate: the masters' dispatch code against virtual ranks (--workers is
   // then per master).
   bool simulate = false;
+  // --kind function: tasks of these widths (ranks), drawn at random, each sleeping duration_ms
+  // (0: no-op tasks of one rank). The JSON line then adds "utilization": rank-time asked for
+  // over rank-time available (masters × workers × seconds).
+  std::vector<int32_t> widths;
+  double duration_ms = 0;
   std::string session_root;
   bool keep = false;
 };

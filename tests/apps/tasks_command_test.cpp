@@ -225,6 +225,24 @@ TEST_F(TasksCommandTest, BenchFunctionTasksPrintsOneJsonLine) {
   EXPECT_EQ(json["workers"], 2);
   EXPECT_EQ(json["masters"], 2);
   EXPECT_NEAR(json["tasks_per_s"].get<double>() * json["seconds"].get<double>(), 2000, 1);
+
+  // A heterogeneous mix: the line adds the pool utilization, a fraction of the rank-time.
+  run = Run({"bench", "tasks", "--kind", "function", "--count", "40", "--workers", "4", "--widths",
+             "1,2,4", "--duration-ms", "5"});
+  ASSERT_EQ(run.exit_status, 0) << run.err;
+  const auto mix = nlohmann::json::parse(run.out);
+  EXPECT_EQ(mix["widths"], nlohmann::json({1, 2, 4}));
+  EXPECT_GT(mix["utilization"].get<double>(), 0);
+  EXPECT_LE(mix["utilization"].get<double>(), 1.0);
+
+  // The dispatch code against virtual ranks.
+  run = Run({"bench", "tasks", "--kind", "function", "--simulate", "--masters", "3", "--workers",
+             "10", "--count", "5000"});
+  ASSERT_EQ(run.exit_status, 0) << run.err;
+  const auto simulated = nlohmann::json::parse(run.out);
+  EXPECT_EQ(simulated["mode"], "simulated");
+  EXPECT_EQ(simulated["workers"], 30);
+  EXPECT_GT(simulated["assignments_per_s"].get<double>(), 0);
 }
 
 // Function tasks from a task file: pools in the file, values and errors in summary.json.
