@@ -47,7 +47,8 @@ Result<std::vector<std::string>> StringList(const json& args, const char* key,
   auto found = args.find(key);
   if (found == args.end()) return std::vector<std::string>{};
   if (found->is_string()) return std::vector<std::string>{found->get<std::string>()};
-  if (!found->is_array()) return Status::Invalid("{}.{}: expected a column name or a list", where, key);
+  if (!found->is_array())
+    return Status::Invalid("{}.{}: expected a column name or a list", where, key);
   std::vector<std::string> names;
   for (const auto& entry : *found) {
     if (!entry.is_string()) return Status::Invalid("{}.{}: expected column names", where, key);
@@ -59,8 +60,8 @@ Result<std::vector<std::string>> StringList(const json& args, const char* key,
 // Collective: every rank learns whether some rank failed, so that none waits in the next
 // collective for a rank that gave up. The failing ranks keep their own message.
 Status Agree(comm::Communicator& comm, const Status& local, std::string_view what) {
-  DEEPRC_ASSIGN_OR_RAISE(int64_t failed,
-                         comm::AllReduceValue<int64_t>(comm, local.ok() ? 0 : 1, comm::ReduceOp::kSum));
+  DEEPRC_ASSIGN_OR_RAISE(int64_t failed, comm::AllReduceValue<int64_t>(comm, local.ok() ? 0 : 1,
+                                                                       comm::ReduceOp::kSum));
   if (failed == 0) return Status::OK();
   if (!local.ok()) return local;
   return Status::Invalid("{}: {} other rank(s) failed", what, failed);

@@ -284,7 +284,8 @@ int RunBenchTasks(const BenchTasksCommand& command) {
   std::printf(
       "{\"kind\":\"%s\",\"agent\":\"%s\",\"count\":%lld,\"concurrency\":%lld,\"cores\":%d,"
       "\"seconds\":%.4f,"
-      "\"tasks_per_s\":%.1f,\"median_latency_us\":%lld,\"p99_latency_us\":%lld,\"failed\":%lld%s}\n",
+      "\"tasks_per_s\":%.1f,\"median_latency_us\":%lld,\"p99_latency_us\":%lld,\"failed\":%lld%s}"
+      "\n",
       command.kind.c_str(), command.agent.c_str(), static_cast<long long>(command.count),
       static_cast<long long>(command.concurrency), measured->cores, measured->seconds,
       static_cast<double>(command.count) / measured->seconds, static_cast<long long>(median),
@@ -295,9 +296,8 @@ int RunBenchTasks(const BenchTasksCommand& command) {
                         "\"duration_ms\":{},\"utilization\":{:.4f}",
                         command.workers, command.masters, command.routing,
                         fmt::join(command.widths, ","), command.duration_ms,
-                        measured->rank_seconds /
-                            (static_cast<double>(command.workers) * command.masters *
-                             measured->seconds))
+                        measured->rank_seconds / (static_cast<double>(command.workers) *
+                                                  command.masters * measured->seconds))
                 .c_str()
           : fmt::format(",\"workers\":{},\"masters\":{},\"routing\":\"{}\"", command.workers,
                         command.masters, command.routing)

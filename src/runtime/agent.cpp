@@ -11,9 +11,9 @@
 #include <nlohmann/json.hpp>
 
 #include "deeprc/runtime/resource_manager.h"
+#include "deeprc/runtime/scheduler.h"
 #include "runtime/master_internal.h"
 #include "runtime/wire_internal.h"
-#include "deeprc/runtime/scheduler.h"
 
 namespace deeprc::runtime {
 
@@ -54,8 +54,8 @@ class Agent::Impl {
     for (size_t i = 0; i < pools.size(); ++i) {
       for (size_t j = 0; j < i; ++j) {
         if (pools[j].name == pools[i].name) {
-          return Status::Invalid("pools[{}]: the name '{}' is taken by pools[{}]", i,
-                                 pools[i].name, j);
+          return Status::Invalid("pools[{}]: the name '{}' is taken by pools[{}]", i, pools[i].name,
+                                 j);
         }
       }
       internal::MasterOptions master;
@@ -220,7 +220,8 @@ class Agent::Impl {
     }
     wake_.notify_one();
     for (size_t m = 0; m < functions.size(); ++m) {
-      if (!functions[m].empty()) masters_[m]->Cancel(std::move(functions[m]), "canceled by the client");
+      if (!functions[m].empty())
+        masters_[m]->Cancel(std::move(functions[m]), "canceled by the client");
     }
   }
 

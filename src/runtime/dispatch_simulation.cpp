@@ -9,8 +9,9 @@ namespace deeprc::runtime {
 Result<DispatchSimulationResult> SimulateDispatch(const DispatchSimulationOptions& options) {
   if (options.masters < 1 || options.workers_per_master < 1 || options.workers_per_node < 1 ||
       options.tasks < 0 || options.pipeline_depth < 1) {
-    return Status::Invalid("simulated dispatch: masters, workers, workers per node and depth must "
-                           "be positive, tasks not negative");
+    return Status::Invalid(
+        "simulated dispatch: masters, workers, workers per node and depth must "
+        "be positive, tasks not negative");
   }
   for (int32_t width : options.widths) {
     if (width < 1 || width > options.workers_per_master) {
@@ -59,8 +60,7 @@ Result<DispatchSimulationResult> SimulateDispatch(const DispatchSimulationOption
     if (progress == 0) return Status::Internal("simulated dispatch made no progress");
     finished += progress;
   }
-  result.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   result.tasks = options.tasks;
   return result;
 }

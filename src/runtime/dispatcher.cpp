@@ -103,8 +103,8 @@ bool Dispatcher::Choose(int32_t k, std::vector<int32_t>* chosen) {
     int32_t best = -1;
     for (int32_t node = 0; node < nodes_; ++node) {
       if (free_per_node_[static_cast<size_t>(node)] >= k &&
-          (best < 0 || free_per_node_[static_cast<size_t>(node)] >
-                           free_per_node_[static_cast<size_t>(best)])) {
+          (best < 0 ||
+           free_per_node_[static_cast<size_t>(node)] > free_per_node_[static_cast<size_t>(best)])) {
         best = node;
       }
     }

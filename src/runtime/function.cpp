@@ -46,55 +46,54 @@ std::vector<std::string> FunctionRegistry::Names() const {
 }
 
 std::vector<std::string> BuiltinFunctionNames() {
-  return {"echo_ranks", "fail",       "noop",      "sleep",
+  return {"echo_ranks", "fail",           "noop",       "sleep",
           "table.join", "table.pipeline", "table.sort", "write_output"};
 }
 
 Status RegisterBuiltinFunctions(FunctionRegistry& registry, int32_t pool_rank) {
-  DEEPRC_RETURN_NOT_OK(
-      registry.Register("noop", [](TaskContext&) -> Result<nlohmann::json> { return nlohmann::json(); }));
-  DEEPRC_RETURN_NOT_OK(registry.Register("sleep", [](TaskContext& context) -> Result<nlohmann::json> {
-    const double seconds = context.args().value("seconds", 0.0);
-    const bool ignore_cancel = context.args().value("ignore_cancel", false);
-    const auto end = std::chrono::steady_clock::now() +
-                     std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                         std::chrono::duration<double>(seconds));
-    while (std::chrono::steady_clock::now() < end) {
-      if (!ignore_cancel && context.canceled()) return Status::Cancelled("sleep canceled");
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    return nlohmann::json(seconds);
-  }));
-  DEEPRC_RETURN_NOT_OK(registry.Register("fail", [](TaskContext& context) -> Result<nlohmann::json> {
-    // Thrown on purpose: the worker must turn an exception into a FAILED task.
-    throw std::runtime_error(context.args().value("message", std::string("fail was called")));
-  }));
   DEEPRC_RETURN_NOT_OK(registry.Register(
-      "echo_ranks", [pool_rank](TaskContext& context) -> Result<nlohmann::json> {
+      "noop", [](TaskContext&) -> Result<nlohmann::json> { return nlohmann::json(); }));
+  DEEPRC_RETURN_NOT_OK(
+      registry.Register("sleep", [](TaskContext& context) -> Result<nlohmann::json> {
+        const double seconds = context.args().value("seconds", 0.0);
+        const bool ignore_cancel = context.args().value("ignore_cancel", false);
+        const auto end = std::chrono::steady_clock::now() +
+                         std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                             std::chrono::duration<double>(seconds));
+        while (std::chrono::steady_clock::now() < end) {
+          if (!ignore_cancel && context.canceled()) return Status::Cancelled("sleep canceled");
+          std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+        return nlohmann::json(seconds);
+      }));
+  DEEPRC_RETURN_NOT_OK(
+      registry.Register("fail", [](TaskContext& context) -> Result<nlohmann::json> {
+        // Thrown on purpose: the worker must turn an exception into a FAILED task.
+        throw std::runtime_error(context.args().value("message", std::string("fail was called")));
+      }));
+  DEEPRC_RETURN_NOT_OK(
+      registry.Register("echo_ranks", [pool_rank](TaskContext& context) -> Result<nlohmann::json> {
         int64_t values[3] = {pool_rank, pool_rank, 1};
-        DEEPRC_RETURN_NOT_OK(context.comm().AllReduce(std::span<int64_t>(values, 1),
-                                                      comm::ReduceOp::kSum));
-        DEEPRC_RETURN_NOT_OK(context.comm().AllReduce(std::span<int64_t>(values + 1, 1),
-                                                      comm::ReduceOp::kMax));
-        DEEPRC_RETURN_NOT_OK(context.comm().AllReduce(std::span<int64_t>(values + 2, 1),
-                                                      comm::ReduceOp::kSum));
+        DEEPRC_RETURN_NOT_OK(
+            context.comm().AllReduce(std::span<int64_t>(values, 1), comm::ReduceOp::kSum));
+        DEEPRC_RETURN_NOT_OK(
+            context.comm().AllReduce(std::span<int64_t>(values + 1, 1), comm::ReduceOp::kMax));
+        DEEPRC_RETURN_NOT_OK(
+            context.comm().AllReduce(std::span<int64_t>(values + 2, 1), comm::ReduceOp::kSum));
         const int32_t mine = pool_rank;
-        DEEPRC_ASSIGN_OR_RAISE(
-            auto gathered,
-            context.comm().AllGather(
-                std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(&mine), sizeof(mine))));
+        DEEPRC_ASSIGN_OR_RAISE(auto gathered,
+                               context.comm().AllGather(std::span<const uint8_t>(
+                                   reinterpret_cast<const uint8_t*>(&mine), sizeof(mine))));
         nlohmann::json ranks = nlohmann::json::array();
         for (const auto& buffer : gathered) {
           int32_t rank = -1;
-          if (buffer->size() == static_cast<int64_t>(sizeof(rank))) std::memcpy(&rank, buffer->data(), sizeof(rank));
+          if (buffer->size() == static_cast<int64_t>(sizeof(rank)))
+            std::memcpy(&rank, buffer->data(), sizeof(rank));
           ranks.push_back(rank);
         }
-        return nlohmann::json{{"size", context.size()},
-                              {"rank", context.rank()},
-                              {"count", values[2]},
-                              {"sum", values[0]},
-                              {"max", values[1]},
-                              {"ranks", ranks}};
+        return nlohmann::json{{"size", context.size()}, {"rank", context.rank()},
+                              {"count", values[2]},     {"sum", values[0]},
+                              {"max", values[1]},       {"ranks", ranks}};
       }));
   DEEPRC_RETURN_NOT_OK(
       registry.Register("write_output", [](TaskContext& context) -> Result<nlohmann::json> {

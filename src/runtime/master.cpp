@@ -131,7 +131,9 @@ class Master::Impl {
     return Status::OK();
   }
 
-  void Run() { thread_ = std::thread([this] { Loop(); }); }
+  void Run() {
+    thread_ = std::thread([this] { Loop(); });
+  }
 
   const std::string& name() const { return options_.pool.name; }
 
@@ -151,9 +153,10 @@ class Master::Impl {
                                where, task.function, name(), fmt::join(functions_, ", "));
       }
     } else if (options_.pool.plugins.empty()) {
-      return Status::Invalid("{}.function: '{}' is not a built-in function and pool '{}' loads no "
-                             "plugins (built-ins: {})",
-                             where, task.function, name(), fmt::join(builtins_, ", "));
+      return Status::Invalid(
+          "{}.function: '{}' is not a built-in function and pool '{}' loads no "
+          "plugins (built-ins: {})",
+          where, task.function, name(), fmt::join(builtins_, ", "));
     }
     return Status::OK();
   }
@@ -304,9 +307,9 @@ class Master::Impl {
         if (!(items[i].revents & ZMQ_POLLIN)) continue;
         for (size_t r = 0; r < ranks_.size(); ++r) {
           if (ranks_[r].pidfd == items[i].fd) {
-            LosePool(fmt::format("worker rank {} (pid {}) of pool {} died", r, ranks_[r].pid,
-                                 name()),
-                     static_cast<int32_t>(r));
+            LosePool(
+                fmt::format("worker rank {} (pid {}) of pool {} died", r, ranks_[r].pid, name()),
+                static_cast<int32_t>(r));
             break;
           }
         }
@@ -591,10 +594,10 @@ class Master::Impl {
           }
         }
         for (int64_t id : unknown) {
-          CancelQueued(id, TaskState::kFailed,
-                       fmt::format("function '{}' is not registered in pool '{}' (registered: {})",
-                                   jobs_.at(id).task.function, name(),
-                                   fmt::join(functions_, ", ")));
+          CancelQueued(
+              id, TaskState::kFailed,
+              fmt::format("function '{}' is not registered in pool '{}' (registered: {})",
+                          jobs_.at(id).task.function, name(), fmt::join(functions_, ", ")));
         }
       }
     }
@@ -706,11 +709,11 @@ class Master::Impl {
       } else if (job.canceling && now >= job.kill_at) {
         // The ranks did not stop: the pool goes, this task is CANCELED with its reason.
         const std::string reason = job.cancel_reason;
-        job.cancel_reason = fmt::format("{} (did not stop within {} ms: pool {} restarted)",
-                                        reason, options_.timing.cancel_grace.count(), name());
-        LosePool(fmt::format("pool {} was restarted because task {} did not stop", name(),
-                             job.task.uid),
-                 -1);
+        job.cancel_reason = fmt::format("{} (did not stop within {} ms: pool {} restarted)", reason,
+                                        options_.timing.cancel_grace.count(), name());
+        LosePool(
+            fmt::format("pool {} was restarted because task {} did not stop", name(), job.task.uid),
+            -1);
         return;
       }
     }
@@ -763,8 +766,8 @@ class Master::Impl {
       if (job.canceling) {
         Finish(job, TaskState::kCanceled, job.cancel_reason);
       } else if (started.contains(id)) {
-        const bool on_dead =
-            dead_rank >= 0 && std::find(job.ranks.begin(), job.ranks.end(), dead_rank) != job.ranks.end();
+        const bool on_dead = dead_rank >= 0 && std::find(job.ranks.begin(), job.ranks.end(),
+                                                         dead_rank) != job.ranks.end();
         Finish(job, TaskState::kFailed,
                on_dead ? reason
                        : fmt::format("lost with its pool (ranks {}): {}", fmt::join(job.ranks, ","),

@@ -124,8 +124,8 @@ class Worker {
 
     char host[256] = {0};
     ::gethostname(host, sizeof(host) - 1);
-    json hello = {{"t", "hello"},   {"rank", rank_}, {"size", size_},
-                  {"pid", ::getpid()}, {"node", host}, {"functions", registry_.Names()}};
+    json hello = {{"t", "hello"},      {"rank", rank_}, {"size", size_},
+                  {"pid", ::getpid()}, {"node", host},  {"functions", registry_.Names()}};
     if (!error.empty()) hello["error"] = error;
     Send(hello.dump());
 
@@ -184,8 +184,8 @@ class Worker {
       }
       if (now - last_heard > options_.heartbeat_timeout) {
         // The master (the agent) is gone: nobody will collect results or stop this rank.
-        std::fprintf(stderr, "deeprc-worker: rank %d: no word from the master for %lld ms\n",
-                     rank_, static_cast<long long>(options_.heartbeat_timeout.count()));
+        std::fprintf(stderr, "deeprc-worker: rank %d: no word from the master for %lld ms\n", rank_,
+                     static_cast<long long>(options_.heartbeat_timeout.count()));
         std::fflush(stderr);
         std::_Exit(3);
       }
@@ -232,8 +232,8 @@ class Worker {
         std::string_view(static_cast<const char*>(zmq_msg_data(&key)), zmq_msg_size(&key)),
         secret_);
     if (authentic) {
-      OnMessage(std::string_view(static_cast<const char*>(zmq_msg_data(&body)),
-                                 zmq_msg_size(&body)));
+      OnMessage(
+          std::string_view(static_cast<const char*>(zmq_msg_data(&body)), zmq_msg_size(&body)));
     }
     zmq_msg_close(&key);
     zmq_msg_close(&body);
@@ -290,8 +290,8 @@ class Worker {
         if (stopping_) break;
         assignment = std::move(queue_.front());
         queue_.pop_front();
-        canceled_before = std::find(canceled_.begin(), canceled_.end(), assignment.id) !=
-                          canceled_.end();
+        canceled_before =
+            std::find(canceled_.begin(), canceled_.end(), assignment.id) != canceled_.end();
         current_ = assignment.id;
         cancel_ = canceled_before;
         if (assignment.timed) started_.push_back(assignment.id);
@@ -362,8 +362,8 @@ class Worker {
     }
     {
       if (communicator != nullptr) {
-        TaskContext context(*communicator, assignment.uid, assignment.args,
-                            options_.session_dir, assignment.sandbox, gpus_, cancel_);
+        TaskContext context(*communicator, assignment.uid, assignment.args, options_.session_dir,
+                            assignment.sandbox, gpus_, cancel_);
         Result<json> value = Status::Internal("not run");
         // Exceptions stop here: the task fails with the message, the rank carries on.
         try {

@@ -250,11 +250,13 @@ TEST_F(AgentProcessTest, AnotherProcessConnectingFirstDoesNotLockTheClientOut) {
   std::atomic<bool> answered{false};
   std::thread talking([&] {
     client->Send(R"({"type":"hello"})");
-    client->Run([&](std::string&& body) {
-      client_heard.push_back(body);
-      answered = true;
-      client->Stop();
-    }, [] {}, 50ms);
+    client->Run(
+        [&](std::string&& body) {
+          client_heard.push_back(body);
+          answered = true;
+          client->Stop();
+        },
+        [] {}, 50ms);
   });
   std::vector<std::string> received;
   const auto deadline = std::chrono::steady_clock::now() + 10s;

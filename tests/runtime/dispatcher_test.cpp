@@ -22,11 +22,12 @@ TEST(DispatcherTest, RandomWorkloadMatchesTheModel) {
     const int32_t nodes = std::uniform_int_distribution<int32_t>(1, 3)(random);
     const int32_t depth = std::uniform_int_distribution<int32_t>(1, 4)(random);
     std::vector<int32_t> rank_nodes(static_cast<size_t>(ranks));
-    for (auto& node : rank_nodes) node = std::uniform_int_distribution<int32_t>(0, nodes - 1)(random);
+    for (auto& node : rank_nodes)
+      node = std::uniform_int_distribution<int32_t>(0, nodes - 1)(random);
     Dispatcher dispatcher(rank_nodes, depth);
     std::vector<int32_t> load(static_cast<size_t>(ranks), 0);
     std::map<int64_t, std::pair<int32_t, int32_t>> waiting;  // id → (priority, ranks)
-    std::vector<std::pair<int64_t, int32_t>> running;          // (id, rank) assignments
+    std::vector<std::pair<int64_t, int32_t>> running;        // (id, rank) assignments
     int64_t next_id = 0;
     for (int step = 0; step < 400; ++step) {
       const int action = std::uniform_int_distribution<int>(0, 2)(random);
@@ -55,9 +56,10 @@ TEST(DispatcherTest, RandomWorkloadMatchesTheModel) {
           // choice kept the task on one node.
           std::set<int32_t> chosen_nodes;
           for (int32_t rank : chosen) chosen_nodes.insert(rank_nodes[static_cast<size_t>(rank)]);
-          const int32_t max_chosen = *std::max_element(chosen.begin(), chosen.end(), [&](int32_t a, int32_t b) {
-            return load[static_cast<size_t>(a)] < load[static_cast<size_t>(b)];
-          });
+          const int32_t max_chosen =
+              *std::max_element(chosen.begin(), chosen.end(), [&](int32_t a, int32_t b) {
+                return load[static_cast<size_t>(a)] < load[static_cast<size_t>(b)];
+              });
           for (int32_t rank = 0; rank < ranks; ++rank) {
             if (std::find(chosen.begin(), chosen.end(), rank) != chosen.end()) continue;
             if (chosen_nodes.size() == 1 && chosen.size() > 1 &&

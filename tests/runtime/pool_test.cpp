@@ -59,8 +59,8 @@ class Harness {
   explicit Harness(std::vector<PoolDescription> pools, int32_t cores = 4,
                    std::chrono::milliseconds grace = 1000ms) {
     SessionOptions session_options;
-    session_options.root = fs::temp_directory_path().string() + "/deeprc_pool_test." +
-                           std::to_string(::getpid());
+    session_options.root =
+        fs::temp_directory_path().string() + "/deeprc_pool_test." + std::to_string(::getpid());
     session_ = Session::Make(session_options).ValueOrDie();
     AgentOptions options;
     options.session_dir = session_->directory();
@@ -153,10 +153,10 @@ TEST(PoolTest, ResultsExceptionsAndOutputReachTheClient) {
   EXPECT_EQ(out.state, TaskState::kDone) << out.reason;
   EXPECT_EQ(out.stdout_tail, "rank 0: hello\nrank 1: hello\n");
   EXPECT_NE(out.stderr_tail.find("[out rank 1] hello"), std::string::npos) << out.stderr_tail;
-  EXPECT_EQ(harness.States("noop"),
-            (std::vector<TaskState>{TaskState::kNew, TaskState::kScheduling,
-                                    TaskState::kStagingInput, TaskState::kExecuting,
-                                    TaskState::kStagingOutput, TaskState::kDone}));
+  EXPECT_EQ(
+      harness.States("noop"),
+      (std::vector<TaskState>{TaskState::kNew, TaskState::kScheduling, TaskState::kStagingInput,
+                              TaskState::kExecuting, TaskState::kStagingOutput, TaskState::kDone}));
   // The exception left the pool as it was: the next task runs on the same generation.
   ASSERT_OK(harness.agent().Submit({Function("after", "noop")}, NowMicros()));
   EXPECT_EQ(harness.Wait("after").state, TaskState::kDone);
@@ -174,8 +174,8 @@ TEST(PoolTest, TwoRankFunctionGetsACommunicatorOverExactlyItsRanks) {
                                     Function("busy1", "sleep", {{"seconds", 1.5}})},
                                    NowMicros()));
   harness.WaitPool(0, [](const PoolStatus& s) { return s.running == 2; });
-  ASSERT_OK(harness.agent().Submit({Function("pair", "echo_ranks", json::object(), 2)},
-                                   NowMicros()));
+  ASSERT_OK(
+      harness.agent().Submit({Function("pair", "echo_ranks", json::object(), 2)}, NowMicros()));
   ExecutionResult pair = harness.Wait("pair");
   ASSERT_EQ(pair.state, TaskState::kDone) << pair.reason;
   EXPECT_EQ(pair.value["size"], 2);
@@ -194,8 +194,8 @@ TEST(PoolTest, TwoRankFunctionGetsACommunicatorOverExactlyItsRanks) {
   EXPECT_EQ(harness.Wait("busy0").state, TaskState::kDone);
   EXPECT_EQ(harness.Wait("busy1").state, TaskState::kDone);
   // All four ranks in one communicator.
-  ASSERT_OK(harness.agent().Submit({Function("all", "echo_ranks", json::object(), 4)},
-                                   NowMicros()));
+  ASSERT_OK(
+      harness.agent().Submit({Function("all", "echo_ranks", json::object(), 4)}, NowMicros()));
   ExecutionResult all = harness.Wait("all");
   ASSERT_EQ(all.state, TaskState::kDone) << all.reason;
   EXPECT_EQ(all.value["sum"], 0 + 1 + 2 + 3);
@@ -227,8 +227,7 @@ TEST(PoolTest, PoolLargerThanThePilotIsBrokenWithTheReason) {
   ASSERT_OK(harness.made());
   // Refused at submission once the pool is known broken; FAILED with the reason before that.
   Status submitted = harness.agent().Submit({Function("t", "noop")}, NowMicros());
-  const std::string reason =
-      submitted.ok() ? harness.Wait("t", 30s).reason : submitted.message();
+  const std::string reason = submitted.ok() ? harness.Wait("t", 30s).reason : submitted.message();
   EXPECT_NE(reason.find("huge"), std::string::npos) << reason;
   EXPECT_NE(reason.find("broken"), std::string::npos) << reason;
   EXPECT_NE(reason.find("6 ranks"), std::string::npos) << reason;  // the scheduler's words
@@ -274,9 +273,9 @@ TEST(PoolTest, PluginFunctionsRunAndUnknownNamesFail) {
   std::mt19937 random(std::random_device{}());
   const int a = std::uniform_int_distribution<int>(-1000, 1000)(random);
   const int b = std::uniform_int_distribution<int>(-1000, 1000)(random);
-  ASSERT_OK(harness.agent().Submit({Function("add", "test.add", {{"a", a}, {"b", b}}),
-                                    Function("nope", "test.absent")},
-                                   NowMicros()));
+  ASSERT_OK(harness.agent().Submit(
+      {Function("add", "test.add", {{"a", a}, {"b", b}}), Function("nope", "test.absent")},
+      NowMicros()));
   ExecutionResult add = harness.Wait("add");
   ASSERT_EQ(add.state, TaskState::kDone) << add.reason;
   EXPECT_EQ(add.value.get<int>(), a + b);
@@ -300,7 +299,8 @@ TEST(PoolTest, TimeoutCancelsCooperativelyOrKillsAndRestartsThePool) {
   EXPECT_NE(first.reason.find("timeout after 0.3s"), std::string::npos) << first.reason;
   EXPECT_EQ(harness.agent().pool_status().at(0).restarts, 0);
 
-  TaskDescription stubborn = Function("stubborn", "sleep", {{"seconds", 30}, {"ignore_cancel", true}});
+  TaskDescription stubborn =
+      Function("stubborn", "sleep", {{"seconds", 30}, {"ignore_cancel", true}});
   stubborn.timeout = 0.3;
   ASSERT_OK(harness.agent().Submit({stubborn}, NowMicros()));
   ExecutionResult second = harness.Wait("stubborn", 20s);
@@ -309,8 +309,8 @@ TEST(PoolTest, TimeoutCancelsCooperativelyOrKillsAndRestartsThePool) {
   PoolStatus status = harness.WaitPool(
       0, [](const PoolStatus& s) { return s.state == "ready" && s.generation == 2; });
   EXPECT_EQ(status.restarts, 1);
-  ASSERT_OK(harness.agent().Submit({Function("after", "echo_ranks", json::object(), 2)},
-                                   NowMicros()));
+  ASSERT_OK(
+      harness.agent().Submit({Function("after", "echo_ranks", json::object(), 2)}, NowMicros()));
   ExecutionResult after = harness.Wait("after");
   EXPECT_EQ(after.state, TaskState::kDone) << after.reason;
 }
@@ -350,8 +350,8 @@ TEST(PoolTest, KilledWorkerFailsItsTaskAndThePoolRestarts) {
       0, [](const PoolStatus& s) { return s.state == "ready" && s.generation == 2; });
   EXPECT_EQ(status.restarts, 1);
   // The queue carries on.
-  ASSERT_OK(harness.agent().Submit({Function("next", "echo_ranks", json::object(), 2)},
-                                   NowMicros()));
+  ASSERT_OK(
+      harness.agent().Submit({Function("next", "echo_ranks", json::object(), 2)}, NowMicros()));
   EXPECT_EQ(harness.Wait("next").state, TaskState::kDone);
 }
 
@@ -362,8 +362,9 @@ TEST(PoolTest, TenThousandTasksLeakNoCommunicatorsDescriptorsOrMemory) {
     std::vector<TaskDescription> batch;
     for (int i = first; i < first + count; ++i) {
       // Every fifth task is a 2-rank task with its own sub-communicator.
-      batch.push_back(i % 5 == 0 ? Function("t." + std::to_string(i), "echo_ranks", json::object(), 2)
-                                 : Function("t." + std::to_string(i), "noop"));
+      batch.push_back(i % 5 == 0
+                          ? Function("t." + std::to_string(i), "echo_ranks", json::object(), 2)
+                          : Function("t." + std::to_string(i), "noop"));
       if (batch.size() == 1000) {
         ASSERT_OK(harness.agent().Submit(std::move(batch), NowMicros()));
         batch.clear();
@@ -377,9 +378,8 @@ TEST(PoolTest, TenThousandTasksLeakNoCommunicatorsDescriptorsOrMemory) {
   };
   auto settled = [&](int64_t tasks) {
     const int64_t seen = harness.agent().pool_status().at(0).heartbeats;
-    return harness.WaitPool(0, [&](const PoolStatus& s) {
-      return s.rank_tasks >= tasks && s.heartbeats >= seen + 4;
-    });
+    return harness.WaitPool(
+        0, [&](const PoolStatus& s) { return s.rank_tasks >= tasks && s.heartbeats >= seen + 4; });
   };
   run(0, 2000);
   const PoolStatus warm = settled(2000 + 400);
@@ -482,7 +482,8 @@ namespace deeprc::runtime {
 namespace {
 
 // Partitioned tables in the session directory, as the data functions read and write them.
-void WriteParts(const std::string& session, const std::string& name, const std::vector<Table>& parts) {
+void WriteParts(const std::string& session, const std::string& name,
+                const std::vector<Table>& parts) {
   fs::create_directories(session + "/data/" + name);
   for (size_t r = 0; r < parts.size(); ++r) {
     ASSERT_OK(WriteTableFile(parts[r], fmt::format("{}/data/{}/part-{}.drt", session, name, r)));
@@ -492,7 +493,8 @@ void WriteParts(const std::string& session, const std::string& name, const std::
 Table ReadParts(const std::string& session, const std::string& name, int count) {
   std::vector<Table> parts;
   for (int r = 0; r < count; ++r) {
-    parts.push_back(ReadTableFile(fmt::format("{}/data/{}/part-{}.drt", session, name, r)).ValueOrDie());
+    parts.push_back(
+        ReadTableFile(fmt::format("{}/data/{}/part-{}.drt", session, name, r)).ValueOrDie());
   }
   return compute::Concatenate(parts).ValueOrDie();
 }
@@ -505,12 +507,12 @@ TEST(PoolTest, DataFunctionsSortJoinAndPipelineOnPartitionedTables) {
   const int k = 2;
   std::vector<Table> left, right;
   for (int r = 0; r < k; ++r) {
-    left.push_back(testing::RandomTable({{"key", DataType::Int64(), 0.05, 50},
-                                         {"value", DataType::Float64()}},
-                                        300 + 17 * r, seed + r));
-    right.push_back(testing::RandomTable({{"key", DataType::Int64(), 0.0, 50},
-                                          {"label", DataType::String()}},
-                                         40 + r, seed + 100 + r));
+    left.push_back(
+        testing::RandomTable({{"key", DataType::Int64(), 0.05, 50}, {"value", DataType::Float64()}},
+                             300 + 17 * r, seed + r));
+    right.push_back(
+        testing::RandomTable({{"key", DataType::Int64(), 0.0, 50}, {"label", DataType::String()}},
+                             40 + r, seed + 100 + r));
   }
   WriteParts(harness.directory(), "left", left);
   WriteParts(harness.directory(), "right", right);
@@ -518,15 +520,19 @@ TEST(PoolTest, DataFunctionsSortJoinAndPipelineOnPartitionedTables) {
   const Table all_right = compute::Concatenate(right).ValueOrDie();
 
   ASSERT_OK(harness.agent().Submit(
-      {Function("sort", "table.sort", {{"input", "left"}, {"output", "sorted"}, {"by", {"key", "value"}}}, k),
-       Function("join", "table.join", {{"left", "left"}, {"right", "right"}, {"output", "joined"}, {"on", "key"}}, k),
+      {Function("sort", "table.sort",
+                {{"input", "left"}, {"output", "sorted"}, {"by", {"key", "value"}}}, k),
+       Function("join", "table.join",
+                {{"left", "left"}, {"right", "right"}, {"output", "joined"}, {"on", "key"}}, k),
        Function("pipe", "table.pipeline",
                 {{"input", "left"},
                  {"output", "piped"},
-                 {"steps", {{{"op", "join"}, {"right", "right"}, {"on", "key"}},
-                            {{"op", "sort"}, {"by", {"label", "key", "value"}}}}}},
+                 {"steps",
+                  {{{"op", "join"}, {"right", "right"}, {"on", "key"}},
+                   {{"op", "sort"}, {"by", {"label", "key", "value"}}}}}},
                 k),
-       Function("missing", "table.sort", {{"input", "nothing"}, {"output", "x"}, {"by", "key"}}, k)},
+       Function("missing", "table.sort", {{"input", "nothing"}, {"output", "x"}, {"by", "key"}},
+                k)},
       NowMicros()));
 
   compute::SortOptions by_key;
@@ -543,25 +549,31 @@ TEST(PoolTest, DataFunctionsSortJoinAndPipelineOnPartitionedTables) {
   ExecutionResult join = harness.Wait("join");
   ASSERT_EQ(join.state, TaskState::kDone) << join.reason;
   EXPECT_EQ(join.value["rows"], expected_join.num_rows());
-  EXPECT_TRUE(testing::TablesEqualUnordered(expected_join, ReadParts(harness.directory(), "joined", k)));
+  EXPECT_TRUE(
+      testing::TablesEqualUnordered(expected_join, ReadParts(harness.directory(), "joined", k)));
 
   ExecutionResult pipe = harness.Wait("pipe");
   ASSERT_EQ(pipe.state, TaskState::kDone) << pipe.reason;
-  EXPECT_TRUE(testing::TablesEqualUnordered(expected_join, ReadParts(harness.directory(), "piped", k)));
+  EXPECT_TRUE(
+      testing::TablesEqualUnordered(expected_join, ReadParts(harness.directory(), "piped", k)));
   // No intermediate was written: only the pipeline's output.
   EXPECT_FALSE(fs::exists(harness.directory() + "/data/piped.tmp"));
-  EXPECT_EQ(std::distance(fs::directory_iterator(harness.directory() + "/data"), fs::directory_iterator{}), 5);
+  EXPECT_EQ(std::distance(fs::directory_iterator(harness.directory() + "/data"),
+                          fs::directory_iterator{}),
+            5);
 
   ExecutionResult missing = harness.Wait("missing");
   EXPECT_EQ(missing.state, TaskState::kFailed);
   EXPECT_NE(missing.reason.find("nothing"), std::string::npos) << missing.reason;
   // The pool is intact after the failed read (no rank left waiting in a collective).
-  ASSERT_OK(harness.agent().Submit({Function("after", "echo_ranks", json::object(), 3)}, NowMicros()));
+  ASSERT_OK(
+      harness.agent().Submit({Function("after", "echo_ranks", json::object(), 3)}, NowMicros()));
   EXPECT_EQ(harness.Wait("after").state, TaskState::kDone);
   // The ranks report every name the agent treats as the standard worker's.
   const PoolStatus status = harness.agent().pool_status().at(0);
   for (const std::string& name : BuiltinFunctionNames()) {
-    EXPECT_NE(std::find(status.functions.begin(), status.functions.end(), name), status.functions.end())
+    EXPECT_NE(std::find(status.functions.begin(), status.functions.end(), name),
+              status.functions.end())
         << name;
   }
 }

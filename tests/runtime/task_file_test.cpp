@@ -116,7 +116,8 @@ tasks:
     args: {n: 4, names: [a, b]}
     ranks: 2
     master: small
-)", "run.yaml"));
+)",
+                                                        "run.yaml"));
   ASSERT_EQ(file.pools.size(), 2u);
   EXPECT_EQ(file.pools[0].name, "small");
   EXPECT_EQ(file.pools[0].workers, 3);
