@@ -365,7 +365,8 @@ class Master::Impl {
     task.cores_per_rank = options_.pool.cores_per_worker;
     task.gpus_per_rank = options_.pool.gpus_per_worker;
     // Ranks wait in collectives of their tasks; on a shared machine they must yield the core.
-    task.environment["OMPI_MCA_mpi_yield_when_idle"] = "1";
+    // (Not `= "1"`: GCC 12 warns falsely, -Wrestrict, on that assignment here.)
+    task.environment.emplace("OMPI_MCA_mpi_yield_when_idle", std::string(1, '1'));
     Status status = options_.launch(std::move(task));
     if (!status.ok()) Break(fmt::format("cannot launch its workers: {}", status.message()));
   }
