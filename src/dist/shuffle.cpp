@@ -103,15 +103,16 @@ int64_t PackBytesToBits(const uint8_t* bytes, int64_t n, uint8_t* bits) {
 //     loop is busy-waiting), so the rounds then run one after the other.
 class InPlaceExchange {
  public:
-  InPlaceExchange(comm::Communicator& comm, const Table& table,
-                  const std::vector<int32_t>& targets, const ShuffleOptions& options)
+  InPlaceExchange(comm::Communicator& comm, const Table& table, const std::vector<int32_t>& targets,
+                  const ShuffleOptions& options)
       : comm_(comm),
         table_(table),
         targets_(targets),
         ranks_(comm.size()),
         rank_(comm.rank()),
         threads_(ThreadsOf(options.threads)),
-        chunk_bytes_(std::max<int64_t>(options.chunk_bytes, 1)) {}
+        chunk_bytes_(std::max<int64_t>(options.chunk_bytes, 1)),
+        fuse_below_bytes_(options.fuse_below_bytes) {}
 
   Result<Table> Run() {
     const int64_t rows = table_.num_rows();
@@ -127,8 +128,7 @@ class InPlaceExchange {
       }
     }
     const int64_t bytes = TableBytes(table_);
-    local_rounds_ =
-        rows == 0 ? 0 : std::max<int64_t>(1, (bytes + chunk_bytes_ - 1) / chunk_bytes_);
+    local_rounds_ = rows == 0 ? 0 : std::max<int64_t>(1, (bytes + chunk_bytes_ - 1) / chunk_bytes_);
     rows_per_round_ = local_rounds_ == 0 ? 1 : (rows + local_rounds_ - 1) / local_rounds_;
     for (int c = 0; c < table_.num_columns(); ++c) {
       if (table_.column(c).type_id() == TypeId::kString) string_columns_.push_back(c);
@@ -139,8 +139,8 @@ class InPlaceExchange {
     }
     const auto schema_hash =
         static_cast<int64_t>(std::hash<std::string>{}(table_.schema().ToString()) >> 1);
-    int64_t agreed[4] = {bad, local_rounds_, schema_hash, -schema_hash};
-    DEEPRC_RETURN_NOT_OK(comm_.AllReduce(std::span<int64_t>(agreed, 4), comm::ReduceOp::kMax));
+    int64_t agreed[5] = {bad, local_rounds_, schema_hash, -schema_hash, bytes};
+    DEEPRC_RETURN_NOT_OK(comm_.AllReduce(std::span<int64_t>(agreed, 5), comm::ReduceOp::kMax));
     if (bad == kBadTargets) {
       return Status::Invalid("exchange: {} targets for {} rows, or a target outside [0, {})",
                              targets_.size(), rows, ranks_);
@@ -158,12 +158,15 @@ class InPlaceExchange {
     }
     if (agreed[0] != 0) return Status::Invalid("exchange: another rank passed bad rows or targets");
     if (agreed[2] != -agreed[3]) {
-      return Status::Invalid("exchange: the ranks' tables have different schemas; this rank has ({})",
-                             table_.schema().ToString());
+      return Status::Invalid(
+          "exchange: the ranks' tables have different schemas; this rank has ({})",
+          table_.schema().ToString());
     }
     if (ranks_ == 1) return table_;
     // At least one round even when no rank has rows.
     rounds_ = std::max<int64_t>(agreed[1], 1);
+    // Small rounds travel in one message per peer (see ExchangeRoundFused).
+    fused_ = agreed[4] / rounds_ < fuse_below_bytes_;
 
     DEEPRC_RETURN_NOT_OK(PlanWire());
     DEEPRC_RETURN_NOT_OK(ExchangeCounts());
@@ -174,7 +177,7 @@ class InPlaceExchange {
     } else {
       for (int64_t k = 0; k < rounds_; ++k) {
         ScatterOrAbort(k, 0);
-        DEEPRC_RETURN_NOT_OK(ExchangeRound(k, 0));
+        DEEPRC_RETURN_NOT_OK(fused_ ? ExchangeRoundFused(k, 0) : ExchangeRound(k, 0));
       }
     }
     return Finish();
@@ -187,8 +190,8 @@ class InPlaceExchange {
   // How one column travels.
   struct Wire {
     TypeId id = TypeId::kInt64;
-    int width = 0;        // wire bytes per row of the per-row buffer
-    int string = -1;      // index among the string columns
+    int width = 0;          // wire bytes per row of the per-row buffer
+    int string = -1;        // index among the string columns
     bool validity = false;  // some rank has nulls here: one byte per row
   };
 
@@ -223,10 +226,10 @@ class InPlaceExchange {
       round.begin = std::min(rows, k * rows_per_round_);
       round.end = std::min(rows, round.begin + rows_per_round_);
       const int64_t n = round.end - round.begin;
-      round.ranges = threads_ == 1 ? 1
-                                   : std::max<int64_t>(1, std::min<int64_t>(
-                                                              (n + kRangeRows - 1) / kRangeRows,
-                                                              int64_t{4} * threads_));
+      round.ranges = threads_ == 1
+                         ? 1
+                         : std::max<int64_t>(1, std::min<int64_t>((n + kRangeRows - 1) / kRangeRows,
+                                                                  int64_t{4} * threads_));
       round.rows.assign(static_cast<size_t>(round.ranges * ranks_), 0);
       round.bytes.assign(strings, std::vector<int64_t>(round.rows.size(), 0));
       for (int64_t r = 0; r < round.ranges; ++r) tasks.emplace_back(k, r);
@@ -321,9 +324,8 @@ class InPlaceExchange {
     std::vector<int64_t> offsets(static_cast<size_t>(ranks_));
     for (int d = 0; d < ranks_; ++d) offsets[d] = d * per_rank * 8;
     DEEPRC_RETURN_NOT_OK(comm_.AllToAllV(
-        comm::Bytes(reinterpret_cast<const uint8_t*>(out.data()), out.size() * 8), counts,
-        offsets, std::span<uint8_t>(reinterpret_cast<uint8_t*>(in.data()), in.size() * 8),
-        counts, offsets));
+        comm::Bytes(reinterpret_cast<const uint8_t*>(out.data()), out.size() * 8), counts, offsets,
+        std::span<uint8_t>(reinterpret_cast<uint8_t*>(in.data()), in.size() * 8), counts, offsets));
 
     // Pieces in (source, round) order.
     const auto pieces = static_cast<size_t>(ranks_ * rounds_);
@@ -511,8 +513,8 @@ class InPlaceExchange {
       const int64_t* offsets = column.StringOffsets();
       const char* bytes = column.StringBytes();
       auto lengths = Destinations<uint32_t>(RowLanding(c), set.rows[c]);
-      auto out = Destinations<uint8_t>(string_bytes_[wire.string]->mutable_data(),
-                                       set.bytes[wire.string]);
+      auto out =
+          Destinations<uint8_t>(string_bytes_[wire.string]->mutable_data(), set.bytes[wire.string]);
       std::vector<int64_t> byte_cursor(byte_starts, byte_starts + ranks_);
       for (int64_t i = lo; i < hi; ++i) {
         const int32_t d = targets[i];
@@ -531,10 +533,18 @@ class InPlaceExchange {
       }
     } else {
       switch (wire.width) {
-        case 1: ScatterValues<uint8_t>(column, c, lo, hi, set, cursor.data()); break;
-        case 2: ScatterValues<uint16_t>(column, c, lo, hi, set, cursor.data()); break;
-        case 4: ScatterValues<uint32_t>(column, c, lo, hi, set, cursor.data()); break;
-        default: ScatterValues<uint64_t>(column, c, lo, hi, set, cursor.data()); break;
+        case 1:
+          ScatterValues<uint8_t>(column, c, lo, hi, set, cursor.data());
+          break;
+        case 2:
+          ScatterValues<uint16_t>(column, c, lo, hi, set, cursor.data());
+          break;
+        case 4:
+          ScatterValues<uint32_t>(column, c, lo, hi, set, cursor.data());
+          break;
+        default:
+          ScatterValues<uint64_t>(column, c, lo, hi, set, cursor.data());
+          break;
       }
     }
     if (!wire.validity) return;
@@ -608,6 +618,86 @@ class InPlaceExchange {
     return Status::OK();
   }
 
+  // The pieces of round k between this rank and `peer`, in one order both sides know: per
+  // column the per-row values, the validity bytes, the string bytes. Sending: where they are in
+  // the send set; receiving: where they land.
+  struct Piece {
+    uint8_t* at;
+    int64_t bytes;
+  };
+  std::vector<Piece> PiecesWith(int64_t k, int peer, const SendSet* sending) const {
+    std::vector<Piece> pieces;
+    const size_t cell = static_cast<size_t>(k * ranks_ + peer);
+    const size_t piece = static_cast<size_t>(peer * rounds_ + k);
+    const int64_t rows = sending ? send_rows_[cell] : in_rows_[piece];
+    const int64_t row_at = sending ? send_row_at_[cell] : out_row_at_[piece];
+    for (int c = 0; c < table_.num_columns(); ++c) {
+      const Wire& wire = wire_[c];
+      uint8_t* values = sending ? sending->rows[c]->mutable_data() : RowLanding(c);
+      pieces.push_back({values + row_at * wire.width, rows * wire.width});
+      if (wire.validity) {
+        uint8_t* validity =
+            sending ? sending->validity[c]->mutable_data() : validity_landing_[c]->mutable_data();
+        pieces.push_back({validity + row_at, rows});
+      }
+      if (wire.string >= 0) {
+        const auto s = static_cast<size_t>(wire.string);
+        uint8_t* bytes =
+            sending ? sending->bytes[s]->mutable_data() : string_bytes_[s]->mutable_data();
+        pieces.push_back(sending ? Piece{bytes + send_byte_at_[s][cell], send_bytes_[s][cell]}
+                                 : Piece{bytes + out_byte_at_[s][piece], in_bytes_[s][piece]});
+      }
+    }
+    return pieces;
+  }
+
+  // Round k in one AllToAllV: every buffer for a peer packed into one message, unpacked into
+  // place on arrival. Two more copies, but one collective per round instead of one per buffer:
+  // for small rounds the collectives' latency is what counts (and with more ranks than cores
+  // each collective costs a scheduling round).
+  Status ExchangeRoundFused(int64_t k, int set) {
+    std::vector<int64_t> send_counts(static_cast<size_t>(ranks_), 0);
+    std::vector<int64_t> send_offsets(static_cast<size_t>(ranks_), 0);
+    std::vector<int64_t> receive_counts(static_cast<size_t>(ranks_), 0);
+    std::vector<int64_t> receive_offsets(static_cast<size_t>(ranks_), 0);
+    std::vector<std::vector<Piece>> outgoing(static_cast<size_t>(ranks_));
+    std::vector<std::vector<Piece>> incoming(static_cast<size_t>(ranks_));
+    int64_t send_total = 0;
+    int64_t receive_total = 0;
+    for (int peer = 0; peer < ranks_; ++peer) {
+      if (peer == rank_) continue;
+      outgoing[peer] = PiecesWith(k, peer, &sets_[set]);
+      incoming[peer] = PiecesWith(k, peer, nullptr);
+      send_offsets[peer] = send_total;
+      for (const Piece& piece : outgoing[peer]) send_counts[peer] += piece.bytes;
+      send_total += send_counts[peer];
+      receive_offsets[peer] = receive_total;
+      for (const Piece& piece : incoming[peer]) receive_counts[peer] += piece.bytes;
+      receive_total += receive_counts[peer];
+    }
+    DEEPRC_ASSIGN_OR_RAISE(auto send, Buffer::Allocate(send_total));
+    DEEPRC_ASSIGN_OR_RAISE(auto receive, Buffer::Allocate(receive_total));
+    uint8_t* packed = send->mutable_data();
+    for (const auto& pieces : outgoing) {
+      for (const Piece& piece : pieces) {
+        if (piece.bytes > 0) std::memcpy(packed, piece.at, static_cast<size_t>(piece.bytes));
+        packed += piece.bytes;
+      }
+    }
+    DEEPRC_RETURN_NOT_OK(comm_.AllToAllV(comm::Bytes(send->data(), send_total), send_counts,
+                                         send_offsets,
+                                         std::span<uint8_t>(receive->mutable_data(), receive_total),
+                                         receive_counts, receive_offsets));
+    const uint8_t* unpacked = receive->data();
+    for (const auto& pieces : incoming) {
+      for (const Piece& piece : pieces) {
+        if (piece.bytes > 0) std::memcpy(piece.at, unpacked, static_cast<size_t>(piece.bytes));
+        unpacked += piece.bytes;
+      }
+    }
+    return Status::OK();
+  }
+
   // Scatters on a partitioning thread, at most one round ahead of the exchange (two send sets).
   Status RunOverlapped() {
     std::mutex mutex;
@@ -635,7 +725,8 @@ class InPlaceExchange {
         std::unique_lock lock(mutex);
         changed.wait(lock, [&] { return scattered > k; });
       }
-      status = ExchangeRound(k, static_cast<int>(k % 2));
+      status = fused_ ? ExchangeRoundFused(k, static_cast<int>(k % 2))
+                      : ExchangeRound(k, static_cast<int>(k % 2));
       std::lock_guard lock(mutex);
       exchanged = k + 1;
       changed.notify_all();
@@ -712,10 +803,12 @@ class InPlaceExchange {
   const int rank_;
   const int threads_;
   const int64_t chunk_bytes_;
+  const int64_t fuse_below_bytes_;
 
   int64_t local_rounds_ = 0;
   int64_t rows_per_round_ = 1;
   int64_t rounds_ = 1;
+  bool fused_ = false;
   std::vector<int> string_columns_;
   int long_string_column_ = -1;
   std::vector<Round> counts_;
