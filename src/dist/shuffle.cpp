@@ -104,8 +104,9 @@ int64_t PackBytesToBits(const uint8_t* bytes, int64_t n, uint8_t* bits) {
 class InPlaceExchange {
  public:
   InPlaceExchange(comm::Communicator& comm, const Table& table, const std::vector<int32_t>& targets,
-                  const ShuffleOptions& options)
-      : comm_(comm),
+                  const ShuffleOptions& options, const std::vector<int64_t>* bounds = nullptr)
+      : bounds_(bounds),
+        comm_(comm),
         table_(table),
         targets_(targets),
         ranks_(comm.size()),
@@ -503,13 +504,51 @@ class InPlaceExchange {
     }
   }
 
+  // Contiguous slices (ExchangeSlices): values and string bytes move as whole runs.
+  void CopyRuns(int64_t lo, int64_t hi, int c, const SendSet& set, const int64_t* starts,
+                const int64_t* byte_starts) {
+    const Column& column = table_.column(c);
+    const Wire& wire = wire_[c];
+    const std::vector<int64_t>& bounds = *bounds_;
+    if (wire.id == TypeId::kString) {
+      const int64_t* offsets = column.StringOffsets();
+      const char* bytes = column.StringBytes();
+      auto lengths = Destinations<uint32_t>(RowLanding(c), set.rows[c]);
+      auto out =
+          Destinations<uint8_t>(string_bytes_[wire.string]->mutable_data(), set.bytes[wire.string]);
+      for (int d = 0; d < ranks_; ++d) {
+        const int64_t a = std::max(lo, bounds[d]);
+        const int64_t b = std::min(hi, bounds[d + 1]);
+        if (a >= b) continue;
+        uint32_t* to = lengths[d] + starts[d];
+        for (int64_t i = a; i < b; ++i) *to++ = static_cast<uint32_t>(offsets[i + 1] - offsets[i]);
+        std::memcpy(out[d] + byte_starts[d], bytes + offsets[a],
+                    static_cast<size_t>(offsets[b] - offsets[a]));
+      }
+      return;
+    }
+    const int width = wire.width;
+    const uint8_t* in = reinterpret_cast<const uint8_t*>(column.values_buffer()->data()) +
+                        column.offset() * width;
+    auto out = Destinations<uint8_t>(RowLanding(c), set.rows[c]);
+    for (int d = 0; d < ranks_; ++d) {
+      const int64_t a = std::max(lo, bounds[d]);
+      const int64_t b = std::min(hi, bounds[d + 1]);
+      if (a < b) {
+        std::memcpy(out[d] + starts[d] * width, in + a * width, static_cast<size_t>((b - a) * width));
+      }
+    }
+  }
+
   void ScatterColumn(int64_t lo, int64_t hi, int c, const SendSet& set, const int64_t* starts,
                      const int64_t* byte_starts) {
     const Column& column = table_.column(c);
     const Wire& wire = wire_[c];
     const int32_t* targets = targets_.data();
     std::vector<int64_t> cursor(starts, starts + ranks_);
-    if (wire.id == TypeId::kString) {
+    if (bounds_ != nullptr && wire.id != TypeId::kBool) {
+      CopyRuns(lo, hi, c, set, starts, byte_starts);
+    } else if (wire.id == TypeId::kString) {
       const int64_t* offsets = column.StringOffsets();
       const char* bytes = column.StringBytes();
       auto lengths = Destinations<uint32_t>(RowLanding(c), set.rows[c]);
@@ -796,6 +835,8 @@ class InPlaceExchange {
     return Table::Make(table_.schema(), std::move(out), n);
   }
 
+  // Rows [bounds[d], bounds[d + 1]) go to rank d, when the caller says so (the targets agree).
+  const std::vector<int64_t>* bounds_;
   comm::Communicator& comm_;
   const Table& table_;
   const std::vector<int32_t>& targets_;
@@ -866,6 +907,31 @@ Result<std::vector<int32_t>> HashPartitionTargets(const Table& table,
 Result<Table> Exchange(comm::Communicator& comm, const Table& table,
                        const std::vector<int32_t>& targets, const ShuffleOptions& options) {
   return InPlaceExchange(comm, table, targets, options).Run();
+}
+
+Result<Table> ExchangeSlices(comm::Communicator& comm, const Table& table,
+                            const std::vector<int64_t>& bounds, const ShuffleOptions& options) {
+  const int ranks = comm.size();
+  const int64_t rows = table.num_rows();
+  bool good = std::ssize(bounds) == ranks + 1 && bounds.front() == 0 && bounds.back() == rows;
+  for (int d = 0; good && d < ranks; ++d) good = bounds[d] <= bounds[d + 1];
+  std::vector<int32_t> targets;
+  if (good) {
+    targets.resize(static_cast<size_t>(rows));
+    for (int d = 0; d < ranks; ++d) {
+      std::fill(targets.begin() + bounds[d], targets.begin() + bounds[d + 1], d);
+    }
+  } else {
+    // Wrong targets make every rank fail together; the reason is this rank's.
+    targets.resize(static_cast<size_t>(rows) + 1);
+  }
+  auto result = InPlaceExchange(comm, table, targets, options, good ? &bounds : nullptr).Run();
+  if (!good) {
+    return Status::Invalid(
+        "exchange: {} slice bounds for {} ranks, or not non-decreasing from 0 to the {} rows",
+        bounds.size(), ranks, rows);
+  }
+  return result;
 }
 
 Result<Table> Shuffle(comm::Communicator& comm, const Table& table,

@@ -37,6 +37,13 @@ Result<std::vector<int32_t>> HashPartitionTargets(const Table& table,
 Result<Table> Exchange(comm::Communicator& comm, const Table& table,
                        const std::vector<int32_t>& targets, const ShuffleOptions& options = {});
 
+// Sends rows [bounds[d], bounds[d + 1]) to rank d: `bounds` holds comm.size() + 1 row numbers,
+// non-decreasing from 0 to table.num_rows(). The exchange of sort and repartition: the same
+// order and guarantees as Exchange, the values moving as whole runs.
+Result<Table> ExchangeSlices(comm::Communicator& comm, const Table& table,
+                             const std::vector<int64_t>& bounds,
+                             const ShuffleOptions& options = {});
+
 // Hash-partitions on `key_columns` and exchanges: afterwards all rows with equal keys are on
 // one rank.
 Result<Table> Shuffle(comm::Communicator& comm, const Table& table,
