@@ -168,12 +168,13 @@ class InPlaceExchange {
     rounds_ = std::max<int64_t>(agreed[1], 1);
     // Small rounds travel in one message per peer (see ExchangeRoundFused).
     fused_ = agreed[4] / rounds_ < fuse_below_bytes_;
+    overlap_ = threads_ > 1 && rounds_ > 1;
 
     DEEPRC_RETURN_NOT_OK(PlanWire());
     DEEPRC_RETURN_NOT_OK(ExchangeCounts());
     DEEPRC_RETURN_NOT_OK(dist::AgreeOnStatus(comm_, Allocate(), "exchange"));
 
-    if (threads_ > 1 && rounds_ > 1) {
+    if (overlap_) {
       DEEPRC_RETURN_NOT_OK(RunOverlapped());
     } else {
       for (int64_t k = 0; k < rounds_; ++k) {
@@ -407,7 +408,7 @@ class InPlaceExchange {
         DEEPRC_ASSIGN_OR_RAISE(validity_landing_[c], Buffer::Allocate(n));
       }
     }
-    sets_.resize(threads_ > 1 && rounds_ > 1 ? 2 : 1);
+    sets_.resize(overlap_ ? 2 : 1);
     for (SendSet& set : sets_) {
       set.rows.resize(static_cast<size_t>(columns));
       set.validity.resize(static_cast<size_t>(columns));
@@ -850,6 +851,7 @@ class InPlaceExchange {
   int64_t rows_per_round_ = 1;
   int64_t rounds_ = 1;
   bool fused_ = false;
+  bool overlap_ = false;
   std::vector<int> string_columns_;
   int long_string_column_ = -1;
   std::vector<Round> counts_;
