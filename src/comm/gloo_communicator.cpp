@@ -484,6 +484,7 @@ class GlooCommunicator final : public Communicator {
     });
   }
 
+  using Communicator::AllToAllV;
   Status AllReduce(std::span<int64_t> values, ReduceOp op) override {
     return Reduce(values, op);
   }

@@ -269,6 +269,42 @@ class MpiCommunicator final : public Communicator {
     return transfers.WaitAll();
   }
 
+  // Every part's pieces as pairwise non-blocking transfers, one wait for all. Pieces between a
+  // pair of ranks share one tag: MPI matches them in the order both sides post them.
+  Status AllToAllV(std::span<const AllToAllVPart> parts) override {
+    for (const AllToAllVPart& part : parts) {
+      DEEPRC_RETURN_NOT_OK(CheckAllToAllV(rank_, size_, part.send, part.send_counts,
+                                          part.send_offsets, part.receive, part.receive_counts,
+                                          part.receive_offsets));
+    }
+    Transfers transfers(internal_);
+    for (const AllToAllVPart& part : parts) {
+      for (int step = 1; step < size_; ++step) {
+        const int source = (rank_ - step + size_) % size_;
+        DEEPRC_RETURN_NOT_OK(transfers.Receive(source, kAllToAllVTag,
+                                               part.receive.data() + part.receive_offsets[source],
+                                               part.receive_counts[source]));
+      }
+    }
+    for (const AllToAllVPart& part : parts) {
+      for (int step = 1; step < size_; ++step) {
+        const int destination = (rank_ + step) % size_;
+        DEEPRC_RETURN_NOT_OK(transfers.Send(destination, kAllToAllVTag,
+                                            part.send.data() + part.send_offsets[destination],
+                                            part.send_counts[destination]));
+      }
+    }
+    for (const AllToAllVPart& part : parts) {
+      if (part.send_counts[rank_] > 0) {
+        std::memmove(part.receive.data() + part.receive_offsets[rank_],
+                     part.send.data() + part.send_offsets[rank_],
+                     static_cast<size_t>(part.send_counts[rank_]));
+      }
+    }
+    return transfers.WaitAll();
+  }
+  using Communicator::AllToAllV;
+
   Status AllReduce(std::span<int64_t> values, ReduceOp op) override { return Reduce(values, op); }
   Status AllReduce(std::span<double> values, ReduceOp op) override { return Reduce(values, op); }
   Status AllReduce(std::span<float> values, ReduceOp op) override { return Reduce(values, op); }

@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <cstring>
+#include <deque>
 #include <exception>
 #include <functional>
 #include <mutex>
@@ -93,10 +94,11 @@ int64_t PackBytesToBits(const uint8_t* bytes, int64_t n, uint8_t* bits) {
 //  2. The output columns are allocated once. Rows for this rank are scattered straight to their
 //     final positions; rows for the others into per-column send buffers, grouped by
 //     destination (sized for the largest round, reused by every round).
-//  3. Per round, one AllToAllV per wire buffer of each column receives at the final positions:
-//     fixed-width values as they are; bools and validity one byte per row (packed into bitmaps
-//     at the end); strings as uint32 lengths per row, placed in the upper half of the output's
-//     offsets buffer and prefix-summed into the offsets in place at the end, plus the bytes.
+//  3. Per round, one batch of AllToAllV parts (one per wire buffer of each column, posted
+//     together and waited for once) receives at the final positions: fixed-width values as
+//     they are; bools and validity one byte per row (packed into bitmaps at the end); strings
+//     as uint32 lengths per row, placed in the upper half of the output's offsets buffer and
+//     prefix-summed into the offsets in place at the end, plus the bytes.
 //  4. With several threads, a partitioning thread scatters round k + 1 into a second set of
 //     send buffers while the caller's thread exchanges round k. With one thread per rank the
 //     overlap costs more than it gives (the two threads share one core, and the MPI progress
@@ -605,57 +607,66 @@ class InPlaceExchange {
     }
   }
 
-  // One AllToAllV of `width` bytes per row: from `send` (this round's rows, by destination) to
-  // `landing` (row i of the output at landing + i * width).
-  Status ExchangeRows(int64_t k, int64_t width, const Buffer& send, uint8_t* landing) {
-    std::vector<int64_t> send_counts(static_cast<size_t>(ranks_), 0);
-    std::vector<int64_t> send_offsets(static_cast<size_t>(ranks_), 0);
-    std::vector<int64_t> receive_counts(static_cast<size_t>(ranks_), 0);
-    std::vector<int64_t> receive_offsets(static_cast<size_t>(ranks_), 0);
-    for (int peer = 0; peer < ranks_; ++peer) {
-      if (peer == rank_) continue;
-      const size_t cell = static_cast<size_t>(k * ranks_ + peer);
-      const size_t piece = static_cast<size_t>(peer * rounds_ + k);
-      send_counts[peer] = send_rows_[cell] * width;
-      send_offsets[peer] = send_row_at_[cell] * width;
-      receive_counts[peer] = in_rows_[piece] * width;
-      receive_offsets[peer] = out_row_at_[piece] * width;
-    }
-    return comm_.AllToAllV(comm::Bytes(send.data(), max_send_rows_ * width), send_counts,
-                           send_offsets, std::span<uint8_t>(landing, out_rows_ * width),
-                           receive_counts, receive_offsets);
-  }
+  // Counts and offsets of one AllToAllV part (they must outlive the call).
+  struct PartLayout {
+    std::vector<int64_t> send_counts, send_offsets, receive_counts, receive_offsets;
+    explicit PartLayout(int ranks)
+        : send_counts(static_cast<size_t>(ranks), 0),
+          send_offsets(static_cast<size_t>(ranks), 0),
+          receive_counts(static_cast<size_t>(ranks), 0),
+          receive_offsets(static_cast<size_t>(ranks), 0) {}
+  };
 
+  // Round k: one AllToAllV part per wire buffer of every column, all posted at once (one
+  // synchronization per round). Per-row buffers of `width` bytes go from the send set (this
+  // round's rows, by destination) to the landing area (row i at landing + i * width).
   Status ExchangeRound(int64_t k, int set) {
     const SendSet& buffers = sets_[set];
-    for (int c = 0; c < table_.num_columns(); ++c) {
-      const Wire& wire = wire_[c];
-      DEEPRC_RETURN_NOT_OK(ExchangeRows(k, wire.width, *buffers.rows[c], RowLanding(c)));
-      if (wire.validity) {
-        DEEPRC_RETURN_NOT_OK(
-            ExchangeRows(k, 1, *buffers.validity[c], validity_landing_[c]->mutable_data()));
-      }
-      if (wire.string < 0) continue;
-      const auto s = static_cast<size_t>(wire.string);
-      std::vector<int64_t> send_counts(static_cast<size_t>(ranks_), 0);
-      std::vector<int64_t> send_offsets(static_cast<size_t>(ranks_), 0);
-      std::vector<int64_t> receive_counts(static_cast<size_t>(ranks_), 0);
-      std::vector<int64_t> receive_offsets(static_cast<size_t>(ranks_), 0);
+    std::deque<PartLayout> layouts;  // stable addresses
+    std::vector<comm::Communicator::AllToAllVPart> parts;
+    auto add = [&](const Buffer& send, int64_t send_size, uint8_t* landing, int64_t landing_size,
+                   const PartLayout& layout) {
+      parts.push_back({comm::Bytes(send.data(), send_size), layout.send_counts,
+                       layout.send_offsets, std::span<uint8_t>(landing, landing_size),
+                       layout.receive_counts, layout.receive_offsets});
+    };
+    auto rows_layout = [&](int64_t width) -> const PartLayout& {
+      PartLayout& layout = layouts.emplace_back(ranks_);
       for (int peer = 0; peer < ranks_; ++peer) {
         if (peer == rank_) continue;
         const size_t cell = static_cast<size_t>(k * ranks_ + peer);
         const size_t piece = static_cast<size_t>(peer * rounds_ + k);
-        send_counts[peer] = send_bytes_[s][cell];
-        send_offsets[peer] = send_byte_at_[s][cell];
-        receive_counts[peer] = in_bytes_[s][piece];
-        receive_offsets[peer] = out_byte_at_[s][piece];
+        layout.send_counts[peer] = send_rows_[cell] * width;
+        layout.send_offsets[peer] = send_row_at_[cell] * width;
+        layout.receive_counts[peer] = in_rows_[piece] * width;
+        layout.receive_offsets[peer] = out_row_at_[piece] * width;
       }
-      DEEPRC_RETURN_NOT_OK(comm_.AllToAllV(
-          comm::Bytes(buffers.bytes[s]->data(), max_send_bytes_[s]), send_counts, send_offsets,
-          std::span<uint8_t>(string_bytes_[s]->mutable_data(), out_bytes_[s]), receive_counts,
-          receive_offsets));
+      return layout;
+    };
+    for (int c = 0; c < table_.num_columns(); ++c) {
+      const Wire& wire = wire_[c];
+      add(*buffers.rows[c], max_send_rows_ * wire.width, RowLanding(c), out_rows_ * wire.width,
+          rows_layout(wire.width));
+      if (wire.validity) {
+        add(*buffers.validity[c], max_send_rows_, validity_landing_[c]->mutable_data(), out_rows_,
+            rows_layout(1));
+      }
+      if (wire.string < 0) continue;
+      const auto s = static_cast<size_t>(wire.string);
+      PartLayout& layout = layouts.emplace_back(ranks_);
+      for (int peer = 0; peer < ranks_; ++peer) {
+        if (peer == rank_) continue;
+        const size_t cell = static_cast<size_t>(k * ranks_ + peer);
+        const size_t piece = static_cast<size_t>(peer * rounds_ + k);
+        layout.send_counts[peer] = send_bytes_[s][cell];
+        layout.send_offsets[peer] = send_byte_at_[s][cell];
+        layout.receive_counts[peer] = in_bytes_[s][piece];
+        layout.receive_offsets[peer] = out_byte_at_[s][piece];
+      }
+      add(*buffers.bytes[s], max_send_bytes_[s], string_bytes_[s]->mutable_data(), out_bytes_[s],
+          layout);
     }
-    return Status::OK();
+    return comm_.AllToAllV(parts);
   }
 
   // The pieces of round k between this rank and `peer`, in one order both sides know: per

@@ -216,6 +216,48 @@ TEST(CommunicatorTest, AllToAllVIntoCallerMemory) {
       if (!covered[i]) ASSERT_EQ(receive[i], 0x5a) << "byte " << i << " round " << round;
     }
   }
+  // Several parts at once (one wait): each lands in its own receive buffer.
+  struct Layout {
+    std::vector<int64_t> send_counts, send_offsets, receive_counts, receive_offsets;
+    std::vector<uint8_t> send, receive;
+  };
+  std::vector<Layout> layouts(3);
+  std::vector<Communicator::AllToAllVPart> parts;
+  for (int p = 0; p < 3; ++p) {
+    Layout& layout = layouts[p];
+    layout.send_counts.resize(n);
+    layout.receive_counts.resize(n);
+    for (int peer = 0; peer < n; ++peer) {
+      layout.send_counts[peer] = RandomPairSize(10 + p, me, peer);
+      layout.receive_counts[peer] = RandomPairSize(10 + p, peer, me);
+    }
+    int64_t send_total = 0;
+    int64_t receive_total = 0;
+    layout.send_offsets = ScatteredOffsets(layout.send_counts, random, &send_total);
+    layout.receive_offsets = ScatteredOffsets(layout.receive_counts, random, &receive_total);
+    layout.send.assign(static_cast<size_t>(send_total), 0);
+    for (int peer = 0; peer < n; ++peer) {
+      auto bytes = Payload(me + 7 * p, peer, layout.send_counts[peer]);
+      std::copy(bytes.begin(), bytes.end(), layout.send.begin() + layout.send_offsets[peer]);
+    }
+    layout.receive.assign(static_cast<size_t>(receive_total), 0);
+  }
+  for (Layout& layout : layouts) {
+    parts.push_back({Bytes(layout.send), layout.send_counts, layout.send_offsets,
+                     std::span<uint8_t>(layout.receive), layout.receive_counts,
+                     layout.receive_offsets});
+  }
+  ASSERT_OK(comm.AllToAllV(std::span<const Communicator::AllToAllVPart>(parts)));
+  for (int p = 0; p < 3; ++p) {
+    const Layout& layout = layouts[p];
+    for (int s = 0; s < n; ++s) {
+      for (int64_t i = 0; i < layout.receive_counts[s]; ++i) {
+        ASSERT_EQ(layout.receive[layout.receive_offsets[s] + i], PayloadByte(s + 7 * p, me, i))
+            << "part " << p << " from rank " << s << " byte " << i;
+      }
+    }
+  }
+
   // Bad arguments fail on the rank that passes them, before anything moves.
   std::vector<int64_t> zeros(n, 0);
   std::vector<int64_t> too_few(n + 1, 0);

@@ -83,6 +83,25 @@ class Communicator {
                            std::span<const int64_t> receive_counts,
                            std::span<const int64_t> receive_offsets) = 0;
 
+  // Several AllToAllV at once (every rank passes the same number of parts, in the same order):
+  // all transfers are posted together and waited for once, so a table's column buffers travel
+  // with one synchronization instead of one per buffer. The default runs them one after another.
+  struct AllToAllVPart {
+    Bytes send;
+    std::span<const int64_t> send_counts;
+    std::span<const int64_t> send_offsets;
+    std::span<uint8_t> receive;
+    std::span<const int64_t> receive_counts;
+    std::span<const int64_t> receive_offsets;
+  };
+  virtual Status AllToAllV(std::span<const AllToAllVPart> parts) {
+    for (const AllToAllVPart& part : parts) {
+      DEEPRC_RETURN_NOT_OK(AllToAllV(part.send, part.send_counts, part.send_offsets, part.receive,
+                                     part.receive_counts, part.receive_offsets));
+    }
+    return Status::OK();
+  }
+
   // Element-wise reduction over all ranks, in place; every rank passes the same count.
   virtual Status AllReduce(std::span<int64_t> values, ReduceOp op) = 0;
   virtual Status AllReduce(std::span<double> values, ReduceOp op) = 0;
