@@ -101,8 +101,9 @@ int64_t PackBytesToBits(const uint8_t* bytes, int64_t n, uint8_t* bits) {
 //     prefix-summed into the offsets in place at the end, plus the bytes.
 //  4. With several threads, a partitioning thread scatters round k + 1 into a second set of
 //     send buffers while the caller's thread exchanges round k. With one thread per rank the
-//     overlap costs more than it gives (the two threads share one core, and the MPI progress
-//     loop is busy-waiting), so the rounds then run one after the other.
+//     two threads would share the rank's one core with a busy-waiting MPI progress loop, so
+//     the rounds then run one after the other (measured at 2 ranks, 1 thread, on a loaded
+//     2-core machine: no gain from the overlap, within the noise).
 class InPlaceExchange {
  public:
   InPlaceExchange(comm::Communicator& comm, const Table& table, const std::vector<int32_t>& targets,
