@@ -23,6 +23,7 @@
 #include <fmt/core.h>
 
 #include "deeprc/core/check.h"
+#include "deeprc/core/logging.h"
 #include "runtime/process_internal.h"
 #include "runtime/staging_internal.h"
 
@@ -239,6 +240,8 @@ class Executor::Impl {
   int epoll_fd_ = -1;
   int wake_fd_ = -1;
   std::atomic<bool> reaper_stop_{false};
+  // Takes the tasks' process groups down if this process dies before it can.
+  internal::ProcessGroupGuard guard_;
   std::vector<std::thread> workers_;
   std::thread reaper_;
 };
@@ -283,6 +286,11 @@ Status Executor::Impl::Start() {
   if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &event) != 0) {
     return Status::IOError("executor: epoll_ctl: {}", strerror(errno));
   }
+  if (const std::string error = guard_.Start(options_.kill_grace); !error.empty()) {
+    // Tasks still run and are still cleaned up by this process; they only outlive a SIGKILL.
+    Log(LogLevel::kWarning, "executor: {}; tasks would outlive this process if it were killed",
+        error);
+  }
   reaper_ = std::thread([this] { ReaperLoop(); });
   for (int32_t i = 0; i < options_.worker_threads; ++i) {
     workers_.emplace_back([this] { WorkerLoop(); });
@@ -317,6 +325,7 @@ void Executor::Impl::Shutdown() {
   reaper_stop_ = true;
   WakeReaper();
   if (reaper_.joinable()) reaper_.join();
+  guard_.Stop();
   if (epoll_fd_ >= 0) ::close(epoll_fd_);
   if (wake_fd_ >= 0) ::close(wake_fd_);
 }
@@ -545,6 +554,7 @@ Result<std::vector<std::string>> Executor::Impl::LaunchCommand(TaskRun& run,
 std::string Executor::Impl::Launch(const std::shared_ptr<TaskRun>& run,
                                    internal::SpawnRequest request,
                                    const std::string& shown_program) {
+  request.guard_socket = guard_.socket();
   internal::SpawnedProcess spawned = internal::Spawn(request);
   if (spawned.already_reaped) {
     run->exit = internal::ExitStatus{.reaped = true, .status_lost = true};
@@ -674,6 +684,11 @@ void Executor::Impl::StartTask(const std::shared_ptr<TaskRun>& run) {
   request.stdout_path = r.result.stdout_path;
   request.stderr_path = r.result.stderr_path;
   request.truncate_output = true;
+  // If this process dies, the guard sends the task's process group one SIGTERM, which mpirun
+  // answers by killing its ranks (each in a group of its own). A parent death signal would
+  // reach mpirun once per dying thread, and a second SIGTERM makes it exit without that; other
+  // tasks' first processes get SIGKILL from the kernel too, in case the guard is missing.
+  request.parent_death_signal = mpi ? 0 : SIGKILL;
   std::string shown_program;
   if (task.pre_exec.empty()) {
     request.argv = std::move(*command);
@@ -908,6 +923,7 @@ void Executor::Impl::ReaperLoop() {
         // descriptor until its exec, and epoll forgets a descriptor only when no copy is left.
         // A stale registration would report this run again after it was freed.
         ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, run->pidfd, nullptr);
+        guard_.Remove(run->pid);
         ::close(run->pidfd);
         run->pidfd = -1;
         run->pid = -1;

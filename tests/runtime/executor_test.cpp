@@ -281,8 +281,10 @@ TEST_F(ExecutorTest, MissingExecutableFailsWithoutLeavingAZombie) {
   EXPECT_EQ(relative.reason,
             "executable not found: " + session_ + "/tasks/missing-relative/./run.sh");
 
-  // This process has no child left at all: not running, not a zombie.
+  // This process has no child left at all: not running, not a zombie (the executor's guard
+  // process ends with the executor).
   ASSERT_TRUE(executor_->WaitIdle(5s));
+  executor_.reset();
   siginfo_t info{};
   const int waited = ::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT);
   EXPECT_TRUE(waited == -1 && errno == ECHILD) << "a child is left: pid " << info.si_pid;
@@ -718,6 +720,7 @@ TEST_F(ExecutorTest, TenThousandTasksLeaveNoDescriptorOrThreadBehind) {
   EXPECT_EQ(done.load(), kTasks + 1);
   EXPECT_EQ(CountEntries("/proc/self/fd"), fds_before);
   EXPECT_EQ(CountEntries("/proc/self/task"), threads_before);
+  executor_.reset();
   siginfo_t info{};
   EXPECT_TRUE(::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) == -1 && errno == ECHILD);
 }

@@ -117,7 +117,9 @@ struct ExecutorOptions {
 //     the task succeeded.
 // A timeout (task.timeout seconds from the start of EXECUTING) or Cancel() sends SIGTERM to the
 // task's process group, then SIGKILL after kill_grace (also to descendants that left the group,
-// such as mpirun's ranks); the task ends CANCELED.
+// such as mpirun's ranks); the task ends CANCELED. If the process that holds the executor dies,
+// even by SIGKILL, a guard process sends every task's process group SIGTERM, then SIGKILL after
+// kill_grace (mpirun kills its ranks on that SIGTERM).
 //
 // Threads: a fixed pool (worker_threads) plus one reaper that waits on every task's pidfd with
 // epoll and keeps the timers; nothing grows with the number of tasks. Submit, Cancel, WaitIdle
