@@ -317,6 +317,27 @@ TEST_F(AgentProcessTest, KilledAgentTakesEveryTaskProcessGroupDown) {
   }
 }
 
+TEST_F(AgentProcessTest, PilotRuntimeLimitIsEnforcedByTheAgentProcess) {
+  PilotManager pilots(*session_);
+  ASSERT_OK_AND_ASSIGN(Pilot * pilot, pilots.Submit(PilotDescription{.cores = 1, .runtime = 1.5},
+                                                    ProcessOptions()));
+  TaskManager tasks(*session_);
+  ASSERT_OK(tasks.AddPilot(*pilot));
+  ASSERT_OK_AND_ASSIGN(auto uids, tasks.Submit({Task("running", "/bin/sleep", {"30"}),
+                                                Task("queued", "/bin/true")}));
+  ASSERT_OK(tasks.Wait(uids, FinalTaskStates(), 10s));
+  for (const std::string& uid : uids) {
+    ASSERT_OK_AND_ASSIGN(auto result, tasks.result(uid));
+    EXPECT_EQ(result.state, TaskState::kCanceled) << uid;
+    EXPECT_EQ(result.reason, "the pilot's runtime limit of 1.5 s is over") << uid;
+  }
+  EXPECT_TRUE(WaitUntil([&] { return pilot->state() == PilotState::kDone; }, 5s));
+  auto late = tasks.Submit({Task("late", "/bin/true")});
+  ASSERT_FALSE(late.ok());
+  EXPECT_NE(late.status().message().find("runtime limit"), std::string::npos)
+      << late.status().ToString();
+}
+
 TEST_F(AgentProcessTest, KilledClientMakesTheAgentCancelItsTasksAndExit) {
   const std::string pid_file = root_ + "/task.pid";
   const std::string file = root_ + "/one.yaml";
