@@ -195,16 +195,51 @@ int OpenPidfd(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid
 SpawnedProcess Spawn(const SpawnRequest& request) {
   SpawnedProcess spawned;
   OutputFiles files;
+  // With output pipes, the read ends until they are handed to the caller.
+  int read_ends[2] = {-1, -1};
+  const auto close_read_ends = [&read_ends] {
+    for (int& fd : read_ends) {
+      if (fd >= 0) ::close(fd);
+      fd = -1;
+    }
+  };
+  if (request.output_pipes) {
+    const bool shared = request.stderr_path == request.stdout_path;
+    for (int stream = 0; stream < (shared ? 1 : 2); ++stream) {
+      int ends[2];
+      if (::pipe2(ends, O_CLOEXEC) != 0) {
+        spawned.error_number = errno;
+        spawned.error = fmt::format("cannot create an output pipe: {}", strerror(errno));
+        close_read_ends();
+        return spawned;
+      }
+      read_ends[stream] = ends[0];
+      (stream == 0 ? files.stdout_fd_ : files.stderr_fd_) = AboveStandard(ends[1]);
+      // Only the reader's end: the task writes as it would to a file, blocking when full.
+      ::fcntl(ends[0], F_SETFL, O_NONBLOCK);
+    }
+    if (shared) files.stderr_fd_ = files.stdout_fd_;
+    if (files.stdout_fd_ < 0 || files.stderr_fd_ < 0) {
+      spawned.error_number = EMFILE;
+      spawned.error = "cannot move an output pipe above the standard descriptors";
+      close_read_ends();
+      return spawned;
+    }
+  }
   const int flags =
       O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (request.truncate_output ? O_TRUNC : 0);
-  files.stdout_fd_ = AboveStandard(::open(request.stdout_path.c_str(), flags, 0644));
+  if (!request.output_pipes) {
+    files.stdout_fd_ = AboveStandard(::open(request.stdout_path.c_str(), flags, 0644));
+  }
   if (files.stdout_fd_ < 0) {
     spawned.error_number = errno;
     spawned.error = fmt::format("cannot open stdout file {}: {}", request.stdout_path,
                                 strerror(spawned.error_number));
     return spawned;
   }
-  if (request.stderr_path == request.stdout_path) {
+  if (request.output_pipes) {
+    // Opened above.
+  } else if (request.stderr_path == request.stdout_path) {
     files.stderr_fd_ = files.stdout_fd_;
   } else {
     files.stderr_fd_ = AboveStandard(::open(request.stderr_path.c_str(), flags, 0644));
@@ -255,11 +290,13 @@ SpawnedProcess Spawn(const SpawnRequest& request) {
   if (pid < 0) {
     spawned.error_number = errno;
     spawned.error = fmt::format("cannot start {}: {}", request.program, strerror(errno));
+    close_read_ends();
     return spawned;
   }
   if (step != ChildStep::kNone) {
     // The child has exited (vfork returns once it execs or exits): reap it, report the step.
     ::waitpid(pid, nullptr, 0);
+    close_read_ends();
     spawned.error_number = child_errno;
     spawned.error = strerror(child_errno);
     switch (step) {
@@ -281,6 +318,8 @@ SpawnedProcess Spawn(const SpawnRequest& request) {
     return spawned;
   }
   spawned.pid = pid;
+  spawned.stdout_pipe = read_ends[0];
+  spawned.stderr_pipe = read_ends[1];
   spawned.pidfd = OpenPidfd(pid);
   if (spawned.pidfd < 0 && errno == ESRCH) {
     // Already exited and reaped by other code (SIGCHLD ignored): nothing left to watch or kill;
@@ -295,6 +334,10 @@ SpawnedProcess Spawn(const SpawnRequest& request) {
     ::kill(-pid, SIGKILL);
     ::waitpid(pid, nullptr, 0);
     spawned.pid = -1;
+    for (int* fd : {&spawned.stdout_pipe, &spawned.stderr_pipe}) {
+      if (*fd >= 0) ::close(*fd);
+      *fd = -1;
+    }
   }
   return spawned;
 }

@@ -25,6 +25,10 @@ struct SpawnRequest {
   std::string stderr_path;
   // Truncate the output files first (the task's own process), or append (post_exec).
   bool truncate_output = true;
+  // Instead of opening the output files, hand the child the write ends of pipes (one when both
+  // paths are equal) and return the read ends: the caller creates a file only when output
+  // arrives, so that a silent task costs no file creation.
+  bool output_pipes = false;
   // Sent to the child when the thread that spawned it ends, which for the executor means when
   // the agent process dies (its spawning threads live until every child is reaped). 0: none.
   // The kernel sends it again each time another thread of the dying process inherits the
@@ -39,6 +43,10 @@ struct SpawnedProcess {
   pid_t pid = -1;
   // Readable when the process has exited; the caller closes it after reaping.
   int pidfd = -1;
+  // With output_pipes: the non-blocking read ends (stderr_pipe -1 when it shares stdout's).
+  // The caller closes them.
+  int stdout_pipe = -1;
+  int stderr_pipe = -1;
   // 0 when started; otherwise the errno of what failed, described in `error`.
   int error_number = 0;
   // True when the failure came from executing `program` (ENOENT: not found, EACCES, ...),
