@@ -307,7 +307,7 @@ class Agent::Impl {
   // The pilot's runtime limit: when it passes (max: no limit), and whether it has.
   std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
   bool runtime_over_ = false;
-  std::string runtime_reason_;  // set in Start, read-only afterwards
+  std::string runtime_reason_;     // set in Start, read-only afterwards
   bool runtime_reported_ = false;  // only the scheduler thread
 
   // Only the scheduler thread.

@@ -195,7 +195,8 @@ bool DrainOutput(OutputStream& output) {
       }
     }
     for (ssize_t written = 0; output.file >= 0 && written < got;) {
-      const ssize_t put = ::write(output.file, buffer + written, static_cast<size_t>(got - written));
+      const ssize_t put =
+          ::write(output.file, buffer + written, static_cast<size_t>(got - written));
       if (put < 0 && errno == EINTR) continue;
       if (put <= 0) {
         Log(LogLevel::kWarning, "executor: cannot write output file {}: {}", output.path,

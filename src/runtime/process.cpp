@@ -1,20 +1,20 @@
 #include <dirent.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <pthread.h>
+#include <signal.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <ctime>
-#include <chrono>
 
 #include <fmt/core.h>
 
@@ -177,7 +177,8 @@ struct ChildPlan {
   }
   // Descriptors that other code in this process left inheritable do not leak into tasks.
   ::syscall(SYS_close_range, STDERR_FILENO + 1, ~0U, 0);
-  if (plan.directory != nullptr && ::chdir(plan.directory) != 0) ChildFailed(plan, ChildStep::kDirectory);
+  if (plan.directory != nullptr && ::chdir(plan.directory) != 0)
+    ChildFailed(plan, ChildStep::kDirectory);
   sigset_t empty_mask;
   sigemptyset(&empty_mask);
   ::sigprocmask(SIG_SETMASK, &empty_mask, nullptr);
@@ -304,12 +305,12 @@ SpawnedProcess Spawn(const SpawnRequest& request) {
         spawned.exec_failed = true;
         break;
       case ChildStep::kDirectory:
-        spawned.error = fmt::format("cannot enter {}: {}", request.working_directory,
-                                    strerror(child_errno));
+        spawned.error =
+            fmt::format("cannot enter {}: {}", request.working_directory, strerror(child_errno));
         break;
       case ChildStep::kDescriptors:
-        spawned.error = fmt::format("cannot set up the standard descriptors: {}",
-                                    strerror(child_errno));
+        spawned.error =
+            fmt::format("cannot set up the standard descriptors: {}", strerror(child_errno));
         break;
       default:
         spawned.error = "the starting thread ended while the process started";
@@ -345,7 +346,7 @@ SpawnedProcess Spawn(const SpawnRequest& request) {
 namespace {
 
 int64_t MonotonicMillis() {
-  timespec now {};
+  timespec now{};
   ::clock_gettime(CLOCK_MONOTONIC, &now);
   return static_cast<int64_t>(now.tv_sec) * 1000 + now.tv_nsec / 1'000'000;
 }

@@ -279,16 +279,17 @@ std::vector<pid_t> ReadPids(const std::string& path) {
 
 TEST_F(AgentProcessTest, KilledAgentTakesEveryTaskProcessGroupDown) {
   PilotManager pilots(*session_);
-  ASSERT_OK_AND_ASSIGN(Pilot * pilot, pilots.Submit(PilotDescription{.cores = 3}, ProcessOptions()));
+  ASSERT_OK_AND_ASSIGN(Pilot * pilot,
+                       pilots.Submit(PilotDescription{.cores = 3}, ProcessOptions()));
   TaskManager tasks(*session_);
   ASSERT_OK(tasks.AddPilot(*pilot));
   const std::string directory = session_->directory();
   // A task whose first process has a child in its process group, and an mpirun task whose
   // ranks run in process groups of their own.
-  TaskDescription shell = Task("shell", "/bin/sh",
-                               {"-c", "sleep 61 & echo $! >> " + directory +
-                                          "/shell.pids; echo $$ >> " + directory +
-                                          "/shell.pids; wait"});
+  TaskDescription shell =
+      Task("shell", "/bin/sh",
+           {"-c", "sleep 61 & echo $! >> " + directory + "/shell.pids; echo $$ >> " + directory +
+                      "/shell.pids; wait"});
   TaskDescription ranks =
       Task("ranks", "/bin/sh", {"-c", "echo $$ >> " + directory + "/ranks.pids; exec sleep 62"});
   ranks.ranks = 2;
@@ -319,8 +320,8 @@ TEST_F(AgentProcessTest, KilledAgentTakesEveryTaskProcessGroupDown) {
 
 TEST_F(AgentProcessTest, PilotRuntimeLimitIsEnforcedByTheAgentProcess) {
   PilotManager pilots(*session_);
-  ASSERT_OK_AND_ASSIGN(Pilot * pilot, pilots.Submit(PilotDescription{.cores = 1, .runtime = 1.5},
-                                                    ProcessOptions()));
+  ASSERT_OK_AND_ASSIGN(
+      Pilot * pilot, pilots.Submit(PilotDescription{.cores = 1, .runtime = 1.5}, ProcessOptions()));
   TaskManager tasks(*session_);
   ASSERT_OK(tasks.AddPilot(*pilot));
   ASSERT_OK_AND_ASSIGN(auto uids, tasks.Submit({Task("running", "/bin/sleep", {"30"}),

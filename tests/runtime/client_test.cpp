@@ -238,8 +238,7 @@ TEST_F(ClientTest, CancelWhileQueued) {
 
 TEST_F(ClientTest, PilotRuntimeLimitCancelsItsTasksAndEndsThePilotDone) {
   PilotManager pilots(*session_);
-  ASSERT_OK_AND_ASSIGN(Pilot * pilot,
-                       pilots.Submit(PilotDescription{.cores = 1, .runtime = 1.0}));
+  ASSERT_OK_AND_ASSIGN(Pilot * pilot, pilots.Submit(PilotDescription{.cores = 1, .runtime = 1.0}));
   TaskManager tasks(*session_);
   ASSERT_OK(tasks.AddPilot(*pilot));
   TaskDescription dependent = Task("dependent", "/bin/true");
@@ -274,6 +273,19 @@ TEST_F(ClientTest, PilotRuntimeLimitCancelsItsTasksAndEndsThePilotDone) {
     }
   }
   EXPECT_TRUE(logged);
+}
+
+TEST_F(ClientTest, MultiRankTaskRunsThroughMpirun) {
+  TaskDescription task =
+      Task("ranks", "/bin/sh", {"-c", "echo rank $OMPI_COMM_WORLD_RANK of $DEEPRC_RANKS"});
+  task.ranks = 2;
+  const ExecutionResult result = RunOne(task);
+  ASSERT_EQ(result.state, TaskState::kDone) << result.reason << "\n" << result.stderr_tail;
+  std::ifstream in(result.stdout_path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  std::sort(lines.begin(), lines.end());
+  EXPECT_EQ(lines, (std::vector<std::string>{"rank 0 of 2", "rank 1 of 2"}));
 }
 
 TEST_F(ClientTest, CancelWhileRunning) {

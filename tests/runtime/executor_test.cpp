@@ -14,8 +14,8 @@
 #include <fstream>
 #include <map>
 #include <mutex>
-#include <sstream>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -307,9 +307,9 @@ TEST_F(ExecutorTest, OutputFilesAreCreatedWhenOutputArrivesAndHoldAllOfIt) {
   std::string payload(size, '\0');
   for (char& c : payload) c = static_cast<char>(random());
   WriteFile(client_ + "/payload.bin", payload);
-  TaskDescription loud = Task("loud", "/bin/sh",
-                              {"-c", "(echo from-background >&2) & cat " + client_ +
-                                         "/payload.bin; wait"});
+  TaskDescription loud =
+      Task("loud", "/bin/sh",
+           {"-c", "(echo from-background >&2) & cat " + client_ + "/payload.bin; wait"});
   loud.post_exec = {"echo post"};
   const ExecutionResult result = Run(loud);
   ASSERT_EQ(result.state, TaskState::kDone) << result.reason;
