@@ -102,7 +102,8 @@ struct ExecutorOptions {
 //     `client://`, `session://`, `task://` and `file://` name the base explicitly);
 //   - the process: argv as given, never through a shell; stdin /dev/null; stdout and stderr to
 //     task.stdout_file / task.stderr_file (relative to the sandbox; default `<uid>.out` and
-//     `<uid>.err`); its own process group; the environment is the executor's (as when it was
+//     `<uid>.err`) through pipes that the reaper thread drains, so that a file is created only
+//     when output arrives (a silent task leaves none); its own process group; the environment is the executor's (as when it was
 //     made) + task.environment + DEEPRC_TASK_ID, DEEPRC_TASK_NAME, DEEPRC_RANKS, DEEPRC_CORES,
 //     DEEPRC_GPU_IDS, CUDA_VISIBLE_DEVICES (the assigned GPU ids, comma-separated; "" when none)
 //     and DEEPRC_SANDBOX. A bare executable name is looked up in that environment's PATH; a
