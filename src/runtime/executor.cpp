@@ -620,7 +620,8 @@ std::string Executor::Impl::Launch(const std::shared_ptr<TaskRun>& run,
   // Output files are created when output arrives: creating files is the dearest part of a
   // short task on some file systems (ext4 without a journal skips every inode freed in the last
   // minutes when it allocates one). What an earlier run left in a reused sandbox is cleared.
-  request.output_pipes = true;
+  // Not when background children may outlive the task: they would write into a closed pipe.
+  request.output_pipes = options_.kill_group_on_exit;
   if (request.truncate_output && !run->fresh_sandbox) {
     ::truncate(request.stdout_path.c_str(), 0);
     if (request.stderr_path != request.stdout_path) ::truncate(request.stderr_path.c_str(), 0);

@@ -646,11 +646,18 @@ TEST_F(ExecutorTest, BackgroundChildrenMayStayWhenAskedTo) {
   options.kill_group_on_exit = false;
   MakeExecutor(std::move(options));
   const ExecutionResult result =
-      Run(Task("keeps-child", "/bin/sh", {"-c", "sleep 30 & echo $! > child.pid"}));
+      Run(Task("keeps-child", "/bin/sh",
+               {"-c", "sleep 30 & echo $! > child.pid; (sleep 0.2; echo late) &"}));
   ASSERT_EQ(result.state, TaskState::kDone) << result.reason;
   const pid_t child = std::stoi(ReadFile(result.sandbox + "/child.pid"));
   std::this_thread::sleep_for(100ms);
   EXPECT_FALSE(ProcessGone(child));
+  // What a child that stayed writes after the task ended still reaches the task's file.
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (ReadFile(result.stdout_path).empty() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(ReadFile(result.stdout_path), "late\n");
   ::kill(child, SIGKILL);  // the test's own leftover
 }
 

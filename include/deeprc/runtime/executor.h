@@ -77,13 +77,14 @@ struct ExecutorOptions {
   // resolved against it. Empty means the working directory when the executor was made.
   std::string client_dir;
   // Threads that stage files and start processes; they mostly wait for the file system
-  // (creating a sandbox and two output files per task), so more than the cores pays off.
+  // (creating a sandbox per task), so more than the cores pays off.
   // Reaping and timeouts use one more thread.
   int32_t worker_threads = 4;
   // After SIGTERM (timeout, cancel), the process group gets SIGKILL this much later.
   std::chrono::milliseconds kill_grace{2000};
   // When the launched process exits, SIGKILL whatever is left in its process group (background
-  // children), so that no process outlives its task.
+  // children), so that no process outlives its task. False: they may stay, and the output files
+  // are then opened before the start (not through pipes, which close with the task).
   bool kill_group_on_exit = true;
   std::string mpirun = "mpirun";
   MpiSlotMapping mpi_slot_mapping = MpiSlotMapping::kRankfile;
