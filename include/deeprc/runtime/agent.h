@@ -30,6 +30,12 @@ struct AgentOptions {
   std::function<void(const TaskEvent&)> on_event;
   // Once per task, after its final event (DONE, FAILED or CANCELED).
   std::function<void(ExecutionResult)> on_result;
+  // The pilot's runtime limit (PilotDescription::runtime), from Make(); 0: none. When it is
+  // over, every unfinished task is canceled with a reason naming the limit, submissions are
+  // refused, and once the last task has ended on_runtime_over is called with that reason (the
+  // pilot then ends DONE).
+  std::chrono::milliseconds runtime{0};
+  std::function<void(const std::string& reason)> on_runtime_over;
 };
 
 // Runs tasks on one pilot's resources: ResourceManager + Scheduler + Executor.
