@@ -19,12 +19,15 @@ int RunAgentCommand(int argc, char** argv) {
   std::string pools;
   int64_t heartbeat_ms = 500;
   int64_t timeout_ms = 3000;
+  int64_t runtime_ms = 0;
   app.add_option("--session-dir", options.session_dir, "The session directory")->required();
   app.add_option("--nodes", nodes, "CORES:GPUS:MEMORY per node, comma-separated")->required();
   app.add_option("--pools", pools, "Worker pools for function tasks (JSON, from the client)");
   app.add_option("--heartbeat-ms", heartbeat_ms, "Heartbeat interval")->check(CLI::PositiveNumber);
   app.add_option("--timeout-ms", timeout_ms, "Client silence before the agent gives up")
       ->check(CLI::PositiveNumber);
+  app.add_option("--runtime-ms", runtime_ms, "The pilot's runtime limit (0: none)")
+      ->check(CLI::NonNegativeNumber);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -48,6 +51,7 @@ int RunAgentCommand(int argc, char** argv) {
   }
   options.heartbeat_interval = std::chrono::milliseconds(heartbeat_ms);
   options.heartbeat_timeout = std::chrono::milliseconds(timeout_ms);
+  options.runtime = std::chrono::milliseconds(runtime_ms);
   try {
     return runtime::RunAgentProcess(options);
   } catch (const std::exception& error) {

@@ -87,8 +87,7 @@ int RunTaskGraph(const char* who, const std::string& file, runtime::TaskFile tas
 
     const bool tty = ::isatty(STDERR_FILENO) != 0;
     const auto tick = tty ? 200ms : 1000ms;
-    const double runtime_limit = task_file.pilot.runtime;
-    bool limit_hit = false;
+    bool pilot_ended = false;
     while (true) {
       const Status waited = tasks.Wait(uids, runtime::FinalTaskStates(), tick);
       const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
@@ -99,12 +98,11 @@ int RunTaskGraph(const char* who, const std::string& file, runtime::TaskFile tas
         std::fprintf(stderr, "%s\n", line.c_str());
       }
       if (waited.ok()) break;
-      if (runtime_limit > 0 && elapsed.count() > runtime_limit && !limit_hit) {
-        // The pilot's runtime is over: what has not ended is canceled.
-        limit_hit = true;
-        std::fprintf(stderr, "%s%s: the pilot's runtime (%.0f s) is over\n", tty ? "\n" : "", who,
-                     runtime_limit);
-        tasks.Cancel(uids);
+      // The pilot enforces its runtime limit itself (its tasks end CANCELED); say so once.
+      if (!pilot_ended && (*pilot)->state() == runtime::PilotState::kDone) {
+        pilot_ended = true;
+        std::fprintf(stderr, "%s%s: the pilot ended: its runtime (%g s) is over\n", tty ? "\n" : "",
+                     who, task_file.pilot.runtime);
       }
     }
     if (!tty) {

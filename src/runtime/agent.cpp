@@ -41,6 +41,11 @@ class Agent::Impl {
       wake_.notify_one();
     };
     DEEPRC_ASSIGN_OR_RAISE(executor_, Executor::Make(std::move(executor)));
+    if (options_.runtime.count() > 0) {
+      deadline_ = std::chrono::steady_clock::now() + options_.runtime;
+      runtime_reason_ = fmt::format("the pilot's runtime limit of {:g} s is over",
+                                    options_.runtime.count() / 1000.0);
+    }
     thread_ = std::thread([this] { Loop(); });
     Status status = StartMasters();
     if (!status.ok()) Shutdown();
@@ -91,6 +96,7 @@ class Agent::Impl {
   Status SubmitPool(size_t master, TaskDescription task) {
     std::lock_guard lock(mutex_);
     if (stopping_) return Status::Invalid("the agent has shut down");
+    if (runtime_over_) return Status::Invalid("{}", runtime_reason_);
     DEEPRC_RETURN_NOT_OK(ValidateTaskDescription(task, task.uid));
     known_uids_.insert(task.uid);
     pool_uids_[task.uid] = master;
@@ -159,6 +165,7 @@ class Agent::Impl {
 
   Status Submit(std::vector<TaskDescription> tasks, int64_t submitted_us) {
     std::unique_lock lock(mutex_);
+    if (runtime_over_) return Status::Invalid("{}", runtime_reason_);
     if (stopping_) return Status::Invalid("the agent has shut down");
     for (size_t i = 0; i < tasks.size(); ++i) {
       DEEPRC_RETURN_NOT_OK(ValidateTaskDescription(tasks[i], fmt::format("tasks[{}]", i)));
@@ -310,7 +317,8 @@ class Agent::Impl {
     std::vector<TaskFailure> failed;
     std::unique_lock lock(mutex_);
     auto has_work = [&] {
-      return !batches_.empty() || !finished_.empty() || !cancels_.empty() || stop_pending_;
+      return !batches_.empty() || !finished_.empty() || !cancels_.empty() || stop_pending_ ||
+             std::chrono::steady_clock::now() >= deadline_;
     };
     while (true) {
       if (!has_work() && options_.events != nullptr &&
@@ -322,7 +330,17 @@ class Agent::Impl {
         (void)options_.events->Flush();
         lock.lock();
       }
-      wake_.wait(lock, has_work);
+      if (deadline_ == std::chrono::steady_clock::time_point::max()) {
+        wake_.wait(lock, has_work);
+      } else {
+        wake_.wait_until(lock, deadline_, has_work);
+      }
+      // The pilot's runtime is over: everything unfinished is canceled below.
+      const bool expire_now = std::chrono::steady_clock::now() >= deadline_;
+      if (expire_now) {
+        runtime_over_ = true;
+        deadline_ = std::chrono::steady_clock::time_point::max();
+      }
       batches.swap(batches_);
       finished.swap(finished_);
       cancels.swap(cancels_);
@@ -361,6 +379,29 @@ class Agent::Impl {
         }
       }
       cancels.clear();
+      if (expire_now) {
+        // Function tasks first: their pools' jobs end below, and a pool that ends cancels what
+        // was running on it.
+        std::vector<std::vector<std::string>> functions(masters_.size());
+        {
+          std::lock_guard function_lock(mutex_);
+          for (const auto& [uid, master] : function_uids_) {
+            functions[static_cast<size_t>(master)].push_back(uid);
+          }
+        }
+        for (size_t m = 0; m < functions.size(); ++m) {
+          if (!functions[m].empty()) masters_[m]->Cancel(std::move(functions[m]), runtime_reason_);
+        }
+        for (size_t id = 0; id < records_.size(); ++id) {
+          const Record& record = records_[id];
+          if (record.final || record.uid.empty()) continue;
+          if (record.running) {
+            (void)executor_->Cancel(record.uid, runtime_reason_);
+          } else {
+            (void)scheduler_.Cancel(static_cast<TaskId>(id), runtime_reason_);
+          }
+        }
+      }
 
       scheduler_.Schedule(&started, &failed);
       for (const TaskFailure& failure : failed) {
@@ -369,6 +410,11 @@ class Agent::Impl {
       failed.clear();
       for (TaskId id : started) Launch(id);
       started.clear();
+      if (runtime_over_ && !runtime_reported_ && scheduler_.waiting_count() == 0 &&
+          scheduler_.running_count() == 0) {
+        runtime_reported_ = true;
+        if (options_.on_runtime_over) options_.on_runtime_over(runtime_reason_);
+      }
 
       lock.lock();
       if (stopping_ && batches_.empty() && finished_.empty() && scheduler_.waiting_count() == 0 &&
@@ -461,6 +507,11 @@ class Agent::Impl {
   std::vector<std::unique_ptr<internal::Master>> masters_;
   bool stopping_ = false;
   bool stop_pending_ = false;
+  // The pilot's runtime limit: when it passes (max: no limit), and whether it has.
+  std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
+  bool runtime_over_ = false;
+  std::string runtime_reason_;     // set in Start, read-only afterwards
+  bool runtime_reported_ = false;  // only the scheduler thread
 
   // Only the scheduler thread.
   std::vector<Record> records_;

@@ -81,6 +81,10 @@ int RunAgentProcess(const AgentProcessOptions& options) {
     body["type"] = "result";
     wire.Send(body.dump());
   };
+  agent_options.runtime = options.runtime;
+  agent_options.on_runtime_over = [&wire](const std::string& reason) {
+    wire.Send(nlohmann::json{{"type", "runtime_over"}, {"reason", reason}}.dump());
+  };
   auto agent = Agent::Make(std::move(agent_options));
   if (!agent.ok()) {
     std::fprintf(stderr, "deeprc agent: %s\n", agent.status().message().c_str());

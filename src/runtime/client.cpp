@@ -33,6 +33,13 @@ int64_t TaskCounts::*Bucket(TaskState state) {
   return &TaskCounts::waiting;
 }
 
+// PilotDescription::runtime (seconds; 0: none) as the agent's limit.
+std::chrono::milliseconds RuntimeLimit(const PilotDescription& description) {
+  if (!(description.runtime > 0)) return std::chrono::milliseconds(0);
+  return std::chrono::milliseconds(
+      std::max<int64_t>(1, static_cast<int64_t>(description.runtime * 1000.0 + 0.5)));
+}
+
 }  // namespace
 
 std::vector<TaskState> FinalTaskStates() {
@@ -124,6 +131,10 @@ Result<Pilot*> PilotManager::Submit(PilotDescription description, PilotOptions p
     options.on_lost = [raw](const std::string& reason) {
       raw->SetState(PilotState::kFailed, reason);
     };
+    options.runtime = RuntimeLimit(description);
+    options.on_runtime_over = [raw](const std::string& reason) {
+      raw->SetState(PilotState::kDone, reason);
+    };
     Result<std::unique_ptr<internal::RemoteAgent>> remote =
         internal::RemoteAgent::Launch(std::move(options));
     if (!remote.ok()) {
@@ -139,6 +150,10 @@ Result<Pilot*> PilotManager::Submit(PilotDescription description, PilotOptions p
   options.on_event = forward_event;
   options.on_result = forward_result;
   options.pools = pilot_options.pools;
+  options.runtime = RuntimeLimit(description);
+  options.on_runtime_over = [raw](const std::string& reason) {
+    raw->SetState(PilotState::kDone, reason);
+  };
   if (pilot->remote_ == nullptr) {
     Result<std::unique_ptr<Agent>> agent = Agent::Make(std::move(options));
     if (!agent.ok()) {

@@ -1,5 +1,6 @@
 #include "deeprc/runtime/executor.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -23,6 +24,7 @@
 #include <fmt/core.h>
 
 #include "deeprc/core/check.h"
+#include "deeprc/core/logging.h"
 #include "runtime/process_internal.h"
 #include "runtime/staging_internal.h"
 
@@ -133,6 +135,16 @@ std::string ExitReason(const internal::ExitStatus& exit) {
   return ExitReason(exit.exit_code, exit.signal);
 }
 
+// One output stream of a running process: the pipe the process writes into and the file that
+// receives it, created when the first byte arrives. Touched by the reaper thread once watched.
+struct OutputStream {
+  int pipe = -1;
+  int file = -1;
+  std::string path;
+  uint64_t watch_id = 0;
+  bool open_failed = false;
+};
+
 struct TaskRun {
   TaskDescription task;
   ExecutionPlacement placement;
@@ -156,7 +168,54 @@ struct TaskRun {
   // The task's own process, kept while post_exec runs.
   internal::ExitStatus main_exit;
   std::string main_failure;
+  // stdout, stderr (unused when both go to one file) of the process running now.
+  OutputStream output[2];
+  // The sandbox was created for this task, so no output file of an earlier run is in it.
+  bool fresh_sandbox = false;
 };
+
+// Moves what the pipe holds into the stream's file, creating the file at the first byte.
+// Returns false at end of file (every writer is gone), true when the pipe is merely empty.
+bool DrainOutput(OutputStream& output) {
+  char buffer[65536];
+  while (true) {
+    const ssize_t got = ::read(output.pipe, buffer, sizeof(buffer));
+    if (got == 0) return false;
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      return errno == EAGAIN;
+    }
+    if (output.file < 0 && !output.open_failed) {
+      output.file = ::open(output.path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+      if (output.file < 0) {
+        // The data is dropped (the task must not block on a full pipe); said once.
+        output.open_failed = true;
+        Log(LogLevel::kWarning, "executor: cannot create output file {}: {}", output.path,
+            strerror(errno));
+      }
+    }
+    for (ssize_t written = 0; output.file >= 0 && written < got;) {
+      const ssize_t put =
+          ::write(output.file, buffer + written, static_cast<size_t>(got - written));
+      if (put < 0 && errno == EINTR) continue;
+      if (put <= 0) {
+        Log(LogLevel::kWarning, "executor: cannot write output file {}: {}", output.path,
+            strerror(errno));
+        ::close(output.file);
+        output.file = -1;
+        output.open_failed = true;
+        break;
+      }
+      written += put;
+    }
+  }
+}
+
+void CloseOutput(OutputStream& output) {
+  if (output.pipe >= 0) ::close(output.pipe);
+  if (output.file >= 0) ::close(output.file);
+  output = OutputStream{};
+}
 
 }  // namespace
 
@@ -210,6 +269,8 @@ class Executor::Impl {
   void DisarmTimer(TaskRun& run);
   void Terminate(const std::shared_ptr<TaskRun>& run);
   void WakeReaper();
+  // Reaper side, mutex_ not held: the process of `run` has exited; take the rest of its output.
+  void FinishOutput(TaskRun& run);
 
   ExecutorOptions options_;
   std::map<std::string, std::string> base_environment_;
@@ -223,6 +284,8 @@ class Executor::Impl {
   // Processes the reaper watches, by the id their epoll event carries.
   static constexpr uint64_t kWakeId = 0;
   std::unordered_map<uint64_t, std::shared_ptr<TaskRun>> watched_;
+  // Output pipes the reaper watches: the run and which of its streams.
+  std::unordered_map<uint64_t, std::pair<std::shared_ptr<TaskRun>, int>> outputs_;
   uint64_t next_watch_id_ = 0;
   int64_t in_flight_ = 0;
   int64_t live_processes_ = 0;
@@ -239,6 +302,8 @@ class Executor::Impl {
   int epoll_fd_ = -1;
   int wake_fd_ = -1;
   std::atomic<bool> reaper_stop_{false};
+  // Takes the tasks' process groups down if this process dies before it can.
+  internal::ProcessGroupGuard guard_;
   std::vector<std::thread> workers_;
   std::thread reaper_;
 };
@@ -283,6 +348,11 @@ Status Executor::Impl::Start() {
   if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &event) != 0) {
     return Status::IOError("executor: epoll_ctl: {}", strerror(errno));
   }
+  if (const std::string error = guard_.Start(options_.kill_grace); !error.empty()) {
+    // Tasks still run and are still cleaned up by this process; they only outlive a SIGKILL.
+    Log(LogLevel::kWarning, "executor: {}; tasks would outlive this process if it were killed",
+        error);
+  }
   reaper_ = std::thread([this] { ReaperLoop(); });
   for (int32_t i = 0; i < options_.worker_threads; ++i) {
     workers_.emplace_back([this] { WorkerLoop(); });
@@ -317,6 +387,7 @@ void Executor::Impl::Shutdown() {
   reaper_stop_ = true;
   WakeReaper();
   if (reaper_.joinable()) reaper_.join();
+  guard_.Stop();
   if (epoll_fd_ >= 0) ::close(epoll_fd_);
   if (wake_fd_ >= 0) ::close(wake_fd_);
 }
@@ -545,8 +616,28 @@ Result<std::vector<std::string>> Executor::Impl::LaunchCommand(TaskRun& run,
 std::string Executor::Impl::Launch(const std::shared_ptr<TaskRun>& run,
                                    internal::SpawnRequest request,
                                    const std::string& shown_program) {
+  request.guard_socket = guard_.socket();
+  // Output files are created when output arrives: creating files is the dearest part of a
+  // short task on some file systems (ext4 without a journal skips every inode freed in the last
+  // minutes when it allocates one). What an earlier run left in a reused sandbox is cleared.
+  // Not when background children may outlive the task: they would write into a closed pipe.
+  request.output_pipes = options_.kill_group_on_exit;
+  if (request.truncate_output && !run->fresh_sandbox) {
+    ::truncate(request.stdout_path.c_str(), 0);
+    if (request.stderr_path != request.stdout_path) ::truncate(request.stderr_path.c_str(), 0);
+  }
   internal::SpawnedProcess spawned = internal::Spawn(request);
+  const auto take_streams = [&](TaskRun& target) {
+    for (int stream = 0; stream < 2; ++stream) {
+      OutputStream& output = target.output[stream];
+      CloseOutput(output);
+      output.pipe = stream == 0 ? spawned.stdout_pipe : spawned.stderr_pipe;
+      output.path = stream == 0 ? request.stdout_path : request.stderr_path;
+    }
+  };
   if (spawned.already_reaped) {
+    take_streams(*run);
+    FinishOutput(*run);
     run->exit = internal::ExitStatus{.reaped = true, .status_lost = true};
     Post({run, JobKind::kProcessExited});
     return {};
@@ -577,7 +668,28 @@ std::string Executor::Impl::Launch(const std::shared_ptr<TaskRun>& run,
       ::kill(-spawned.pid, SIGKILL);
       ::waitpid(spawned.pid, nullptr, 0);
       ::close(spawned.pidfd);
+      take_streams(*run);
+      FinishOutput(*run);
       return fmt::format("cannot watch process {}: {}", spawned.pid, strerror(error));
+    }
+    take_streams(*run);
+    for (int stream = 0; stream < 2; ++stream) {
+      OutputStream& output = run->output[stream];
+      if (output.pipe < 0) continue;
+      output.watch_id = ++next_watch_id_;
+      epoll_event output_event{};
+      output_event.events = EPOLLIN;
+      output_event.data.u64 = output.watch_id;
+      if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, output.pipe, &output_event) == 0) {
+        outputs_.emplace(output.watch_id, std::make_pair(run, stream));
+      } else {
+        // Not watched: drained only when the process exits (a task that writes more than a
+        // pipe holds waits until then... which is never): drop its output instead.
+        Log(LogLevel::kWarning, "executor: cannot watch the output of {}: {}", run->task.uid,
+            strerror(errno));
+        ::close(output.pipe);
+        output.pipe = -1;
+      }
     }
     run->pid = spawned.pid;
     run->pidfd = spawned.pidfd;
@@ -615,7 +727,8 @@ void Executor::Impl::StartTask(const std::shared_ptr<TaskRun>& run) {
       r.result.sandbox.pop_back();
     }
   }
-  if (::mkdir(r.result.sandbox.c_str(), 0755) != 0 && errno != EEXIST) {
+  r.fresh_sandbox = ::mkdir(r.result.sandbox.c_str(), 0755) == 0;
+  if (!r.fresh_sandbox && errno != EEXIST) {
     std::error_code error;
     fs::create_directories(r.result.sandbox, error);
     if (error) {
@@ -674,6 +787,11 @@ void Executor::Impl::StartTask(const std::shared_ptr<TaskRun>& run) {
   request.stdout_path = r.result.stdout_path;
   request.stderr_path = r.result.stderr_path;
   request.truncate_output = true;
+  // If this process dies, the guard sends the task's process group one SIGTERM, which mpirun
+  // answers by killing its ranks (each in a group of its own). A parent death signal would
+  // reach mpirun once per dying thread, and a second SIGTERM makes it exit without that; other
+  // tasks' first processes get SIGKILL from the kernel too, in case the guard is missing.
+  request.parent_death_signal = mpi ? 0 : SIGKILL;
   std::string shown_program;
   if (task.pre_exec.empty()) {
     request.argv = std::move(*command);
@@ -864,6 +982,21 @@ void Executor::Impl::Terminate(const std::shared_ptr<TaskRun>& run) {
   ArmTimer(run, TimerKind::kKill, SteadyClock::now() + options_.kill_grace);
 }
 
+void Executor::Impl::FinishOutput(TaskRun& run) {
+  for (OutputStream& output : run.output) {
+    if (output.pipe >= 0) {
+      // The process group was killed at the leader's exit, so what is in the pipe now is all
+      // there is; a writer that left the group gets EPIPE from here on.
+      DrainOutput(output);
+      std::lock_guard lock(mutex_);
+      if (output.watch_id != 0 && outputs_.erase(output.watch_id) > 0) {
+        ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, output.pipe, nullptr);
+      }
+    }
+    CloseOutput(output);
+  }
+}
+
 void Executor::Impl::WakeReaper() {
   const uint64_t one = 1;
   [[maybe_unused]] const ssize_t written = ::write(wake_fd_, &one, sizeof(one));
@@ -894,6 +1027,24 @@ void Executor::Impl::ReaperLoop() {
         continue;
       }
       std::shared_ptr<TaskRun> owner;
+      std::pair<std::shared_ptr<TaskRun>, int> output_owner;
+      {
+        std::lock_guard lock(mutex_);
+        const auto output = outputs_.find(events[i].data.u64);
+        if (output != outputs_.end()) output_owner = output->second;
+      }
+      if (output_owner.first != nullptr) {
+        OutputStream& output = output_owner.first->output[output_owner.second];
+        if (!DrainOutput(output)) {
+          // Every writer is gone; the file stays open until the process is reaped.
+          std::lock_guard lock(mutex_);
+          ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, output.pipe, nullptr);
+          outputs_.erase(output.watch_id);
+          ::close(output.pipe);
+          output.pipe = -1;
+        }
+        continue;
+      }
       {
         std::lock_guard lock(mutex_);
         const auto watched = watched_.find(events[i].data.u64);
@@ -908,6 +1059,7 @@ void Executor::Impl::ReaperLoop() {
         // descriptor until its exec, and epoll forgets a descriptor only when no copy is left.
         // A stale registration would report this run again after it was freed.
         ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, run->pidfd, nullptr);
+        guard_.Remove(run->pid);
         ::close(run->pidfd);
         run->pidfd = -1;
         run->pid = -1;
@@ -917,6 +1069,8 @@ void Executor::Impl::ReaperLoop() {
         owner = std::move(watched->second);
         watched_.erase(watched);
       }
+      // Its output is complete in the files before anyone reads them (stderr tail, reasons).
+      FinishOutput(*owner);
       Post({std::move(owner), JobKind::kProcessExited});
     }
     {

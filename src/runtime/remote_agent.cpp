@@ -57,7 +57,8 @@ Result<std::unique_ptr<RemoteAgent>> RemoteAgent::Launch(RemoteAgentOptions opti
                                    "--session-dir",  o.session_dir,
                                    "--nodes",        FormatNodes(o.nodes),
                                    "--heartbeat-ms", std::to_string(o.heartbeat_interval.count()),
-                                   "--timeout-ms",   std::to_string(o.heartbeat_timeout.count())};
+                                   "--timeout-ms",   std::to_string(o.heartbeat_timeout.count()),
+                                   "--runtime-ms",   std::to_string(o.runtime.count())};
   if (!o.pools.pools.empty()) {
     args.push_back("--pools");
     args.push_back(PoolOptionsToJson(o.pools));
@@ -109,6 +110,7 @@ Status RemoteAgent::Submit(std::vector<TaskDescription> tasks, int64_t submitted
     std::lock_guard lock(mutex_);
     if (lost_) return Status::IOError("the pilot's agent is gone");
     if (shut_down_) return Status::Invalid("the pilot has shut down");
+    if (!runtime_over_.empty()) return Status::Invalid("{}", runtime_over_);
     for (size_t i = 0; i < tasks.size(); ++i) {
       DEEPRC_RETURN_NOT_OK(ValidateTaskDescription(tasks[i], fmt::format("tasks[{}]", i)));
       if (known_uids_.contains(tasks[i].uid)) {
@@ -151,6 +153,13 @@ void RemoteAgent::OnMessage(std::string&& text) {
       unfinished_.erase(result.uid);
     }
     if (options_.on_result) options_.on_result(std::move(result));
+  } else if (type == "runtime_over") {
+    const std::string reason = body.value("reason", "the pilot's runtime limit is over");
+    {
+      std::lock_guard lock(mutex_);
+      runtime_over_ = reason;
+    }
+    if (options_.on_runtime_over) options_.on_runtime_over(reason);
   }
 }
 

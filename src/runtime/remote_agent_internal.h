@@ -36,6 +36,10 @@ struct RemoteAgentOptions {
   // The agent is gone (no heartbeat for heartbeat_timeout, or it exited): called once, after
   // the unfinished tasks were failed.
   std::function<void(const std::string& reason)> on_lost;
+  // The pilot's runtime limit (0: none), enforced by the agent; on_runtime_over as in
+  // AgentOptions, and later submissions are refused.
+  std::chrono::milliseconds runtime{0};
+  std::function<void(const std::string& reason)> on_runtime_over;
 };
 
 // The client's end of an agent process: starts `deeprc agent`, talks to it over a Channel from
@@ -77,6 +81,8 @@ class RemoteAgent {
   std::unordered_set<std::string> unfinished_;
   bool lost_ = false;
   bool shut_down_ = false;
+  // Set when the agent reports that the pilot's runtime is over: why submissions are refused.
+  std::string runtime_over_;
 };
 
 }  // namespace deeprc::runtime::internal

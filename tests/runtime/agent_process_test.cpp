@@ -305,8 +305,86 @@ TEST_F(AgentProcessTest, KilledAgentFailsPilotAndTasksWithinTheHeartbeatTimeout)
   }
   EXPECT_EQ(pilot->state(), PilotState::kFailed);
   EXPECT_FALSE(tasks.Submit({Task("late", "/bin/true")}).ok());
-  // The agent could not clean up after itself; the test does.
-  ::kill(task_pid, SIGKILL);
+  // The agent could not clean up after itself; its guard process did.
+  EXPECT_TRUE(WaitUntil([&] { return ProcessGone(task_pid); }, 3s)) << "task " << task_pid;
+  if (!ProcessGone(task_pid)) ::kill(task_pid, SIGKILL);
+}
+
+// The parent pid from /proc/<pid>/stat ("pid (name) state ppid ...").
+pid_t ParentOf(pid_t pid) {
+  const std::string stat = ReadText(fmt::format("/proc/{}/stat", pid));
+  const size_t paren = stat.rfind(')');
+  if (paren == std::string::npos || paren + 4 >= stat.size()) return -1;
+  return std::stoi(stat.substr(paren + 4));
+}
+
+std::vector<pid_t> ReadPids(const std::string& path) {
+  std::vector<pid_t> pids;
+  std::istringstream in(ReadText(path));
+  for (pid_t pid; in >> pid;) pids.push_back(pid);
+  return pids;
+}
+
+TEST_F(AgentProcessTest, KilledAgentTakesEveryTaskProcessGroupDown) {
+  PilotManager pilots(*session_);
+  ASSERT_OK_AND_ASSIGN(Pilot * pilot,
+                       pilots.Submit(PilotDescription{.cores = 3}, ProcessOptions()));
+  TaskManager tasks(*session_);
+  ASSERT_OK(tasks.AddPilot(*pilot));
+  const std::string directory = session_->directory();
+  // A task whose first process has a child in its process group, and an mpirun task whose
+  // ranks run in process groups of their own.
+  TaskDescription shell =
+      Task("shell", "/bin/sh",
+           {"-c", "sleep 61 & echo $! >> " + directory + "/shell.pids; echo $$ >> " + directory +
+                      "/shell.pids; wait"});
+  TaskDescription ranks =
+      Task("ranks", "/bin/sh", {"-c", "echo $$ >> " + directory + "/ranks.pids; exec sleep 62"});
+  ranks.ranks = 2;
+  ASSERT_OK_AND_ASSIGN(auto uids, tasks.Submit({shell, ranks}));
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        return ReadPids(directory + "/shell.pids").size() == 2 &&
+               ReadPids(directory + "/ranks.pids").size() == 2;
+      },
+      20s))
+      << ReadText(directory + "/tasks/ranks/ranks.err");
+  std::vector<pid_t> pids = ReadPids(directory + "/shell.pids");
+  for (const pid_t pid : ReadPids(directory + "/ranks.pids")) pids.push_back(pid);
+  // mpirun itself, the ranks' parent.
+  pids.push_back(ParentOf(pids.back()));
+  for (const pid_t pid : pids) ASSERT_FALSE(ProcessGone(pid)) << pid;
+
+  ASSERT_EQ(::kill(pilot->agent_pid(), SIGKILL), 0);
+  for (const pid_t pid : pids) {
+    EXPECT_TRUE(WaitUntil([&] { return ProcessGone(pid); }, 3s))
+        << "pid " << pid << ": " << ReadText(fmt::format("/proc/{}/cmdline", pid));
+  }
+  ASSERT_OK(tasks.Wait(uids, FinalTaskStates(), 10s));
+  for (const pid_t pid : pids) {
+    if (!ProcessGone(pid)) ::kill(pid, SIGKILL);
+  }
+}
+
+TEST_F(AgentProcessTest, PilotRuntimeLimitIsEnforcedByTheAgentProcess) {
+  PilotManager pilots(*session_);
+  ASSERT_OK_AND_ASSIGN(
+      Pilot * pilot, pilots.Submit(PilotDescription{.cores = 1, .runtime = 1.5}, ProcessOptions()));
+  TaskManager tasks(*session_);
+  ASSERT_OK(tasks.AddPilot(*pilot));
+  ASSERT_OK_AND_ASSIGN(auto uids, tasks.Submit({Task("running", "/bin/sleep", {"30"}),
+                                                Task("queued", "/bin/true")}));
+  ASSERT_OK(tasks.Wait(uids, FinalTaskStates(), 10s));
+  for (const std::string& uid : uids) {
+    ASSERT_OK_AND_ASSIGN(auto result, tasks.result(uid));
+    EXPECT_EQ(result.state, TaskState::kCanceled) << uid;
+    EXPECT_EQ(result.reason, "the pilot's runtime limit of 1.5 s is over") << uid;
+  }
+  EXPECT_TRUE(WaitUntil([&] { return pilot->state() == PilotState::kDone; }, 5s));
+  auto late = tasks.Submit({Task("late", "/bin/true")});
+  ASSERT_FALSE(late.ok());
+  EXPECT_NE(late.status().message().find("runtime limit"), std::string::npos)
+      << late.status().ToString();
 }
 
 TEST_F(AgentProcessTest, KilledClientMakesTheAgentCancelItsTasksAndExit) {

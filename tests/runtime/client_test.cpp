@@ -236,6 +236,58 @@ TEST_F(ClientTest, CancelWhileQueued) {
   ASSERT_OK(tasks_->Wait(uids, FinalTaskStates(), 10s));
 }
 
+TEST_F(ClientTest, PilotRuntimeLimitCancelsItsTasksAndEndsThePilotDone) {
+  PilotManager pilots(*session_);
+  ASSERT_OK_AND_ASSIGN(Pilot * pilot, pilots.Submit(PilotDescription{.cores = 1, .runtime = 1.0}));
+  TaskManager tasks(*session_);
+  ASSERT_OK(tasks.AddPilot(*pilot));
+  TaskDescription dependent = Task("dependent", "/bin/true");
+  dependent.after = {"queued"};
+  ASSERT_OK_AND_ASSIGN(auto uids, tasks.Submit({Task("running", "/bin/sleep", {"30"}),
+                                                Task("queued", "/bin/true"), dependent}));
+  ASSERT_OK(tasks.Wait({"running"}, {TaskState::kExecuting}, 10s));
+  // Nobody cancels: the pilot's own limit ends everything.
+  ASSERT_OK(tasks.Wait(uids, FinalTaskStates(), 10s));
+  for (const char* uid : {"running", "queued"}) {
+    ASSERT_OK_AND_ASSIGN(auto result, tasks.result(uid));
+    EXPECT_EQ(result.state, TaskState::kCanceled) << uid;
+    EXPECT_EQ(result.reason, "the pilot's runtime limit of 1 s is over") << uid;
+  }
+  ASSERT_OK_AND_ASSIGN(auto result, tasks.result("dependent"));
+  EXPECT_NE(result.state, TaskState::kDone);
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (pilot->state() != PilotState::kDone && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_EQ(pilot->state(), PilotState::kDone);
+  auto late = tasks.Submit({Task("late", "/bin/true")});
+  ASSERT_FALSE(late.ok());
+  EXPECT_NE(late.status().message().find("runtime limit of 1 s"), std::string::npos)
+      << late.status().ToString();
+  ASSERT_OK(session_->events().Flush());
+  bool logged = false;
+  for (const nlohmann::json& event : ReadEvents(session_->directory() + "/events.jsonl")) {
+    if (event.value("entity", "") == "pilot" && event.value("uid", "") == pilot->uid() &&
+        event.value("state", "") == "DONE") {
+      logged = event.value("reason", "").find("runtime limit") != std::string::npos;
+    }
+  }
+  EXPECT_TRUE(logged);
+}
+
+TEST_F(ClientTest, MultiRankTaskRunsThroughMpirun) {
+  TaskDescription task =
+      Task("ranks", "/bin/sh", {"-c", "echo rank $OMPI_COMM_WORLD_RANK of $DEEPRC_RANKS"});
+  task.ranks = 2;
+  const ExecutionResult result = RunOne(task);
+  ASSERT_EQ(result.state, TaskState::kDone) << result.reason << "\n" << result.stderr_tail;
+  std::ifstream in(result.stdout_path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  std::sort(lines.begin(), lines.end());
+  EXPECT_EQ(lines, (std::vector<std::string>{"rank 0 of 2", "rank 1 of 2"}));
+}
+
 TEST_F(ClientTest, CancelWhileRunning) {
   ASSERT_OK_AND_ASSIGN(auto uids, tasks_->Submit({Task("sleeper", "/bin/sleep", {"30"})}));
   ASSERT_OK(tasks_->Wait(uids, {TaskState::kExecuting}, 10s));

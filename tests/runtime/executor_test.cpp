@@ -14,6 +14,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <random>
 #include <sstream>
 #include <thread>
 
@@ -281,11 +282,61 @@ TEST_F(ExecutorTest, MissingExecutableFailsWithoutLeavingAZombie) {
   EXPECT_EQ(relative.reason,
             "executable not found: " + session_ + "/tasks/missing-relative/./run.sh");
 
-  // This process has no child left at all: not running, not a zombie.
+  // This process has no child left at all: not running, not a zombie (the executor's guard
+  // process ends with the executor).
   ASSERT_TRUE(executor_->WaitIdle(5s));
+  executor_.reset();
   siginfo_t info{};
   const int waited = ::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT);
   EXPECT_TRUE(waited == -1 && errno == ECHILD) << "a child is left: pid " << info.si_pid;
+}
+
+TEST_F(ExecutorTest, OutputFilesAreCreatedWhenOutputArrivesAndHoldAllOfIt) {
+  MakeExecutor();
+  // Silent: the sandbox, no output files.
+  const ExecutionResult silent = Run(Task("silent", "/bin/true"));
+  ASSERT_EQ(silent.state, TaskState::kDone) << silent.reason;
+  EXPECT_TRUE(fs::is_directory(silent.sandbox));
+  EXPECT_FALSE(fs::exists(silent.stdout_path));
+  EXPECT_FALSE(fs::exists(silent.stderr_path));
+
+  // More than a pipe holds (random size and bytes) on stdout, a line on stderr from a
+  // background child of the task's process group, and post_exec output appended after both.
+  std::mt19937_64 random(std::random_device{}());
+  const size_t size = 200'000 + random() % 800'000;
+  std::string payload(size, '\0');
+  for (char& c : payload) c = static_cast<char>(random());
+  WriteFile(client_ + "/payload.bin", payload);
+  TaskDescription loud =
+      Task("loud", "/bin/sh",
+           {"-c", "(echo from-background >&2) & cat " + client_ + "/payload.bin; wait"});
+  loud.post_exec = {"echo post"};
+  const ExecutionResult result = Run(loud);
+  ASSERT_EQ(result.state, TaskState::kDone) << result.reason;
+  EXPECT_EQ(ReadFile(result.stdout_path), payload + "post\n");
+  EXPECT_EQ(ReadFile(result.stderr_path), "from-background\n");
+  EXPECT_EQ(result.stderr_tail, "from-background\n");
+
+  // A sandbox used before: the new run's silence leaves no stale output behind.
+  TaskDescription again = Task("again", "/bin/sh", {"-c", "echo old; echo old-err >&2"});
+  again.sandbox = "shared";
+  ASSERT_EQ(Run(again).state, TaskState::kDone);
+  again = Task("again2", "/bin/true");
+  again.sandbox = "shared";
+  again.stdout_file = "again.out";
+  again.stderr_file = "again.err";
+  const ExecutionResult reused = Run(again);
+  ASSERT_EQ(reused.state, TaskState::kDone) << reused.reason;
+  EXPECT_EQ(ReadFile(reused.stdout_path), "");
+  EXPECT_EQ(ReadFile(reused.stderr_path), "");
+
+  // stdout and stderr into one file keep their order.
+  TaskDescription merged = Task("merged", "/bin/sh", {"-c", "echo 1; echo 2 >&2; echo 3"});
+  merged.stdout_file = "all.log";
+  merged.stderr_file = "all.log";
+  const ExecutionResult together = Run(merged);
+  ASSERT_EQ(together.state, TaskState::kDone) << together.reason;
+  EXPECT_EQ(ReadFile(together.stdout_path), "1\n2\n3\n");
 }
 
 TEST_F(ExecutorTest, ExecutableRelativeToTheSandboxAndInterpreterErrors) {
@@ -595,11 +646,18 @@ TEST_F(ExecutorTest, BackgroundChildrenMayStayWhenAskedTo) {
   options.kill_group_on_exit = false;
   MakeExecutor(std::move(options));
   const ExecutionResult result =
-      Run(Task("keeps-child", "/bin/sh", {"-c", "sleep 30 & echo $! > child.pid"}));
+      Run(Task("keeps-child", "/bin/sh",
+               {"-c", "sleep 30 & echo $! > child.pid; (sleep 0.2; echo late) &"}));
   ASSERT_EQ(result.state, TaskState::kDone) << result.reason;
   const pid_t child = std::stoi(ReadFile(result.sandbox + "/child.pid"));
   std::this_thread::sleep_for(100ms);
   EXPECT_FALSE(ProcessGone(child));
+  // What a child that stayed writes after the task ended still reaches the task's file.
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (ReadFile(result.stdout_path).empty() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(ReadFile(result.stdout_path), "late\n");
   ::kill(child, SIGKILL);  // the test's own leftover
 }
 
@@ -718,6 +776,7 @@ TEST_F(ExecutorTest, TenThousandTasksLeaveNoDescriptorOrThreadBehind) {
   EXPECT_EQ(done.load(), kTasks + 1);
   EXPECT_EQ(CountEntries("/proc/self/fd"), fds_before);
   EXPECT_EQ(CountEntries("/proc/self/task"), threads_before);
+  executor_.reset();
   siginfo_t info{};
   EXPECT_TRUE(::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) == -1 && errno == ECHILD);
 }

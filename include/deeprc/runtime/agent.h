@@ -34,6 +34,12 @@ struct AgentOptions {
   // Worker pools for function tasks, one master each (pool.h). Each pool runs as a task of this
   // agent (uid "pool.<name>.<generation>") holding workers × cores_per_worker cores.
   PoolOptions pools;
+  // The pilot's runtime limit (PilotDescription::runtime), from Make(); 0: none. When it is
+  // over, every unfinished task is canceled with a reason naming the limit, submissions are
+  // refused, and once the last task has ended on_runtime_over is called with that reason (the
+  // pilot then ends DONE).
+  std::chrono::milliseconds runtime{0};
+  std::function<void(const std::string& reason)> on_runtime_over;
 };
 
 // Runs tasks on one pilot's resources: ResourceManager + Scheduler + Executor.

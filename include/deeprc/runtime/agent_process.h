@@ -16,6 +16,9 @@ struct AgentProcessOptions {
   std::chrono::milliseconds heartbeat_interval{500};
   // No message from the client for this long: the client is gone.
   std::chrono::milliseconds heartbeat_timeout{3000};
+  // The pilot's runtime limit (AgentOptions::runtime); when it is over and the tasks have
+  // ended, the client is told {"type":"runtime_over","reason":...}.
+  std::chrono::milliseconds runtime{0};
 };
 
 // `deeprc agent`: an agent in its own process, serving one client over ZeroMQ (see

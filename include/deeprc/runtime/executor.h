@@ -81,13 +81,14 @@ struct ExecutorOptions {
   // resolved against it. Empty means the working directory when the executor was made.
   std::string client_dir;
   // Threads that stage files and start processes; they mostly wait for the file system
-  // (creating a sandbox and two output files per task), so more than the cores pays off.
+  // (creating a sandbox per task), so more than the cores pays off.
   // Reaping and timeouts use one more thread.
   int32_t worker_threads = 4;
   // After SIGTERM (timeout, cancel), the process group gets SIGKILL this much later.
   std::chrono::milliseconds kill_grace{2000};
   // When the launched process exits, SIGKILL whatever is left in its process group (background
-  // children), so that no process outlives its task.
+  // children), so that no process outlives its task. False: they may stay, and the output files
+  // are then opened before the start (not through pipes, which close with the task).
   bool kill_group_on_exit = true;
   std::string mpirun = "mpirun";
   MpiSlotMapping mpi_slot_mapping = MpiSlotMapping::kRankfile;
@@ -106,7 +107,8 @@ struct ExecutorOptions {
 //     `client://`, `session://`, `task://` and `file://` name the base explicitly);
 //   - the process: argv as given, never through a shell; stdin /dev/null; stdout and stderr to
 //     task.stdout_file / task.stderr_file (relative to the sandbox; default `<uid>.out` and
-//     `<uid>.err`); its own process group; the environment is the executor's (as when it was
+//     `<uid>.err`) through pipes that the reaper thread drains, so that a file is created only
+//     when output arrives (a silent task leaves none); its own process group; the environment is the executor's (as when it was
 //     made) + task.environment + DEEPRC_TASK_ID, DEEPRC_TASK_NAME, DEEPRC_RANKS, DEEPRC_CORES,
 //     DEEPRC_GPU_IDS, CUDA_VISIBLE_DEVICES (the assigned GPU ids, comma-separated; "" when none)
 //     and DEEPRC_SANDBOX. A bare executable name is looked up in that environment's PATH; a
@@ -121,7 +123,9 @@ struct ExecutorOptions {
 //     the task succeeded.
 // A timeout (task.timeout seconds from the start of EXECUTING) or Cancel() sends SIGTERM to the
 // task's process group, then SIGKILL after kill_grace (also to descendants that left the group,
-// such as mpirun's ranks); the task ends CANCELED.
+// such as mpirun's ranks); the task ends CANCELED. If the process that holds the executor dies,
+// even by SIGKILL, a guard process sends every task's process group SIGTERM, then SIGKILL after
+// kill_grace (mpirun kills its ranks on that SIGTERM).
 //
 // Threads: a fixed pool (worker_threads) plus one reaper that waits on every task's pidfd with
 // epoll and keeps the timers; nothing grows with the number of tasks. Submit, Cancel, WaitIdle

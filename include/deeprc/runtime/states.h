@@ -24,6 +24,9 @@ enum class TaskState : uint8_t {
 
 // Pilot states follow the same rules:
 //   NEW → LAUNCHING → ACTIVE → DONE, and (any state that is not final) → FAILED | CANCELED.
+// A pilot ends DONE when it is shut down or when its runtime limit is over (its unfinished
+// tasks are canceled first, with a reason naming the limit, and the pilot's DONE event carries
+// that reason); FAILED when its agent could not start or was lost.
 enum class PilotState : uint8_t {
   kNew,
   kLaunching,
