@@ -580,3 +580,32 @@ TEST(PoolTest, DataFunctionsSortJoinAndPipelineOnPartitionedTables) {
 
 }  // namespace
 }  // namespace deeprc::runtime
+
+namespace deeprc::runtime {
+namespace {
+
+TEST(PoolTest, PilotRuntimeLimitCancelsFunctionTasks) {
+  SessionOptions session_options;
+  session_options.root =
+      fs::temp_directory_path().string() + "/deeprc_pool_test." + std::to_string(::getpid());
+  auto session = Session::Make(session_options).ValueOrDie();
+  PilotManager pilots(*session);
+  PilotOptions options;
+  options.pools.pools = {Pool("default", 1)};
+  options.pools.cancel_grace = 500ms;
+  PilotDescription description;
+  description.cores = 1;
+  description.runtime = 2;
+  ASSERT_OK_AND_ASSIGN(Pilot * pilot, pilots.Submit(description, options));
+  TaskManager tasks(*session);
+  ASSERT_OK(tasks.AddPilot(*pilot));
+  ASSERT_OK_AND_ASSIGN(auto uids, tasks.Submit({Function("", "sleep", {{"seconds", 60}})}));
+  ASSERT_OK(tasks.Wait(uids, FinalTaskStates(), 30s));
+  ASSERT_OK_AND_ASSIGN(ExecutionResult result, tasks.result(uids[0]));
+  EXPECT_EQ(result.state, TaskState::kCanceled);
+  EXPECT_NE(result.reason.find("runtime limit"), std::string::npos) << result.reason;
+  EXPECT_FALSE(tasks.Submit({Function("", "noop")}).ok());
+}
+
+}  // namespace
+}  // namespace deeprc::runtime
