@@ -34,6 +34,22 @@ using nlohmann::json;
 const std::string kWorker = std::string(DEEPRC_BINARY_DIR) + "/apps/deeprc-worker";
 const std::string kPluginDir = std::string(DEEPRC_BINARY_DIR) + "/tests";
 
+// Every session of this program goes under one root, removed at the end unless a test failed
+// (then it stays for a look).
+class RemoveSessionRoot : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    if (::testing::UnitTest::GetInstance()->failed_test_count() > 0) return;
+    std::error_code ignored;
+    fs::remove_all(fs::temp_directory_path().string() + "/deeprc_pool_test." +
+                       std::to_string(::getpid()),
+                   ignored);
+  }
+};
+// gtest owns the environment.
+[[maybe_unused]] ::testing::Environment* const kRemoveSessionRoot =
+    ::testing::AddGlobalTestEnvironment(new RemoveSessionRoot);
+
 TaskDescription Function(std::string uid, std::string function, json args = json::object(),
                          int32_t ranks = 1) {
   TaskDescription task;
