@@ -36,6 +36,10 @@ std::string IdText(const Column& column, int64_t row) {
 
 Result<SeriesSet> Select(const SeriesSet& series, const std::vector<std::pair<int64_t, int64_t>>&
                                                       ranges /* per series: begin, length */) {
+  if (series.ds.length() != static_cast<int64_t>(series.y.size())) {
+    return Status::Invalid("series: {} time values for {} values", series.ds.length(),
+                           series.y.size());
+  }
   SeriesSet out;
   out.ids = series.ids;
   out.exogenous_names = series.exogenous_names;
