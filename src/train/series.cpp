@@ -34,21 +34,26 @@ std::string IdText(const Column& column, int64_t row) {
   return column.FormatValue(row);
 }
 
-Result<SeriesSet> Select(const SeriesSet& series, const std::vector<std::pair<int64_t, int64_t>>&
-                                                      ranges /* per series: begin, length */) {
+struct Piece {
+  int64_t series, begin, length;
+};
+
+// The pieces, in order, as the series of a new set.
+Result<SeriesSet> Select(const SeriesSet& series, const std::vector<Piece>& pieces) {
   if (series.ds.length() != static_cast<int64_t>(series.y.size())) {
     return Status::Invalid("series: {} time values for {} values", series.ds.length(),
                            series.y.size());
   }
   SeriesSet out;
-  out.ids = series.ids;
   out.exogenous_names = series.exogenous_names;
   out.exogenous.resize(series.exogenous.size());
   std::vector<int64_t> rows;
-  for (size_t s = 0; s < ranges.size(); ++s) {
-    const auto [begin, length] = ranges[s];
-    for (int64_t i = 0; i < length; ++i) rows.push_back(series.offsets[s] + begin + i);
-    out.offsets.push_back(out.offsets.back() + length);
+  for (const Piece& piece : pieces) {
+    out.ids.push_back(series.ids[piece.series]);
+    for (int64_t i = 0; i < piece.length; ++i) {
+      rows.push_back(series.offsets[piece.series] + piece.begin + i);
+    }
+    out.offsets.push_back(out.offsets.back() + piece.length);
   }
   out.y.reserve(rows.size());
   for (int64_t row : rows) out.y.push_back(series.y[row]);
@@ -110,19 +115,30 @@ Result<SeriesSet> SeriesFromTable(const Table& table, const SeriesOptions& optio
 
 Result<std::pair<SeriesSet, SeriesSet>> SplitLast(const SeriesSet& series, int64_t h) {
   if (h < 1) return Status::Invalid("the held-out horizon must be at least 1, got {}", h);
-  std::vector<std::pair<int64_t, int64_t>> head, tail;
+  std::vector<Piece> head, tail;
   for (int64_t s = 0; s < series.num_series(); ++s) {
     const int64_t length = series.length(s);
     if (length <= h) {
       return Status::Invalid("series '{}' has {} points, not more than the horizon {}",
                              series.ids[s], length, h);
     }
-    head.emplace_back(0, length - h);
-    tail.emplace_back(length - h, h);
+    head.push_back({s, 0, length - h});
+    tail.push_back({s, length - h, h});
   }
   DEEPRC_ASSIGN_OR_RAISE(SeriesSet train, Select(series, head));
   DEEPRC_ASSIGN_OR_RAISE(SeriesSet test, Select(series, tail));
   return std::make_pair(std::move(train), std::move(test));
+}
+
+Result<SeriesSet> SelectSeries(const SeriesSet& series, const std::vector<int64_t>& order) {
+  std::vector<Piece> pieces;
+  for (int64_t s : order) {
+    if (s < 0 || s >= series.num_series()) {
+      return Status::Invalid("series index {} out of range ({} series)", s, series.num_series());
+    }
+    pieces.push_back({s, 0, series.length(s)});
+  }
+  return Select(series, pieces);
 }
 
 Result<std::vector<int64_t>> MatchSeries(const SeriesSet& train, const SeriesSet& test) {

@@ -50,4 +50,7 @@ Result<std::pair<SeriesSet, SeriesSet>> SplitLast(const SeriesSet& series, int64
 // train's series s. Errors name a train series missing from `test`.
 Result<std::vector<int64_t>> MatchSeries(const SeriesSet& train, const SeriesSet& test);
 
+// The series at the given indexes, in that order.
+Result<SeriesSet> SelectSeries(const SeriesSet& series, const std::vector<int64_t>& order);
+
 }  // namespace deeprc::train
