@@ -20,10 +20,11 @@ namespace {
 
 constexpr const char* kRanksVariable = "DEEPRC_TRAIN_RANKS";
 
-// DEEPRC_TRAIN_PLUGIN, then beside this program (and ../lib), then the build tree's path.
+// DEEPRC_TRAIN_PLUGIN when set (only it), else beside this program (and ../lib), then the
+// build tree's path.
 std::vector<std::string> PluginCandidates() {
   std::vector<std::string> candidates;
-  if (const char* path = std::getenv("DEEPRC_TRAIN_PLUGIN")) candidates.emplace_back(path);
+  if (const char* path = std::getenv("DEEPRC_TRAIN_PLUGIN")) return {path};
   std::error_code error;
   const auto self = std::filesystem::read_symlink("/proc/self/exe", error);
   if (!error) {
