@@ -46,6 +46,8 @@ struct ModelInput {
   torch::Tensor x;            // [B, L] scaled target history
   torch::Tensor x_mask;       // [B, L] 1 where observed
   torch::Tensor x_exogenous;  // [B, L, E] historic exogenous values (E may be 0)
+  torch::Tensor y;            // [B, h] scaled targets, set only for training steps (teacher
+                              // forcing in DeepAR); undefined at inference
 };
 
 class ForecastModule : public torch::nn::Module {
@@ -67,9 +69,20 @@ struct ModelDefaults {
   int64_t windows_batch_size = 1024;
   double learning_rate = 1e-3;
   int64_t max_steps = 1000;
+  std::string loss = "MAE";
 };
 
-// The models by name (case-insensitive): MLP, NBEATS, NHITS, LSTM, GRU, RNN, TCN.
+// The attention and sampling models (transformer_models.cpp): PatchTST, VanillaTransformer,
+// DeepAR. Null when `upper` (the upper-cased name) is none of them.
+const ModelDefaults* TransformerDefaults(const std::string& upper);
+Result<std::shared_ptr<ForecastModule>> MakeTransformerModel(const std::string& upper,
+                                                             const ModelShape& shape,
+                                                             Settings* settings);
+// The activation layers by NeuralForecast's names (ReLU, GELU, ...), appended to `layers`.
+Status AddActivation(torch::nn::Sequential& layers, const std::string& name);
+
+// The models by name (case-insensitive): MLP, NBEATS, NHITS, LSTM, GRU, RNN, TCN, and those of
+// TransformerDefaults.
 std::vector<std::string> ModelNames();
 Result<ModelDefaults> DefaultsOf(const std::string& name);
 // Reads the model's own settings from `settings` (unknown ones are left for Check).

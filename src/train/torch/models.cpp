@@ -99,11 +99,6 @@ Status Settings::Check(const std::string& owner) const {
   return Status::OK();
 }
 
-namespace {
-
-// ---------------------------------------------------------------------------------------------
-// Shared pieces
-
 Status AddActivation(nn::Sequential& layers, const std::string& name) {
   if (name == "ReLU") {
     layers->push_back(nn::ReLU());
@@ -119,13 +114,17 @@ Status AddActivation(nn::Sequential& layers, const std::string& name) {
     layers->push_back(nn::PReLU());
   } else if (name == "Sigmoid") {
     layers->push_back(nn::Sigmoid());
+  } else if (name == "GELU" || name == "gelu") {
+    layers->push_back(nn::GELU());
   } else {
     return Status::Invalid("activation '{}': expected ReLU, Softplus, Tanh, SELU, LeakyReLU, "
-                           "PReLU or Sigmoid",
+                           "PReLU, Sigmoid or GELU",
                            name);
   }
   return Status::OK();
 }
+
+namespace {
 
 // NeuralForecast's MLP component: Linear(in, hidden), activation, then (layers - 2) ×
 // [Linear(hidden, hidden), activation], then Linear(hidden, out).
@@ -559,7 +558,8 @@ std::string Upper(std::string text) {
 }  // namespace
 
 std::vector<std::string> ModelNames() {
-  return {"MLP", "NBEATS", "NHITS", "LSTM", "GRU", "RNN", "TCN"};
+  return {"MLP",  "NBEATS", "NHITS",    "LSTM",   "GRU", "RNN",
+          "TCN",  "DeepAR", "PatchTST", "VanillaTransformer"};
 }
 
 Result<ModelDefaults> DefaultsOf(const std::string& name) {
@@ -571,6 +571,7 @@ Result<ModelDefaults> DefaultsOf(const std::string& name) {
     defaults.windows_batch_size = 128;
     return defaults;
   }
+  if (const ModelDefaults* own = TransformerDefaults(upper)) return *own;
   std::string known;
   for (const auto& model : ModelNames()) known += (known.empty() ? "" : ", ") + model;
   return Status::Invalid("unknown model '{}' (known: {})", name, known);
@@ -592,6 +593,9 @@ Result<std::shared_ptr<ForecastModule>> MakeModel(const std::string& name, const
     if (upper == "GRU") return MakeEncoderDecoder(EncoderKind::kGru, shape, settings);
     if (upper == "RNN") return MakeEncoderDecoder(EncoderKind::kRnn, shape, settings);
     if (upper == "TCN") return MakeEncoderDecoder(EncoderKind::kTcn, shape, settings);
+    if (TransformerDefaults(upper) != nullptr) {
+      return MakeTransformerModel(upper, shape, settings);
+    }
   } catch (const c10::Error& error) {
     return Status::Invalid("{}: LibTorch: {}", name, error.what_without_backtrace());
   }

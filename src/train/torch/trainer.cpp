@@ -196,9 +196,11 @@ struct Forecaster::Impl {
       for (int64_t i = slice_begin; i < slice_end; ++i) local.push_back(windows.training()[order[i]]);
       windows.Fill(local, &batch);
       optimizer.zero_grad();
-      torch::Tensor output = model->Forward(ToInput(batch));
+      ModelInput input = ToInput(batch);
       torch::Tensor y = FromVector(batch.y, {batch.size, batch.horizon});
       torch::Tensor mask = FromVector(batch.y_mask, {batch.size, batch.horizon});
+      input.y = y;  // teacher forcing (DeepAR)
+      torch::Tensor output = model->Forward(input);
       // The global batch's mean loss is the slices' means weighted by their share.
       torch::Tensor loss = Loss(output, y, mask) * weight;
       loss.backward();
@@ -298,7 +300,7 @@ Result<std::unique_ptr<Forecaster>> Forecaster::Make(const TrainOptions& options
   impl->batch_size = settings.Int("batch_size", impl->defaults.windows_batch_size);
   const std::string scaler_name =
       settings.Text("scaler", std::string(ScalerName(impl->defaults.scaler)));
-  const std::string loss_name = settings.Text("loss", "MAE");
+  const std::string loss_name = settings.Text("loss", impl->defaults.loss);
   impl->huber_delta = settings.Real("huber_delta", 1.0);
   impl->step_size = settings.Int("step_size", 1);
   impl->validation_size = settings.Int("val_size", 0);
