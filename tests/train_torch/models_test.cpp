@@ -25,6 +25,13 @@ std::map<std::string, std::string> SmallSettings(const std::string& model) {
   if (model == "VanillaTransformer") {
     return {{"hidden_size", "32"}, {"n_head", "2"}, {"conv_hidden_size", "32"}, {"dropout", "0"}};
   }
+  if (model == "Autoformer" || model == "FEDformer") {
+    return {{"hidden_size", "32"}, {"n_head", "2"}, {"conv_hidden_size", "32"}, {"dropout", "0"},
+            {"moving_avg_window", "5"}};
+  }
+  if (model == "TimesNet") {
+    return {{"hidden_size", "8"}, {"conv_hidden_size", "8"}, {"num_kernels", "3"}, {"top_k", "2"}};
+  }
   if (model == "DeepAR") return {{"lstm_hidden_size", "16"}, {"trajectory_samples", "10"}};
   if (model == "TCN") {
     return {{"encoder_hidden_size", "32"}, {"decoder_hidden_size", "32"}, {"dilations", "1,2,4,8"}};
@@ -54,9 +61,12 @@ class ModelTest : public ::testing::TestWithParam<std::string> {};
 TEST_P(ModelTest, OutputShape) {
   std::mt19937_64 random(11);
   const bool deepar = GetParam() == "DeepAR";
+  const bool no_exogenous = deepar || GetParam() == "Autoformer" || GetParam() == "FEDformer" ||
+                            GetParam() == "TimesNet";
   for (int64_t outputs : {1, 2}) {
     for (int64_t exogenous : {0, 2}) {
-      if (deepar && (outputs == 1 || exogenous > 0)) continue;  // Normal only, no exogenous
+      if (deepar && outputs == 1) continue;  // Normal only
+      if (no_exogenous && exogenous > 0) continue;
       const internal::ModelShape shape{.input_size = 13 + static_cast<int64_t>(random() % 10),
                                        .horizon = 1 + static_cast<int64_t>(random() % 7),
                                        .exogenous = exogenous,
@@ -97,8 +107,9 @@ TEST_P(ModelTest, OverfitsOneShortSeries) {
   options.settings["scaler"] = "identity";
   options.settings["num_lr_decays"] = "-1";
   options.settings["learning_rate"] = "0.001";
-  if (GetParam() == "VanillaTransformer") {
-    // Its output comes from a LayerNorm through one linear layer, whose bias Adam moves by about
+  if (GetParam() == "VanillaTransformer" || GetParam() == "Autoformer" ||
+      GetParam() == "FEDformer" || GetParam() == "TimesNet") {
+    // Their output comes from a LayerNorm through one linear layer, whose bias Adam moves by about
     // the learning rate per step: a level of 20 is out of reach in 200 steps without a scaler.
     options.settings["scaler"] = "standard";
   }
@@ -123,7 +134,8 @@ TEST_P(ModelTest, OverfitsOneShortSeries) {
 
 INSTANTIATE_TEST_SUITE_P(Zoo, ModelTest,
                          ::testing::Values("MLP", "NBEATS", "NHITS", "LSTM", "GRU", "RNN", "TCN",
-                                           "DeepAR", "PatchTST", "VanillaTransformer"),
+                                           "DeepAR", "PatchTST", "VanillaTransformer",
+                                           "Autoformer", "FEDformer", "TimesNet"),
                          [](const auto& info) { return info.param; });
 
 TrainOptions SmallNhits() {

@@ -78,6 +78,11 @@ const ModelDefaults* TransformerDefaults(const std::string& upper);
 Result<std::shared_ptr<ForecastModule>> MakeTransformerModel(const std::string& upper,
                                                              const ModelShape& shape,
                                                              Settings* settings);
+// Autoformer, FEDformer, TimesNet (decomposition_models.cpp), the same way.
+const ModelDefaults* DecompositionDefaults(const std::string& upper);
+Result<std::shared_ptr<ForecastModule>> MakeDecompositionModel(const std::string& upper,
+                                                               const ModelShape& shape,
+                                                               Settings* settings);
 // The activation layers by NeuralForecast's names (ReLU, GELU, ...), appended to `layers`.
 Status AddActivation(torch::nn::Sequential& layers, const std::string& name);
 

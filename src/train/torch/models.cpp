@@ -558,8 +558,8 @@ std::string Upper(std::string text) {
 }  // namespace
 
 std::vector<std::string> ModelNames() {
-  return {"MLP",  "NBEATS", "NHITS",    "LSTM",   "GRU", "RNN",
-          "TCN",  "DeepAR", "PatchTST", "VanillaTransformer"};
+  return {"MLP",    "NBEATS",   "NHITS",              "LSTM",       "GRU",       "RNN",    "TCN",
+          "DeepAR", "PatchTST", "VanillaTransformer", "Autoformer", "FEDformer", "TimesNet"};
 }
 
 Result<ModelDefaults> DefaultsOf(const std::string& name) {
@@ -572,6 +572,7 @@ Result<ModelDefaults> DefaultsOf(const std::string& name) {
     return defaults;
   }
   if (const ModelDefaults* own = TransformerDefaults(upper)) return *own;
+  if (const ModelDefaults* own = DecompositionDefaults(upper)) return *own;
   std::string known;
   for (const auto& model : ModelNames()) known += (known.empty() ? "" : ", ") + model;
   return Status::Invalid("unknown model '{}' (known: {})", name, known);
@@ -595,6 +596,9 @@ Result<std::shared_ptr<ForecastModule>> MakeModel(const std::string& name, const
     if (upper == "TCN") return MakeEncoderDecoder(EncoderKind::kTcn, shape, settings);
     if (TransformerDefaults(upper) != nullptr) {
       return MakeTransformerModel(upper, shape, settings);
+    }
+    if (DecompositionDefaults(upper) != nullptr) {
+      return MakeDecompositionModel(upper, shape, settings);
     }
   } catch (const c10::Error& error) {
     return Status::Invalid("{}: LibTorch: {}", name, error.what_without_backtrace());
