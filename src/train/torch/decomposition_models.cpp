@@ -6,7 +6,7 @@
 #include <numeric>
 #include <random>
 
-#include "train/torch/model_internal.h"
+#include "train/torch/layers_internal.h"
 
 namespace deeprc::train::internal {
 namespace nn = torch::nn;
@@ -47,42 +47,6 @@ class SeasonalNorm : public nn::Module {
 
  private:
   nn::LayerNorm norm_{nullptr};
-};
-
-// Circular Conv1d(kernel 3) value embedding, no positions (Autoformer, FEDformer), or with
-// sinusoidal positions (TimesNet).
-class Embedding : public nn::Module {
- public:
-  Embedding(int64_t model_size, int64_t max_length, double dropout, bool positions)
-      : positions_enabled_(positions) {
-    conv_ = register_module("conv", nn::Conv1d(nn::Conv1dOptions(1, model_size, 3)
-                                                   .padding(1)
-                                                   .padding_mode(torch::kCircular)
-                                                   .bias(false)));
-    if (positions) {
-      torch::Tensor position = torch::arange(max_length, torch::kFloat32).unsqueeze(1);
-      torch::Tensor divisor = torch::exp(torch::arange(0, model_size, 2, torch::kFloat32) *
-                                         (-std::log(10000.0) / static_cast<double>(model_size)));
-      torch::Tensor table = torch::zeros({max_length, model_size});
-      for (int64_t i = 0; i < model_size; ++i) {
-        torch::Tensor angle = position.squeeze(1) * divisor[i / 2];
-        table.select(1, i).copy_(i % 2 == 0 ? torch::sin(angle) : torch::cos(angle));
-      }
-      positions_ = register_buffer("positions", table);
-    }
-    dropout_ = register_module("dropout", nn::Dropout(dropout));
-  }
-  torch::Tensor Forward(const torch::Tensor& x) {  // [B, T, 1]
-    torch::Tensor values = conv_->forward(x.permute({0, 2, 1})).permute({0, 2, 1});
-    if (positions_enabled_) values = values + positions_.slice(0, 0, x.size(1));
-    return dropout_->forward(values);
-  }
-
- private:
-  bool positions_enabled_;
-  nn::Conv1d conv_{nullptr};
-  torch::Tensor positions_;
-  nn::Dropout dropout_{nullptr};
 };
 
 // The inner mixing of an attention layer: queries, keys, values [B, T, H, E] -> [B, Tq, H, E].
@@ -244,30 +208,12 @@ class MixingLayer : public nn::Module {
   nn::Linear query_{nullptr}, key_{nullptr}, value_{nullptr}, out_{nullptr};
 };
 
-class ConvFeedForward : public nn::Module {
- public:
-  ConvFeedForward(int64_t model_size, int64_t hidden, double dropout) {
-    up_ = register_module("up", nn::Conv1d(nn::Conv1dOptions(model_size, hidden, 1).bias(false)));
-    down_ = register_module("down",
-                            nn::Conv1d(nn::Conv1dOptions(hidden, model_size, 1).bias(false)));
-    dropout_ = register_module("dropout", nn::Dropout(dropout));
-  }
-  torch::Tensor Forward(const torch::Tensor& x) {
-    torch::Tensor y = dropout_->forward(torch::gelu(up_->forward(x.transpose(1, 2))));
-    return dropout_->forward(down_->forward(y).transpose(1, 2));
-  }
-
- private:
-  nn::Conv1d up_{nullptr}, down_{nullptr};
-  nn::Dropout dropout_{nullptr};
-};
-
 class DecompositionEncoderLayer : public nn::Module {
  public:
   DecompositionEncoderLayer(std::shared_ptr<MixingLayer> attention, int64_t model_size,
                             int64_t hidden, int64_t kernel, double dropout) {
     attention_ = register_module("attention", std::move(attention));
-    ff_ = register_module("ff", std::make_shared<ConvFeedForward>(model_size, hidden, dropout));
+    ff_ = register_module("ff", std::make_shared<ConvFeedForward>(model_size, hidden, dropout, false));
     decomposition_ = register_module("decomposition", std::make_shared<SeriesDecomposition>(kernel));
     dropout_ = register_module("dropout", nn::Dropout(dropout));
   }
@@ -290,7 +236,7 @@ class DecompositionDecoderLayer : public nn::Module {
                             double dropout) {
     self_ = register_module("self", std::move(self));
     cross_ = register_module("cross", std::move(cross));
-    ff_ = register_module("ff", std::make_shared<ConvFeedForward>(model_size, hidden, dropout));
+    ff_ = register_module("ff", std::make_shared<ConvFeedForward>(model_size, hidden, dropout, false));
     decomposition_ = register_module("decomposition", std::make_shared<SeriesDecomposition>(kernel));
     trend_projection_ = register_module(
         "trend_projection", nn::Conv1d(nn::Conv1dOptions(model_size, outputs, 3)
@@ -329,9 +275,9 @@ class DecompositionModel : public ForecastModule {
       : shape_(shape), label_length_(label_length) {
     const int64_t longest = std::max(shape.input_size, label_length + shape.horizon);
     encoder_embedding_ = register_module(
-        "encoder_embedding", std::make_shared<Embedding>(model_size, longest, dropout, false));
+        "encoder_embedding", std::make_shared<ValueEmbedding>(1, model_size, longest, dropout, false));
     decoder_embedding_ = register_module(
-        "decoder_embedding", std::make_shared<Embedding>(model_size, longest, dropout, false));
+        "decoder_embedding", std::make_shared<ValueEmbedding>(1, model_size, longest, dropout, false));
     for (size_t i = 0; i < encoder.size(); ++i) {
       encoder_.push_back(register_module("encoder" + std::to_string(i), encoder[i]));
     }
@@ -369,7 +315,7 @@ class DecompositionModel : public ForecastModule {
  private:
   ModelShape shape_;
   int64_t label_length_;
-  std::shared_ptr<Embedding> encoder_embedding_, decoder_embedding_;
+  std::shared_ptr<ValueEmbedding> encoder_embedding_, decoder_embedding_;
   std::vector<std::shared_ptr<DecompositionEncoderLayer>> encoder_;
   std::vector<std::shared_ptr<DecompositionDecoderLayer>> decoder_;
   std::shared_ptr<SeasonalNorm> encoder_norm_, decoder_norm_;
@@ -510,7 +456,7 @@ class TimesNetModel : public ForecastModule {
                 int64_t top_k, int64_t layers, double dropout)
       : shape_(shape) {
     embedding_ = register_module(
-        "embedding", std::make_shared<Embedding>(model_size, shape.input_size, dropout, true));
+        "embedding", std::make_shared<ValueEmbedding>(1, model_size, shape.input_size, dropout, true));
     extend_ = register_module("extend", nn::Linear(shape.input_size, shape.input_size + shape.horizon));
     for (int64_t i = 0; i < layers; ++i) {
       blocks_.push_back(register_module("block" + std::to_string(i),
@@ -529,7 +475,7 @@ class TimesNetModel : public ForecastModule {
 
  private:
   ModelShape shape_;
-  std::shared_ptr<Embedding> embedding_;
+  std::shared_ptr<ValueEmbedding> embedding_;
   nn::Linear extend_{nullptr}, projection_{nullptr};
   std::vector<std::shared_ptr<TimesBlock>> blocks_;
   nn::LayerNorm norm_{nullptr};
@@ -549,20 +495,11 @@ Result<std::shared_ptr<ForecastModule>> MakeTimesNet(const ModelShape& shape, Se
       shape, model_size, hidden, kernels, top_k, layers, dropout));
 }
 
-ModelDefaults Defaults(ScalerType scaler, int64_t batch, double learning_rate, int64_t steps) {
-  ModelDefaults defaults;
-  defaults.scaler = scaler;
-  defaults.windows_batch_size = batch;
-  defaults.learning_rate = learning_rate;
-  defaults.max_steps = steps;
-  return defaults;
-}
-
 }  // namespace
 
 const ModelDefaults* DecompositionDefaults(const std::string& upper) {
-  static const ModelDefaults kFormer = Defaults(ScalerType::kIdentity, 1024, 1e-4, 5000);
-  static const ModelDefaults kTimesNet = Defaults(ScalerType::kStandard, 64, 1e-4, 1000);
+  static const ModelDefaults kFormer = MakeDefaults(ScalerType::kIdentity, 1024, 1e-4, 5000);
+  static const ModelDefaults kTimesNet = MakeDefaults(ScalerType::kStandard, 64, 1e-4, 1000);
   if (upper == "AUTOFORMER" || upper == "FEDFORMER") return &kFormer;
   if (upper == "TIMESNET") return &kTimesNet;
   return nullptr;

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <numbers>
 
-#include "train/torch/model_internal.h"
+#include "train/torch/layers_internal.h"
 
 namespace deeprc::train::internal {
 namespace nn = torch::nn;
@@ -53,18 +53,6 @@ class Attention : public nn::Module {
   nn::Linear query_{nullptr}, key_{nullptr}, value_{nullptr}, out_{nullptr};
   nn::Dropout dropout_{nullptr};
 };
-
-torch::Tensor SinusoidalPositions(int64_t length, int64_t model_size) {
-  torch::Tensor position = torch::arange(length, torch::kFloat32).unsqueeze(1);
-  torch::Tensor divisor = torch::exp(torch::arange(0, model_size, 2, torch::kFloat32) *
-                                     (-std::log(10000.0) / static_cast<double>(model_size)));
-  torch::Tensor table = torch::zeros({length, model_size});
-  table.index_put_({torch::indexing::Slice(), torch::indexing::Slice(0, torch::indexing::None, 2)},
-                   torch::sin(position * divisor));
-  table.index_put_({torch::indexing::Slice(), torch::indexing::Slice(1, torch::indexing::None, 2)},
-                   torch::cos(position * divisor).slice(1, 0, model_size / 2));
-  return table;
-}
 
 // ---------------------------------------------------------------------------------------------
 // PatchTST: the window split in patches (patch_len, stride; padded at the end by `stride`
@@ -200,44 +188,6 @@ Result<std::shared_ptr<ForecastModule>> MakePatchTst(const ModelShape& shape, Se
 //   dropout 0.05, activation gelu, decoder_input_size_multiplier 0.5; scaler identity,
 //   windows_batch_size 1024, learning_rate 1e-4, max_steps 5000.
 
-class ValueEmbedding : public nn::Module {
- public:
-  ValueEmbedding(int64_t features, int64_t model_size, int64_t max_length, double dropout) {
-    conv_ = register_module("conv", nn::Conv1d(nn::Conv1dOptions(features, model_size, 3)
-                                                   .padding(1)
-                                                   .padding_mode(torch::kCircular)
-                                                   .bias(false)));
-    positions_ = register_buffer("positions", SinusoidalPositions(max_length, model_size));
-    dropout_ = register_module("dropout", nn::Dropout(dropout));
-  }
-  torch::Tensor Forward(const torch::Tensor& x) {  // [B, T, features] -> [B, T, model]
-    torch::Tensor values = conv_->forward(x.permute({0, 2, 1})).permute({0, 2, 1});
-    return dropout_->forward(values + positions_.slice(0, 0, x.size(1)));
-  }
-
- private:
-  nn::Conv1d conv_{nullptr};
-  torch::Tensor positions_;
-  nn::Dropout dropout_{nullptr};
-};
-
-class ConvFeedForward : public nn::Module {
- public:
-  ConvFeedForward(int64_t model_size, int64_t hidden, double dropout) {
-    up_ = register_module("up", nn::Conv1d(nn::Conv1dOptions(model_size, hidden, 1)));
-    down_ = register_module("down", nn::Conv1d(nn::Conv1dOptions(hidden, model_size, 1)));
-    dropout_ = register_module("dropout", nn::Dropout(dropout));
-  }
-  torch::Tensor Forward(const torch::Tensor& x) {
-    torch::Tensor y = dropout_->forward(torch::gelu(up_->forward(x.transpose(1, 2))));
-    return dropout_->forward(down_->forward(y).transpose(1, 2));
-  }
-
- private:
-  nn::Conv1d up_{nullptr}, down_{nullptr};
-  nn::Dropout dropout_{nullptr};
-};
-
 class TransformerLayer : public nn::Module {
  public:
   TransformerLayer(int64_t model_size, int64_t heads, int64_t hidden, double dropout, bool decoder)
@@ -249,7 +199,7 @@ class TransformerLayer : public nn::Module {
     }
     norm_self_ = register_module("norm_self", nn::LayerNorm(nn::LayerNormOptions({model_size})));
     norm_ff_ = register_module("norm_ff", nn::LayerNorm(nn::LayerNormOptions({model_size})));
-    ff_ = register_module("ff", std::make_shared<ConvFeedForward>(model_size, hidden, dropout));
+    ff_ = register_module("ff", std::make_shared<ConvFeedForward>(model_size, hidden, dropout, true));
     dropout_ = register_module("dropout", nn::Dropout(dropout));
   }
   torch::Tensor Forward(torch::Tensor x, const torch::Tensor& memory) {
@@ -277,9 +227,9 @@ class VanillaTransformerModel : public ForecastModule {
       : shape_(shape), label_length_(label_length) {
     const int64_t longest = std::max(shape.input_size, label_length + shape.horizon);
     encoder_embedding_ = register_module(
-        "encoder_embedding", std::make_shared<ValueEmbedding>(1, model_size, longest, dropout));
+        "encoder_embedding", std::make_shared<ValueEmbedding>(1, model_size, longest, dropout, true));
     decoder_embedding_ = register_module(
-        "decoder_embedding", std::make_shared<ValueEmbedding>(1, model_size, longest, dropout));
+        "decoder_embedding", std::make_shared<ValueEmbedding>(1, model_size, longest, dropout, true));
     for (int64_t i = 0; i < encoder_layers; ++i) {
       encoder_.push_back(register_module(
           "encoder" + std::to_string(i),
@@ -426,23 +376,12 @@ Result<std::shared_ptr<ForecastModule>> MakeDeepAr(const ModelShape& shape, Sett
       std::make_shared<DeepArModel>(shape, hidden, layers, dropout, std::move(decoder), samples));
 }
 
-ModelDefaults Defaults(ScalerType scaler, int64_t batch, double learning_rate, int64_t steps,
-                       std::string loss = "MAE") {
-  ModelDefaults defaults;
-  defaults.scaler = scaler;
-  defaults.windows_batch_size = batch;
-  defaults.learning_rate = learning_rate;
-  defaults.max_steps = steps;
-  defaults.loss = std::move(loss);
-  return defaults;
-}
-
 }  // namespace
 
 const ModelDefaults* TransformerDefaults(const std::string& upper) {
-  static const ModelDefaults kPatchTst = Defaults(ScalerType::kIdentity, 1024, 1e-4, 5000);
-  static const ModelDefaults kVanilla = Defaults(ScalerType::kIdentity, 1024, 1e-4, 5000);
-  static const ModelDefaults kDeepAr = Defaults(ScalerType::kIdentity, 1024, 1e-3, 1000, "Normal");
+  static const ModelDefaults kPatchTst = MakeDefaults(ScalerType::kIdentity, 1024, 1e-4, 5000);
+  static const ModelDefaults kVanilla = MakeDefaults(ScalerType::kIdentity, 1024, 1e-4, 5000);
+  static const ModelDefaults kDeepAr = MakeDefaults(ScalerType::kIdentity, 1024, 1e-3, 1000, "Normal");
   if (upper == "PATCHTST") return &kPatchTst;
   if (upper == "VANILLATRANSFORMER") return &kVanilla;
   if (upper == "DEEPAR") return &kDeepAr;
