@@ -20,10 +20,24 @@
 // One JSON line per operator: the median of --repeat runs (seconds) and the first, cold run
 // (first_seconds); peak_rss_mb is the process's peak resident memory (run one operator per
 // process to compare peaks).
+//
+// With `--ranks P [--comm mpi|gloo]` the command starts itself as the P ranks of one job and
+// times the distributed operator (dist::): rank r generates the rows i of [r*N/P, (r+1)*N/P) of
+// the same formulas (N = --rows in total, or N = --rows * P with --weak), so the global data and
+// the checksum are those of the local run. A run is timed from a barrier to the slowest rank's
+// end; peak_rss_mb is the largest rank's peak (peak_rss_mb_per_rank lists them all). csv-read
+// splits the one file by byte ranges; csv-write writes one file from all ranks.
+// `--workload cylon` is Radical-Cylon's scaling workload instead of the formulas (join and sort
+// only): every rank holds `rows` rows of two int64 columns drawn uniformly from [0, 0.9*rows*P)
+// with seed = rank (a counter-based generator, so any thread count gives the same values); join
+// is an inner join of two such tables on their first column (algorithm hash), checksum = sum of
+// (a + 2b) over the result with a, b the second columns; sort orders the first table by its first
+// column, checksum as for sort. Without --ranks it is the 1-rank case (seed 0).
 #include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
@@ -34,12 +48,19 @@
 #include <CLI/CLI.hpp>
 
 #include "bench_tasks.h"
+#include "deeprc/comm/communicator.h"
 #include "deeprc/command_registry.h"
 #include "deeprc/compute/group_by.h"
 #include "deeprc/compute/join.h"
 #include "deeprc/compute/set_ops.h"
 #include "deeprc/compute/sort.h"
 #include "deeprc/core/thread_pool.h"
+#include "deeprc/dist/csv.h"
+#include "deeprc/dist/group_by.h"
+#include "deeprc/dist/join.h"
+#include "deeprc/dist/set_ops.h"
+#include "deeprc/dist/sort.h"
+#include "deeprc/rank_relaunch.h"
 #include "deeprc/table/builder.h"
 #include "deeprc/table/csv.h"
 
@@ -58,6 +79,38 @@ Column GenerateColumn(DataType type, int64_t n, int threads, F value) {
 
 Column Int64s(int64_t n, int threads, const std::function<int64_t(int64_t)>& value) {
   return GenerateColumn<int64_t>(DataType::Int64(), n, threads, value);
+}
+
+// This process's share of the generated rows: the rows i of [begin, end) of N in total.
+struct Share {
+  int64_t total = 0;  // N: the formulas' n (join: on each side)
+  int64_t begin = 0;
+  int64_t end = 0;
+  int rank = 0;
+  int ranks = 1;
+  int64_t rows() const { return end - begin; }
+};
+
+Column Int64Range(const Share& share, int threads, const std::function<int64_t(int64_t)>& value) {
+  const int64_t begin = share.begin;
+  return Int64s(share.rows(), threads, [&](int64_t j) { return value(begin + j); });
+}
+
+uint64_t SplitMix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ULL;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+  return x ^ (x >> 31);
+}
+
+// Radical-Cylon's data: `stream` tells the four columns (two tables x two columns) apart.
+Column CylonColumn(const Share& share, int threads, int stream) {
+  const auto bound = static_cast<uint64_t>(0.9 * static_cast<double>(share.total));
+  const uint64_t seed = SplitMix64((static_cast<uint64_t>(share.rank) << 8) | stream);
+  return Int64s(share.rows(), threads, [&](int64_t j) {
+    return static_cast<int64_t>(SplitMix64(seed ^ SplitMix64(static_cast<uint64_t>(j))) %
+                                std::max<uint64_t>(1, bound));
+  });
 }
 
 Table MakeTable(std::vector<Field> fields, std::vector<Column> columns) {
@@ -80,24 +133,29 @@ Column GenerateStrings(int64_t n, F text) {
   return builder.Finish().ValueOrDie();
 }
 
-Table MixedTable(int64_t n, int threads) {
-  Column id = Int64s(n, threads, [](int64_t i) { return i * 7919 % 100000007; });
-  Column price = GenerateColumn<double>(DataType::Float64(), n, threads, [](int64_t i) {
-    return static_cast<double>(i * 104729 % 10000000) / 100;
+Table MixedTable(const Share& share, int threads) {
+  const int64_t n = share.rows();
+  const int64_t b = share.begin;
+  Column id = Int64Range(share, threads, [](int64_t i) { return i * 7919 % 100000007; });
+  Column price = GenerateColumn<double>(DataType::Float64(), n, threads, [b](int64_t j) {
+    return static_cast<double>((b + j) * 104729 % 10000000) / 100;
   });
-  Column quantity = Int64s(n, threads, [](int64_t i) { return i * 31 % 20000 - 10000; });
-  Column name = GenerateStrings(n, [](int64_t i, char* out) {
+  Column quantity = Int64Range(share, threads, [](int64_t i) { return i * 31 % 20000 - 10000; });
+  Column name = GenerateStrings(n, [b](int64_t j, char* out) {
+    const int64_t i = b + j;
     return fmt::format_to(out, "{}_{}", kWords[i % 14], i * 13 % 1000);
   });
-  Column day = GenerateColumn<int32_t>(DataType::Date32(), n, threads,
-                                       [](int64_t i) { return static_cast<int32_t>(i * 7 % 20000); });
-  Column note = GenerateStrings(n, [](int64_t i, char* out) {
+  Column day = GenerateColumn<int32_t>(DataType::Date32(), n, threads, [b](int64_t j) {
+    return static_cast<int32_t>((b + j) * 7 % 20000);
+  });
+  Column note = GenerateStrings(n, [b](int64_t j, char* out) {
+    const int64_t i = b + j;
     return i % 4 == 0 ? fmt::format_to(out, "{}, {}", kWords[i * 5 % 14], i % 100)
                       : fmt::format_to(out, "{} {}", kWords[i * 5 % 14], i % 100);
   });
   NumberBuilder<double> ratios(DataType::Float64());
   (void)ratios.Reserve(n);
-  for (int64_t i = 0; i < n; ++i) {
+  for (int64_t i = b; i < share.end; ++i) {
     if (i % 10 == 0) {
       ratios.UnsafeAppendNull();
     } else {
@@ -128,35 +186,118 @@ double PeakRssMb() {
   return static_cast<double>(usage.ru_maxrss) / 1024.0;
 }
 
-// One operator: prepared data, then a timed run that returns the checksum.
+// The rows of the ranks before this one (0 without a communicator).
+Result<int64_t> RowsBefore(comm::Communicator* comm, int64_t rows) {
+  if (comm == nullptr) return 0;
+  const auto* bytes = reinterpret_cast<const uint8_t*>(&rows);
+  DEEPRC_ASSIGN_OR_RAISE(auto all, comm->AllGather(comm::Bytes(bytes, sizeof(rows))));
+  int64_t before = 0;
+  for (int r = 0; r < comm->rank(); ++r) {
+    int64_t count = 0;
+    std::memcpy(&count, all[r]->data(), sizeof(count));
+    before += count;
+  }
+  return before;
+}
+
+// sum of (global position * s), wrapping at 2^64.
+Result<uint64_t> SortChecksum(comm::Communicator* comm, const Table& sorted) {
+  DEEPRC_ASSIGN_OR_RAISE(const int64_t before, RowsBefore(comm, sorted.num_rows()));
+  const auto* s = sorted.column(0).Values<int64_t>();
+  uint64_t sum = 0;
+  for (int64_t i = 0; i < sorted.num_rows(); ++i) {
+    sum += static_cast<uint64_t>(before + i) * static_cast<uint64_t>(s[i]);
+  }
+  return sum;
+}
+
+// One operator: prepared data, then a timed run that returns this rank's part of the checksum
+// (the parts add up, wrapping, to the checksum of the whole result).
 struct Workload {
   std::function<Result<uint64_t>()> run;
 };
 
-Result<Workload> Prepare(const std::string& op, int64_t n, int threads, const std::string& path) {
+struct BenchSetup {
+  std::string op;
+  Share share;
+  int threads = 1;
+  std::string path;
+  bool cylon = false;
+  comm::Communicator* comm = nullptr;  // null: the local operators
+};
+
+Result<uint64_t> RunJoin(const BenchSetup& setup, const Table& left, const Table& right) {
+  compute::JoinOptions options;
+  options.left_keys = options.right_keys = {"k"};
+  options.algorithm = compute::JoinAlgorithm::kHash;
+  options.threads = setup.threads;
+  Table out;
+  if (setup.comm != nullptr) {
+    dist::DistJoinOptions distributed;
+    distributed.join = options;
+    distributed.shuffle.threads = setup.threads;
+    DEEPRC_ASSIGN_OR_RAISE(out, dist::Join(*setup.comm, left, right, distributed));
+  } else {
+    DEEPRC_ASSIGN_OR_RAISE(out, compute::Join(left, right, options));
+  }
+  return SumInt64(out.GetColumn("a").ValueOrDie()) + 2 * SumInt64(out.GetColumn("b").ValueOrDie());
+}
+
+Result<uint64_t> RunSort(const BenchSetup& setup, const Table& table) {
+  compute::SortOptions options;
+  options.keys = {{table.schema().field(0).name}};
+  options.threads = setup.threads;
+  Table out;
+  if (setup.comm != nullptr) {
+    DEEPRC_ASSIGN_OR_RAISE(out, dist::Sort(*setup.comm, table, options));
+  } else {
+    DEEPRC_ASSIGN_OR_RAISE(out, compute::Sort(table, options));
+  }
+  return SortChecksum(setup.comm, out);
+}
+
+Result<Workload> PrepareCylon(const BenchSetup& setup) {
+  const Share& share = setup.share;
+  const int threads = setup.threads;
+  auto left = std::make_shared<Table>(MakeTable(
+      {{"k", DataType::Int64()}, {"a", DataType::Int64()}},
+      {CylonColumn(share, threads, 0), CylonColumn(share, threads, 1)}));
+  if (setup.op == "join") {
+    auto right = std::make_shared<Table>(MakeTable(
+        {{"k", DataType::Int64()}, {"b", DataType::Int64()}},
+        {CylonColumn(share, threads, 2), CylonColumn(share, threads, 3)}));
+    return Workload{[=]() { return RunJoin(setup, *left, *right); }};
+  }
+  if (setup.op == "sort") {
+    return Workload{[=]() { return RunSort(setup, *left); }};
+  }
+  return Status::Invalid("bench table --workload cylon: unknown operator '{}' (join, sort)",
+                         setup.op);
+}
+
+Result<Workload> Prepare(const BenchSetup& setup) {
+  if (setup.cylon) return PrepareCylon(setup);
+  const std::string& op = setup.op;
+  const Share& share = setup.share;
+  const int64_t n = share.total;
+  const int threads = setup.threads;
+  comm::Communicator* comm = setup.comm;
   if (op == "join") {
     auto left = std::make_shared<Table>(
         MakeTable({{"k", DataType::Int64()}, {"a", DataType::Int64()}},
-                  {Int64s(n, threads, [n](int64_t i) { return i * 7919 % n; }),
-                   Int64s(n, threads, [](int64_t i) { return i; })}));
+                  {Int64Range(share, threads, [n](int64_t i) { return i * 7919 % n; }),
+                   Int64Range(share, threads, [](int64_t i) { return i; })}));
     auto right = std::make_shared<Table>(
         MakeTable({{"k", DataType::Int64()}, {"b", DataType::Int64()}},
-                  {Int64s(n, threads, [n](int64_t i) { return i * 104729 % n; }),
-                   Int64s(n, threads, [](int64_t i) { return i; })}));
-    return Workload{[=]() -> Result<uint64_t> {
-      compute::JoinOptions options;
-      options.left_keys = options.right_keys = {"k"};
-      options.threads = threads;
-      DEEPRC_ASSIGN_OR_RAISE(Table out, compute::Join(*left, *right, options));
-      return SumInt64(out.GetColumn("a").ValueOrDie()) +
-             2 * SumInt64(out.GetColumn("b").ValueOrDie());
-    }};
+                  {Int64Range(share, threads, [n](int64_t i) { return i * 104729 % n; }),
+                   Int64Range(share, threads, [](int64_t i) { return i; })}));
+    return Workload{[=]() { return RunJoin(setup, *left, *right); }};
   }
   if (op == "groupby") {
     auto table = std::make_shared<Table>(
         MakeTable({{"g", DataType::Int64()}, {"v", DataType::Int64()}},
-                  {Int64s(n, threads, [](int64_t i) { return i * 7919 % 100000; }),
-                   Int64s(n, threads, [](int64_t i) { return i; })}));
+                  {Int64Range(share, threads, [](int64_t i) { return i * 7919 % 100000; }),
+                   Int64Range(share, threads, [](int64_t i) { return i; })}));
     return Workload{[=]() -> Result<uint64_t> {
       compute::GroupByOptions options;
       options.keys = {"g"};
@@ -165,60 +306,82 @@ Result<Workload> Prepare(const std::string& op, int64_t n, int threads, const st
       sum.kind = compute::AggregateKind::kSum;
       options.aggregates = {sum};
       options.threads = threads;
-      DEEPRC_ASSIGN_OR_RAISE(Table out, compute::GroupBy(*table, options));
+      Table out;
+      if (comm != nullptr) {
+        dist::DistGroupByOptions distributed;
+        distributed.group_by = options;
+        distributed.shuffle.threads = threads;
+        DEEPRC_ASSIGN_OR_RAISE(out, dist::GroupBy(*comm, *table, distributed));
+      } else {
+        DEEPRC_ASSIGN_OR_RAISE(out, compute::GroupBy(*table, options));
+      }
       return SumInt64(out.column(0)) * 31 + SumInt64(out.column(1));
     }};
   }
   if (op == "sort") {
-    auto table = std::make_shared<Table>(
-        MakeTable({{"s", DataType::Int64()}},
-                  {Int64s(n, threads, [](int64_t i) { return i * 2654435761 % 1000000007; })}));
-    return Workload{[=]() -> Result<uint64_t> {
-      compute::SortOptions options;
-      options.keys = {{"s"}};
-      options.threads = threads;
-      DEEPRC_ASSIGN_OR_RAISE(Table out, compute::Sort(*table, options));
-      const auto* s = out.column(0).Values<int64_t>();
-      uint64_t sum = 0;
-      for (int64_t i = 0; i < out.num_rows(); ++i) {
-        sum += static_cast<uint64_t>(i) * static_cast<uint64_t>(s[i]);
-      }
-      return sum;
-    }};
+    auto table = std::make_shared<Table>(MakeTable(
+        {{"s", DataType::Int64()}},
+        {Int64Range(share, threads, [](int64_t i) { return i * 2654435761 % 1000000007; })}));
+    return Workload{[=]() { return RunSort(setup, *table); }};
   }
   if (op == "unique") {
     const int64_t distinct = std::max<int64_t>(1, n / 4);
-    auto table = std::make_shared<Table>(
-        MakeTable({{"u", DataType::Int64()}},
-                  {Int64s(n, threads, [distinct](int64_t i) { return i * 7919 % distinct; })}));
+    auto table = std::make_shared<Table>(MakeTable(
+        {{"u", DataType::Int64()}},
+        {Int64Range(share, threads, [distinct](int64_t i) { return i * 7919 % distinct; })}));
     return Workload{[=]() -> Result<uint64_t> {
       compute::UniqueOptions options;
       options.threads = threads;
-      DEEPRC_ASSIGN_OR_RAISE(Table out, compute::Unique(*table, options));
+      Table out;
+      if (comm != nullptr) {
+        dist::ShuffleOptions shuffle;
+        shuffle.threads = threads;
+        DEEPRC_ASSIGN_OR_RAISE(out, dist::Unique(*comm, *table, options, shuffle));
+      } else {
+        DEEPRC_ASSIGN_OR_RAISE(out, compute::Unique(*table, options));
+      }
       return SumInt64(out.column(0));
     }};
   }
   if (op == "csv-write") {
-    auto table = std::make_shared<Table>(MixedTable(n, threads));
-    const std::string out = path.empty() ? "/tmp/deeprc_bench_write.csv" : path;
+    auto table = std::make_shared<Table>(MixedTable(share, threads));
+    const std::string out = setup.path.empty() ? "/tmp/deeprc_bench_write.csv" : setup.path;
     return Workload{[=]() -> Result<uint64_t> {
       csv::WriteOptions options;
       options.threads = threads;
-      DEEPRC_RETURN_NOT_OK(csv::WriteCsv(*table, out, options));
+      if (comm != nullptr) {
+        DEEPRC_RETURN_NOT_OK(dist::WriteCsv(*comm, *table, out, options));
+      } else {
+        DEEPRC_RETURN_NOT_OK(csv::WriteCsv(*table, out, options));
+      }
       return static_cast<uint64_t>(table->num_rows());
     }};
   }
   if (op == "csv-read") {
-    const std::string in = path.empty() ? fmt::format("/tmp/deeprc_bench_{}.csv", n) : path;
-    if (!std::filesystem::exists(in)) {
+    const std::string in =
+        setup.path.empty() ? fmt::format("/tmp/deeprc_bench_{}.csv", n) : setup.path;
+    // The file is written first when missing (by all ranks together), so every rank must take
+    // the same decision: missing on any rank counts as missing.
+    int64_t missing = std::filesystem::exists(in) ? 0 : 1;
+    if (comm != nullptr) {
+      DEEPRC_ASSIGN_OR_RAISE(missing, comm::AllReduceValue(*comm, missing, comm::ReduceOp::kMax));
+    }
+    if (missing != 0) {
       csv::WriteOptions options;
       options.threads = threads;
-      DEEPRC_RETURN_NOT_OK(csv::WriteCsv(MixedTable(n, threads), in, options));
+      const Table mixed = MixedTable(share, threads);
+      DEEPRC_RETURN_NOT_OK(comm != nullptr ? dist::WriteCsv(*comm, mixed, in, options)
+                                           : csv::WriteCsv(mixed, in, options));
     }
     return Workload{[=]() -> Result<uint64_t> {
       csv::ReadOptions options;
       options.threads = threads;
-      DEEPRC_ASSIGN_OR_RAISE(Table table, csv::ReadCsv(in, options));
+      Table table;
+      if (comm != nullptr) {
+        DEEPRC_ASSIGN_OR_RAISE(table, dist::ReadCsv(*comm, in, options));
+      } else {
+        DEEPRC_ASSIGN_OR_RAISE(table, csv::ReadCsv(in, options));
+      }
       DEEPRC_ASSIGN_OR_RAISE(Column id, table.GetColumn("id"));
       if (id.type().id != TypeId::kInt64) {
         return Status::Invalid("csv-read: column 'id' of {} is {}, not int64", in,
@@ -233,37 +396,115 @@ Result<Workload> Prepare(const std::string& op, int64_t n, int threads, const st
       op);
 }
 
-int RunBenchTable(const std::vector<std::string>& ops, int64_t rows, int threads, int repeat,
-                  const std::string& path) {
-  if (threads <= 0) threads = DefaultThreadCount();
-  for (const auto& op : ops) {
-    auto workload = Prepare(op, rows, threads, path);
-    if (!workload.ok()) {
-      std::fprintf(stderr, "deeprc bench: %s\n", workload.status().ToString().c_str());
-      return workload.status().IsUserError() ? kExitUsage : kExitFailure;
+struct BenchTableOptions {
+  std::vector<std::string> ops;
+  int64_t rows = 10'000'000;
+  int threads = 0;
+  int repeat = 3;
+  std::string path;
+  int ranks = 0;  // 0: no --ranks (local operators)
+  std::string comm = "mpi";
+  bool weak = false;
+  std::string workload = "formulas";
+};
+
+// Set in the environment of the ranks a `--ranks N` bench starts.
+constexpr const char* kBenchRanksVariable = "DEEPRC_BENCH_RANKS";
+
+// Adds this rank's part to the others' (collective; a no-op without a communicator).
+Status ReduceChecksum(comm::Communicator* comm, uint64_t* checksum) {
+  if (comm == nullptr) return Status::OK();
+  int64_t value = static_cast<int64_t>(*checksum);
+  DEEPRC_RETURN_NOT_OK(comm->AllReduce(std::span<int64_t>(&value, 1), comm::ReduceOp::kSum));
+  *checksum = static_cast<uint64_t>(value);
+  return Status::OK();
+}
+
+Result<std::string> RunOne(const BenchTableOptions& bench, BenchSetup setup) {
+  comm::Communicator* comm = setup.comm;
+  DEEPRC_ASSIGN_OR_RAISE(Workload workload, Prepare(setup));
+  std::vector<double> seconds;
+  uint64_t checksum = 0;
+  for (int r = 0; r < bench.repeat; ++r) {
+    if (comm != nullptr) DEEPRC_RETURN_NOT_OK(comm->Barrier());
+    const auto start = std::chrono::steady_clock::now();
+    auto result = workload.run();
+    double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (!result.ok()) return result.status().WithContext(setup.op);
+    if (comm != nullptr) {
+      DEEPRC_ASSIGN_OR_RAISE(elapsed, comm::AllReduceValue(*comm, elapsed, comm::ReduceOp::kMax));
     }
-    std::vector<double> seconds;
-    uint64_t checksum = 0;
-    for (int r = 0; r < repeat; ++r) {
-      const auto start = std::chrono::steady_clock::now();
-      auto result = workload->run();
-      const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
-      if (!result.ok()) {
-        std::fprintf(stderr, "deeprc bench: %s: %s\n", op.c_str(),
-                     result.status().ToString().c_str());
-        return kExitFailure;
-      }
-      checksum = *result;
-      seconds.push_back(elapsed.count());
+    checksum = *result;
+    DEEPRC_RETURN_NOT_OK(ReduceChecksum(comm, &checksum));
+    seconds.push_back(elapsed);
+  }
+  const double first = seconds.front();
+  std::sort(seconds.begin(), seconds.end());
+  std::string line = fmt::format(
+      "{{\"system\":\"deeprc\",\"op\":\"{}\",\"rows\":{},\"threads\":{},\"seconds\":{:.4f},"
+      "\"first_seconds\":{:.4f}",
+      setup.op, setup.share.total, setup.threads,
+      seconds[seconds.size() / 2], first);
+  double peak = PeakRssMb();
+  if (comm != nullptr) {
+    const auto* bytes = reinterpret_cast<const uint8_t*>(&peak);
+    DEEPRC_ASSIGN_OR_RAISE(auto peaks, comm->AllGather(comm::Bytes(bytes, sizeof(peak))));
+    std::string per_rank;
+    double largest = 0;
+    for (const auto& buffer : peaks) {
+      double value = 0;
+      std::memcpy(&value, buffer->data(), sizeof(value));
+      largest = std::max(largest, value);
+      per_rank += fmt::format("{}{:.1f}", per_rank.empty() ? "" : ",", value);
     }
-    const double first = seconds.front();
-    std::sort(seconds.begin(), seconds.end());
-    std::printf(
-        "{\"system\":\"deeprc\",\"op\":\"%s\",\"rows\":%lld,\"threads\":%d,\"seconds\":%.4f,"
-        "\"first_seconds\":%.4f,\"peak_rss_mb\":%.1f,\"checksum\":%llu}\n",
-        op.c_str(), static_cast<long long>(rows), threads, seconds[seconds.size() / 2], first,
-        PeakRssMb(), static_cast<unsigned long long>(checksum));
-    std::fflush(stdout);
+    line += fmt::format(
+        ",\"ranks\":{},\"comm\":\"{}\",\"weak\":{},\"rows_per_rank\":{},\"peak_rss_mb\":{:.1f},"
+        "\"peak_rss_mb_per_rank\":[{}]",
+        comm->size(), comm::BackendName(comm->backend()), bench.weak || setup.cylon ? "true" : "false",
+        setup.share.total / comm->size(), largest, per_rank);
+  } else {
+    line += fmt::format(",\"peak_rss_mb\":{:.1f}", peak);
+  }
+  if (setup.cylon) line += ",\"workload\":\"cylon\"";
+  line += fmt::format(",\"checksum\":{}}}", checksum);
+  return line;
+}
+
+int RunBenchTable(const BenchTableOptions& bench) {
+  std::unique_ptr<comm::Communicator> communicator;
+  if (IsRankProcess(kBenchRanksVariable)) {
+    auto made = comm::MakeCommunicator();
+    if (!made.ok()) {
+      std::fprintf(stderr, "deeprc bench: %s\n", made.status().ToString().c_str());
+      return kExitFailure;
+    }
+    communicator = std::move(*made);
+  }
+  const int ranks = communicator != nullptr ? communicator->size() : 1;
+  const int rank = communicator != nullptr ? communicator->rank() : 0;
+  BenchSetup setup;
+  setup.comm = communicator.get();
+  setup.path = bench.path;
+  setup.cylon = bench.workload == "cylon";
+  setup.threads = bench.threads > 0 ? bench.threads : std::max(1, DefaultThreadCount() / ranks);
+  // Radical-Cylon's rows are per rank (weak scaling) by nature; --weak makes the formulas so too.
+  const bool per_rank = bench.weak || setup.cylon;
+  setup.share.total = per_rank ? bench.rows * ranks : bench.rows;
+  setup.share.rank = rank;
+  setup.share.ranks = ranks;
+  setup.share.begin = setup.share.total * rank / ranks;
+  setup.share.end = setup.share.total * (rank + 1) / ranks;
+  for (const auto& op : bench.ops) {
+    setup.op = op;
+    auto line = RunOne(bench, setup);
+    if (!line.ok()) {
+      if (rank == 0) std::fprintf(stderr, "deeprc bench: %s\n", line.status().ToString().c_str());
+      return line.status().IsUserError() ? kExitUsage : kExitFailure;
+    }
+    if (rank == 0) {
+      std::printf("%s\n", line->c_str());
+      std::fflush(stdout);
+    }
   }
   return kExitOk;
 }
@@ -272,20 +513,27 @@ int RunBenchCommand(int argc, char** argv) {
   CLI::App app{"Benchmarks that print one JSON line per measurement", "deeprc bench"};
   app.require_subcommand(1);
   auto* table = app.add_subcommand("table", "Time table operators on generated data");
-  std::vector<std::string> ops;
-  int64_t rows = 10'000'000;
-  int threads = 0;
-  int repeat = 3;
-  std::string path;
-  table->add_option("op", ops, "join, groupby, sort, unique, csv-read, csv-write (several allowed)")
+  BenchTableOptions bench;
+  table->add_option("op", bench.ops,
+                    "join, groupby, sort, unique, csv-read, csv-write (several allowed)")
       ->required();
-  table->add_option("--rows", rows, "Rows N (join: on each side)")->check(CLI::PositiveNumber);
-  table->add_option("--threads", threads, "Threads (0: DEEPRC_THREADS or all cores)")
-      ->check(CLI::NonNegativeNumber);
-  table->add_option("--repeat", repeat, "Timed runs; the median is printed")
+  table->add_option("--rows", bench.rows, "Rows N (join: on each side)")
       ->check(CLI::PositiveNumber);
-  table->add_option("--path", path,
+  table->add_option("--threads", bench.threads,
+                    "Threads per process (0: DEEPRC_THREADS or all cores, shared by the ranks)")
+      ->check(CLI::NonNegativeNumber);
+  table->add_option("--repeat", bench.repeat, "Timed runs; the median is printed")
+      ->check(CLI::PositiveNumber);
+  table->add_option("--path", bench.path,
                     "csv-read: the file to read (written first when missing); csv-write: where");
+  table->add_option("--ranks", bench.ranks, "Time the distributed operator on P ranks of one job")
+      ->check(CLI::PositiveNumber);
+  table->add_option("--comm", bench.comm, "Communicator of --ranks: mpi or gloo");
+  table->add_flag("--weak", bench.weak, "--rows is per rank (weak scaling)");
+  table->add_option("--workload", bench.workload,
+                    "formulas (the peers' data) or cylon (Radical-Cylon's scaling data; join, "
+                    "sort; --rows per rank)")
+      ->check(CLI::IsMember({"formulas", "cylon"}));
   BenchTasksCommand tasks;
   AddBenchTasksCommand(app, &tasks);
   try {
@@ -294,7 +542,11 @@ int RunBenchCommand(int argc, char** argv) {
     return app.exit(error) == 0 ? kExitOk : kExitUsage;
   }
   if (tasks.subcommand->parsed()) return RunBenchTasks(tasks);
-  return RunBenchTable(ops, rows, threads, repeat, path);
+  if (bench.ranks > 0 && !IsRankProcess(kBenchRanksVariable)) {
+    return RelaunchAsRanks("deeprc bench table", "bench", bench.ranks, bench.comm,
+                           kBenchRanksVariable, argc, argv);
+  }
+  return RunBenchTable(bench);
 }
 
 const bool kRegistered = RegisterCommand(

@@ -30,6 +30,42 @@ Result<Backend> ParseBackend(std::string_view text) {
   return Status::Invalid("unknown communicator backend '{}' (expected single, mpi or gloo)", text);
 }
 
+Status CheckAllToAllV(int rank, int ranks, Bytes send, std::span<const int64_t> send_counts,
+                      std::span<const int64_t> send_offsets, std::span<uint8_t> receive,
+                      std::span<const int64_t> receive_counts,
+                      std::span<const int64_t> receive_offsets) {
+  const auto expected = static_cast<size_t>(ranks);
+  if (send_counts.size() != expected || send_offsets.size() != expected ||
+      receive_counts.size() != expected || receive_offsets.size() != expected) {
+    return Status::Invalid(
+        "all-to-all-v: {} send counts, {} send offsets, {} receive counts, {} receive offsets "
+        "for {} ranks",
+        send_counts.size(), send_offsets.size(), receive_counts.size(), receive_offsets.size(),
+        ranks);
+  }
+  for (int peer = 0; peer < ranks; ++peer) {
+    const int64_t out = send_counts[peer];
+    const int64_t out_at = send_offsets[peer];
+    if (out < 0 || out_at < 0 || out_at > std::ssize(send) || out > std::ssize(send) - out_at) {
+      return Status::Invalid("all-to-all-v: piece for rank {} ({} bytes at {}) outside the {} "
+                             "send bytes",
+                             peer, out, out_at, send.size());
+    }
+    const int64_t in = receive_counts[peer];
+    const int64_t in_at = receive_offsets[peer];
+    if (in < 0 || in_at < 0 || in_at > std::ssize(receive) || in > std::ssize(receive) - in_at) {
+      return Status::Invalid("all-to-all-v: piece from rank {} ({} bytes at {}) outside the {} "
+                             "receive bytes",
+                             peer, in, in_at, receive.size());
+    }
+  }
+  if (send_counts[rank] != receive_counts[rank]) {
+    return Status::Invalid("all-to-all-v: rank {} sends itself {} bytes but expects {}", rank,
+                           send_counts[rank], receive_counts[rank]);
+  }
+  return Status::OK();
+}
+
 namespace {
 
 Result<BufferPtr> Copy(Bytes data) { return Buffer::CopyOf(data.data(), std::ssize(data)); }
@@ -73,6 +109,19 @@ class SingleCommunicator final : public Communicator {
     }
     return Gather(0, send[0]);
   }
+  Status AllToAllV(Bytes send, std::span<const int64_t> send_counts,
+                   std::span<const int64_t> send_offsets, std::span<uint8_t> receive,
+                   std::span<const int64_t> receive_counts,
+                   std::span<const int64_t> receive_offsets) override {
+    DEEPRC_RETURN_NOT_OK(CheckAllToAllV(0, 1, send, send_counts, send_offsets, receive,
+                                        receive_counts, receive_offsets));
+    if (send_counts[0] > 0) {
+      std::memmove(receive.data() + receive_offsets[0], send.data() + send_offsets[0],
+                   static_cast<size_t>(send_counts[0]));
+    }
+    return Status::OK();
+  }
+  using Communicator::AllToAllV;
   Status AllReduce(std::span<int64_t>, ReduceOp) override { return Status::OK(); }
   Status AllReduce(std::span<double>, ReduceOp) override { return Status::OK(); }
   Status AllReduce(std::span<float>, ReduceOp) override { return Status::OK(); }

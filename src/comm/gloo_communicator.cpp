@@ -443,6 +443,48 @@ class GlooCommunicator final : public Communicator {
     });
   }
 
+  // Both spans registered once with Gloo; every piece posted as a range of them.
+  Status AllToAllV(Bytes send, std::span<const int64_t> send_counts,
+                   std::span<const int64_t> send_offsets, std::span<uint8_t> receive,
+                   std::span<const int64_t> receive_counts,
+                   std::span<const int64_t> receive_offsets) override {
+    DEEPRC_RETURN_NOT_OK(CheckAllToAllV(rank(), size(), send, send_counts, send_offsets, receive,
+                                        receive_counts, receive_offsets));
+    return Guard("all-to-all-v", [&]() -> Status {
+      const uint64_t slot = NextCollectiveSlot() + kPayloadSlot;
+      const auto deadline = Deadline();
+      std::unique_ptr<Transfer> incoming;
+      std::unique_ptr<Transfer> outgoing;
+      for (int peer : Peers()) {
+        if (receive_counts[peer] == 0) continue;
+        if (!incoming) incoming = std::make_unique<Transfer>(*context_, receive.data(), receive.size());
+        incoming->Receive(peer, slot, static_cast<size_t>(receive_offsets[peer]),
+                          static_cast<size_t>(receive_counts[peer]));
+      }
+      for (int peer : Peers()) {
+        if (send_counts[peer] == 0) continue;
+        if (!outgoing) {
+          outgoing = std::make_unique<Transfer>(*context_, const_cast<uint8_t*>(send.data()),
+                                                send.size());
+        }
+        outgoing->Send(peer, slot, static_cast<size_t>(send_offsets[peer]),
+                       static_cast<size_t>(send_counts[peer]));
+      }
+      if (send_counts[rank()] > 0) {
+        std::memmove(receive.data() + receive_offsets[rank()], send.data() + send_offsets[rank()],
+                     static_cast<size_t>(send_counts[rank()]));
+      }
+      if (incoming && !incoming->Wait(deadline)) {
+        return Status::Cancelled("gloo all-to-all-v on rank {}: wait aborted", rank());
+      }
+      if (outgoing && !outgoing->Wait(deadline)) {
+        return Status::Cancelled("gloo all-to-all-v on rank {}: wait aborted", rank());
+      }
+      return Status::OK();
+    });
+  }
+
+  using Communicator::AllToAllV;
   Status AllReduce(std::span<int64_t> values, ReduceOp op) override {
     return Reduce(values, op);
   }

@@ -220,6 +220,91 @@ class MpiCommunicator final : public Communicator {
     return Exchange(send, receive_sizes, kAllToAllTag);
   }
 
+  // MPI_Alltoallv when every count and offset fits its `int`; else pairwise non-blocking
+  // transfers in pieces of at most 1 GiB.
+  Status AllToAllV(Bytes send, std::span<const int64_t> send_counts,
+                   std::span<const int64_t> send_offsets, std::span<uint8_t> receive,
+                   std::span<const int64_t> receive_counts,
+                   std::span<const int64_t> receive_offsets) override {
+    DEEPRC_RETURN_NOT_OK(CheckAllToAllV(rank_, size_, send, send_counts, send_offsets, receive,
+                                        receive_counts, receive_offsets));
+    auto fits = [](std::span<const int64_t> values) {
+      return std::all_of(values.begin(), values.end(), [](int64_t v) { return v <= INT_MAX; });
+    };
+    if (fits(send_counts) && fits(send_offsets) && fits(receive_counts) &&
+        fits(receive_offsets)) {
+      std::vector<int> counts(size_ * 4);
+      for (int peer = 0; peer < size_; ++peer) {
+        counts[peer] = static_cast<int>(send_counts[peer]);
+        counts[size_ + peer] = static_cast<int>(send_offsets[peer]);
+        counts[2 * size_ + peer] = static_cast<int>(receive_counts[peer]);
+        counts[3 * size_ + peer] = static_cast<int>(receive_offsets[peer]);
+      }
+      // MPI reads no byte of an empty buffer, but wants a valid pointer.
+      static uint8_t empty = 0;
+      const uint8_t* out = send.empty() ? &empty : send.data();
+      uint8_t* in = receive.empty() ? &empty : receive.data();
+      return MpiError(MPI_Alltoallv(out, counts.data(), counts.data() + size_, MPI_BYTE, in,
+                                    counts.data() + 2 * size_, counts.data() + 3 * size_,
+                                    MPI_BYTE, internal_),
+                      "Alltoallv");
+    }
+    Transfers transfers(internal_);
+    for (int step = 1; step < size_; ++step) {
+      const int source = (rank_ - step + size_) % size_;
+      DEEPRC_RETURN_NOT_OK(transfers.Receive(source, kAllToAllVTag,
+                                             receive.data() + receive_offsets[source],
+                                             receive_counts[source]));
+    }
+    for (int step = 1; step < size_; ++step) {
+      const int destination = (rank_ + step) % size_;
+      DEEPRC_RETURN_NOT_OK(transfers.Send(destination, kAllToAllVTag,
+                                          send.data() + send_offsets[destination],
+                                          send_counts[destination]));
+    }
+    if (send_counts[rank_] > 0) {
+      std::memmove(receive.data() + receive_offsets[rank_], send.data() + send_offsets[rank_],
+                   static_cast<size_t>(send_counts[rank_]));
+    }
+    return transfers.WaitAll();
+  }
+
+  // Every part's pieces as pairwise non-blocking transfers, one wait for all. Pieces between a
+  // pair of ranks share one tag: MPI matches them in the order both sides post them.
+  Status AllToAllV(std::span<const AllToAllVPart> parts) override {
+    for (const AllToAllVPart& part : parts) {
+      DEEPRC_RETURN_NOT_OK(CheckAllToAllV(rank_, size_, part.send, part.send_counts,
+                                          part.send_offsets, part.receive, part.receive_counts,
+                                          part.receive_offsets));
+    }
+    Transfers transfers(internal_);
+    for (const AllToAllVPart& part : parts) {
+      for (int step = 1; step < size_; ++step) {
+        const int source = (rank_ - step + size_) % size_;
+        DEEPRC_RETURN_NOT_OK(transfers.Receive(source, kAllToAllVTag,
+                                               part.receive.data() + part.receive_offsets[source],
+                                               part.receive_counts[source]));
+      }
+    }
+    for (const AllToAllVPart& part : parts) {
+      for (int step = 1; step < size_; ++step) {
+        const int destination = (rank_ + step) % size_;
+        DEEPRC_RETURN_NOT_OK(transfers.Send(destination, kAllToAllVTag,
+                                            part.send.data() + part.send_offsets[destination],
+                                            part.send_counts[destination]));
+      }
+    }
+    for (const AllToAllVPart& part : parts) {
+      if (part.send_counts[rank_] > 0) {
+        std::memmove(part.receive.data() + part.receive_offsets[rank_],
+                     part.send.data() + part.send_offsets[rank_],
+                     static_cast<size_t>(part.send_counts[rank_]));
+      }
+    }
+    return transfers.WaitAll();
+  }
+  using Communicator::AllToAllV;
+
   Status AllReduce(std::span<int64_t> values, ReduceOp op) override { return Reduce(values, op); }
   Status AllReduce(std::span<double> values, ReduceOp op) override { return Reduce(values, op); }
   Status AllReduce(std::span<float> values, ReduceOp op) override { return Reduce(values, op); }
@@ -260,6 +345,7 @@ class MpiCommunicator final : public Communicator {
   static constexpr int kGatherTag = 1;
   static constexpr int kAllGatherTag = 2;
   static constexpr int kAllToAllTag = 3;
+  static constexpr int kAllToAllVTag = 4;
 
   Status CheckPeer(int peer, int tag) const {
     if (peer < 0 || peer >= size_) {

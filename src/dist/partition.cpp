@@ -1,6 +1,6 @@
 // Repartition, global slices, gather: row counts first (one small AllGather), then each rank
-// computes which contiguous piece of its partition goes where, so the exchange moves zero-copy
-// slices and never reorders rows.
+// computes which contiguous piece of its partition goes where, so the exchange (ExchangeSlices)
+// moves whole runs, receives them in place and never reorders rows.
 #include "deeprc/dist/partition.h"
 
 #include <algorithm>
@@ -8,6 +8,7 @@
 
 #include "agreement_internal.h"
 #include "deeprc/compute/selection.h"
+#include "deeprc/dist/shuffle.h"
 
 namespace deeprc::dist {
 
@@ -58,22 +59,14 @@ Result<Table> Repartition(comm::Communicator& comm, const Table& table,
   for (int d = 0; d < ranks; ++d) begin[d + 1] = begin[d] + counts[d];
   const int64_t mine = rows.offsets[comm.rank()];
   const int64_t n = table.num_rows();
-  std::vector<Table> parts;
-  parts.reserve(ranks);
-  for (int d = 0; d < ranks; ++d) {
-    const int64_t lo = std::max(begin[d], mine);
-    const int64_t hi = std::min(begin[d + 1], mine + n);
-    parts.push_back(table.Slice(lo - mine, std::max<int64_t>(0, hi - lo)));
-  }
-  if (ranks == 1) return table;
-  DEEPRC_ASSIGN_OR_RAISE(auto received, comm::AllToAllTables(comm, parts, options));
-  std::vector<Table> nonempty;
-  for (auto& part : received) {
-    if (part.num_rows() > 0) nonempty.push_back(std::move(part));
-  }
-  if (nonempty.empty()) return Table::Empty(table.schema());
-  if (nonempty.size() == 1) return nonempty[0];
-  return compute::Concatenate(nonempty, options.threads);
+  std::vector<int64_t> bounds(ranks + 1);
+  for (int d = 0; d <= ranks; ++d) bounds[d] = std::clamp(begin[d] - mine, int64_t{0}, n);
+  // Every rank knows every rank's counts: when nothing moves, nobody exchanges (or copies).
+  if (ranks == 1 || counts == rows.counts) return table;
+  ShuffleOptions shuffle;
+  shuffle.exchange = options;
+  shuffle.threads = options.threads;
+  return ExchangeSlices(comm, table, bounds, shuffle);
 }
 
 Result<Table> Repartition(comm::Communicator& comm, const Table& table,

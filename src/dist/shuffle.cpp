@@ -1,31 +1,25 @@
-// The shuffle: hash partitioning and the exchange of rows between ranks.
-//
-// Exchange works in rounds of about `chunk_bytes` of this rank's rows. For each round, the rows
-// are scattered straight into one message per destination, already in the table-file layout
-// (TableImageWriter): count rows (and string bytes) per destination and range of rows, turn the
-// counts into positions, then every range copies its values, offsets, bytes and validity bits to
-// their places — one copy, no gathered table in between. The messages of round k travel in one
-// all-to-all on the calling thread (the only one that talks to the communicator) while a
-// partitioning thread scatters round k + 1 with the worker threads; at most two rounds of
-// messages exist at a time. The receiver reads every message without copying and concatenates
-// them at the end (by source rank, then round: the sources' row order).
+// The shuffle: hash partitioning and the exchange of rows between ranks. The exchange receives
+// in place (InPlaceExchange below): nothing is copied after the bytes arrive.
 
 #include "deeprc/dist/shuffle.h"
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <condition_variable>
 #include <cstdint>
 #include <cstring>
+#include <deque>
 #include <exception>
+#include <functional>
 #include <mutex>
+#include <string>
 #include <thread>
 
+#include "agreement_internal.h"
 #include "deeprc/compute/hash.h"
-#include "deeprc/compute/selection.h"
 #include "deeprc/core/thread_pool.h"
 #include "deeprc/table/bitmap.h"
-#include "deeprc/table/table_file.h"
 
 namespace deeprc::dist {
 namespace {
@@ -48,216 +42,6 @@ inline int32_t RankOfHash(uint64_t hash, uint64_t ranks) {
 
 int ThreadsOf(int threads) { return threads > 0 ? threads : DefaultThreadCount(); }
 
-// Sets bit i of a bitmap that ranges fill in parallel: the bytes at either end of this range's
-// span [first_byte, last_byte] may be shared with the neighbouring ranges.
-inline void SetSharedBit(uint8_t* bits, int64_t i, int64_t first_byte, int64_t last_byte) {
-  const int64_t byte = i >> 3;
-  const auto mask = static_cast<uint8_t>(1u << (i & 7));
-  if (byte == first_byte || byte == last_byte) {
-    std::atomic_ref<uint8_t>(bits[byte]).fetch_or(mask, std::memory_order_relaxed);
-  } else {
-    bits[byte] |= mask;
-  }
-}
-
-// One round's scatter of rows [begin, end) into one message per destination.
-class ChunkScatter {
- public:
-  ChunkScatter(const Table& table, const std::vector<int32_t>& targets, int64_t begin,
-               int64_t end, int ranks, int threads)
-      : table_(table),
-        targets_(targets.data() + begin),
-        begin_(begin),
-        rows_(end - begin),
-        ranks_(ranks),
-        threads_(threads) {
-    ranges_ = std::max<int64_t>(1, std::min<int64_t>((rows_ + kRangeRows - 1) / kRangeRows,
-                                                     int64_t{16} * threads_));
-  }
-
-  Result<std::vector<BufferPtr>> Run() {
-    const int columns = table_.num_columns();
-    const auto cells = static_cast<size_t>(ranges_ * ranks_);
-    // Rows and string bytes per (range, destination), then where each starts.
-    row_start_.assign(cells, 0);
-    for (int c = 0; c < columns; ++c) {
-      if (table_.column(c).type_id() == TypeId::kString) string_columns_.push_back(c);
-    }
-    byte_start_.assign(string_columns_.size(), std::vector<int64_t>(cells, 0));
-    ParallelFor(ranges_, threads_, [&](int64_t r) { Count(r); });
-    const auto row_total = ScatterStarts(ranges_, ranks_, [&](int64_t r, int64_t d) -> int64_t& {
-      return row_start_[r * ranks_ + d];
-    });
-    std::vector<std::vector<int64_t>> byte_total;
-    for (auto& starts : byte_start_) {
-      byte_total.push_back(ScatterStarts(ranges_, ranks_, [&](int64_t r, int64_t d) -> int64_t& {
-        return starts[r * ranks_ + d];
-      }));
-    }
-    // Positions relative to each destination's message.
-    for (int64_t r = 0; r < ranges_; ++r) {
-      for (int d = 0; d < ranks_; ++d) {
-        row_start_[r * ranks_ + d] -= row_total[d];
-        for (size_t s = 0; s < byte_start_.size(); ++s) {
-          byte_start_[s][r * ranks_ + d] -= byte_total[s][d];
-        }
-      }
-    }
-    row_end_.resize(cells);
-    for (int64_t r = 0; r < ranges_; ++r) {
-      for (int d = 0; d < ranks_; ++d) {
-        row_end_[r * ranks_ + d] = r + 1 < ranges_ ? row_start_[(r + 1) * ranks_ + d]
-                                                   : row_total[d + 1] - row_total[d];
-      }
-    }
-
-    images_.clear();
-    for (int d = 0; d < ranks_; ++d) {
-      std::vector<TableImageWriter::ColumnSizes> sizes(static_cast<size_t>(columns));
-      for (int c = 0; c < columns; ++c) sizes[c].validity = table_.column(c).has_nulls();
-      for (size_t s = 0; s < string_columns_.size(); ++s) {
-        sizes[string_columns_[s]].string_bytes = byte_total[s][d + 1] - byte_total[s][d];
-      }
-      DEEPRC_ASSIGN_OR_RAISE(auto image, TableImageWriter::Make(
-                                             table_.schema(), row_total[d + 1] - row_total[d],
-                                             sizes));
-      images_.push_back(std::move(image));
-    }
-
-    nulls_.assign(static_cast<size_t>(ranges_ * columns * ranks_), 0);
-    ParallelFor(ranges_ * columns, threads_, [&](int64_t task) {
-      ScatterColumn(task / columns, static_cast<int>(task % columns));
-    });
-
-    std::vector<BufferPtr> messages;
-    for (int d = 0; d < ranks_; ++d) {
-      std::vector<int64_t> null_counts(static_cast<size_t>(columns), 0);
-      for (int c = 0; c < columns; ++c) {
-        for (int64_t r = 0; r < ranges_; ++r) null_counts[c] += nulls_[(r * columns + c) * ranks_ + d];
-      }
-      for (size_t s = 0; s < string_columns_.size(); ++s) {
-        const int64_t rows = images_[d].num_rows();
-        images_[d].offsets(string_columns_[s])[rows] = byte_total[s][d + 1] - byte_total[s][d];
-      }
-      DEEPRC_ASSIGN_OR_RAISE(auto message, images_[d].Finish(null_counts));
-      messages.push_back(std::move(message));
-    }
-    return messages;
-  }
-
- private:
-  int64_t RangeBegin(int64_t r) const { return rows_ * r / ranges_; }
-
-  void Count(int64_t r) {
-    const int64_t lo = RangeBegin(r);
-    const int64_t hi = RangeBegin(r + 1);
-    int64_t* rows = row_start_.data() + r * ranks_;
-    for (int64_t i = lo; i < hi; ++i) ++rows[targets_[i]];
-    for (size_t s = 0; s < string_columns_.size(); ++s) {
-      const int64_t* offsets = table_.column(string_columns_[s]).StringOffsets() + begin_;
-      int64_t* bytes = byte_start_[s].data() + r * ranks_;
-      for (int64_t i = lo; i < hi; ++i) bytes[targets_[i]] += offsets[i + 1] - offsets[i];
-    }
-  }
-
-  template <typename T>
-  void ScatterValues(const Column& column, int c, int64_t lo, int64_t hi, int64_t* cursor) {
-    const T* in = column.Values<T>() + begin_;
-    std::vector<T*> out(static_cast<size_t>(ranks_));
-    for (int d = 0; d < ranks_; ++d) out[d] = reinterpret_cast<T*>(images_[d].values(c));
-    for (int64_t i = lo; i < hi; ++i) {
-      const int32_t d = targets_[i];
-      out[d][cursor[d]++] = in[i];
-    }
-  }
-
-  void ScatterColumn(int64_t r, int c) {
-    const Column& column = table_.column(c);
-    const int64_t lo = RangeBegin(r);
-    const int64_t hi = RangeBegin(r + 1);
-    const int64_t* starts = row_start_.data() + r * ranks_;
-    const int64_t* ends = row_end_.data() + r * ranks_;
-    std::vector<int64_t> cursor(starts, starts + ranks_);
-    // Bitmap bytes this range shares with its neighbours, per destination.
-    std::vector<int64_t> first_byte(static_cast<size_t>(ranks_));
-    std::vector<int64_t> last_byte(static_cast<size_t>(ranks_));
-    for (int d = 0; d < ranks_; ++d) {
-      first_byte[d] = starts[d] >> 3;
-      last_byte[d] = (ends[d] - 1) >> 3;
-    }
-    const TypeId id = column.type_id();
-    if (id == TypeId::kString) {
-      const size_t s = static_cast<size_t>(
-          std::find(string_columns_.begin(), string_columns_.end(), c) - string_columns_.begin());
-      const int64_t* offsets = column.StringOffsets() + begin_;
-      const char* bytes = column.StringBytes();
-      std::vector<int64_t> byte_cursor(byte_start_[s].data() + r * ranks_,
-                                       byte_start_[s].data() + (r + 1) * ranks_);
-      std::vector<int64_t*> out_offsets(static_cast<size_t>(ranks_));
-      std::vector<uint8_t*> out_bytes(static_cast<size_t>(ranks_));
-      for (int d = 0; d < ranks_; ++d) {
-        out_offsets[d] = images_[d].offsets(c);
-        out_bytes[d] = images_[d].values(c);
-      }
-      for (int64_t i = lo; i < hi; ++i) {
-        const int32_t d = targets_[i];
-        const int64_t size = offsets[i + 1] - offsets[i];
-        out_offsets[d][cursor[d]++] = byte_cursor[d];
-        std::memcpy(out_bytes[d] + byte_cursor[d], bytes + offsets[i], static_cast<size_t>(size));
-        byte_cursor[d] += size;
-      }
-    } else if (id == TypeId::kBool) {
-      const uint8_t* in = column.bool_bits();
-      const int64_t offset = column.offset() + begin_;
-      for (int64_t i = lo; i < hi; ++i) {
-        const int32_t d = targets_[i];
-        const int64_t at = cursor[d]++;
-        if (bitmap::GetBit(in, offset + i)) {
-          SetSharedBit(images_[d].values(c), at, first_byte[d], last_byte[d]);
-        }
-      }
-    } else {
-      switch (ByteWidth(id)) {
-        case 1: ScatterValues<uint8_t>(column, c, lo, hi, cursor.data()); break;
-        case 2: ScatterValues<uint16_t>(column, c, lo, hi, cursor.data()); break;
-        case 4: ScatterValues<uint32_t>(column, c, lo, hi, cursor.data()); break;
-        default: ScatterValues<uint64_t>(column, c, lo, hi, cursor.data()); break;
-      }
-    }
-    if (!column.has_nulls()) return;
-    const uint8_t* validity = column.validity_bits();
-    const int64_t offset = column.offset() + begin_;
-    std::copy(starts, starts + ranks_, cursor.begin());
-    int64_t* nulls = nulls_.data() + (r * table_.num_columns() + c) * ranks_;
-    for (int64_t i = lo; i < hi; ++i) {
-      const int32_t d = targets_[i];
-      const int64_t at = cursor[d]++;
-      if (bitmap::GetBit(validity, offset + i)) {
-        SetSharedBit(images_[d].validity(c), at, first_byte[d], last_byte[d]);
-      } else {
-        ++nulls[d];
-      }
-    }
-  }
-
-  const Table& table_;
-  const int32_t* targets_;
-  int64_t begin_;
-  int64_t rows_;
-  int ranks_;
-  int threads_;
-  int64_t ranges_ = 1;
-  std::vector<int> string_columns_;
-  // Per (range, destination): first row, end row, and per string column first byte, in the
-  // destination's message.
-  std::vector<int64_t> row_start_;
-  std::vector<int64_t> row_end_;
-  std::vector<std::vector<int64_t>> byte_start_;
-  // Per (range, column, destination).
-  std::vector<int64_t> nulls_;
-  std::vector<TableImageWriter> images_;
-};
-
 // Bytes of the table's buffers (its rows only), to size the rounds.
 int64_t TableBytes(const Table& table) {
   int64_t bytes = 0;
@@ -278,94 +62,838 @@ int64_t TableBytes(const Table& table) {
   return bytes;
 }
 
-// Scatters the rounds on its own thread, at most one round ahead of the exchange.
-class Partitioner {
- public:
-  Partitioner(const Table& table, const std::vector<int32_t>& targets, int64_t rows_per_round,
-              int64_t rounds, int ranks, int threads)
-      : table_(table),
-        targets_(targets),
-        rows_per_round_(rows_per_round),
-        rounds_(rounds),
-        ranks_(ranks),
-        threads_(threads),
-        thread_([this] { Loop(); }) {}
-
-  ~Partitioner() {
-    {
-      std::lock_guard lock(mutex_);
-      stop_ = true;
-    }
-    changed_.notify_all();
-    thread_.join();
+// Packs `n` bytes of 0 or 1 into bits (bit i = byte i); returns how many are 1.
+int64_t PackBytesToBits(const uint8_t* bytes, int64_t n, uint8_t* bits) {
+  int64_t ones = 0;
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t word;
+    std::memcpy(&word, bytes + i, 8);
+    // Byte j (0 or 1) of the word lands on bit 56 + j of the product; no two partial products
+    // meet, so there are no carries.
+    const auto packed = static_cast<uint8_t>((word * 0x0102040810204080ULL) >> 56);
+    bits[i >> 3] = packed;
+    ones += std::popcount(packed);
   }
+  if (i < n) {
+    uint8_t last = 0;
+    for (int64_t j = i; j < n; ++j) last |= static_cast<uint8_t>((bytes[j] & 1) << (j - i));
+    bits[i >> 3] = last;
+    ones += std::popcount(last);
+  }
+  return ones;
+}
 
-  // The messages of round k (rounds are taken in order).
-  Result<std::vector<BufferPtr>> Take(int64_t k) {
-    std::unique_lock lock(mutex_);
-    changed_.wait(lock, [&] { return ready_ > k || !status_.ok(); });
-    if (!status_.ok()) return status_;
-    taken_ = k + 1;
-    changed_.notify_all();
-    return std::move(messages_);
+// Receives in place: every byte that arrives lands where the output columns keep it.
+//
+//  1. Counts: the rows are cut into rounds of about `chunk_bytes`, each round into ranges (one
+//     per task); per (round, range, destination) the rows and the string bytes of every string
+//     column are counted. One small all-to-all of the per-round totals tells every rank the size
+//     of every piece (source, round) it receives, hence the output's size and where each piece
+//     starts in it (source order, then round order: the sources' row order).
+//  2. The output columns are allocated once. Rows for this rank are scattered straight to their
+//     final positions; rows for the others into per-column send buffers, grouped by
+//     destination (sized for the largest round, reused by every round).
+//  3. Per round, one batch of AllToAllV parts (one per wire buffer of each column, posted
+//     together and waited for once) receives at the final positions: fixed-width values as
+//     they are; bools and validity one byte per row (packed into bitmaps at the end); strings
+//     as uint32 lengths per row, placed in the upper half of the output's offsets buffer and
+//     prefix-summed into the offsets in place at the end, plus the bytes.
+//  4. With several threads, a partitioning thread scatters round k + 1 into a second set of
+//     send buffers while the caller's thread exchanges round k. With one thread per rank the
+//     two threads would share the rank's one core with a busy-waiting MPI progress loop, so
+//     the rounds then run one after the other (measured at 2 ranks, 1 thread, on a loaded
+//     2-core machine: no gain from the overlap, within the noise).
+class InPlaceExchange {
+ public:
+  InPlaceExchange(comm::Communicator& comm, const Table& table, const std::vector<int32_t>& targets,
+                  const ShuffleOptions& options, const std::vector<int64_t>* bounds = nullptr)
+      : bounds_(bounds),
+        comm_(comm),
+        table_(table),
+        targets_(targets),
+        ranks_(comm.size()),
+        rank_(comm.rank()),
+        threads_(ThreadsOf(options.threads)),
+        chunk_bytes_(std::max<int64_t>(options.chunk_bytes, 1)),
+        fuse_below_bytes_(options.fuse_below_bytes) {}
+
+  Result<Table> Run() {
+    const int64_t rows = table_.num_rows();
+    // Bad input on one rank must fail every rank, not leave the others in the all-to-all; the
+    // same reduction agrees on the number of rounds and checks that the schemas match.
+    int64_t bad = static_cast<int64_t>(targets_.size()) != rows ? kBadTargets : 0;
+    if (bad == 0) {
+      for (int32_t target : targets_) {
+        if (target < 0 || target >= ranks_) {
+          bad = kBadTargets;
+          break;
+        }
+      }
+    }
+    const int64_t bytes = TableBytes(table_);
+    local_rounds_ = rows == 0 ? 0 : std::max<int64_t>(1, (bytes + chunk_bytes_ - 1) / chunk_bytes_);
+    rows_per_round_ = local_rounds_ == 0 ? 1 : (rows + local_rounds_ - 1) / local_rounds_;
+    for (int c = 0; c < table_.num_columns(); ++c) {
+      if (table_.column(c).type_id() == TypeId::kString) string_columns_.push_back(c);
+    }
+    if (bad == 0 && ranks_ > 1) {
+      CountRounds();
+      if (long_string_column_ >= 0) bad = kLongString;
+    }
+    const auto schema_hash =
+        static_cast<int64_t>(std::hash<std::string>{}(table_.schema().ToString()) >> 1);
+    int64_t agreed[5] = {bad, local_rounds_, schema_hash, -schema_hash, bytes};
+    DEEPRC_RETURN_NOT_OK(comm_.AllReduce(std::span<int64_t>(agreed, 5), comm::ReduceOp::kMax));
+    if (bad == kBadTargets) {
+      return Status::Invalid("exchange: {} targets for {} rows, or a target outside [0, {})",
+                             targets_.size(), rows, ranks_);
+    }
+    if (bad == kLongString) {
+      const auto& column = table_.column(long_string_column_);
+      int64_t longest = 0;
+      for (int64_t i = 0; i < rows; ++i) {
+        longest = std::max<int64_t>(longest, static_cast<int64_t>(column.GetString(i).size()));
+      }
+      return Status::NotImplemented(
+          "exchange: column '{}' holds a string of {} bytes; strings of 4 GiB or more cannot be "
+          "exchanged",
+          table_.schema().field(long_string_column_).name, longest);
+    }
+    if (agreed[0] != 0) return Status::Invalid("exchange: another rank passed bad rows or targets");
+    if (agreed[2] != -agreed[3]) {
+      return Status::Invalid(
+          "exchange: the ranks' tables have different schemas; this rank has ({})",
+          table_.schema().ToString());
+    }
+    if (ranks_ == 1) return table_;
+    // At least one round even when no rank has rows.
+    rounds_ = std::max<int64_t>(agreed[1], 1);
+    // Small rounds travel in one message per peer (see ExchangeRoundFused).
+    fused_ = agreed[4] / rounds_ < fuse_below_bytes_;
+    overlap_ = threads_ > 1 && rounds_ > 1;
+
+    DEEPRC_RETURN_NOT_OK(PlanWire());
+    DEEPRC_RETURN_NOT_OK(ExchangeCounts());
+    DEEPRC_RETURN_NOT_OK(dist::AgreeOnStatus(comm_, Allocate(), "exchange"));
+
+    if (overlap_) {
+      DEEPRC_RETURN_NOT_OK(RunOverlapped());
+    } else {
+      for (int64_t k = 0; k < rounds_; ++k) {
+        ScatterOrAbort(k, 0);
+        DEEPRC_RETURN_NOT_OK(fused_ ? ExchangeRoundFused(k, 0) : ExchangeRound(k, 0));
+      }
+    }
+    return Finish();
   }
 
  private:
-  void Loop() {
-    for (int64_t k = 0; k < rounds_; ++k) {
-      {
-        // Round k is scattered once round k - 1 is taken: one round exchanged, one being built.
-        std::unique_lock lock(mutex_);
-        changed_.wait(lock, [&] { return stop_ || taken_ >= k; });
-        if (stop_) return;
+  static constexpr int64_t kBadTargets = 1;
+  static constexpr int64_t kLongString = 2;
+
+  // How one column travels.
+  struct Wire {
+    TypeId id = TypeId::kInt64;
+    int width = 0;          // wire bytes per row of the per-row buffer
+    int string = -1;        // index among the string columns
+    bool validity = false;  // some rank has nulls here: one byte per row
+  };
+
+  // Counts of one round of this rank's rows.
+  struct Round {
+    int64_t begin = 0;
+    int64_t end = 0;
+    int64_t ranges = 1;
+    std::vector<int64_t> rows;                // [range * ranks + destination]
+    std::vector<std::vector<int64_t>> bytes;  // [string column][range * ranks + destination]
+  };
+
+  // Send buffers of one round, per column.
+  struct SendSet {
+    std::vector<std::shared_ptr<Buffer>> rows;      // per-row wire values
+    std::vector<std::shared_ptr<Buffer>> validity;  // one byte per row
+    std::vector<std::shared_ptr<Buffer>> bytes;     // per string column
+  };
+
+  int64_t RangeBegin(const Round& round, int64_t r) const {
+    return round.begin + (round.end - round.begin) * r / round.ranges;
+  }
+
+  // Rows and string bytes per (round, range, destination).
+  void CountRounds() {
+    const int64_t rows = table_.num_rows();
+    const size_t strings = string_columns_.size();
+    std::vector<std::pair<int64_t, int64_t>> tasks;  // (round, range)
+    counts_.resize(static_cast<size_t>(local_rounds_));
+    for (int64_t k = 0; k < local_rounds_; ++k) {
+      Round& round = counts_[k];
+      round.begin = std::min(rows, k * rows_per_round_);
+      round.end = std::min(rows, round.begin + rows_per_round_);
+      const int64_t n = round.end - round.begin;
+      round.ranges = threads_ == 1
+                         ? 1
+                         : std::max<int64_t>(1, std::min<int64_t>((n + kRangeRows - 1) / kRangeRows,
+                                                                  int64_t{4} * threads_));
+      round.rows.assign(static_cast<size_t>(round.ranges * ranks_), 0);
+      round.bytes.assign(strings, std::vector<int64_t>(round.rows.size(), 0));
+      for (int64_t r = 0; r < round.ranges; ++r) tasks.emplace_back(k, r);
+    }
+    std::vector<uint8_t> too_long(strings, 0);
+    ParallelFor(std::ssize(tasks), threads_, [&](int64_t t) {
+      Round& round = counts_[tasks[t].first];
+      const int64_t r = tasks[t].second;
+      const int64_t lo = RangeBegin(round, r);
+      const int64_t hi = RangeBegin(round, r + 1);
+      const int32_t* targets = targets_.data();
+      int64_t* counts = round.rows.data() + r * ranks_;
+      for (int64_t i = lo; i < hi; ++i) ++counts[targets[i]];
+      for (size_t s = 0; s < strings; ++s) {
+        const int64_t* offsets = table_.column(string_columns_[s]).StringOffsets();
+        int64_t* bytes = round.bytes[s].data() + r * ranks_;
+        int64_t longest = 0;
+        for (int64_t i = lo; i < hi; ++i) {
+          const int64_t size = offsets[i + 1] - offsets[i];
+          bytes[targets[i]] += size;
+          longest = std::max(longest, size);
+        }
+        if (longest > int64_t{UINT32_MAX}) {
+          std::atomic_ref<uint8_t>(too_long[s]).store(1, std::memory_order_relaxed);
+        }
       }
-      const int64_t begin = std::min(table_.num_rows(), k * rows_per_round_);
-      const int64_t end = std::min(table_.num_rows(), begin + rows_per_round_);
-      Result<std::vector<BufferPtr>> messages = Status::Internal("not run");
-      try {
-        messages = ChunkScatter(table_, targets_, begin, end, ranks_, threads_).Run();
-      } catch (const std::exception& e) {
-        messages = Status::Internal("shuffle: partitioning failed: {}", e.what());
+    });
+    for (size_t s = 0; s < strings; ++s) {
+      if (too_long[s] != 0) {
+        long_string_column_ = string_columns_[s];
+        break;
       }
-      std::lock_guard lock(mutex_);
-      if (!messages.ok()) {
-        status_ = messages.status();
-        changed_.notify_all();
-        return;
-      }
-      messages_ = messages.MoveValueUnsafe();
-      ready_ = k + 1;
-      changed_.notify_all();
     }
   }
 
+  // The wire format of every column; whether it carries validity is agreed by all ranks.
+  Status PlanWire() {
+    const int columns = table_.num_columns();
+    std::vector<int64_t> has_nulls(static_cast<size_t>(columns));
+    for (int c = 0; c < columns; ++c) has_nulls[c] = table_.column(c).has_nulls() ? 1 : 0;
+    DEEPRC_RETURN_NOT_OK(comm_.AllReduce(std::span<int64_t>(has_nulls), comm::ReduceOp::kMax));
+    wire_.resize(static_cast<size_t>(columns));
+    int string = 0;
+    for (int c = 0; c < columns; ++c) {
+      Wire& wire = wire_[c];
+      wire.id = table_.column(c).type_id();
+      wire.validity = has_nulls[c] != 0;
+      if (wire.id == TypeId::kString) {
+        wire.width = 4;
+        wire.string = string++;
+      } else if (wire.id == TypeId::kBool) {
+        wire.width = 1;
+      } else {
+        wire.width = ByteWidth(wire.id);
+      }
+    }
+    return Status::OK();
+  }
+
+  // This rank's rows for destination d in round k.
+  int64_t RowsTo(int64_t k, int d) const {
+    if (k >= local_rounds_) return 0;
+    const Round& round = counts_[k];
+    int64_t total = 0;
+    for (int64_t r = 0; r < round.ranges; ++r) total += round.rows[r * ranks_ + d];
+    return total;
+  }
+  int64_t BytesTo(int64_t k, size_t s, int d) const {
+    if (k >= local_rounds_) return 0;
+    const Round& round = counts_[k];
+    int64_t total = 0;
+    for (int64_t r = 0; r < round.ranges; ++r) total += round.bytes[s][r * ranks_ + d];
+    return total;
+  }
+
+  // Every rank tells every destination the size of each of its rounds for it; then every piece
+  // (source, round) has a known place in the output.
+  Status ExchangeCounts() {
+    const size_t strings = string_columns_.size();
+    const int64_t per_round = 1 + static_cast<int64_t>(strings);
+    const int64_t per_rank = rounds_ * per_round;
+    std::vector<int64_t> out(static_cast<size_t>(ranks_ * per_rank));
+    std::vector<int64_t> in(out.size());
+    for (int d = 0; d < ranks_; ++d) {
+      for (int64_t k = 0; k < rounds_; ++k) {
+        int64_t* at = out.data() + d * per_rank + k * per_round;
+        at[0] = RowsTo(k, d);
+        for (size_t s = 0; s < strings; ++s) at[1 + s] = BytesTo(k, s, d);
+      }
+    }
+    std::vector<int64_t> counts(static_cast<size_t>(ranks_), per_rank * 8);
+    std::vector<int64_t> offsets(static_cast<size_t>(ranks_));
+    for (int d = 0; d < ranks_; ++d) offsets[d] = d * per_rank * 8;
+    DEEPRC_RETURN_NOT_OK(comm_.AllToAllV(
+        comm::Bytes(reinterpret_cast<const uint8_t*>(out.data()), out.size() * 8), counts, offsets,
+        std::span<uint8_t>(reinterpret_cast<uint8_t*>(in.data()), in.size() * 8), counts, offsets));
+
+    // Pieces in (source, round) order.
+    const auto pieces = static_cast<size_t>(ranks_ * rounds_);
+    in_rows_.assign(pieces, 0);
+    out_row_at_.assign(pieces, 0);
+    in_bytes_.assign(strings, std::vector<int64_t>(pieces, 0));
+    out_byte_at_.assign(strings, std::vector<int64_t>(pieces, 0));
+    out_bytes_.assign(strings, 0);
+    out_rows_ = 0;
+    for (int src = 0; src < ranks_; ++src) {
+      for (int64_t k = 0; k < rounds_; ++k) {
+        const int64_t* at = in.data() + src * per_rank + k * per_round;
+        const size_t piece = static_cast<size_t>(src * rounds_ + k);
+        if (at[0] < 0) return Status::IOError("exchange: rank {} announced {} rows", src, at[0]);
+        in_rows_[piece] = at[0];
+        out_row_at_[piece] = out_rows_;
+        out_rows_ += at[0];
+        for (size_t s = 0; s < strings; ++s) {
+          in_bytes_[s][piece] = at[1 + s];
+          out_byte_at_[s][piece] = out_bytes_[s];
+          out_bytes_[s] += at[1 + s];
+        }
+      }
+    }
+
+    // Where each destination's rows start in the send buffers of round k (own rows: none).
+    send_row_at_.assign(static_cast<size_t>(rounds_ * ranks_), 0);
+    send_rows_.assign(static_cast<size_t>(rounds_ * ranks_), 0);
+    send_byte_at_.assign(strings, std::vector<int64_t>(static_cast<size_t>(rounds_ * ranks_), 0));
+    send_bytes_.assign(strings, std::vector<int64_t>(static_cast<size_t>(rounds_ * ranks_), 0));
+    max_send_rows_ = 0;
+    max_send_bytes_.assign(strings, 0);
+    for (int64_t k = 0; k < rounds_; ++k) {
+      int64_t row_at = 0;
+      std::vector<int64_t> byte_at(strings, 0);
+      for (int d = 0; d < ranks_; ++d) {
+        const size_t cell = static_cast<size_t>(k * ranks_ + d);
+        if (d == rank_) continue;
+        send_row_at_[cell] = row_at;
+        send_rows_[cell] = RowsTo(k, d);
+        row_at += send_rows_[cell];
+        for (size_t s = 0; s < strings; ++s) {
+          send_byte_at_[s][cell] = byte_at[s];
+          send_bytes_[s][cell] = BytesTo(k, s, d);
+          byte_at[s] += send_bytes_[s][cell];
+        }
+      }
+      max_send_rows_ = std::max(max_send_rows_, row_at);
+      for (size_t s = 0; s < strings; ++s) {
+        max_send_bytes_[s] = std::max(max_send_bytes_[s], byte_at[s]);
+      }
+    }
+    return Status::OK();
+  }
+
+  // The output columns, the byte-per-row landing areas and the send buffers.
+  Status Allocate() {
+    const int columns = table_.num_columns();
+    const int64_t n = out_rows_;
+    values_.resize(static_cast<size_t>(columns));
+    landing_.resize(static_cast<size_t>(columns));
+    validity_landing_.resize(static_cast<size_t>(columns));
+    string_bytes_.resize(string_columns_.size());
+    for (int c = 0; c < columns; ++c) {
+      const Wire& wire = wire_[c];
+      if (wire.id == TypeId::kString) {
+        // The offsets; the uint32 lengths land in the upper half (see Finish).
+        DEEPRC_ASSIGN_OR_RAISE(values_[c], Buffer::Allocate((n + 1) * 8));
+        DEEPRC_ASSIGN_OR_RAISE(string_bytes_[wire.string],
+                               Buffer::Allocate(out_bytes_[wire.string]));
+      } else if (wire.id == TypeId::kBool) {
+        DEEPRC_ASSIGN_OR_RAISE(values_[c], Buffer::Allocate(bitmap::BytesForBits(n)));
+        DEEPRC_ASSIGN_OR_RAISE(landing_[c], Buffer::Allocate(n));
+      } else {
+        DEEPRC_ASSIGN_OR_RAISE(values_[c], Buffer::Allocate(n * wire.width));
+      }
+      if (wire.validity) {
+        DEEPRC_ASSIGN_OR_RAISE(validity_landing_[c], Buffer::Allocate(n));
+      }
+    }
+    sets_.resize(overlap_ ? 2 : 1);
+    for (SendSet& set : sets_) {
+      set.rows.resize(static_cast<size_t>(columns));
+      set.validity.resize(static_cast<size_t>(columns));
+      set.bytes.resize(string_columns_.size());
+      for (int c = 0; c < columns; ++c) {
+        DEEPRC_ASSIGN_OR_RAISE(set.rows[c], Buffer::Allocate(max_send_rows_ * wire_[c].width));
+        if (wire_[c].validity) {
+          DEEPRC_ASSIGN_OR_RAISE(set.validity[c], Buffer::Allocate(max_send_rows_));
+        }
+      }
+      for (size_t s = 0; s < string_columns_.size(); ++s) {
+        DEEPRC_ASSIGN_OR_RAISE(set.bytes[s], Buffer::Allocate(max_send_bytes_[s]));
+      }
+    }
+    return Status::OK();
+  }
+
+  // Where row i of the output receives its per-row wire value.
+  uint8_t* RowLanding(int c) const {
+    if (wire_[c].id == TypeId::kString) {
+      return values_[c]->mutable_data() + LengthsAt(out_rows_);
+    }
+    return (landing_[c] ? landing_[c] : values_[c])->mutable_data();
+  }
+  // The uint32 lengths of n rows start at this byte of the (n + 1) int64 offsets.
+  static int64_t LengthsAt(int64_t n) { return 4 * (n + 1); }
+
+  void ScatterOrAbort(int64_t k, int set) {
+    try {
+      Scatter(k, set);
+    } catch (const std::exception& e) {
+      // The peers are (or will be) in this round's all-to-all.
+      comm_.Abort(1, std::string("shuffle: cannot partition this rank's rows: ") + e.what());
+    }
+  }
+
+  // Round k of this rank's rows: own rows to the output, the others to send set `set`.
+  void Scatter(int64_t k, int set) {
+    if (k >= local_rounds_) return;
+    const Round& round = counts_[k];
+    const size_t strings = string_columns_.size();
+    const size_t cells = static_cast<size_t>(round.ranges * ranks_);
+    const size_t own = static_cast<size_t>(rank_ * rounds_ + k);
+    // Per (range, destination): the first row's position in the output (own rows) or the send
+    // buffer, and the same for the bytes of every string column.
+    std::vector<int64_t> row_start(cells);
+    std::vector<std::vector<int64_t>> byte_start(strings, std::vector<int64_t>(cells));
+    for (int d = 0; d < ranks_; ++d) {
+      const size_t cell = static_cast<size_t>(k * ranks_ + d);
+      int64_t at = d == rank_ ? out_row_at_[own] : send_row_at_[cell];
+      for (int64_t r = 0; r < round.ranges; ++r) {
+        row_start[r * ranks_ + d] = at;
+        at += round.rows[r * ranks_ + d];
+      }
+      for (size_t s = 0; s < strings; ++s) {
+        int64_t byte_at = d == rank_ ? out_byte_at_[s][own] : send_byte_at_[s][cell];
+        for (int64_t r = 0; r < round.ranges; ++r) {
+          byte_start[s][r * ranks_ + d] = byte_at;
+          byte_at += round.bytes[s][r * ranks_ + d];
+        }
+      }
+    }
+    const int columns = table_.num_columns();
+    ParallelFor(round.ranges * columns, threads_, [&](int64_t task) {
+      const int64_t r = task / columns;
+      const int c = static_cast<int>(task % columns);
+      const int64_t* starts = row_start.data() + r * ranks_;
+      const int64_t* byte_starts =
+          wire_[c].string >= 0 ? byte_start[wire_[c].string].data() + r * ranks_ : nullptr;
+      ScatterColumn(RangeBegin(round, r), RangeBegin(round, r + 1), c, sets_[set], starts,
+                    byte_starts);
+    });
+  }
+
+  // Per destination, where its rows of this range go.
+  template <typename T>
+  std::vector<T*> Destinations(uint8_t* own, const std::shared_ptr<Buffer>& send) const {
+    std::vector<T*> out(static_cast<size_t>(ranks_));
+    for (int d = 0; d < ranks_; ++d) {
+      out[d] = reinterpret_cast<T*>(d == rank_ ? own : send->mutable_data());
+    }
+    return out;
+  }
+
+  template <typename T>
+  void ScatterValues(const Column& column, int c, int64_t lo, int64_t hi, const SendSet& set,
+                     int64_t* cursor) {
+    const T* in = column.Values<T>();
+    auto out = Destinations<T>(RowLanding(c), set.rows[c]);
+    const int32_t* targets = targets_.data();
+    for (int64_t i = lo; i < hi; ++i) {
+      const int32_t d = targets[i];
+      out[d][cursor[d]++] = in[i];
+    }
+  }
+
+  // Contiguous slices (ExchangeSlices): values and string bytes move as whole runs.
+  void CopyRuns(int64_t lo, int64_t hi, int c, const SendSet& set, const int64_t* starts,
+                const int64_t* byte_starts) {
+    const Column& column = table_.column(c);
+    const Wire& wire = wire_[c];
+    const std::vector<int64_t>& bounds = *bounds_;
+    if (wire.id == TypeId::kString) {
+      const int64_t* offsets = column.StringOffsets();
+      const char* bytes = column.StringBytes();
+      auto lengths = Destinations<uint32_t>(RowLanding(c), set.rows[c]);
+      auto out =
+          Destinations<uint8_t>(string_bytes_[wire.string]->mutable_data(), set.bytes[wire.string]);
+      for (int d = 0; d < ranks_; ++d) {
+        const int64_t a = std::max(lo, bounds[d]);
+        const int64_t b = std::min(hi, bounds[d + 1]);
+        if (a >= b) continue;
+        uint32_t* to = lengths[d] + starts[d];
+        for (int64_t i = a; i < b; ++i) *to++ = static_cast<uint32_t>(offsets[i + 1] - offsets[i]);
+        std::memcpy(out[d] + byte_starts[d], bytes + offsets[a],
+                    static_cast<size_t>(offsets[b] - offsets[a]));
+      }
+      return;
+    }
+    const int width = wire.width;
+    const uint8_t* in = reinterpret_cast<const uint8_t*>(column.values_buffer()->data()) +
+                        column.offset() * width;
+    auto out = Destinations<uint8_t>(RowLanding(c), set.rows[c]);
+    for (int d = 0; d < ranks_; ++d) {
+      const int64_t a = std::max(lo, bounds[d]);
+      const int64_t b = std::min(hi, bounds[d + 1]);
+      if (a < b) {
+        std::memcpy(out[d] + starts[d] * width, in + a * width, static_cast<size_t>((b - a) * width));
+      }
+    }
+  }
+
+  void ScatterColumn(int64_t lo, int64_t hi, int c, const SendSet& set, const int64_t* starts,
+                     const int64_t* byte_starts) {
+    const Column& column = table_.column(c);
+    const Wire& wire = wire_[c];
+    const int32_t* targets = targets_.data();
+    std::vector<int64_t> cursor(starts, starts + ranks_);
+    if (bounds_ != nullptr && wire.id != TypeId::kBool) {
+      CopyRuns(lo, hi, c, set, starts, byte_starts);
+    } else if (wire.id == TypeId::kString) {
+      const int64_t* offsets = column.StringOffsets();
+      const char* bytes = column.StringBytes();
+      auto lengths = Destinations<uint32_t>(RowLanding(c), set.rows[c]);
+      auto out =
+          Destinations<uint8_t>(string_bytes_[wire.string]->mutable_data(), set.bytes[wire.string]);
+      std::vector<int64_t> byte_cursor(byte_starts, byte_starts + ranks_);
+      for (int64_t i = lo; i < hi; ++i) {
+        const int32_t d = targets[i];
+        const int64_t size = offsets[i + 1] - offsets[i];
+        lengths[d][cursor[d]++] = static_cast<uint32_t>(size);
+        std::memcpy(out[d] + byte_cursor[d], bytes + offsets[i], static_cast<size_t>(size));
+        byte_cursor[d] += size;
+      }
+    } else if (wire.id == TypeId::kBool) {
+      const uint8_t* in = column.bool_bits();
+      const int64_t offset = column.offset();
+      auto out = Destinations<uint8_t>(RowLanding(c), set.rows[c]);
+      for (int64_t i = lo; i < hi; ++i) {
+        const int32_t d = targets[i];
+        out[d][cursor[d]++] = bitmap::GetBit(in, offset + i) ? 1 : 0;
+      }
+    } else {
+      switch (wire.width) {
+        case 1:
+          ScatterValues<uint8_t>(column, c, lo, hi, set, cursor.data());
+          break;
+        case 2:
+          ScatterValues<uint16_t>(column, c, lo, hi, set, cursor.data());
+          break;
+        case 4:
+          ScatterValues<uint32_t>(column, c, lo, hi, set, cursor.data());
+          break;
+        default:
+          ScatterValues<uint64_t>(column, c, lo, hi, set, cursor.data());
+          break;
+      }
+    }
+    if (!wire.validity) return;
+    auto out = Destinations<uint8_t>(validity_landing_[c]->mutable_data(), set.validity[c]);
+    std::copy(starts, starts + ranks_, cursor.begin());
+    const uint8_t* validity = column.validity_bits();
+    if (validity == nullptr) {  // no nulls here, but on another rank
+      for (int64_t i = lo; i < hi; ++i) {
+        const int32_t d = targets[i];
+        out[d][cursor[d]++] = 1;
+      }
+      return;
+    }
+    const int64_t offset = column.offset();
+    for (int64_t i = lo; i < hi; ++i) {
+      const int32_t d = targets[i];
+      out[d][cursor[d]++] = bitmap::GetBit(validity, offset + i) ? 1 : 0;
+    }
+  }
+
+  // Counts and offsets of one AllToAllV part (they must outlive the call).
+  struct PartLayout {
+    std::vector<int64_t> send_counts, send_offsets, receive_counts, receive_offsets;
+    explicit PartLayout(int ranks)
+        : send_counts(static_cast<size_t>(ranks), 0),
+          send_offsets(static_cast<size_t>(ranks), 0),
+          receive_counts(static_cast<size_t>(ranks), 0),
+          receive_offsets(static_cast<size_t>(ranks), 0) {}
+  };
+
+  // Round k: one AllToAllV part per wire buffer of every column, all posted at once (one
+  // synchronization per round). Per-row buffers of `width` bytes go from the send set (this
+  // round's rows, by destination) to the landing area (row i at landing + i * width).
+  Status ExchangeRound(int64_t k, int set) {
+    const SendSet& buffers = sets_[set];
+    std::deque<PartLayout> layouts;  // stable addresses
+    std::vector<comm::Communicator::AllToAllVPart> parts;
+    auto add = [&](const Buffer& send, int64_t send_size, uint8_t* landing, int64_t landing_size,
+                   const PartLayout& layout) {
+      parts.push_back({comm::Bytes(send.data(), send_size), layout.send_counts,
+                       layout.send_offsets, std::span<uint8_t>(landing, landing_size),
+                       layout.receive_counts, layout.receive_offsets});
+    };
+    auto rows_layout = [&](int64_t width) -> const PartLayout& {
+      PartLayout& layout = layouts.emplace_back(ranks_);
+      for (int peer = 0; peer < ranks_; ++peer) {
+        if (peer == rank_) continue;
+        const size_t cell = static_cast<size_t>(k * ranks_ + peer);
+        const size_t piece = static_cast<size_t>(peer * rounds_ + k);
+        layout.send_counts[peer] = send_rows_[cell] * width;
+        layout.send_offsets[peer] = send_row_at_[cell] * width;
+        layout.receive_counts[peer] = in_rows_[piece] * width;
+        layout.receive_offsets[peer] = out_row_at_[piece] * width;
+      }
+      return layout;
+    };
+    for (int c = 0; c < table_.num_columns(); ++c) {
+      const Wire& wire = wire_[c];
+      add(*buffers.rows[c], max_send_rows_ * wire.width, RowLanding(c), out_rows_ * wire.width,
+          rows_layout(wire.width));
+      if (wire.validity) {
+        add(*buffers.validity[c], max_send_rows_, validity_landing_[c]->mutable_data(), out_rows_,
+            rows_layout(1));
+      }
+      if (wire.string < 0) continue;
+      const auto s = static_cast<size_t>(wire.string);
+      PartLayout& layout = layouts.emplace_back(ranks_);
+      for (int peer = 0; peer < ranks_; ++peer) {
+        if (peer == rank_) continue;
+        const size_t cell = static_cast<size_t>(k * ranks_ + peer);
+        const size_t piece = static_cast<size_t>(peer * rounds_ + k);
+        layout.send_counts[peer] = send_bytes_[s][cell];
+        layout.send_offsets[peer] = send_byte_at_[s][cell];
+        layout.receive_counts[peer] = in_bytes_[s][piece];
+        layout.receive_offsets[peer] = out_byte_at_[s][piece];
+      }
+      add(*buffers.bytes[s], max_send_bytes_[s], string_bytes_[s]->mutable_data(), out_bytes_[s],
+          layout);
+    }
+    return comm_.AllToAllV(parts);
+  }
+
+  // The pieces of round k between this rank and `peer`, in one order both sides know: per
+  // column the per-row values, the validity bytes, the string bytes. Sending: where they are in
+  // the send set; receiving: where they land.
+  struct Piece {
+    uint8_t* at;
+    int64_t bytes;
+  };
+  std::vector<Piece> PiecesWith(int64_t k, int peer, const SendSet* sending) const {
+    std::vector<Piece> pieces;
+    const size_t cell = static_cast<size_t>(k * ranks_ + peer);
+    const size_t piece = static_cast<size_t>(peer * rounds_ + k);
+    const int64_t rows = sending ? send_rows_[cell] : in_rows_[piece];
+    const int64_t row_at = sending ? send_row_at_[cell] : out_row_at_[piece];
+    for (int c = 0; c < table_.num_columns(); ++c) {
+      const Wire& wire = wire_[c];
+      uint8_t* values = sending ? sending->rows[c]->mutable_data() : RowLanding(c);
+      pieces.push_back({values + row_at * wire.width, rows * wire.width});
+      if (wire.validity) {
+        uint8_t* validity =
+            sending ? sending->validity[c]->mutable_data() : validity_landing_[c]->mutable_data();
+        pieces.push_back({validity + row_at, rows});
+      }
+      if (wire.string >= 0) {
+        const auto s = static_cast<size_t>(wire.string);
+        uint8_t* bytes =
+            sending ? sending->bytes[s]->mutable_data() : string_bytes_[s]->mutable_data();
+        pieces.push_back(sending ? Piece{bytes + send_byte_at_[s][cell], send_bytes_[s][cell]}
+                                 : Piece{bytes + out_byte_at_[s][piece], in_bytes_[s][piece]});
+      }
+    }
+    return pieces;
+  }
+
+  // Round k in one AllToAllV: every buffer for a peer packed into one message, unpacked into
+  // place on arrival. Two more copies, but one collective per round instead of one per buffer:
+  // for small rounds the collectives' latency is what counts (and with more ranks than cores
+  // each collective costs a scheduling round).
+  Status ExchangeRoundFused(int64_t k, int set) {
+    std::vector<int64_t> send_counts(static_cast<size_t>(ranks_), 0);
+    std::vector<int64_t> send_offsets(static_cast<size_t>(ranks_), 0);
+    std::vector<int64_t> receive_counts(static_cast<size_t>(ranks_), 0);
+    std::vector<int64_t> receive_offsets(static_cast<size_t>(ranks_), 0);
+    std::vector<std::vector<Piece>> outgoing(static_cast<size_t>(ranks_));
+    std::vector<std::vector<Piece>> incoming(static_cast<size_t>(ranks_));
+    int64_t send_total = 0;
+    int64_t receive_total = 0;
+    for (int peer = 0; peer < ranks_; ++peer) {
+      if (peer == rank_) continue;
+      outgoing[peer] = PiecesWith(k, peer, &sets_[set]);
+      incoming[peer] = PiecesWith(k, peer, nullptr);
+      send_offsets[peer] = send_total;
+      for (const Piece& piece : outgoing[peer]) send_counts[peer] += piece.bytes;
+      send_total += send_counts[peer];
+      receive_offsets[peer] = receive_total;
+      for (const Piece& piece : incoming[peer]) receive_counts[peer] += piece.bytes;
+      receive_total += receive_counts[peer];
+    }
+    DEEPRC_ASSIGN_OR_RAISE(auto send, Buffer::Allocate(send_total));
+    DEEPRC_ASSIGN_OR_RAISE(auto receive, Buffer::Allocate(receive_total));
+    uint8_t* packed = send->mutable_data();
+    for (const auto& pieces : outgoing) {
+      for (const Piece& piece : pieces) {
+        if (piece.bytes > 0) std::memcpy(packed, piece.at, static_cast<size_t>(piece.bytes));
+        packed += piece.bytes;
+      }
+    }
+    DEEPRC_RETURN_NOT_OK(comm_.AllToAllV(comm::Bytes(send->data(), send_total), send_counts,
+                                         send_offsets,
+                                         std::span<uint8_t>(receive->mutable_data(), receive_total),
+                                         receive_counts, receive_offsets));
+    const uint8_t* unpacked = receive->data();
+    for (const auto& pieces : incoming) {
+      for (const Piece& piece : pieces) {
+        if (piece.bytes > 0) std::memcpy(piece.at, unpacked, static_cast<size_t>(piece.bytes));
+        unpacked += piece.bytes;
+      }
+    }
+    return Status::OK();
+  }
+
+  // Scatters on a partitioning thread, at most one round ahead of the exchange (two send sets).
+  Status RunOverlapped() {
+    std::mutex mutex;
+    std::condition_variable changed;
+    int64_t scattered = 0;
+    int64_t exchanged = 0;
+    bool stop = false;
+    std::thread partitioner([&] {
+      for (int64_t k = 0; k < rounds_; ++k) {
+        {
+          // Set k % 2 is free once round k - 2 has been exchanged.
+          std::unique_lock lock(mutex);
+          changed.wait(lock, [&] { return stop || exchanged >= k - 1; });
+          if (stop) return;
+        }
+        ScatterOrAbort(k, static_cast<int>(k % 2));
+        std::lock_guard lock(mutex);
+        scattered = k + 1;
+        changed.notify_all();
+      }
+    });
+    Status status;
+    for (int64_t k = 0; k < rounds_ && status.ok(); ++k) {
+      {
+        std::unique_lock lock(mutex);
+        changed.wait(lock, [&] { return scattered > k; });
+      }
+      status = fused_ ? ExchangeRoundFused(k, static_cast<int>(k % 2))
+                      : ExchangeRound(k, static_cast<int>(k % 2));
+      std::lock_guard lock(mutex);
+      exchanged = k + 1;
+      changed.notify_all();
+    }
+    {
+      std::lock_guard lock(mutex);
+      stop = true;
+      changed.notify_all();
+    }
+    partitioner.join();
+    return status;
+  }
+
+  // Offsets from the lengths, bitmaps from the bytes, and the table.
+  Result<Table> Finish() {
+    const int columns = table_.num_columns();
+    const int64_t n = out_rows_;
+    std::vector<Column> out(static_cast<size_t>(columns));
+    std::vector<Status> errors(static_cast<size_t>(columns));
+    // The landing areas go as soon as their bits are packed.
+    ParallelFor(columns, threads_, [&](int64_t task) {
+      const int c = static_cast<int>(task);
+      const Wire& wire = wire_[c];
+      std::shared_ptr<Buffer> validity;
+      int64_t nulls = 0;
+      if (wire.validity) {
+        auto bits = Buffer::Allocate(bitmap::BytesForBits(n));
+        if (!bits.ok()) {
+          errors[c] = bits.status();
+          return;
+        }
+        validity = *bits;
+        nulls = n - PackBytesToBits(validity_landing_[c]->data(), n, validity->mutable_data());
+        validity_landing_[c].reset();
+        if (nulls == 0) validity.reset();
+      }
+      const DataType& type = table_.schema().field(c).type;
+      if (wire.id == TypeId::kString) {
+        // Length i sits at byte 4(n + 1) + 4i and offset i + 1 is written at byte 8(i + 1):
+        // the write never passes a length not yet read.
+        uint8_t* base = values_[c]->mutable_data();
+        const uint8_t* lengths = base + LengthsAt(n);
+        int64_t total = 0;
+        std::memcpy(base, &total, 8);
+        for (int64_t i = 0; i < n; ++i) {
+          uint32_t length;
+          std::memcpy(&length, lengths + 4 * i, 4);
+          total += length;
+          std::memcpy(base + 8 * (i + 1), &total, 8);
+        }
+        if (total != out_bytes_[wire.string]) {
+          errors[c] = Status::IOError(
+              "exchange: column '{}': the received lengths add up to {} bytes, {} arrived",
+              table_.schema().field(c).name, total, out_bytes_[wire.string]);
+          return;
+        }
+        out[c] = Column::MakeString(n, values_[c], string_bytes_[wire.string], validity, nulls);
+      } else if (wire.id == TypeId::kBool) {
+        PackBytesToBits(landing_[c]->data(), n, values_[c]->mutable_data());
+        landing_[c].reset();
+        out[c] = Column::Make(type, n, values_[c], validity, nulls);
+      } else {
+        out[c] = Column::Make(type, n, values_[c], validity, nulls);
+      }
+    });
+    for (const Status& error : errors) DEEPRC_RETURN_NOT_OK(error);
+    return Table::Make(table_.schema(), std::move(out), n);
+  }
+
+  // Rows [bounds[d], bounds[d + 1]) go to rank d, when the caller says so (the targets agree).
+  const std::vector<int64_t>* bounds_;
+  comm::Communicator& comm_;
   const Table& table_;
   const std::vector<int32_t>& targets_;
-  int64_t rows_per_round_;
-  int64_t rounds_;
-  int ranks_;
-  int threads_;
-  std::mutex mutex_;
-  std::condition_variable changed_;
-  bool stop_ = false;
-  int64_t ready_ = 0;
-  int64_t taken_ = 0;
-  std::vector<BufferPtr> messages_;
-  Status status_;
-  std::thread thread_;  // last: starts when the rest is ready
-};
+  const int ranks_;
+  const int rank_;
+  const int threads_;
+  const int64_t chunk_bytes_;
+  const int64_t fuse_below_bytes_;
 
-// The tables received, in source order, then round order; empty ones left out (the first kept
-// for its schema) and the rest concatenated.
-Result<Table> ConcatenateReceived(std::vector<Table> tables, int threads) {
-  std::vector<Table> parts;
-  for (auto& table : tables) {
-    if (table.num_rows() > 0) parts.push_back(std::move(table));
-  }
-  if (parts.empty()) return std::move(tables[0]);
-  if (parts.size() == 1) return std::move(parts[0]);
-  return compute::Concatenate(parts, threads);
-}
+  int64_t local_rounds_ = 0;
+  int64_t rows_per_round_ = 1;
+  int64_t rounds_ = 1;
+  bool fused_ = false;
+  bool overlap_ = false;
+  std::vector<int> string_columns_;
+  int long_string_column_ = -1;
+  std::vector<Round> counts_;
+  std::vector<Wire> wire_;
+
+  // Per piece (source * rounds + round): rows received and their first output row; per string
+  // column the same for bytes.
+  std::vector<int64_t> in_rows_;
+  std::vector<int64_t> out_row_at_;
+  std::vector<std::vector<int64_t>> in_bytes_;
+  std::vector<std::vector<int64_t>> out_byte_at_;
+  int64_t out_rows_ = 0;
+  std::vector<int64_t> out_bytes_;
+
+  // Per (round * ranks + destination): rows sent and where they start in the send buffers.
+  std::vector<int64_t> send_rows_;
+  std::vector<int64_t> send_row_at_;
+  std::vector<std::vector<int64_t>> send_bytes_;
+  std::vector<std::vector<int64_t>> send_byte_at_;
+  int64_t max_send_rows_ = 0;
+  std::vector<int64_t> max_send_bytes_;
+
+  // Per column: values (string: offsets), a byte per row for bools, a byte per row of validity;
+  // per string column: the bytes.
+  std::vector<std::shared_ptr<Buffer>> values_;
+  std::vector<std::shared_ptr<Buffer>> landing_;
+  std::vector<std::shared_ptr<Buffer>> validity_landing_;
+  std::vector<std::shared_ptr<Buffer>> string_bytes_;
+  std::vector<SendSet> sets_;
+};
 
 }  // namespace
 
@@ -392,71 +920,32 @@ Result<std::vector<int32_t>> HashPartitionTargets(const Table& table,
 
 Result<Table> Exchange(comm::Communicator& comm, const Table& table,
                        const std::vector<int32_t>& targets, const ShuffleOptions& options) {
-  const int ranks = comm.size();
-  const int rank = comm.rank();
-  const int threads = ThreadsOf(options.threads);
-  const int64_t rows = table.num_rows();
-  // Bad input on one rank must fail every rank, not leave the others in the all-to-all; the
-  // same reduction agrees on the number of rounds.
-  int64_t bad = static_cast<int64_t>(targets.size()) != rows ? 1 : 0;
-  if (bad == 0) {
-    for (int32_t target : targets) {
-      if (target < 0 || target >= ranks) {
-        bad = 1;
-        break;
-      }
-    }
-  }
-  const int64_t bytes = TableBytes(table);
-  const int64_t chunk_bytes = std::max<int64_t>(options.chunk_bytes, 1);
-  const int64_t local_rounds = rows == 0 ? 0 : std::max<int64_t>(1, (bytes + chunk_bytes - 1) / chunk_bytes);
-  const int64_t rows_per_round =
-      local_rounds == 0 ? 1 : (rows + local_rounds - 1) / local_rounds;
-  int64_t agreed[2] = {bad, local_rounds};
-  DEEPRC_RETURN_NOT_OK(comm.AllReduce(std::span<int64_t>(agreed, 2), comm::ReduceOp::kMax));
-  if (agreed[0] != 0) {
-    if (bad != 0) {
-      return Status::Invalid("exchange: {} targets for {} rows, or a target outside [0, {})",
-                             targets.size(), rows, ranks);
-    }
-    return Status::Invalid("exchange: another rank passed bad targets");
-  }
-  if (ranks == 1) return table;
-  // At least one round even when no rank has rows: the schemas still meet.
-  const int64_t rounds = std::max<int64_t>(agreed[1], 1);
+  return InPlaceExchange(comm, table, targets, options).Run();
+}
 
-  // received[s * rounds + k]: what rank s sent in round k.
-  std::vector<Table> received(static_cast<size_t>(ranks * rounds));
-  Partitioner partitioner(table, targets, rows_per_round, rounds, ranks, threads);
-  Status error;
-  for (int64_t k = 0; k < rounds; ++k) {
-    auto messages = partitioner.Take(k);
-    if (!messages.ok()) {
-      // The peers are (or will be) in this round's all-to-all.
-      comm.Abort(1, "shuffle: cannot partition this rank's rows: " + messages.status().ToString());
-    }
-    std::vector<comm::Bytes> send(static_cast<size_t>(ranks));
+Result<Table> ExchangeSlices(comm::Communicator& comm, const Table& table,
+                            const std::vector<int64_t>& bounds, const ShuffleOptions& options) {
+  const int ranks = comm.size();
+  const int64_t rows = table.num_rows();
+  bool good = std::ssize(bounds) == ranks + 1 && bounds.front() == 0 && bounds.back() == rows;
+  for (int d = 0; good && d < ranks; ++d) good = bounds[d] <= bounds[d + 1];
+  std::vector<int32_t> targets;
+  if (good) {
+    targets.resize(static_cast<size_t>(rows));
     for (int d = 0; d < ranks; ++d) {
-      if (d != rank) send[d] = comm::Bytes((*messages)[d]->data(), (*messages)[d]->size());
+      std::fill(targets.begin() + bounds[d], targets.begin() + bounds[d + 1], d);
     }
-    DEEPRC_ASSIGN_OR_RAISE(auto arrived, comm.AllToAll(send));
-    arrived[rank] = std::move((*messages)[rank]);  // this rank's own rows never travel
-    messages->clear();
-    for (int s = 0; s < ranks && error.ok(); ++s) {
-      auto part = comm::DeserializeTable(std::move(arrived[s]), 1);
-      if (!part.ok()) {
-        error = Status::Invalid("exchange: rows from rank {}: {}", s, part.status().message());
-      } else if (!(part->schema() == table.schema())) {
-        error = Status::Invalid("exchange: rank {} sent rows of schema ({}), this rank has ({})",
-                                s, part->schema().ToString(), table.schema().ToString());
-      } else {
-        received[s * rounds + k] = part.MoveValueUnsafe();
-      }
-    }
+  } else {
+    // Wrong targets make every rank fail together; the reason is this rank's.
+    targets.resize(static_cast<size_t>(rows) + 1);
   }
-  // Every rank went through every round, whatever it found.
-  DEEPRC_RETURN_NOT_OK(error);
-  return ConcatenateReceived(std::move(received), threads);
+  auto result = InPlaceExchange(comm, table, targets, options, good ? &bounds : nullptr).Run();
+  if (!good) {
+    return Status::Invalid(
+        "exchange: {} slice bounds for {} ranks, or not non-decreasing from 0 to the {} rows",
+        bounds.size(), ranks, rows);
+  }
+  return result;
 }
 
 Result<Table> Shuffle(comm::Communicator& comm, const Table& table,

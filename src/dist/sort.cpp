@@ -8,6 +8,7 @@
 
 #include "agreement_internal.h"
 #include "deeprc/compute/selection.h"
+#include "deeprc/dist/shuffle.h"
 #include "deeprc/table/builder.h"
 
 namespace deeprc::dist {
@@ -182,21 +183,14 @@ Result<Table> Sort(comm::Communicator& comm, const Table& table,
     }
     bounds[d] = lo;
   }
-  std::vector<Table> parts;
-  parts.reserve(ranks);
-  for (int d = 0; d < ranks; ++d)
-    parts.push_back(sorted.Slice(bounds[d], bounds[d + 1] - bounds[d]));
-  DEEPRC_ASSIGN_OR_RAISE(auto received, comm::AllToAllTables(comm, parts, sample.exchange));
+  ShuffleOptions shuffle;
+  shuffle.threads = threads;
+  DEEPRC_ASSIGN_OR_RAISE(Table merged, ExchangeSlices(comm, sorted, bounds, shuffle));
+  sorted = Table();
 
-  // 5. The pieces are each sorted and arrive in source-rank order; a stable sort of their
-  //    concatenation keeps equal keys in (source rank, position) order.
-  std::vector<Table> nonempty;
-  for (auto& part : received) {
-    if (part.num_rows() > 0) nonempty.push_back(std::move(part));
-  }
-  if (nonempty.empty()) return Table::Empty(table.schema());
-  if (nonempty.size() == 1) return nonempty[0];
-  DEEPRC_ASSIGN_OR_RAISE(Table merged, compute::Concatenate(nonempty, threads));
+  // 5. The pieces are each sorted and arrive in source-rank order, received in place into one
+  //    table; a stable sort of it keeps equal keys in (source rank, position) order.
+  if (merged.num_rows() == 0) return merged;
   return compute::Sort(merged, options);
 }
 

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <limits>
 #include <numeric>
+#include <random>
 #include <vector>
 
 #include "testing/assertions.h"
@@ -154,6 +155,125 @@ TEST(CommunicatorTest, AllToAllWithDifferentAndEmptySizes) {
   EXPECT_FALSE(comm.AllToAll(wrong).ok());
 }
 
+// The size of the piece from `source` to `destination` in round `round`: random (zero about
+// one time in four), the same on every rank.
+int64_t RandomPairSize(int round, int source, int destination) {
+  std::mt19937_64 random(static_cast<uint64_t>(round * 1000003 + source * 1009 + destination));
+  if (random() % 4 == 0) return 0;
+  return static_cast<int64_t>(random() % 70000);
+}
+
+// Pieces laid out in a random order with random gaps; returns the offsets and the total size.
+std::vector<int64_t> ScatteredOffsets(const std::vector<int64_t>& sizes, std::mt19937_64& random,
+                                      int64_t* total) {
+  std::vector<int> order(sizes.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::shuffle(order.begin(), order.end(), random);
+  std::vector<int64_t> offsets(sizes.size());
+  int64_t at = 0;
+  for (int peer : order) {
+    at += static_cast<int64_t>(random() % 13);
+    offsets[peer] = at;
+    at += sizes[peer];
+  }
+  *total = at + static_cast<int64_t>(random() % 5);
+  return offsets;
+}
+
+TEST(CommunicatorTest, AllToAllVIntoCallerMemory) {
+  Communicator& comm = TestComm();
+  const int n = comm.size();
+  const int me = comm.rank();
+  std::mt19937_64 random(static_cast<uint64_t>(me) * 7919 + 1);
+  for (int round = 0; round < 4; ++round) {  // back-to-back exchanges must not mix
+    std::vector<int64_t> send_counts(n), receive_counts(n);
+    for (int peer = 0; peer < n; ++peer) {
+      send_counts[peer] = RandomPairSize(round, me, peer);
+      receive_counts[peer] = RandomPairSize(round, peer, me);
+    }
+    int64_t send_total = 0;
+    int64_t receive_total = 0;
+    auto send_offsets = ScatteredOffsets(send_counts, random, &send_total);
+    auto receive_offsets = ScatteredOffsets(receive_counts, random, &receive_total);
+    std::vector<uint8_t> send(static_cast<size_t>(send_total), 0xee);
+    for (int peer = 0; peer < n; ++peer) {
+      auto bytes = Payload(me, peer, send_counts[peer]);
+      std::copy(bytes.begin(), bytes.end(), send.begin() + send_offsets[peer]);
+    }
+    // Bytes outside the pieces must stay as they are.
+    std::vector<uint8_t> receive(static_cast<size_t>(receive_total), 0x5a);
+    ASSERT_OK(comm.AllToAllV(Bytes(send), send_counts, send_offsets, std::span<uint8_t>(receive),
+                             receive_counts, receive_offsets));
+    std::vector<bool> covered(receive.size(), false);
+    for (int s = 0; s < n; ++s) {
+      for (int64_t i = 0; i < receive_counts[s]; ++i) {
+        covered[receive_offsets[s] + i] = true;
+        ASSERT_EQ(receive[receive_offsets[s] + i], PayloadByte(s, me, i))
+            << "from rank " << s << " byte " << i << " round " << round;
+      }
+    }
+    for (size_t i = 0; i < receive.size(); ++i) {
+      if (!covered[i]) ASSERT_EQ(receive[i], 0x5a) << "byte " << i << " round " << round;
+    }
+  }
+  // Several parts at once (one wait): each lands in its own receive buffer.
+  struct Layout {
+    std::vector<int64_t> send_counts, send_offsets, receive_counts, receive_offsets;
+    std::vector<uint8_t> send, receive;
+  };
+  std::vector<Layout> layouts(3);
+  std::vector<Communicator::AllToAllVPart> parts;
+  for (int p = 0; p < 3; ++p) {
+    Layout& layout = layouts[p];
+    layout.send_counts.resize(n);
+    layout.receive_counts.resize(n);
+    for (int peer = 0; peer < n; ++peer) {
+      layout.send_counts[peer] = RandomPairSize(10 + p, me, peer);
+      layout.receive_counts[peer] = RandomPairSize(10 + p, peer, me);
+    }
+    int64_t send_total = 0;
+    int64_t receive_total = 0;
+    layout.send_offsets = ScatteredOffsets(layout.send_counts, random, &send_total);
+    layout.receive_offsets = ScatteredOffsets(layout.receive_counts, random, &receive_total);
+    layout.send.assign(static_cast<size_t>(send_total), 0);
+    for (int peer = 0; peer < n; ++peer) {
+      auto bytes = Payload(me + 7 * p, peer, layout.send_counts[peer]);
+      std::copy(bytes.begin(), bytes.end(), layout.send.begin() + layout.send_offsets[peer]);
+    }
+    layout.receive.assign(static_cast<size_t>(receive_total), 0);
+  }
+  for (Layout& layout : layouts) {
+    parts.push_back({Bytes(layout.send), layout.send_counts, layout.send_offsets,
+                     std::span<uint8_t>(layout.receive), layout.receive_counts,
+                     layout.receive_offsets});
+  }
+  ASSERT_OK(comm.AllToAllV(std::span<const Communicator::AllToAllVPart>(parts)));
+  for (int p = 0; p < 3; ++p) {
+    const Layout& layout = layouts[p];
+    for (int s = 0; s < n; ++s) {
+      for (int64_t i = 0; i < layout.receive_counts[s]; ++i) {
+        ASSERT_EQ(layout.receive[layout.receive_offsets[s] + i], PayloadByte(s + 7 * p, me, i))
+            << "part " << p << " from rank " << s << " byte " << i;
+      }
+    }
+  }
+
+  // Bad arguments fail on the rank that passes them, before anything moves.
+  std::vector<int64_t> zeros(n, 0);
+  std::vector<int64_t> too_few(n + 1, 0);
+  std::vector<uint8_t> small(4);
+  EXPECT_FALSE(comm.AllToAllV(Bytes(small), too_few, zeros, std::span<uint8_t>(small), zeros,
+                              zeros)
+                   .ok());
+  std::vector<int64_t> outside(n, 0);
+  outside[me] = 8;
+  EXPECT_FALSE(comm.AllToAllV(Bytes(small), outside, zeros, std::span<uint8_t>(small), outside,
+                              zeros)
+                   .ok());
+  // Nothing to move at all is fine.
+  ASSERT_OK(comm.AllToAllV(Bytes(), zeros, zeros, std::span<uint8_t>(), zeros, zeros));
+}
+
 TEST(CommunicatorTest, AllReduceEveryTypeAndOperation) {
   Communicator& comm = TestComm();
   const int n = comm.size();
@@ -198,6 +318,20 @@ TEST(CommunicatorTest, MoreThanTwoGibibytes) {
   ASSERT_OK(comm.Send(peer, 3, Bytes(big->data(), size)));
   ASSERT_OK_AND_ASSIGN(auto message, comm.Receive(source, 3));
   EXPECT_EQ(FirstMismatch(*message, source, comm.rank(), size), -1);
+  message.reset();
+  // The same bytes through AllToAllV, landing past 2 GiB of the receive buffer (64-bit offsets).
+  ASSERT_OK_AND_ASSIGN(auto into, Buffer::Allocate(size + 100));
+  std::vector<int64_t> counts(comm.size(), 0);
+  std::vector<int64_t> zeros(comm.size(), 0);
+  counts[peer] = size;
+  std::vector<int64_t> receive_counts(comm.size(), 0);
+  std::vector<int64_t> receive_offsets(comm.size(), 0);
+  receive_counts[source] = size;
+  receive_offsets[source] = 100;
+  ASSERT_OK(comm.AllToAllV(Bytes(big->data(), size), counts, zeros,
+                           std::span<uint8_t>(into->mutable_data(), size + 100), receive_counts,
+                           receive_offsets));
+  EXPECT_EQ(FirstMismatch(*Buffer::Slice(into, 100, size), source, comm.rank(), size), -1);
 }
 
 }  // namespace

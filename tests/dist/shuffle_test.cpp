@@ -173,6 +173,112 @@ TEST(ShuffleTest, ExchangeKeepsSourceThenRowOrder) {
   EXPECT_TRUE(testing::TablesEqualOrdered(expected, received));
 }
 
+// Exchange of this rank's slice of `global` with targets target_of(global row); checks that the
+// rows arrive in (source rank, source order) order, which for contiguous slices is global order.
+template <typename TargetOf>
+void CheckExchangeOrder(const Table& global, TargetOf&& target_of, const ShuffleOptions& options) {
+  comm::Communicator& comm = TestComm();
+  auto [begin, end] = SliceOf(global.num_rows(), comm.rank(), comm.size());
+  std::vector<int32_t> targets;
+  for (int64_t i = begin; i < end; ++i) targets.push_back(target_of(i));
+  ASSERT_OK_AND_ASSIGN(Table received,
+                       Exchange(comm, global.Slice(begin, end - begin), targets, options));
+  std::vector<int64_t> rows;
+  for (int64_t i = 0; i < global.num_rows(); ++i) {
+    if (target_of(i) == comm.rank()) rows.push_back(i);
+  }
+  ASSERT_OK_AND_ASSIGN(Table expected, compute::Take(global, rows));
+  EXPECT_TRUE(testing::TablesEqualOrdered(expected, received));
+  // Null counts are exact (the bitmaps are rebuilt from bytes on the wire).
+  for (int c = 0; c < received.num_columns(); ++c) {
+    EXPECT_EQ(received.column(c).null_count(), expected.column(c).null_count()) << "column " << c;
+  }
+}
+
+TEST(ShuffleTest, InPlaceExchangeOfEveryBufferKind) {
+  comm::Communicator& comm = TestComm();
+  const int size = comm.size();
+  // Bools and strings with nulls, empty strings, dates and timestamps, a column without nulls;
+  // odd row counts so that bitmaps end mid-byte and slices start mid-byte.
+  auto specs = testing::AllTypesSpec(0.2, 0);
+  specs.push_back({"short", DataType::String(), 0.3, 3});  // few values, the empty one among them
+  specs.push_back({"dense", DataType::Int32(), 0.0});
+  const Table big = testing::RandomTable(specs, 7777, 109);
+  const Table small = big.Slice(100, 61);
+  for (int threads : {1, 3}) {
+    for (int64_t chunk : {int64_t{64} << 20, int64_t{30000}, int64_t{1}}) {
+      for (int64_t fuse_below : {int64_t{0}, int64_t{1} << 40}) {  // in place; one message
+        // 1 byte: one round per row, on few rows.
+        const Table& global = chunk == 1 ? small : big;
+        SCOPED_TRACE("threads " + std::to_string(threads) + " chunk " + std::to_string(chunk) +
+                     " fuse below " + std::to_string(fuse_below));
+        ShuffleOptions options;
+        options.threads = threads;
+        options.chunk_bytes = chunk;
+        options.fuse_below_bytes = fuse_below;
+        CheckExchangeOrder(
+            global, [&](int64_t row) { return static_cast<int32_t>((row * 13 + row / 7) % size); },
+            options);
+        // Everything to the last rank.
+        CheckExchangeOrder(
+            global, [&](int64_t) { return size - 1; }, options);
+        // Each rank keeps its own rows (nothing travels).
+        CheckExchangeOrder(
+            global,
+            [&](int64_t row) {
+              for (int r = 0; r < size; ++r) {
+                auto [begin, end] = SliceOf(global.num_rows(), r, size);
+                if (row >= begin && row < end) return r;
+              }
+              return 0;
+            },
+            options);
+      }
+    }
+  }
+}
+
+TEST(ShuffleTest, NullsOnSomeRanksOnly) {
+  comm::Communicator& comm = TestComm();
+  // Rank 0's rows have nulls, the others' none: every receiver still gets exact validity.
+  const Table with_nulls = testing::RandomTable(
+      {{"b", DataType::Bool(), 0.3}, {"s", DataType::String(), 0.3}, {"i", DataType::Int64(), 0.3}},
+      999, 110);
+  const Table without = testing::RandomTable(
+      {{"b", DataType::Bool(), 0.0}, {"s", DataType::String(), 0.0}, {"i", DataType::Int64(), 0.0}},
+      1001, 111);
+  const Table& mine = comm.rank() == 0 ? with_nulls : without;
+  std::vector<int32_t> targets(static_cast<size_t>(mine.num_rows()));
+  for (size_t i = 0; i < targets.size(); ++i) targets[i] = static_cast<int32_t>(i % comm.size());
+  ShuffleOptions options;
+  options.chunk_bytes = 5000;
+  options.fuse_below_bytes = 0;
+  ASSERT_OK_AND_ASSIGN(Table received, Exchange(comm, mine, targets, options));
+  ASSERT_OK_AND_ASSIGN(auto gathered, comm::AllGatherTables(comm, received));
+  ASSERT_OK_AND_ASSIGN(Table all, compute::Concatenate(gathered));
+  std::vector<Table> inputs = {with_nulls};
+  for (int r = 1; r < comm.size(); ++r) inputs.push_back(without);
+  ASSERT_OK_AND_ASSIGN(Table expected, compute::Concatenate(inputs));
+  EXPECT_TRUE(testing::TablesEqualUnordered(expected, all));
+  int64_t nulls = 0;
+  for (const auto& column : received.columns()) nulls += column.null_count();
+  ASSERT_OK_AND_ASSIGN(int64_t total, comm::AllReduceValue(comm, nulls, comm::ReduceOp::kSum));
+  int64_t expected_nulls = 0;
+  for (const auto& column : with_nulls.columns()) expected_nulls += column.null_count();
+  EXPECT_EQ(total, expected_nulls);
+}
+
+TEST(ShuffleTest, DifferentSchemasFailOnEveryRank) {
+  comm::Communicator& comm = TestComm();
+  if (comm.size() == 1) GTEST_SKIP() << "needs two ranks";
+  const Table table = testing::RandomTable(
+      {{"v", comm.rank() == 0 ? DataType::Int32() : DataType::Int64()}}, 50, 112);
+  EXPECT_FALSE(Exchange(comm, table, std::vector<int32_t>(50, 0)).ok());
+  // The communicator still works afterwards.
+  ASSERT_OK_AND_ASSIGN(int64_t ranks, comm::AllReduceValue<int64_t>(comm, 1, comm::ReduceOp::kSum));
+  EXPECT_EQ(ranks, comm.size());
+}
+
 TEST(ShuffleTest, BadTargetsFailOnEveryRank) {
   comm::Communicator& comm = TestComm();
   const Table table = testing::RandomTable({{"v", DataType::Int64()}}, 100, 107);

@@ -72,6 +72,36 @@ class Communicator {
   // Sizes may differ per pair and be zero.
   virtual Result<std::vector<BufferPtr>> AllToAll(const std::vector<Bytes>& send) = 0;
 
+  // Variable all-to-all into the caller's memory: bytes [send_offsets[d], + send_counts[d]) of
+  // `send` go to rank d and land at [receive_offsets[s], + receive_counts[s]) of `receive` on
+  // the receiver, for the piece from rank s. Every rank passes size() counts and offsets; the
+  // receiver's count for s must equal what s sends it (the caller's protocol agrees on them, e.g.
+  // through a small all-to-all of counts first). Sizes and offsets are 64-bit; nothing is
+  // allocated, so received bytes can land directly in their final buffers.
+  virtual Status AllToAllV(Bytes send, std::span<const int64_t> send_counts,
+                           std::span<const int64_t> send_offsets, std::span<uint8_t> receive,
+                           std::span<const int64_t> receive_counts,
+                           std::span<const int64_t> receive_offsets) = 0;
+
+  // Several AllToAllV at once (every rank passes the same number of parts, in the same order):
+  // all transfers are posted together and waited for once, so a table's column buffers travel
+  // with one synchronization instead of one per buffer. The default runs them one after another.
+  struct AllToAllVPart {
+    Bytes send;
+    std::span<const int64_t> send_counts;
+    std::span<const int64_t> send_offsets;
+    std::span<uint8_t> receive;
+    std::span<const int64_t> receive_counts;
+    std::span<const int64_t> receive_offsets;
+  };
+  virtual Status AllToAllV(std::span<const AllToAllVPart> parts) {
+    for (const AllToAllVPart& part : parts) {
+      DEEPRC_RETURN_NOT_OK(AllToAllV(part.send, part.send_counts, part.send_offsets, part.receive,
+                                     part.receive_counts, part.receive_offsets));
+    }
+    return Status::OK();
+  }
+
   // Element-wise reduction over all ranks, in place; every rank passes the same count.
   virtual Status AllReduce(std::span<int64_t> values, ReduceOp op) = 0;
   virtual Status AllReduce(std::span<double> values, ReduceOp op) = 0;
@@ -81,6 +111,14 @@ class Communicator {
   // cannot go on while the others wait in a collective. Does not return.
   [[noreturn]] virtual void Abort(int exit_code, std::string_view reason) = 0;
 };
+
+// The checks every backend's AllToAllV makes before moving a byte: `ranks` counts and offsets
+// on each side, none negative, every piece inside its span, this rank's piece the same size on
+// both sides.
+Status CheckAllToAllV(int rank, int ranks, Bytes send, std::span<const int64_t> send_counts,
+                      std::span<const int64_t> send_offsets, std::span<uint8_t> receive,
+                      std::span<const int64_t> receive_counts,
+                      std::span<const int64_t> receive_offsets);
 
 // One rank, no launcher. Send/Receive to rank 0 (itself) queue the bytes.
 std::unique_ptr<Communicator> MakeSingleCommunicator();

@@ -32,7 +32,9 @@ Result<RowCounts> GlobalRowCounts(comm::Communicator& comm, const Table& table);
 std::vector<int64_t> EvenCounts(int64_t total, int ranks);
 
 // Moves rows so that rank r holds `counts[r]` rows (counts sum to the global row count), keeping
-// the global order. Rows that stay on their rank are not copied.
+// the global order. When no row has to move, the table is returned as it is; otherwise the rows
+// travel through dist::ExchangeSlices (received in place; `options.threads` is used, the
+// compression is not).
 Result<Table> Repartition(comm::Communicator& comm, const Table& table,
                           const std::vector<int64_t>& counts,
                           const comm::ExchangeOptions& options = {});

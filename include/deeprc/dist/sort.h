@@ -10,7 +10,7 @@
 //     rank picks the same size() - 1 splitters at the weighted quantiles.
 //  4. A row goes to the rank whose range holds its (keys, rank, position): since the local rows
 //     are sorted, each destination gets one contiguous slice (found by binary search), and the
-//     slices travel with one all-to-all.
+//     slices travel with dist::ExchangeSlices (received in place, in source-rank order).
 //  5. Each rank sorts what it received (stably; the pieces arrive in source-rank order).
 //
 // The result: concatenating rank 0, 1, ... gives exactly compute::Sort of the concatenated input
@@ -31,6 +31,7 @@ struct SampleSortOptions {
   // Samples per rank on average (the gathered sample has about size() * this many rows); more
   // samples give more even partitions.
   int samples_per_rank = 64;
+  // For the gathered samples (the rows themselves travel through dist::ExchangeSlices).
   comm::ExchangeOptions exchange;
 };
 
