@@ -12,6 +12,7 @@ packages=(
   openmpi-bin libopenmpi-dev libgloo-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-pandas python3-numpy
+  libtorch-dev libopenblas0-pthread
 )
 # The peers of the benchmarks: dask (task rates), DuckDB and Polars (npm, below).
 if [[ "${1:-}" == "--bench" ]]; then

@@ -1,0 +1,233 @@
+// The training plugin's entry and `deeprc train` (see deeprc/train/plugin.h). This file includes
+// no LibTorch header: it drives deeprc_train_torch through deeprc/train/forecaster.h.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "deeprc/comm/communicator.h"
+#include "deeprc/table/csv.h"
+#include "deeprc/table/table_file.h"
+#include "deeprc/train/forecaster.h"
+#include "deeprc/train/metrics.h"
+#include "deeprc/train/plugin.h"
+
+namespace deeprc::train {
+namespace {
+
+// Set by `deeprc train --ranks N` in each rank's environment (apps/deeprc/train_command.cpp).
+constexpr const char* kRanksVariable = "DEEPRC_TRAIN_RANKS";
+
+bool EndsWith(const std::string& text, const std::string& suffix) {
+  return text.size() >= suffix.size() &&
+         text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+Result<Table> ReadTable(const std::string& path) {
+  if (EndsWith(path, ".drt")) return ReadTableFile(path);
+  return csv::ReadCsv(path);
+}
+
+Status WriteTable(const Table& table, const std::string& path) {
+  if (EndsWith(path, ".drt")) return WriteTableFile(table, path);
+  return csv::WriteCsv(table, path);
+}
+
+std::string Number(double value) {
+  if (!std::isfinite(value)) return "null";
+  return fmt::format("{:.6g}", value);
+}
+
+std::string Quoted(const std::string& text) {
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+struct CommandOptions {
+  std::string model, data, test, output, checkpoint;
+  int64_t horizon = 0, input_size = 0, max_steps = 1000;
+  int season = 1;
+  uint64_t seed = 1;
+  int ranks = 0;
+  std::string comm = "mpi";
+  std::vector<std::string> settings, exogenous;
+};
+
+Status RunTraining(const CommandOptions& options, comm::Communicator* communicator) {
+  const bool leader = communicator == nullptr || communicator->rank() == 0;
+  SeriesOptions series_options;
+  series_options.exogenous_columns = options.exogenous;
+  DEEPRC_ASSIGN_OR_RAISE(Table data, ReadTable(options.data));
+  DEEPRC_ASSIGN_OR_RAISE(SeriesSet all, SeriesFromTable(data, series_options));
+  SeriesSet train, test;
+  if (options.test.empty()) {
+    DEEPRC_ASSIGN_OR_RAISE(auto split, SplitLast(all, options.horizon));
+    train = std::move(split.first);
+    test = std::move(split.second);
+  } else {
+    train = std::move(all);
+    DEEPRC_ASSIGN_OR_RAISE(Table test_table, ReadTable(options.test));
+    DEEPRC_ASSIGN_OR_RAISE(SeriesSet unordered, SeriesFromTable(test_table, series_options));
+    DEEPRC_ASSIGN_OR_RAISE(auto matched, MatchSeries(train, unordered));
+    DEEPRC_ASSIGN_OR_RAISE(test, SelectSeries(unordered, matched));
+  }
+  for (int64_t s = 0; s < test.num_series(); ++s) {
+    if (test.length(s) < options.horizon) {
+      return Status::Invalid("{}: series '{}' has {} test points, fewer than h = {}",
+                             options.test.empty() ? options.data : options.test, test.ids[s],
+                             test.length(s), options.horizon);
+    }
+  }
+
+  TrainOptions train_options;
+  train_options.model = options.model;
+  train_options.horizon = options.horizon;
+  train_options.input_size = options.input_size;
+  train_options.max_steps = options.max_steps;
+  train_options.seed = options.seed;
+  for (const auto& setting : options.settings) {
+    const size_t equals = setting.find('=');
+    if (equals == std::string::npos || equals == 0) {
+      return Status::Invalid("--set {}: expected key=value", setting);
+    }
+    train_options.settings[setting.substr(0, equals)] = setting.substr(equals + 1);
+  }
+  if (communicator != nullptr && communicator->size() > 1 &&
+      train_options.settings.count("threads") == 0) {
+    const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+    train_options.settings["threads"] =
+        std::to_string(std::max(1u, cores / static_cast<unsigned>(communicator->size())));
+  }
+  DEEPRC_ASSIGN_OR_RAISE(auto forecaster, Forecaster::Make(train_options, options.exogenous));
+  DEEPRC_ASSIGN_OR_RAISE(TrainReport report, forecaster->Fit(train, communicator));
+  DEEPRC_ASSIGN_OR_RAISE(Forecast forecast, forecaster->Predict(train));
+  if (!leader) return Status::OK();
+
+  ScoreAccumulator scores(options.season);
+  for (int64_t s = 0; s < train.num_series(); ++s) {
+    std::vector<double> actual(test.values(s).begin(), test.values(s).begin() + options.horizon);
+    std::span<const double> predicted(forecast.mean.data() + s * options.horizon,
+                                      static_cast<size_t>(options.horizon));
+    DEEPRC_RETURN_NOT_OK(scores.Add(actual, predicted, train.values(s)));
+  }
+  if (!options.output.empty()) {
+    DEEPRC_ASSIGN_OR_RAISE(Table table, ForecastTable(test, options.model, forecast));
+    DEEPRC_RETURN_NOT_OK(WriteTable(table, options.output));
+  }
+  if (!options.checkpoint.empty()) DEEPRC_RETURN_NOT_OK(forecaster->Save(options.checkpoint));
+  const ForecastScores result = scores.Result();
+  std::printf(
+      "{\"model\": %s, \"series\": %lld, \"mae\": %s, \"rmse\": %s, \"mape\": %s, \"smape\": %s, "
+      "\"mase\": %s, \"train_seconds\": %s, \"samples_per_s\": %s, \"ranks\": %d, \"steps\": "
+      "%lld, \"final_loss\": %s}\n",
+      Quoted(options.model).c_str(), static_cast<long long>(result.series),
+      Number(result.mae).c_str(), Number(result.rmse).c_str(), Number(result.mape).c_str(),
+      Number(result.smape).c_str(), Number(result.mase).c_str(),
+      Number(report.train_seconds).c_str(), Number(report.samples_per_s).c_str(),
+      communicator ? communicator->size() : 1, static_cast<long long>(report.steps),
+      Number(report.losses.empty() ? NAN : report.losses.back()).c_str());
+  std::fflush(stdout);
+  return Status::OK();
+}
+
+int RunCommand(int argc, char** argv) {
+  std::string models;
+  for (const auto& name : ForecastModelNames()) models += (models.empty() ? "" : ", ") + name;
+  CLI::App app{"Trains a forecasting model on a long-format table (unique_id, ds, y) and scores "
+               "its forecast of the held-out points; prints one JSON line.\n  deeprc train "
+               "--model NAME --data FILE [--test FILE] --h H --input-size L --max-steps S "
+               "[--season M] [--ranks N] [--set key=value ...]",
+               "deeprc train"};
+  CommandOptions options;
+  app.add_option("--model", options.model, "Model: " + models)->required();
+  app.add_option("--data", options.data, "Training data (CSV or .drt), columns by name")
+      ->required();
+  app.add_option("--test", options.test,
+                 "Held-out data; without it the last h points of each series are held out");
+  app.add_option("--h", options.horizon, "Forecast horizon")->required()->check(CLI::PositiveNumber);
+  app.add_option("--input-size", options.input_size, "Input window length")
+      ->required()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--max-steps", options.max_steps, "Training steps")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--season", options.season, "Season length for MASE")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--seed", options.seed, "Seed of the weights and the window order")
+      ->capture_default_str();
+  app.add_option("--set", options.settings,
+                 "Model or trainer setting key=value (see deeprc/train/forecaster.h)");
+  app.add_option("--exogenous", options.exogenous, "Exogenous columns read beside y");
+  app.add_option("--output", options.output, "Write the forecasts here (CSV, or .drt)");
+  app.add_option("--checkpoint", options.checkpoint, "Save the trained weights here");
+  app.add_option("--ranks", options.ranks, "Data-parallel ranks (started by `deeprc train`)");
+  app.add_option("--comm", options.comm, "Communicator of the ranks: mpi or gloo");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    if (error.get_exit_code() == 0) return app.exit(error);
+    std::fprintf(stderr, "deeprc train: %s (see --help)\n", error.what());
+    return 2;
+  }
+  std::unique_ptr<comm::Communicator> communicator;
+  if (std::getenv(kRanksVariable) != nullptr) {
+    auto made = comm::MakeCommunicator();
+    if (!made.ok()) {
+      std::fprintf(stderr, "deeprc train: %s\n", made.status().message().c_str());
+      return 1;
+    }
+    communicator = std::move(*made);
+  }
+  Status status;
+  try {
+    status = RunTraining(options, communicator.get());
+  } catch (const std::exception& error) {
+    status = Status::Internal("{}", error.what());
+  }
+  if (!status.ok()) {
+    std::fprintf(stderr, "deeprc train: %s\n", status.message().c_str());
+    if (communicator != nullptr && communicator->size() > 1) {
+      communicator->Abort(status.code() == StatusCode::kInternal ? 1 : 2, status.message());
+    }
+    return status.code() == StatusCode::kInvalid || status.code() == StatusCode::kKeyError ||
+                   status.code() == StatusCode::kTypeError
+               ? 2
+               : 1;
+  }
+  return 0;
+}
+
+const char* const kFunctions[] = {"forecast.train", "forecast.predict", "forecast.evaluate",
+                                  "hydro.train", "hydro.evaluate", nullptr};
+
+// The runtime functions arrive with the worker pools (issue 5); the entry is fixed now.
+int CallFunction(const char* name, const char* arguments_json, comm::Communicator* communicator,
+                 char** result) {
+  const std::string text =
+      fmt::format("{{\"error\": {}}}", Quoted(fmt::format("{}: not implemented yet", name)));
+  *result = static_cast<char*>(std::malloc(text.size() + 1));
+  if (*result != nullptr) std::memcpy(*result, text.c_str(), text.size() + 1);
+  return 1;
+}
+
+const DeeprcTrainPlugin kPlugin{kTrainPluginAbiVersion, RunCommand, kFunctions, CallFunction};
+
+}  // namespace
+}  // namespace deeprc::train
+
+extern "C" __attribute__((visibility("default"))) const DeeprcTrainPlugin* deeprc_train_plugin_v1() {
+  return &deeprc::train::kPlugin;
+}

@@ -1,0 +1,408 @@
+// The trainer: Adam with a step learning-rate schedule over seeded window batches, early
+// stopping on validation windows, checkpoints, forecasts, and data-parallel training over a
+// deeprc Communicator.
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <limits>
+#include <cstring>
+#include <numbers>
+#include <numeric>
+
+#include "deeprc/comm/communicator.h"
+#include "deeprc/train/forecaster.h"
+#include "train/torch/model_internal.h"
+
+namespace deeprc::train {
+namespace {
+
+using internal::ForecastModule;
+using internal::ModelInput;
+
+enum class LossType { kMae, kMse, kHuber, kNormal };
+
+Result<LossType> ParseLoss(const std::string& text) {
+  if (text == "MAE") return LossType::kMae;
+  if (text == "MSE") return LossType::kMse;
+  if (text == "Huber" || text == "HuberLoss") return LossType::kHuber;
+  if (text == "Normal" || text == "DistributionLoss") return LossType::kNormal;
+  return Status::Invalid("loss '{}': expected MAE, MSE, Huber or Normal", text);
+}
+
+// Gradients travel in buckets of this many floats (4 MiB): few collectives, bounded memory.
+constexpr size_t kBucketFloats = size_t{1} << 20;
+// The Normal loss's scale: softplus of the raw output plus this floor, so it never reaches 0.
+constexpr double kMinNormalScale = 1e-3;
+// z of the 90% quantile: the 80% interval is mean ± z·scale.
+constexpr double kZ80 = 1.2815515655446004;
+
+torch::Tensor FromVector(const std::vector<float>& values, std::vector<int64_t> shape) {
+  // A copy: the batch's vectors are reused for the next batch.
+  return torch::from_blob(const_cast<float*>(values.data()), shape, torch::kFloat32).clone();
+}
+
+ModelInput ToInput(const Batch& batch) {
+  ModelInput input;
+  input.x = FromVector(batch.x, {batch.size, batch.input_size});
+  input.x_mask = FromVector(batch.x_mask, {batch.size, batch.input_size});
+  input.x_exogenous =
+      FromVector(batch.x_exogenous, {batch.size, batch.input_size, batch.exogenous});
+  return input;
+}
+
+}  // namespace
+
+std::vector<std::string> ForecastModelNames() { return internal::ModelNames(); }
+
+struct Forecaster::Impl {
+  TrainOptions options;
+  std::vector<std::string> exogenous;
+  std::string model_name;
+  internal::ModelDefaults defaults;
+  internal::ModelShape shape;
+  std::shared_ptr<ForecastModule> model;
+  // Trainer settings, read once in Make.
+  double learning_rate = 1e-3;
+  int64_t num_lr_decays = 3;
+  int64_t batch_size = 1024;
+  ScalerType scaler = ScalerType::kIdentity;
+  LossType loss = LossType::kMae;
+  double huber_delta = 1;
+  int64_t step_size = 1;
+  int64_t validation_size = 0;
+  int64_t val_check_steps = 100;
+  int64_t patience = -1;
+
+  // The loss of one batch's output [B, h, outputs] against y [B, h] where mask is 1.
+  torch::Tensor Loss(const torch::Tensor& output, const torch::Tensor& y,
+                     const torch::Tensor& mask) const {
+    const torch::Tensor count = mask.sum().clamp_min(1);
+    torch::Tensor mean = output.select(2, 0);
+    switch (loss) {
+      case LossType::kMae:
+        return ((mean - y).abs() * mask).sum() / count;
+      case LossType::kMse:
+        return ((mean - y).square() * mask).sum() / count;
+      case LossType::kHuber: {
+        torch::Tensor error = (mean - y).abs();
+        torch::Tensor quadratic = 0.5 * error.square();
+        torch::Tensor linear = huber_delta * (error - 0.5 * huber_delta);
+        return (torch::where(error <= huber_delta, quadratic, linear) * mask).sum() / count;
+      }
+      case LossType::kNormal: {
+        torch::Tensor scale = torch::softplus(output.select(2, 1)) + kMinNormalScale;
+        torch::Tensor nll = torch::log(scale) + 0.5 * ((y - mean) / scale).square() +
+                            0.5 * std::log(2 * std::numbers::pi);
+        return (nll * mask).sum() / count;
+      }
+    }
+    return {};
+  }
+
+  double ValidationLoss(const WindowSet& windows) {
+    torch::NoGradGuard no_grad;
+    model->eval();
+    Batch batch;
+    double total = 0, count = 0;
+    const auto& all = windows.validation();
+    for (size_t start = 0; start < all.size(); start += 1024) {
+      const size_t n = std::min<size_t>(1024, all.size() - start);
+      windows.Fill(std::span<const Window>(all.data() + start, n), &batch);
+      torch::Tensor output = model->Forward(ToInput(batch));
+      torch::Tensor y = FromVector(batch.y, {batch.size, batch.horizon});
+      torch::Tensor mask = FromVector(batch.y_mask, {batch.size, batch.horizon});
+      const double weight = mask.sum().item<double>();
+      total += Loss(output, y, mask).item<double>() * weight;
+      count += weight;
+    }
+    model->train();
+    return count > 0 ? total / count : std::numeric_limits<double>::quiet_NaN();
+  }
+
+  // Sums every gradient over the ranks, in buckets of kBucketFloats.
+  Status AllReduceGradients(comm::Communicator& communicator) {
+    std::vector<float> bucket;
+    bucket.reserve(kBucketFloats);
+    std::vector<torch::Tensor> pending;
+    auto flush = [&]() -> Status {
+      if (bucket.empty()) return Status::OK();
+      DEEPRC_RETURN_NOT_OK(communicator.AllReduce(std::span<float>(bucket), comm::ReduceOp::kSum));
+      size_t offset = 0;
+      for (auto& grad : pending) {
+        const int64_t n = grad.numel();
+        std::memcpy(grad.data_ptr<float>(), bucket.data() + offset, n * sizeof(float));
+        offset += n;
+      }
+      bucket.clear();
+      pending.clear();
+      return Status::OK();
+    };
+    for (auto& parameter : model->parameters()) {
+      if (!parameter.requires_grad()) continue;
+      if (!parameter.grad().defined()) parameter.mutable_grad() = torch::zeros_like(parameter);
+      torch::Tensor grad = parameter.mutable_grad();
+      DEEPRC_CHECK(grad.is_contiguous());
+      const int64_t n = grad.numel();
+      if (!bucket.empty() && bucket.size() + n > kBucketFloats) DEEPRC_RETURN_NOT_OK(flush());
+      const float* data = grad.data_ptr<float>();
+      bucket.insert(bucket.end(), data, data + n);
+      pending.push_back(grad);
+    }
+    return flush();
+  }
+
+  Result<TrainReport> Fit(const SeriesSet& series, comm::Communicator* communicator) {
+    WindowOptions window_options;
+    window_options.input_size = options.input_size;
+    window_options.horizon = options.horizon;
+    window_options.step = step_size;
+    window_options.validation_size = validation_size;
+    window_options.scaler = scaler;
+    DEEPRC_ASSIGN_OR_RAISE(WindowSet windows, WindowSet::Make(series, window_options));
+    if (windows.training().empty()) return Status::Invalid("no training windows");
+    if (patience > 0 && windows.validation().empty()) {
+      return Status::Invalid("early_stop_patience_steps needs val_size > 0");
+    }
+    const int ranks = communicator ? communicator->size() : 1;
+    const int rank = communicator ? communicator->rank() : 0;
+    if (batch_size < ranks) {
+      return Status::Invalid("batch_size {} is smaller than the {} ranks", batch_size, ranks);
+    }
+    torch::optim::Adam optimizer(model->parameters(),
+                                 torch::optim::AdamOptions(learning_rate));
+    const int64_t decay_every =
+        num_lr_decays > 0 ? std::max<int64_t>(options.max_steps / num_lr_decays, 1)
+                          : std::numeric_limits<int64_t>::max();
+    // The same seeded order on every rank; rank r takes slice r of each global batch.
+    Shuffler shuffler(static_cast<int64_t>(windows.training().size()), options.seed);
+    const int64_t slice_begin = batch_size * rank / ranks;
+    const int64_t slice_end = batch_size * (rank + 1) / ranks;
+    const double weight = static_cast<double>(slice_end - slice_begin) / batch_size;
+    TrainReport report;
+    report.global_batch = batch_size;
+    double best_validation = std::numeric_limits<double>::infinity();
+    int64_t checks_without_improvement = 0;
+    Batch batch;
+    std::vector<Window> local;
+    model->train();
+    const auto start = std::chrono::steady_clock::now();
+    for (int64_t step = 0; step < options.max_steps; ++step) {
+      const double rate = learning_rate * std::pow(0.5, static_cast<double>(step / decay_every));
+      for (auto& group : optimizer.param_groups()) {
+        static_cast<torch::optim::AdamOptions&>(group.options()).lr(rate);
+      }
+      const std::vector<int64_t> order = shuffler.Next(batch_size);
+      local.clear();
+      for (int64_t i = slice_begin; i < slice_end; ++i) local.push_back(windows.training()[order[i]]);
+      windows.Fill(local, &batch);
+      optimizer.zero_grad();
+      ModelInput input = ToInput(batch);
+      torch::Tensor y = FromVector(batch.y, {batch.size, batch.horizon});
+      torch::Tensor mask = FromVector(batch.y_mask, {batch.size, batch.horizon});
+      input.y = y;  // teacher forcing (DeepAR)
+      torch::Tensor output = model->Forward(input);
+      // The global batch's mean loss is the slices' means weighted by their share.
+      torch::Tensor loss = Loss(output, y, mask) * weight;
+      loss.backward();
+      double step_loss = loss.item<double>();
+      if (communicator != nullptr && ranks > 1) {
+        DEEPRC_RETURN_NOT_OK(AllReduceGradients(*communicator));
+        DEEPRC_ASSIGN_OR_RAISE(step_loss,
+                               comm::AllReduceValue(*communicator, step_loss, comm::ReduceOp::kSum));
+      }
+      if (!std::isfinite(step_loss)) {
+        return Status::Invalid("{}: the training loss is {} at step {} (try a smaller "
+                               "learning_rate or another scaler)",
+                               model_name, step_loss, step);
+      }
+      optimizer.step();
+      report.losses.push_back(step_loss);
+      report.steps = step + 1;
+      if (!windows.validation().empty() && (step + 1) % val_check_steps == 0) {
+        const double validation = ValidationLoss(windows);
+        report.validation_losses.push_back(validation);
+        if (validation < best_validation) {
+          best_validation = validation;
+          checks_without_improvement = 0;
+        } else if (patience > 0 && ++checks_without_improvement >= patience) {
+          break;
+        }
+      }
+    }
+    report.train_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    report.samples_per_s = report.train_seconds > 0
+                               ? static_cast<double>(report.steps * batch_size) /
+                                     report.train_seconds
+                               : 0;
+    return report;
+  }
+
+  Result<Forecast> Predict(const SeriesSet& series) {
+    WindowOptions window_options;
+    window_options.input_size = options.input_size;
+    window_options.horizon = options.horizon;
+    window_options.scaler = scaler;
+    // Forecast windows need no target: a horizon of 1 keeps short series acceptable here.
+    DEEPRC_ASSIGN_OR_RAISE(WindowSet windows, WindowSet::Make(series, {.input_size = options.input_size,
+                                                                   .horizon = 1,
+                                                                   .scaler = scaler}));
+    torch::NoGradGuard no_grad;
+    model->eval();
+    Forecast forecast;
+    forecast.series = series.num_series();
+    forecast.horizon = options.horizon;
+    const std::vector<Window> all = windows.ForecastWindows();
+    Batch batch;
+    for (size_t start = 0; start < all.size(); start += 1024) {
+      const size_t n = std::min<size_t>(1024, all.size() - start);
+      windows.Fill(std::span<const Window>(all.data() + start, n), &batch);
+      torch::Tensor output = model->Forward(ToInput(batch)).to(torch::kFloat64);
+      torch::Tensor loc = torch::tensor(std::vector<double>(batch.loc.begin(), batch.loc.end()))
+                              .unsqueeze(1);
+      torch::Tensor scale =
+          torch::tensor(std::vector<double>(batch.scale.begin(), batch.scale.end())).unsqueeze(1);
+      torch::Tensor mean = (output.select(2, 0) * scale + loc).contiguous();
+      const double* values = mean.data_ptr<double>();
+      forecast.mean.insert(forecast.mean.end(), values, values + mean.numel());
+      if (loss == LossType::kNormal) {
+        torch::Tensor spread =
+            (torch::softplus(output.select(2, 1)) + kMinNormalScale) * scale * kZ80;
+        torch::Tensor lo = (mean - spread).contiguous(), hi = (mean + spread).contiguous();
+        forecast.lo.insert(forecast.lo.end(), lo.data_ptr<double>(),
+                           lo.data_ptr<double>() + lo.numel());
+        forecast.hi.insert(forecast.hi.end(), hi.data_ptr<double>(),
+                           hi.data_ptr<double>() + hi.numel());
+      }
+    }
+    model->train();
+    return forecast;
+  }
+};
+
+Forecaster::Forecaster(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Forecaster::~Forecaster() = default;
+
+const TrainOptions& Forecaster::options() const { return impl_->options; }
+
+Result<std::unique_ptr<Forecaster>> Forecaster::Make(const TrainOptions& options,
+                                                     std::vector<std::string> exogenous) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  impl->exogenous = std::move(exogenous);
+  DEEPRC_ASSIGN_OR_RAISE(impl->defaults, internal::DefaultsOf(options.model));
+  if (options.max_steps < 1) {
+    return Status::Invalid("max_steps must be at least 1, got {}", options.max_steps);
+  }
+  internal::Settings settings(options.settings);
+  impl->learning_rate = settings.Real("learning_rate", impl->defaults.learning_rate);
+  impl->num_lr_decays = settings.Int("num_lr_decays", 3);
+  impl->batch_size = settings.Int("batch_size", impl->defaults.windows_batch_size);
+  const std::string scaler_name =
+      settings.Text("scaler", std::string(ScalerName(impl->defaults.scaler)));
+  const std::string loss_name = settings.Text("loss", impl->defaults.loss);
+  impl->huber_delta = settings.Real("huber_delta", 1.0);
+  impl->step_size = settings.Int("step_size", 1);
+  impl->validation_size = settings.Int("val_size", 0);
+  impl->val_check_steps = settings.Int("val_check_steps", 100);
+  impl->patience = settings.Int("early_stop_patience_steps", -1);
+  const int64_t threads = settings.Int("threads", 0);
+  DEEPRC_ASSIGN_OR_RAISE(impl->scaler, ParseScaler(scaler_name));
+  DEEPRC_ASSIGN_OR_RAISE(impl->loss, ParseLoss(loss_name));
+  if (impl->learning_rate <= 0 || impl->batch_size < 1 || impl->val_check_steps < 1 ||
+      impl->step_size < 1) {
+    return Status::Invalid("learning_rate must be > 0 and batch_size, val_check_steps and "
+                           "step_size >= 1");
+  }
+  impl->shape = {options.input_size, options.horizon,
+                 static_cast<int64_t>(impl->exogenous.size()),
+                 impl->loss == LossType::kNormal ? 2 : 1};
+  try {
+    if (threads > 0) torch::set_num_threads(static_cast<int>(threads));
+    torch::manual_seed(options.seed);
+    DEEPRC_ASSIGN_OR_RAISE(impl->model,
+                           internal::MakeModel(options.model, impl->shape, &settings));
+  } catch (const c10::Error& error) {
+    return Status::Invalid("{}: LibTorch: {}", options.model, error.what_without_backtrace());
+  }
+  DEEPRC_RETURN_NOT_OK(settings.Check(options.model));
+  impl->model_name = options.model;
+  return std::unique_ptr<Forecaster>(new Forecaster(std::move(impl)));
+}
+
+Result<TrainReport> Forecaster::Fit(const SeriesSet& series, comm::Communicator* communicator) {
+  if (series.exogenous_names != impl_->exogenous) {
+    return Status::Invalid("the series' exogenous columns differ from the model's");
+  }
+  try {
+    return impl_->Fit(series, communicator);
+  } catch (const c10::Error& error) {
+    return Status::Internal("{}: LibTorch: {}", impl_->model_name, error.what_without_backtrace());
+  } catch (const std::exception& error) {
+    return Status::Internal("{}: {}", impl_->model_name, error.what());
+  }
+}
+
+Result<Forecast> Forecaster::Predict(const SeriesSet& series) {
+  if (series.exogenous_names != impl_->exogenous) {
+    return Status::Invalid("the series' exogenous columns differ from the model's");
+  }
+  try {
+    return impl_->Predict(series);
+  } catch (const c10::Error& error) {
+    return Status::Internal("{}: LibTorch: {}", impl_->model_name, error.what_without_backtrace());
+  }
+}
+
+Status Forecaster::Save(const std::string& path) const {
+  const std::string temporary = path + ".tmp";
+  try {
+    torch::serialize::OutputArchive archive;
+    archive.write("deeprc_model", torch::IValue(impl_->model_name));
+    impl_->model->save(archive);
+    archive.save_to(temporary);
+  } catch (const c10::Error& error) {
+    std::filesystem::remove(temporary);
+    return Status::IOError("checkpoint {}: {}", path, error.what_without_backtrace());
+  }
+  std::error_code error;
+  std::filesystem::rename(temporary, path, error);
+  if (error) return Status::IOError("checkpoint {}: {}", path, error.message());
+  return Status::OK();
+}
+
+Status Forecaster::Load(const std::string& path) {
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from(path);
+    torch::IValue name;
+    if (!archive.try_read("deeprc_model", name) || !name.isString()) {
+      return Status::Invalid("checkpoint {}: not a deeprc model checkpoint", path);
+    }
+    if (name.toStringRef() != impl_->model_name) {
+      return Status::Invalid("checkpoint {} holds model {}, not {}", path, name.toStringRef(),
+                             impl_->model_name);
+    }
+    impl_->model->load(archive);
+  } catch (const c10::Error& error) {
+    return Status::IOError("checkpoint {}: {}", path, error.what_without_backtrace());
+  }
+  return Status::OK();
+}
+
+std::vector<float> Forecaster::FlatParameters() const {
+  std::vector<float> flat;
+  for (const auto& parameter : impl_->model->parameters()) {
+    torch::Tensor values = parameter.detach().contiguous();
+    flat.insert(flat.end(), values.data_ptr<float>(), values.data_ptr<float>() + values.numel());
+  }
+  return flat;
+}
+
+int64_t Forecaster::ParameterCount() const {
+  int64_t count = 0;
+  for (const auto& parameter : impl_->model->parameters()) count += parameter.numel();
+  return count;
+}
+
+}  // namespace deeprc::train
