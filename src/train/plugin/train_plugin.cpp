@@ -210,20 +210,7 @@ int RunCommand(int argc, char** argv) {
   return 0;
 }
 
-const char* const kFunctions[] = {"forecast.train", "forecast.predict", "forecast.evaluate",
-                                  "hydro.train", "hydro.evaluate", nullptr};
-
-// The runtime functions arrive with the worker pools (issue 5); the entry is fixed now.
-int CallFunction(const char* name, const char* arguments_json, comm::Communicator* communicator,
-                 char** result) {
-  const std::string text =
-      fmt::format("{{\"error\": {}}}", Quoted(fmt::format("{}: not implemented yet", name)));
-  *result = static_cast<char*>(std::malloc(text.size() + 1));
-  if (*result != nullptr) std::memcpy(*result, text.c_str(), text.size() + 1);
-  return 1;
-}
-
-const DeeprcTrainPlugin kPlugin{kTrainPluginAbiVersion, RunCommand, kFunctions, CallFunction};
+const DeeprcTrainPlugin kPlugin{kTrainPluginAbiVersion, RunCommand};
 
 }  // namespace
 }  // namespace deeprc::train
