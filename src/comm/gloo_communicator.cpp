@@ -448,37 +448,56 @@ class GlooCommunicator final : public Communicator {
                    std::span<const int64_t> send_offsets, std::span<uint8_t> receive,
                    std::span<const int64_t> receive_counts,
                    std::span<const int64_t> receive_offsets) override {
-    DEEPRC_RETURN_NOT_OK(CheckAllToAllV(rank(), size(), send, send_counts, send_offsets, receive,
-                                        receive_counts, receive_offsets));
+    const AllToAllVPart part{send, send_counts, send_offsets, receive, receive_counts,
+                             receive_offsets};
+    return AllToAllV(std::span<const AllToAllVPart>(&part, 1));
+  }
+
+  // Every part's receives and sends are posted before any is waited for (each part on its own
+  // slot, taken in the same order on every rank), so the parts of a batch travel together.
+  Status AllToAllV(std::span<const AllToAllVPart> parts) override {
+    for (const AllToAllVPart& part : parts) {
+      DEEPRC_RETURN_NOT_OK(CheckAllToAllV(rank(), size(), part.send, part.send_counts,
+                                          part.send_offsets, part.receive, part.receive_counts,
+                                          part.receive_offsets));
+    }
     return Guard("all-to-all-v", [&]() -> Status {
-      const uint64_t slot = NextCollectiveSlot() + kPayloadSlot;
       const auto deadline = Deadline();
-      std::unique_ptr<Transfer> incoming;
-      std::unique_ptr<Transfer> outgoing;
-      for (int peer : Peers()) {
-        if (receive_counts[peer] == 0) continue;
-        if (!incoming) incoming = std::make_unique<Transfer>(*context_, receive.data(), receive.size());
-        incoming->Receive(peer, slot, static_cast<size_t>(receive_offsets[peer]),
-                          static_cast<size_t>(receive_counts[peer]));
-      }
-      for (int peer : Peers()) {
-        if (send_counts[peer] == 0) continue;
-        if (!outgoing) {
-          outgoing = std::make_unique<Transfer>(*context_, const_cast<uint8_t*>(send.data()),
-                                                send.size());
+      std::vector<std::unique_ptr<Transfer>> transfers;
+      for (const AllToAllVPart& part : parts) {
+        const uint64_t slot = NextCollectiveSlot() + kPayloadSlot;
+        std::unique_ptr<Transfer> incoming;
+        std::unique_ptr<Transfer> outgoing;
+        for (int peer : Peers()) {
+          if (part.receive_counts[peer] == 0) continue;
+          if (!incoming) {
+            incoming = std::make_unique<Transfer>(*context_, part.receive.data(),
+                                                  part.receive.size());
+          }
+          incoming->Receive(peer, slot, static_cast<size_t>(part.receive_offsets[peer]),
+                            static_cast<size_t>(part.receive_counts[peer]));
         }
-        outgoing->Send(peer, slot, static_cast<size_t>(send_offsets[peer]),
-                       static_cast<size_t>(send_counts[peer]));
+        for (int peer : Peers()) {
+          if (part.send_counts[peer] == 0) continue;
+          if (!outgoing) {
+            outgoing = std::make_unique<Transfer>(
+                *context_, const_cast<uint8_t*>(part.send.data()), part.send.size());
+          }
+          outgoing->Send(peer, slot, static_cast<size_t>(part.send_offsets[peer]),
+                         static_cast<size_t>(part.send_counts[peer]));
+        }
+        if (part.send_counts[rank()] > 0) {
+          std::memmove(part.receive.data() + part.receive_offsets[rank()],
+                       part.send.data() + part.send_offsets[rank()],
+                       static_cast<size_t>(part.send_counts[rank()]));
+        }
+        if (incoming) transfers.push_back(std::move(incoming));
+        if (outgoing) transfers.push_back(std::move(outgoing));
       }
-      if (send_counts[rank()] > 0) {
-        std::memmove(receive.data() + receive_offsets[rank()], send.data() + send_offsets[rank()],
-                     static_cast<size_t>(send_counts[rank()]));
-      }
-      if (incoming && !incoming->Wait(deadline)) {
-        return Status::Cancelled("gloo all-to-all-v on rank {}: wait aborted", rank());
-      }
-      if (outgoing && !outgoing->Wait(deadline)) {
-        return Status::Cancelled("gloo all-to-all-v on rank {}: wait aborted", rank());
+      for (auto& transfer : transfers) {
+        if (!transfer->Wait(deadline)) {
+          return Status::Cancelled("gloo all-to-all-v on rank {}: wait aborted", rank());
+        }
       }
       return Status::OK();
     });
