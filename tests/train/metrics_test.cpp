@@ -67,12 +67,10 @@ TEST(MetricsTest, RandomAgainstDefinitions) {
 }
 
 // The M4 Hourly seasonal naive benchmark (season 24, h = 48): the published sMAPE 13.912 and
-// MASE 1.193, averaged over the 414 series.
+// MASE 1.193, averaged over the 414 series (the data ships in tests/data/forecast).
 TEST(MetricsTest, M4HourlySeasonalNaive) {
-  const std::string folder = DEEPRC_SOURCE_DIR "/../shared/data/forecast/";
-  if (!std::filesystem::exists(folder + "m4_hourly_train.csv")) {
-    GTEST_SKIP() << "no M4 data at " << folder;
-  }
+  const std::string folder = DEEPRC_SOURCE_DIR "/tests/data/forecast/";
+  ASSERT_TRUE(std::filesystem::exists(folder + "m4_hourly_train.csv")) << "no M4 data at " << folder;
   ASSERT_OK_AND_ASSIGN(Table train_table, csv::ReadCsv(folder + "m4_hourly_train.csv"));
   ASSERT_OK_AND_ASSIGN(Table test_table, csv::ReadCsv(folder + "m4_hourly_test.csv"));
   ASSERT_OK_AND_ASSIGN(SeriesSet train, SeriesFromTable(train_table));
