@@ -12,16 +12,16 @@
 #include "deeprc/compute/selection.h"
 #include "deeprc/compute/set_ops.h"
 #include "deeprc/compute/sort.h"
-#include "deeprc/table/builder.h"
 #include "deeprc/table/csv.h"
-#include "deeprc/table/temporal.h"
 #include "testing/assertions.h"
+#include "testing/cylon_data.h"
 #include "testing/table_compare.h"
 
 namespace deeprc {
 namespace {
 
-const std::string kCylonData = std::string(DEEPRC_SOURCE_DIR) + "/tests/data/cylon/";
+const std::string& kCylonData = testing::CylonDataDirectory();
+using testing::NormalizeOrderDate;
 
 Result<Table> Read(const std::string& relative) {
   csv::ReadOptions options;
@@ -130,34 +130,6 @@ TEST_F(CylonConformanceTest, GroupBySumAndMaxOnCities) {
     EXPECT_EQ(grouped.num_rows(), 38);
     EXPECT_TRUE(testing::TablesEqualUnordered(expected, grouped, 1e-9, false)) << stem;
   }
-}
-
-// Cylon's sales data writes dates as M/D/YYYY and its expected output as YYYY-MM-DD.
-Result<Table> NormalizeOrderDate(const Table& table) {
-  DEEPRC_ASSIGN_OR_RAISE(int index, table.schema().GetFieldIndex("Order Date"));
-  const Column& dates = table.column(index);
-  if (dates.type_id() != TypeId::kString) return table;
-  NumberBuilder<int32_t> builder(DataType::Date32());
-  for (int64_t i = 0; i < dates.length(); ++i) {
-    if (dates.IsNull(i)) {
-      DEEPRC_RETURN_NOT_OK(builder.AppendNull());
-      continue;
-    }
-    unsigned month = 0, day = 0;
-    int year = 0;
-    const std::string text(dates.GetString(i));
-    if (std::sscanf(text.c_str(), "%u/%u/%d", &month, &day, &year) != 3) {
-      return Status::Invalid("bad date '{}'", text);
-    }
-    DEEPRC_RETURN_NOT_OK(
-        builder.Append(static_cast<int32_t>(temporal::DaysFromCivil(year, month, day))));
-  }
-  DEEPRC_ASSIGN_OR_RAISE(Column converted, builder.Finish());
-  std::vector<Field> fields = table.schema().fields();
-  std::vector<Column> columns = table.columns();
-  fields[index].type = DataType::Date32();
-  columns[index] = converted;
-  return Table::Make(Schema(fields), columns, table.num_rows());
 }
 
 TEST_F(CylonConformanceTest, SortSalesWithNullsAndNonAscii) {

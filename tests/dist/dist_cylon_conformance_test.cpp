@@ -21,6 +21,7 @@
 #include "deeprc/dist/set_ops.h"
 #include "deeprc/table/csv.h"
 #include "testing/assertions.h"
+#include "testing/cylon_data.h"
 #include "testing/program.h"
 #include "testing/ranks.h"
 #include "testing/table_compare.h"
@@ -30,7 +31,7 @@ namespace {
 
 using testing::TestComm;
 
-const std::string kCylonData = std::string(DEEPRC_SOURCE_DIR) + "/tests/data/cylon/";
+const std::string& kCylonData = testing::CylonDataDirectory();
 
 // Cylon's expected outputs exist for these world sizes.
 bool HasExpectedOutputs(int world_size) {

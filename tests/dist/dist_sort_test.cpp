@@ -8,7 +8,6 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <cstdio>
 #include <limits>
 #include <string>
 
@@ -16,8 +15,8 @@
 #include "deeprc/dist/csv.h"
 #include "deeprc/dist/partition.h"
 #include "deeprc/table/builder.h"
-#include "deeprc/table/temporal.h"
 #include "testing/assertions.h"
+#include "testing/cylon_data.h"
 #include "testing/random_table.h"
 #include "testing/rank_split.h"
 #include "testing/ranks.h"
@@ -163,35 +162,8 @@ TEST(DistSortTest, MissingKeyFailsOnEveryRank) {
 
 // --- Cylon's conformance data (tests/data/cylon; Apache-2.0, LICENSE.cylon beside it).
 
-const std::string kCylonData = std::string(DEEPRC_SOURCE_DIR) + "/tests/data/cylon/";
-
-// Cylon's sales data writes dates as M/D/YYYY and its expected output as YYYY-MM-DD.
-Result<Table> NormalizeOrderDate(const Table& table) {
-  DEEPRC_ASSIGN_OR_RAISE(int index, table.schema().GetFieldIndex("Order Date"));
-  const Column& dates = table.column(index);
-  if (dates.type_id() != TypeId::kString) return table;
-  NumberBuilder<int32_t> builder(DataType::Date32());
-  for (int64_t i = 0; i < dates.length(); ++i) {
-    if (dates.IsNull(i)) {
-      DEEPRC_RETURN_NOT_OK(builder.AppendNull());
-      continue;
-    }
-    unsigned month = 0, day = 0;
-    int year = 0;
-    const std::string text(dates.GetString(i));
-    if (std::sscanf(text.c_str(), "%u/%u/%d", &month, &day, &year) != 3) {
-      return Status::Invalid("bad date '{}'", text);
-    }
-    DEEPRC_RETURN_NOT_OK(
-        builder.Append(static_cast<int32_t>(temporal::DaysFromCivil(year, month, day))));
-  }
-  DEEPRC_ASSIGN_OR_RAISE(Column converted, builder.Finish());
-  std::vector<Field> fields = table.schema().fields();
-  std::vector<Column> columns = table.columns();
-  fields[index].type = DataType::Date32();
-  columns[index] = converted;
-  return Table::Make(Schema(fields), columns, table.num_rows());
-}
+const std::string& kCylonData = testing::CylonDataDirectory();
+using testing::NormalizeOrderDate;
 
 TEST(DistSortTest, CylonSalesWithNullsAndNonAsciiAtThisWorldSize) {
   // Cylon's test sorts the four files sales_nulls_nunascii_<r> (one per rank at world size 4)
