@@ -25,6 +25,8 @@ import shlex
 import subprocess
 import sys
 
+from results_md import write_section
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEEPRC = os.path.join(ROOT, "build", "apps", "deeprc")
 SHUFFLE = os.path.join(ROOT, "build", "bench", "shuffle_mpi")
@@ -163,14 +165,8 @@ def main():
     if not output:
         print(section)
         return
-    text = open(output).read() if os.path.exists(output) else "# Benchmark results\n"
-    if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END):]
-    else:
-        text = (text.rstrip("\n") + "\n\n## Distributed operators (`deeprc bench table --ranks`, "
-                "shuffle_mpi)\n\n" + section + "\n")
-    with open(output, "w") as f:
-        f.write(text)
+    write_section(output, BEGIN, END, section,
+                  "## Distributed operators (`deeprc bench table --ranks`, shuffle_mpi)")
     print(f"wrote {output}", file=sys.stderr)
 
 

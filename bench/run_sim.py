@@ -14,6 +14,8 @@ import os
 import platform
 import subprocess
 
+from results_md import write_section
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BEGIN = "<!-- sim-bench:begin -->"
 END = "<!-- sim-bench:end -->"
@@ -73,14 +75,7 @@ def main():
                      f"| {r['decisions_per_s']:,.0f} |")
     lines += ["", NOTES, "", END]
     section = "\n".join(lines)
-    text = open(args.output).read() if os.path.exists(args.output) else "# Benchmark results\n"
-    if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    with open(args.output + ".tmp", "w") as out:
-        out.write(text)
-    os.replace(args.output + ".tmp", args.output)
+    write_section(args.output, BEGIN, END, section)
 
 
 if __name__ == "__main__":

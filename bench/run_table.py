@@ -16,6 +16,8 @@ import shlex
 import subprocess
 import sys
 
+from results_md import write_section
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PEERS = os.path.join(ROOT, "bench", "peers")
 BEGIN = "<!-- table-bench:begin -->"
@@ -143,13 +145,8 @@ def main():
                     pass
 
     section = render(results, args, command)
-    text = open(args.output).read() if os.path.exists(args.output) else "# Benchmark results\n"
-    if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n## Local table operators (`deeprc bench table`)\n\n" + section + "\n"
-    with open(args.output, "w") as f:
-        f.write(text)
+    write_section(args.output, BEGIN, END, section,
+                  "## Local table operators (`deeprc bench table`)")
     print(f"wrote {args.output}", file=sys.stderr)
 
 

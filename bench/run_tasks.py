@@ -24,6 +24,8 @@ import statistics
 import subprocess
 import sys
 
+from results_md import write_section
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEEPRC = os.path.join(ROOT, "build", "apps", "deeprc")
 FORK = os.path.join(ROOT, "build", "bench", "fork_exec_bench")
@@ -127,14 +129,8 @@ def main():
     if not output:
         print(section)
         return
-    text = open(output).read() if os.path.exists(output) else "# Benchmark results\n"
-    if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END):]
-    else:
-        text = (text.rstrip("\n") + "\n\n## Task rates side by side (`deeprc bench tasks`, dask)\n\n"
-                + section + "\n")
-    with open(output, "w") as f:
-        f.write(text)
+    write_section(output, BEGIN, END, section,
+                  "## Task rates side by side (`deeprc bench tasks`, dask)")
     print(f"wrote {output}", file=sys.stderr)
 
 
