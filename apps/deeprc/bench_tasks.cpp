@@ -260,7 +260,7 @@ int RunBenchTasks(const BenchTasksCommand& command) {
     }
     std::printf(
         "{\"kind\":\"function\",\"mode\":\"simulated\",\"masters\":%d,\"workers\":%lld,"
-        "\"count\":%lld,\"seconds\":%.4f,\"assignments_per_s\":%.1f,\"passes\":%lld}\n",
+        "\"count\":%lld,\"seconds\":%.6f,\"assignments_per_s\":%.1f,\"passes\":%lld}\n",
         command.masters, static_cast<long long>(command.masters) * command.workers,
         static_cast<long long>(command.count), simulated->seconds,
         static_cast<double>(simulated->assignments) / simulated->seconds,
@@ -283,7 +283,7 @@ int RunBenchTasks(const BenchTasksCommand& command) {
   const int64_t p99 = latencies[std::min(latencies.size() - 1, latencies.size() * 99 / 100)];
   std::printf(
       "{\"kind\":\"%s\",\"agent\":\"%s\",\"count\":%lld,\"concurrency\":%lld,\"cores\":%d,"
-      "\"seconds\":%.4f,"
+      "\"seconds\":%.6f,"
       "\"tasks_per_s\":%.1f,\"median_latency_us\":%lld,\"p99_latency_us\":%lld,\"failed\":%lld%s}"
       "\n",
       command.kind.c_str(), command.agent.c_str(), static_cast<long long>(command.count),
