@@ -7,8 +7,13 @@
 
 namespace deeprc::worker {
 
-// table.sort, table.join, table.pipeline (data_functions.cpp).
-// Their names are among runtime::BuiltinFunctionNames() (the agent checks them at submission).
+// table.<op> for every distributed operator, and table.pipeline (data_functions.cpp, whose
+// header says the arguments). Their names are among runtime::BuiltinFunctionNames() (the agent
+// checks them at submission).
 Status RegisterDataFunctions(runtime::FunctionRegistry& registry);
+std::vector<std::string> DataFunctionNames();
+
+// bench.cylon (bench_functions.cpp): the Radical-Cylon join or sort, timed inside the task.
+Status RegisterBenchFunctions(runtime::FunctionRegistry& registry);
 
 }  // namespace deeprc::worker

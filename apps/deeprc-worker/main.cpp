@@ -42,6 +42,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "deeprc-worker: --endpoint and --session are required\n");
     return 2;
   }
-  options.register_functions = deeprc::worker::RegisterDataFunctions;
+  options.register_functions = [](deeprc::runtime::FunctionRegistry& registry) {
+    DEEPRC_RETURN_NOT_OK(deeprc::worker::RegisterDataFunctions(registry));
+    return deeprc::worker::RegisterBenchFunctions(registry);
+  };
   return deeprc::runtime::RunWorker(options);
 }

@@ -33,8 +33,6 @@
 // is an inner join of two such tables on their first column (algorithm hash), checksum = sum of
 // (a + 2b) over the result with a, b the second columns; sort orders the first table by its first
 // column, checksum as for sort. Without --ranks it is the 1-rank case (seed 0).
-#include <sys/resource.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -48,38 +46,21 @@
 #include <CLI/CLI.hpp>
 
 #include "bench_tasks.h"
+#include "bench_workload/bench_workload.h"
 #include "deeprc/comm/communicator.h"
 #include "deeprc/command_registry.h"
 #include "deeprc/compute/group_by.h"
-#include "deeprc/compute/join.h"
 #include "deeprc/compute/set_ops.h"
-#include "deeprc/compute/sort.h"
 #include "deeprc/core/thread_pool.h"
 #include "deeprc/dist/csv.h"
 #include "deeprc/dist/group_by.h"
-#include "deeprc/dist/join.h"
 #include "deeprc/dist/set_ops.h"
-#include "deeprc/dist/sort.h"
 #include "deeprc/rank_relaunch.h"
 #include "deeprc/table/builder.h"
 #include "deeprc/table/csv.h"
 
 namespace deeprc::app {
 namespace {
-
-template <typename T, typename F>
-Column GenerateColumn(DataType type, int64_t n, int threads, F value) {
-  auto buffer = Buffer::Allocate(n * static_cast<int64_t>(sizeof(T))).ValueOrDie();
-  T* out = buffer->mutable_data_as<T>();
-  ParallelRanges(n, threads * 4, threads, [&](int64_t, int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) out[i] = value(i);
-  });
-  return Column::Make(std::move(type), n, std::move(buffer), nullptr, 0);
-}
-
-Column Int64s(int64_t n, int threads, const std::function<int64_t(int64_t)>& value) {
-  return GenerateColumn<int64_t>(DataType::Int64(), n, threads, value);
-}
 
 // This process's share of the generated rows: the rows i of [begin, end) of N in total.
 struct Share {
@@ -94,23 +75,6 @@ struct Share {
 Column Int64Range(const Share& share, int threads, const std::function<int64_t(int64_t)>& value) {
   const int64_t begin = share.begin;
   return Int64s(share.rows(), threads, [&](int64_t j) { return value(begin + j); });
-}
-
-uint64_t SplitMix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ULL;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-  return x ^ (x >> 31);
-}
-
-// Radical-Cylon's data: `stream` tells the four columns (two tables x two columns) apart.
-Column CylonColumn(const Share& share, int threads, int stream) {
-  const auto bound = static_cast<uint64_t>(0.9 * static_cast<double>(share.total));
-  const uint64_t seed = SplitMix64((static_cast<uint64_t>(share.rank) << 8) | stream);
-  return Int64s(share.rows(), threads, [&](int64_t j) {
-    return static_cast<int64_t>(SplitMix64(seed ^ SplitMix64(static_cast<uint64_t>(j))) %
-                                std::max<uint64_t>(1, bound));
-  });
 }
 
 Table MakeTable(std::vector<Field> fields, std::vector<Column> columns) {
@@ -173,44 +137,6 @@ Table MixedTable(const Share& share, int threads) {
                    {id, price, quantity, name, day, note, ratio});
 }
 
-uint64_t SumInt64(const Column& column) {
-  uint64_t sum = 0;
-  const auto* values = column.Values<int64_t>();
-  for (int64_t i = 0; i < column.length(); ++i) sum += static_cast<uint64_t>(values[i]);
-  return sum;
-}
-
-double PeakRssMb() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  return static_cast<double>(usage.ru_maxrss) / 1024.0;
-}
-
-// The rows of the ranks before this one (0 without a communicator).
-Result<int64_t> RowsBefore(comm::Communicator* comm, int64_t rows) {
-  if (comm == nullptr) return 0;
-  const auto* bytes = reinterpret_cast<const uint8_t*>(&rows);
-  DEEPRC_ASSIGN_OR_RAISE(auto all, comm->AllGather(comm::Bytes(bytes, sizeof(rows))));
-  int64_t before = 0;
-  for (int r = 0; r < comm->rank(); ++r) {
-    int64_t count = 0;
-    std::memcpy(&count, all[r]->data(), sizeof(count));
-    before += count;
-  }
-  return before;
-}
-
-// sum of (global position * s), wrapping at 2^64.
-Result<uint64_t> SortChecksum(comm::Communicator* comm, const Table& sorted) {
-  DEEPRC_ASSIGN_OR_RAISE(const int64_t before, RowsBefore(comm, sorted.num_rows()));
-  const auto* s = sorted.column(0).Values<int64_t>();
-  uint64_t sum = 0;
-  for (int64_t i = 0; i < sorted.num_rows(); ++i) {
-    sum += static_cast<uint64_t>(before + i) * static_cast<uint64_t>(s[i]);
-  }
-  return sum;
-}
-
 // One operator: prepared data, then a timed run that returns this rank's part of the checksum
 // (the parts add up, wrapping, to the checksum of the whole result).
 struct Workload {
@@ -227,45 +153,21 @@ struct BenchSetup {
 };
 
 Result<uint64_t> RunJoin(const BenchSetup& setup, const Table& left, const Table& right) {
-  compute::JoinOptions options;
-  options.left_keys = options.right_keys = {"k"};
-  options.algorithm = compute::JoinAlgorithm::kHash;
-  options.threads = setup.threads;
-  Table out;
-  if (setup.comm != nullptr) {
-    dist::DistJoinOptions distributed;
-    distributed.join = options;
-    distributed.shuffle.threads = setup.threads;
-    DEEPRC_ASSIGN_OR_RAISE(out, dist::Join(*setup.comm, left, right, distributed));
-  } else {
-    DEEPRC_ASSIGN_OR_RAISE(out, compute::Join(left, right, options));
-  }
-  return SumInt64(out.GetColumn("a").ValueOrDie()) + 2 * SumInt64(out.GetColumn("b").ValueOrDie());
+  return JoinChecksum(setup.comm, left, right, setup.threads);
 }
 
 Result<uint64_t> RunSort(const BenchSetup& setup, const Table& table) {
-  compute::SortOptions options;
-  options.keys = {{table.schema().field(0).name}};
-  options.threads = setup.threads;
-  Table out;
-  if (setup.comm != nullptr) {
-    DEEPRC_ASSIGN_OR_RAISE(out, dist::Sort(*setup.comm, table, options));
-  } else {
-    DEEPRC_ASSIGN_OR_RAISE(out, compute::Sort(table, options));
-  }
-  return SortChecksum(setup.comm, out);
+  return SortChecksum(setup.comm, table, setup.threads);
 }
 
 Result<Workload> PrepareCylon(const BenchSetup& setup) {
   const Share& share = setup.share;
   const int threads = setup.threads;
-  auto left = std::make_shared<Table>(MakeTable(
-      {{"k", DataType::Int64()}, {"a", DataType::Int64()}},
-      {CylonColumn(share, threads, 0), CylonColumn(share, threads, 1)}));
+  auto left = std::make_shared<Table>(
+      CylonTable(share.rank, share.total, share.rows(), threads, /*right=*/false));
   if (setup.op == "join") {
-    auto right = std::make_shared<Table>(MakeTable(
-        {{"k", DataType::Int64()}, {"b", DataType::Int64()}},
-        {CylonColumn(share, threads, 2), CylonColumn(share, threads, 3)}));
+    auto right = std::make_shared<Table>(
+        CylonTable(share.rank, share.total, share.rows(), threads, /*right=*/true));
     return Workload{[=]() { return RunJoin(setup, *left, *right); }};
   }
   if (setup.op == "sort") {
@@ -411,40 +313,18 @@ struct BenchTableOptions {
 // Set in the environment of the ranks a `--ranks N` bench starts.
 constexpr const char* kBenchRanksVariable = "DEEPRC_BENCH_RANKS";
 
-// Adds this rank's part to the others' (collective; a no-op without a communicator).
-Status ReduceChecksum(comm::Communicator* comm, uint64_t* checksum) {
-  if (comm == nullptr) return Status::OK();
-  int64_t value = static_cast<int64_t>(*checksum);
-  DEEPRC_RETURN_NOT_OK(comm->AllReduce(std::span<int64_t>(&value, 1), comm::ReduceOp::kSum));
-  *checksum = static_cast<uint64_t>(value);
-  return Status::OK();
-}
-
 Result<std::string> RunOne(const BenchTableOptions& bench, BenchSetup setup) {
   comm::Communicator* comm = setup.comm;
   DEEPRC_ASSIGN_OR_RAISE(Workload workload, Prepare(setup));
-  std::vector<double> seconds;
-  uint64_t checksum = 0;
-  for (int r = 0; r < bench.repeat; ++r) {
-    if (comm != nullptr) DEEPRC_RETURN_NOT_OK(comm->Barrier());
-    const auto start = std::chrono::steady_clock::now();
-    auto result = workload.run();
-    double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (!result.ok()) return result.status().WithContext(setup.op);
-    if (comm != nullptr) {
-      DEEPRC_ASSIGN_OR_RAISE(elapsed, comm::AllReduceValue(*comm, elapsed, comm::ReduceOp::kMax));
-    }
-    checksum = *result;
-    DEEPRC_RETURN_NOT_OK(ReduceChecksum(comm, &checksum));
-    seconds.push_back(elapsed);
-  }
-  const double first = seconds.front();
-  std::sort(seconds.begin(), seconds.end());
+  auto runs = TimeRuns(comm, bench.repeat, workload.run);
+  if (!runs.ok()) return runs.status().WithContext(setup.op);
+  const uint64_t checksum = runs->checksum;
+  const double first = runs->seconds.front();
   std::string line = fmt::format(
       "{{\"system\":\"deeprc\",\"op\":\"{}\",\"rows\":{},\"threads\":{},\"seconds\":{:.4f},"
       "\"first_seconds\":{:.4f}",
       setup.op, setup.share.total, setup.threads,
-      seconds[seconds.size() / 2], first);
+      runs->median(), first);
   double peak = PeakRssMb();
   if (comm != nullptr) {
     const auto* bytes = reinterpret_cast<const uint8_t*>(&peak);

@@ -100,9 +100,9 @@ class FunctionRegistry {
 // `pool_rank` is this process's rank in its pool, for echo_ranks.
 Status RegisterBuiltinFunctions(FunctionRegistry& registry, int32_t pool_rank);
 // The names every rank of the standard `deeprc-worker` program has, for the agent's checks at
-// submission: those of RegisterBuiltinFunctions and the data functions (table.join,
-// table.pipeline, table.sort) the program registers itself (they need the dist layer, which
-// runtime does not link: apps/deeprc-worker/data_functions.cpp).
+// submission: those of RegisterBuiltinFunctions and the data functions (table.*) and
+// bench.cylon the program registers itself (they need the dist layer, which runtime does not
+// link: apps/deeprc-worker/data_functions.cpp, bench_functions.cpp).
 std::vector<std::string> BuiltinFunctionNames();
 
 inline constexpr const char* kPluginEntry = "deeprc_register_functions";
