@@ -23,8 +23,10 @@
 // ...}):
 //   read_csv    {path: FILE | GLOB | [FILE|GLOB...], assign: round_robin|by_size, header: true,
 //                delimiter: ",", types: {col: "int64", ...}, columns: [...], null_values: [...],
-//                skip_rows: 0}. One file is cut into byte ranges (rank r parses range r); a list
-//                or a glob spreads whole files over the ranks. No input.
+//                skip_rows: 0}. One file is cut into byte ranges (rank r parses range r; the
+//                parts in rank order are the file); a list or a glob spreads whole files over
+//                the ranks (file i to rank i mod k, or by_size: largest first to the rank with
+//                the fewest bytes), so the global row order is by rank, not by file. No input.
 //   write_csv   {path, per_rank: false, header: true, delimiter: ",", null_value: ""}: one file
 //               holding the partitions in rank order, or with per_rank one file per rank (path
 //               is a pattern: "{rank}" replaced, else "_<rank>" before the extension). The
@@ -323,6 +325,9 @@ Result<Table> WriteCsvOp(Step& step, Table table) {
   if (path.empty()) return Status::Invalid("{}.path: expected the CSV file to write", where);
   path = SessionPath(step.context, path);
   DEEPRC_ASSIGN_OR_RAISE(bool per_rank, BoolArg(step.args, "per_rank", false, where));
+  // The folder is made if missing; when that fails, the write names the path.
+  std::error_code ignored;
+  fs::create_directories(fs::path(path).parent_path(), ignored);
   DEEPRC_ASSIGN_OR_RAISE(options.header, BoolArg(step.args, "header", true, where));
   DEEPRC_ASSIGN_OR_RAISE(options.delimiter, CharArg(step.args, "delimiter", where));
   DEEPRC_ASSIGN_OR_RAISE(options.null_value, TextArg(step.args, "null_value", "", where));
