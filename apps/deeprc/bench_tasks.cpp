@@ -204,8 +204,9 @@ void AddBenchTasksCommand(CLI::App& bench, BenchTasksCommand* command) {
       bench.add_subcommand("tasks", "Run N no-op tasks through client, agent and executor");
   CLI::App* app = command->subcommand;
   app->add_option("--kind", command->kind,
-                  "exec: /bin/true processes; function: no-op function tasks on worker pools")
-      ->check(CLI::IsMember({"exec", "function"}))
+                  "exec: /bin/true processes; function: no-op function tasks on worker pools; "
+                  "cylon: the Radical-Cylon join and sort as k-rank function tasks")
+      ->check(CLI::IsMember({"exec", "function", "cylon"}))
       ->capture_default_str();
   app->add_option("--count", command->count, "Tasks N")
       ->check(CLI::PositiveNumber)
@@ -241,9 +242,19 @@ void AddBenchTasksCommand(CLI::App& bench, BenchTasksCommand* command) {
   app->add_option("--session-root", command->session_root,
                   "Where the session directory goes (default: a temporary directory)");
   app->add_flag("--keep", command->keep, "Keep the session directory");
+  app->add_option("--ops", command->ops, "--kind cylon: join, sort")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"join", "sort"}));
+  app->add_option("--rows", command->rows, "--kind cylon: rows per rank")
+      ->check(CLI::PositiveNumber);
+  app->add_option("--repeat", command->repeat, "--kind cylon: timed runs per task (median)")
+      ->check(CLI::PositiveNumber);
+  app->add_option("--threads", command->threads, "--kind cylon: threads per rank")
+      ->check(CLI::PositiveNumber);
 }
 
 int RunBenchTasks(const BenchTasksCommand& command) {
+  if (command.kind == "cylon") return RunBenchCylonTasks(command);
   if (command.simulate) {
     if (command.kind != "function") {
       std::fprintf(stderr, "deeprc bench tasks: --simulate needs --kind function\n");

@@ -29,9 +29,16 @@ struct BenchTasksCommand {
   double duration_ms = 0;
   std::string session_root;
   bool keep = false;
+  // --kind cylon (bench_cylon_tasks.cpp): bench.cylon tasks of each width in --widths (default
+  // 1,2,4) for each op, rows per rank, timed runs per task, threads per rank.
+  std::vector<std::string> ops = {"join", "sort"};
+  int64_t rows = 1'000'000;
+  int32_t repeat = 3;
+  int32_t threads = 1;
 };
 
 void AddBenchTasksCommand(CLI::App& bench, BenchTasksCommand* command);
 int RunBenchTasks(const BenchTasksCommand& command);
+int RunBenchCylonTasks(const BenchTasksCommand& command);
 
 }  // namespace deeprc::app

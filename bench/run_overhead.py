@@ -1,0 +1,135 @@
+#!/usr/bin/python3
+"""Measures the in-pilot overhead of function tasks and writes it into bench/RESULTS.md (between
+the overhead-bench markers): the Radical-Cylon weak-scaling join (hash) and sort, R rows per rank,
+run k ways (k = 1, 2, 4)
+
+  directly:   `deeprc bench table join sort --workload cylon --rows R --ranks k --threads 1`
+              (mpirun -np k of the deeprc program itself), and
+  in a pilot: `deeprc bench tasks --kind cylon --workers 4` (a pool of 4 deeprc-worker ranks in a
+              local pilot; one bench.cylon task of k ranks at a time on k of them, over the
+              task's MPI sub-communicator).
+
+Both run the same data, operator and timing code (apps/bench_workload: from a barrier to the
+slowest rank's end, median of --repeat runs in the process). Overhead = in-pilot seconds over
+direct seconds - 1. The task's round trip (submission to its DONE event at the client) and its
+body (the function's own run, data generation and all --repeat runs) are reported too; their
+difference is what dispatch and the result's return cost. Both sides run with
+OMPI_MCA_mpi_yield_when_idle=1, as the pool's ranks do. The two sides alternate --runs times; the
+table gives the median over runs (range in parentheses).
+Usage: /usr/bin/python3 bench/run_overhead.py [--runs 3] [--rows 1000000] [--repeat 5] [--quick]
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+
+from results_md import write_section
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEEPRC = os.path.join(ROOT, "build", "apps", "deeprc")
+BEGIN = "<!-- overhead-bench:begin -->"
+END = "<!-- overhead-bench:end -->"
+ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+           OMPI_MCA_rmaps_base_oversubscribe="1", OMPI_MCA_mpi_yield_when_idle="1")
+OPS = ("join", "sort")
+WIDTHS = (1, 2, 4)
+
+
+def run_lines(command):
+    print("+", " ".join(shlex.quote(c) for c in command), file=sys.stderr, flush=True)
+    done = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=1800)
+    if done.returncode != 0:
+        sys.stderr.write(done.stderr)
+        raise SystemExit(f"failed ({done.returncode}): {' '.join(command)}")
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    for line in lines:
+        print(json.dumps(line), flush=True)
+    return lines
+
+
+def spread(values, fmt="{:.3f}"):
+    median = statistics.median(values)
+    if len(values) == 1:
+        return fmt.format(median)
+    return f"{fmt.format(median)} ({fmt.format(min(values))}–{fmt.format(max(values))})"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="100,000 rows, 1 run, print only")
+    parser.add_argument("--output", default="")
+    args = parser.parse_args()
+    if args.quick:
+        args.rows, args.runs = 100_000, 1
+    output = args.output or ("" if args.quick else os.path.join(ROOT, "bench", "RESULTS.md"))
+    direct = {(op, k): [] for op in OPS for k in WIDTHS}
+    pilot = {(op, k): [] for op in OPS for k in WIDTHS}
+    loads = [os.getloadavg()[0]]
+    for run in range(args.runs):
+        # Alternate which side goes first, so that a drift in the machine's load hits both.
+        sides = ["direct", "pilot"] if run % 2 == 0 else ["pilot", "direct"]
+        for side in sides:
+            if side == "direct":
+                for k in WIDTHS:
+                    for line in run_lines([DEEPRC, "bench", "table", *OPS, "--workload", "cylon",
+                                           "--rows", str(args.rows), "--ranks", str(k),
+                                           "--threads", "1", "--repeat", str(args.repeat)]):
+                        direct[(line["op"], k)].append(line)
+            else:
+                for line in run_lines([DEEPRC, "bench", "tasks", "--kind", "cylon", "--workers",
+                                       str(max(WIDTHS)), "--widths",
+                                       ",".join(map(str, WIDTHS)), "--ops", ",".join(OPS),
+                                       "--rows", str(args.rows), "--repeat", str(args.repeat),
+                                       "--threads", "1"]):
+                    pilot[(line["op"], line["ranks"])].append(line)
+        loads.append(os.getloadavg()[0])
+
+    command = "/usr/bin/python3 bench/run_overhead.py " + " ".join(
+        shlex.quote(a) for a in sys.argv[1:])
+    lines = [BEGIN, "",
+             f"Run {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC on "
+             f"{platform.node()} ({os.cpu_count()} cores; load average {min(loads):.1f}–"
+             f"{max(loads):.1f} during the run). Command: `{command}`", "",
+             f"Radical-Cylon weak scaling, {args.rows:,} rows per rank, 1 thread per rank: the "
+             "operation's seconds (slowest rank, median of "
+             f"{args.repeat} runs in the process; median over {args.runs} alternating runs, range "
+             "in parentheses) started directly with mpirun and as one k-rank function task on a "
+             "pool of 4 worker ranks. Round trip: the task from submission to its DONE event at "
+             "the client; body: the function's own run (data generation and all runs); the rest "
+             "is dispatch and return. 4 ranks run 2 per core on this 2-core machine.", "",
+             "| op | ranks | mpirun s | function task s | overhead | round trip s | body s | "
+             "dispatch + return ms | checksums |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for op in OPS:
+        for k in WIDTHS:
+            d, p = direct[(op, k)], pilot[(op, k)]
+            d_s = [line["seconds"] for line in d]
+            p_s = [line["seconds"] for line in p]
+            overhead = statistics.median(p_s) / statistics.median(d_s) - 1
+            rest = [(line["round_trip_seconds"] - line["body_seconds"]) * 1000 for line in p]
+            same = {line["checksum"] for line in d} | {line["checksum"] for line in p}
+            lines.append(
+                f"| {op} | {k} | {spread(d_s)} | {spread(p_s)} | {overhead * 100:+.1f}% | "
+                f"{spread([line['round_trip_seconds'] for line in p])} | "
+                f"{spread([line['body_seconds'] for line in p])} | {spread(rest, '{:.1f}')} | "
+                f"{'equal' if len(same) == 1 else 'DIFFER'} |")
+    lines += ["", END]
+    section = "\n".join(lines)
+    if not output:
+        print(section)
+        return
+    write_section(output, BEGIN, END, section,
+                  "## In-pilot overhead (Radical-Cylon join and sort: function task vs mpirun)")
+    print(f"wrote {output}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
