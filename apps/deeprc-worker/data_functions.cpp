@@ -13,7 +13,7 @@
 //   input      the table the operator works on (a name in the session; a pipeline step takes the
 //              previous step's table instead). table.join also accepts `left`.
 //   right      the other table of a two-table operator (join, union, intersect, difference,
-//              equals).
+//              equals): a table name, or {path, ...} with read_csv's arguments to read a CSV.
 //   output     the table written (not allowed for write_csv and equals, which write or return
 //              no table; optional for aggregate, whose value holds the row).
 //   columns    a column name or a list of names wherever columns are asked for (by, on, ...).
@@ -267,7 +267,15 @@ struct Operator {
   OpFunction run;
 };
 
+Result<Table> ReadCsvOp(Step& step, Table);
+
+// `right` names a partitioned table, or is the arguments of a read_csv ({path, types, ...}), so
+// that a pipeline can join two CSV files without a table written in between.
 Result<Table> ReadRight(Step& step) {
+  if (auto right = step.args.find("right"); right != step.args.end() && right->is_object()) {
+    Step read{step.context, *right, step.where + ".right", step.threads};
+    return ReadCsvOp(read, Table());
+  }
   DEEPRC_ASSIGN_OR_RAISE(std::string name, TableName(step.args, "right", step.where));
   return ReadPartition(step.context, name, step.threads);
 }

@@ -176,6 +176,7 @@ TEST_F(DataFunctionsTest, EveryOperatorEqualsTheLocalOperatorAtOneTwoAndFourRank
   for (size_t i = 0; i < a_files.size(); ++i) {
     ASSERT_OK(csv::WriteCsv(a_files[i], fmt::format("{}/in/a_part{}.csv", Dir(), i)));
   }
+  ASSERT_OK(csv::WriteCsv(right, Dir() + "/in/right.csv"));
   const json types = {{"k", "int64"}, {"s", "string"}, {"v", "float64"}};
 
   std::vector<TaskDescription> batch;
@@ -220,7 +221,9 @@ TEST_F(DataFunctionsTest, EveryOperatorEqualsTheLocalOperatorAtOneTwoAndFourRank
         fmt::format("pipeline.{}", k), "table.pipeline",
         {{"steps",
           {{{"op", "read_csv"}, {"path", "in/a.csv"}, {"types", types}},
-           {{"op", "join"}, {"right", "right"}, {"on", "k"}},
+           {{"op", "join"},
+            {"right", {{"path", "in/right.csv"}, {"types", {{"k", "int64"}, {"label", "string"}}}}},
+            {"on", "k"}},
            {{"op", "group_by"}, {"by", {"k", "label"}}, {"aggregates", {"v:sum", "s:count"}}},
            {{"op", "sort"}, {"by", {"k", "label"}}},
            {{"op", "write_csv"}, {"path", fmt::format("out/pipeline_{}.csv", k)}}}}},
@@ -271,8 +274,11 @@ TEST_F(DataFunctionsTest, EveryOperatorEqualsTheLocalOperatorAtOneTwoAndFourRank
   }
   compute::SortOptions pipeline_sort;
   pipeline_sort.keys = {{"k", true, false}, {"label", true, false}};
+  csv::ReadOptions read_right;
+  read_right.column_types = {{"k", DataType::Int64()}, {"label", DataType::String()}};
+  const Table right_csv = csv::ReadCsv(Dir() + "/in/right.csv", read_right).ValueOrDie();
   const Table pipeline_expected =
-      compute::Sort(compute::GroupBy(compute::Join(from_csv, right, inner).ValueOrDie(),
+      compute::Sort(compute::GroupBy(compute::Join(from_csv, right_csv, inner).ValueOrDie(),
                                      pipeline_group)
                         .ValueOrDie(),
                     pipeline_sort)
@@ -334,7 +340,7 @@ TEST_F(DataFunctionsTest, EveryOperatorEqualsTheLocalOperatorAtOneTwoAndFourRank
     EXPECT_TRUE(testing::TablesEqualOrdered(from_csv, compute::Concatenate(rank_files).ValueOrDie()));
     EXPECT_EQ(results.at(fmt::format("write_ranks.{}", k)).value["files"].size(),
               static_cast<size_t>(k));
-    // The pipeline: CSV in, CSV out, no table written in between.
+    // The pipeline: two CSV files in, one out, no table written in between.
     const ExecutionResult& pipeline = results.at(fmt::format("pipeline.{}", k));
     EXPECT_EQ(pipeline.value["steps"].size(), 5u);
     EXPECT_EQ(pipeline.value["rows"], pipeline_expected.num_rows());
