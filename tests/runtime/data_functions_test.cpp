@@ -16,6 +16,7 @@
 
 #include <fmt/format.h>
 
+#include "bench_workload/bench_workload.h"
 #include "deeprc/compute/group_by.h"
 #include "deeprc/compute/join.h"
 #include "deeprc/compute/selection.h"
@@ -418,6 +419,48 @@ TEST_F(DataFunctionsTest, BadArgumentsAndMissingFilesFailWithTheirReason) {
       Run({Function("after", "table.head", {{"input", "t"}, {"output", "t_head"}, {"n", 9}}, 4)});
   ASSERT_EQ(after["after"].state, TaskState::kDone) << after["after"].reason;
   EXPECT_TRUE(testing::TablesEqualOrdered(t.Slice(0, 9), ReadTable("t_head")));
+}
+
+// bench.cylon (the in-pilot overhead benchmark's function) computes the Radical-Cylon join and
+// sort of all k ranks' data: its checksums equal the local operators' on the concatenation.
+TEST_F(DataFunctionsTest, BenchCylonChecksumsEqualTheLocalRun) {
+  const int64_t rows = 2000;
+  std::vector<TaskDescription> batch;
+  for (int k : {1, 2, 4}) {
+    for (const char* op : {"join", "sort"}) {
+      batch.push_back(Function(fmt::format("cylon.{}.{}", op, k), "bench.cylon",
+                               {{"op", op}, {"rows", rows}, {"repeat", 2}}, k));
+    }
+  }
+  // (uids are unique in the session the tests share)
+  batch.push_back(Function("cylon.bad", "bench.cylon", {{"op", "scan"}}, 2));
+  batch.push_back(Function("cylon.bad_rows", "bench.cylon", {{"op", "sort"}, {"rows", 0}}, 1));
+  std::map<std::string, ExecutionResult> results = Run(std::move(batch));
+  for (int k : {1, 2, 4}) {
+    std::vector<Table> left, right;
+    for (int r = 0; r < k; ++r) {
+      left.push_back(app::CylonTable(r, rows * k, rows, 1, false));
+      right.push_back(app::CylonTable(r, rows * k, rows, 1, true));
+    }
+    const Table all_left = compute::Concatenate(left).ValueOrDie();
+    const Table all_right = compute::Concatenate(right).ValueOrDie();
+    const uint64_t join = app::JoinChecksum(nullptr, all_left, all_right, 1).ValueOrDie();
+    const uint64_t sort = app::SortChecksum(nullptr, all_left, 1).ValueOrDie();
+    for (const auto& [op, expected] : {std::pair{"join", join}, std::pair{"sort", sort}}) {
+      const ExecutionResult& result = results[fmt::format("cylon.{}.{}", op, k)];
+      ASSERT_EQ(result.state, TaskState::kDone) << op << " " << k << ": " << result.reason;
+      EXPECT_EQ(result.value["checksum"].get<uint64_t>(), expected) << op << " " << k;
+      EXPECT_EQ(result.value["ranks"], k);
+      EXPECT_EQ(result.value["all_seconds"].size(), 2u);
+      EXPECT_GE(result.value["body_seconds"].get<double>(), result.value["seconds"].get<double>());
+    }
+  }
+  const ExecutionResult& bad = results["cylon.bad"];
+  EXPECT_EQ(bad.state, TaskState::kFailed);
+  EXPECT_NE(bad.reason.find("args.op"), std::string::npos) << bad.reason;
+  const ExecutionResult& bad_rows = results["cylon.bad_rows"];
+  EXPECT_EQ(bad_rows.state, TaskState::kFailed);
+  EXPECT_NE(bad_rows.reason.find("args.rows"), std::string::npos) << bad_rows.reason;
 }
 
 }  // namespace
