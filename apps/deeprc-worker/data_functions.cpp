@@ -24,9 +24,10 @@
 //   read_csv    {path: FILE | GLOB | [FILE|GLOB...], assign: round_robin|by_size, header: true,
 //                delimiter: ",", types: {col: "int64", ...}, columns: [...], null_values: [...],
 //                skip_rows: 0}. One file is cut into byte ranges (rank r parses range r; the
-//                parts in rank order are the file); a list or a glob spreads whole files over
-//                the ranks (file i to rank i mod k, or by_size: largest first to the rank with
-//                the fewest bytes), so the global row order is by rank, not by file. No input.
+//                parts in rank order are the file); a list or globs (expanded, sorted) spread
+//                whole files over the ranks: rank r reads a contiguous run of them, so the
+//                parts in rank order are the files in list order; with by_size, largest first
+//                to the rank with the fewest bytes (the order is then by rank). No input.
 //   write_csv   {path, per_rank: false, header: true, delimiter: ",", null_value: ""}: one file
 //               holding the partitions in rank order, or with per_rank one file per rank (path
 //               is a pattern: "{rank}" replaced, else "_<rank>" before the extension). The
@@ -52,6 +53,8 @@
 // missing tables or files fail the task with a message naming the argument; all ranks fail
 // together (they agree before each collective), so the pool is left as it was.
 #include "data_functions.h"
+
+#include <glob.h>
 
 #include <filesystem>
 #include <limits>
@@ -280,6 +283,40 @@ Result<Table> ReadRight(Step& step) {
   return ReadPartition(step.context, name, step.threads);
 }
 
+// Patterns expanded (sorted; every rank gets the same list from the same file system), the
+// other entries kept as they are. A pattern that matches nothing is an error.
+Result<std::vector<std::string>> ExpandGlobs(const std::vector<std::string>& paths,
+                                             std::string_view where) {
+  std::vector<std::string> files;
+  for (const std::string& path : paths) {
+    if (path.find_first_of("*?[") == std::string::npos) {
+      files.push_back(path);
+      continue;
+    }
+    glob_t found{};
+    const int status = ::glob(path.c_str(), 0, nullptr, &found);
+    for (size_t i = 0; status == 0 && i < found.gl_pathc; ++i) files.emplace_back(found.gl_pathv[i]);
+    ::globfree(&found);
+    if (status == GLOB_NOMATCH) return Status::IOError("{}.path: no file matches {}", where, path);
+    if (status != 0) return Status::IOError("{}.path: cannot expand {}", where, path);
+  }
+  return files;
+}
+
+// The files reordered so that the round-robin assignment (entry i to rank i mod ranks) hands
+// rank r a contiguous run of them, as many as round robin would: the partitions in rank order
+// are then the files in list order.
+std::vector<std::string> InRankRuns(const std::vector<std::string>& files, int ranks) {
+  const auto count = static_cast<int64_t>(files.size());
+  std::vector<std::string> order(files.size());
+  int64_t next = 0;
+  for (int64_t r = 0; r < ranks; ++r) {
+    const int64_t runs = count / ranks + (r < count % ranks ? 1 : 0);
+    for (int64_t j = 0; j < runs; ++j) order[static_cast<size_t>(r + j * ranks)] = files[next++];
+  }
+  return order;
+}
+
 Result<Table> ReadCsvOp(Step& step, Table) {
   csv::ReadOptions options;
   options.threads = step.threads;
@@ -320,9 +357,13 @@ Result<Table> ReadCsvOp(Step& step, Table) {
     step.info["path"] = paths.front();
     return dist::ReadCsv(step.context.comm(), paths.front(), options);
   }
-  return dist::ReadCsvFiles(step.context.comm(), paths, options,
-                            assign == "by_size" ? dist::FileAssignment::kBySize
-                                                : dist::FileAssignment::kRoundRobin);
+  DEEPRC_ASSIGN_OR_RAISE(std::vector<std::string> files, ExpandGlobs(paths, where));
+  step.info["files"] = static_cast<int64_t>(files.size());
+  if (assign == "by_size") {
+    return dist::ReadCsvFiles(step.context.comm(), files, options, dist::FileAssignment::kBySize);
+  }
+  return dist::ReadCsvFiles(step.context.comm(), InRankRuns(files, step.context.size()), options,
+                            dist::FileAssignment::kRoundRobin);
 }
 
 Result<Table> WriteCsvOp(Step& step, Table table) {

@@ -213,6 +213,12 @@ TEST_F(DataFunctionsTest, EveryOperatorEqualsTheLocalOperatorAtOneTwoAndFourRank
     batch.push_back(Function(fmt::format("read_glob.{}", k), "table.read_csv",
                              {{"path", Dir() + "/in/a_part*.csv"}, {"output", out("read_glob")}, {"types", types}},
                              k));
+    batch.push_back(Function(fmt::format("read_sized.{}", k), "table.read_csv",
+                             {{"path", {"in/a_part2.csv", "in/a_part0.csv", "in/a_part1.csv"}},
+                              {"assign", "by_size"},
+                              {"output", out("read_sized")},
+                              {"types", types}},
+                             k));
     add("write_csv", {{"input", "a"}, {"path", fmt::format("out/a_{}.csv", k)}});
     batch.push_back(Function(
         fmt::format("write_ranks.{}", k), "table.write_csv",
@@ -329,8 +335,9 @@ TEST_F(DataFunctionsTest, EveryOperatorEqualsTheLocalOperatorAtOneTwoAndFourRank
     EXPECT_EQ(results.at(fmt::format("ordered.{}", k)).value["equal"], false);
     EXPECT_EQ(results.at(fmt::format("unequal.{}", k)).value["equal"], false);
     EXPECT_TRUE(testing::TablesEqualOrdered(from_csv, table("read_csv")));
-    // Whole files go to ranks round robin: the rows are the files', in rank order.
-    EXPECT_TRUE(testing::TablesEqualUnordered(from_glob, table("read_glob")));
+    EXPECT_TRUE(testing::TablesEqualOrdered(from_glob, table("read_glob")));
+    // by_size balances bytes: the same rows, in an order by rank.
+    EXPECT_TRUE(testing::TablesEqualUnordered(from_glob, table("read_sized")));
     // One file: byte for byte what the local writer writes; per rank: the rows in rank order.
     EXPECT_EQ(FileText(fmt::format("{}/out/a_{}.csv", Dir(), k)), expected_csv);
     std::vector<Table> rank_files;
@@ -356,7 +363,7 @@ TEST_F(DataFunctionsTest, EveryOperatorEqualsTheLocalOperatorAtOneTwoAndFourRank
     EXPECT_FALSE(name.starts_with("pipeline")) << entry.path();
     if (name != "t" && name != "t_head") ++tables;  // the other test's
   }
-  EXPECT_EQ(tables, 4u + 3u * 14u);
+  EXPECT_EQ(tables, 4u + 3u * 15u);
 }
 
 TEST_F(DataFunctionsTest, BadArgumentsAndMissingFilesFailWithTheirReason) {
