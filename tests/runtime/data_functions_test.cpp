@@ -23,6 +23,7 @@
 #include "deeprc/compute/set_ops.h"
 #include "deeprc/compute/sort.h"
 #include "deeprc/runtime/client.h"
+#include "deeprc/runtime/function.h"
 #include "deeprc/runtime/session.h"
 #include "deeprc/table/csv.h"
 #include "deeprc/table/table_file.h"
@@ -58,9 +59,9 @@ class DataFunctionsTest : public ::testing::Test {
     options.pools.pools = {pool};
     PilotDescription description;
     description.cores = kPoolRanks;
-    Pilot* pilot = pilots_->Submit(description, options).ValueOrDie();
+    pilot_ = pilots_->Submit(description, options).ValueOrDie();
     tasks_ = new TaskManager(*session_);
-    ASSERT_OK(tasks_->AddPilot(*pilot));
+    ASSERT_OK(tasks_->AddPilot(*pilot_));
   }
 
   static void TearDownTestSuite() {
@@ -125,11 +126,13 @@ class DataFunctionsTest : public ::testing::Test {
   static Session* session_;
   static PilotManager* pilots_;
   static TaskManager* tasks_;
+  static Pilot* pilot_;
 };
 
 Session* DataFunctionsTest::session_ = nullptr;
 PilotManager* DataFunctionsTest::pilots_ = nullptr;
 TaskManager* DataFunctionsTest::tasks_ = nullptr;
+Pilot* DataFunctionsTest::pilot_ = nullptr;
 
 std::vector<Table> Split(const Table& table, int parts) {
   std::vector<Table> out;
@@ -426,6 +429,19 @@ TEST_F(DataFunctionsTest, BadArgumentsAndMissingFilesFailWithTheirReason) {
       Run({Function("after", "table.head", {{"input", "t"}, {"output", "t_head"}, {"n", 9}}, 4)});
   ASSERT_EQ(after["after"].state, TaskState::kDone) << after["after"].reason;
   EXPECT_TRUE(testing::TablesEqualOrdered(t.Slice(0, 9), ReadTable("t_head")));
+}
+
+// The agent accepts function names at submission from BuiltinFunctionNames(), before the ranks
+// have reported theirs: the two lists must be the same.
+TEST_F(DataFunctionsTest, TheWorkerRegistersExactlyTheBuiltinNames) {
+  std::map<std::string, ExecutionResult> ready =
+      Run({Function("names.ready", "noop", json::object(), kPoolRanks)});
+  ASSERT_EQ(ready["names.ready"].state, TaskState::kDone) << ready["names.ready"].reason;
+  std::vector<std::string> reported = pilot_->pool_status().at(0).functions;
+  std::vector<std::string> builtin = BuiltinFunctionNames();
+  std::sort(reported.begin(), reported.end());
+  std::sort(builtin.begin(), builtin.end());
+  EXPECT_EQ(reported, builtin);
 }
 
 // bench.cylon (the in-pilot overhead benchmark's function) computes the Radical-Cylon join and
