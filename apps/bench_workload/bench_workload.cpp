@@ -117,7 +117,8 @@ Result<TimedRuns> TimeRuns(comm::Communicator* comm, int repeat,
     if (comm != nullptr) DEEPRC_RETURN_NOT_OK(comm->Barrier());
     const auto start = std::chrono::steady_clock::now();
     DEEPRC_ASSIGN_OR_RAISE(uint64_t checksum, run());
-    double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    double elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (comm != nullptr) {
       DEEPRC_ASSIGN_OR_RAISE(elapsed, comm::AllReduceValue(*comm, elapsed, comm::ReduceOp::kMax));
       auto value = static_cast<int64_t>(checksum);

@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "deeprc/comm/communicator.h"
-#include "deeprc/table/buffer.h"
 #include "deeprc/core/thread_pool.h"
+#include "deeprc/table/buffer.h"
 #include "deeprc/table/table.h"
 
 namespace deeprc::app {

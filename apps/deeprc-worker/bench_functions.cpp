@@ -26,8 +26,7 @@ Result<json> RunCylon(runtime::TaskContext& context) {
     auto found = args.find(key);
     if (found == args.end()) return fallback;
     if (!found->is_number_integer() || found->get<int64_t>() < 1) {
-      return Status::Invalid("args.{}: expected a whole number >= 1, found {}", key,
-                             found->dump());
+      return Status::Invalid("args.{}: expected a whole number >= 1, found {}", key, found->dump());
     }
     return found->get<int64_t>();
   };
@@ -38,16 +37,15 @@ Result<json> RunCylon(runtime::TaskContext& context) {
   const int64_t total = rows * comm.size();
   const int t = static_cast<int>(threads);
   const Table left = app::CylonTable(comm.rank(), total, rows, t, /*right=*/false);
-  const Table right = op == "join" ? app::CylonTable(comm.rank(), total, rows, t, /*right=*/true)
-                                   : Table();
-  DEEPRC_ASSIGN_OR_RAISE(
-      app::TimedRuns runs,
-      app::TimeRuns(&comm, static_cast<int>(repeat), [&]() -> Result<uint64_t> {
-        if (op == "join") return app::JoinChecksum(&comm, left, right, t);
-        return app::SortChecksum(&comm, left, t);
-      }));
-  DEEPRC_ASSIGN_OR_RAISE(double peak, comm::AllReduceValue(comm, app::PeakRssMb(),
-                                                           comm::ReduceOp::kMax));
+  const Table right =
+      op == "join" ? app::CylonTable(comm.rank(), total, rows, t, /*right=*/true) : Table();
+  DEEPRC_ASSIGN_OR_RAISE(app::TimedRuns runs,
+                         app::TimeRuns(&comm, static_cast<int>(repeat), [&]() -> Result<uint64_t> {
+                           if (op == "join") return app::JoinChecksum(&comm, left, right, t);
+                           return app::SortChecksum(&comm, left, t);
+                         }));
+  DEEPRC_ASSIGN_OR_RAISE(double peak,
+                         comm::AllReduceValue(comm, app::PeakRssMb(), comm::ReduceOp::kMax));
   double body = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   DEEPRC_ASSIGN_OR_RAISE(body, comm::AllReduceValue(comm, body, comm::ReduceOp::kMax));
   return json{{"op", op},

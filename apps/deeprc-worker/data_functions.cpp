@@ -295,7 +295,8 @@ Result<std::vector<std::string>> ExpandGlobs(const std::vector<std::string>& pat
     }
     glob_t found{};
     const int status = ::glob(path.c_str(), 0, nullptr, &found);
-    for (size_t i = 0; status == 0 && i < found.gl_pathc; ++i) files.emplace_back(found.gl_pathv[i]);
+    for (size_t i = 0; status == 0 && i < found.gl_pathc; ++i)
+      files.emplace_back(found.gl_pathv[i]);
     ::globfree(&found);
     if (status == GLOB_NOMATCH) return Status::IOError("{}.path: no file matches {}", where, path);
     if (status != 0) return Status::IOError("{}.path: cannot expand {}", where, path);
@@ -443,8 +444,7 @@ Result<Table> JoinOp(Step& step, Table left) {
                            strategy);
   }
   options.strategy = kStrategies.at(strategy);
-  DEEPRC_ASSIGN_OR_RAISE(options.join.nulls_equal,
-                         BoolArg(step.args, "nulls_equal", false, where));
+  DEEPRC_ASSIGN_OR_RAISE(options.join.nulls_equal, BoolArg(step.args, "nulls_equal", false, where));
   DEEPRC_ASSIGN_OR_RAISE(auto suffixes, StringList(step.args, "suffixes", where));
   if (!suffixes.empty()) {
     if (suffixes.size() != 2) {
@@ -539,8 +539,7 @@ Result<Table> RepartitionOp(Step& step, Table table) {
     return Status::Invalid("{}.counts: expected {} row counts (one per rank), found {}", step.where,
                            step.context.size(), counts.dump());
   }
-  return dist::Repartition(step.context.comm(), table, counts.get<std::vector<int64_t>>(),
-                           options);
+  return dist::Repartition(step.context.comm(), table, counts.get<std::vector<int64_t>>(), options);
 }
 
 Result<Table> HeadOp(Step& step, Table table) {
@@ -594,8 +593,8 @@ json CellToJson(const Column& column, int64_t row) {
 
 Result<Table> AggregateOp(Step& step, Table table) {
   DEEPRC_ASSIGN_OR_RAISE(auto aggregates, Aggregates(step));
-  DEEPRC_ASSIGN_OR_RAISE(Table row, dist::AggregateTable(step.context.comm(), table, aggregates,
-                                                         Shuffle(step)));
+  DEEPRC_ASSIGN_OR_RAISE(
+      Table row, dist::AggregateTable(step.context.comm(), table, aggregates, Shuffle(step)));
   json values = json::object();
   for (int c = 0; c < row.num_columns(); ++c) {
     values[row.schema().field(c).name] = CellToJson(row.column(c), 0);

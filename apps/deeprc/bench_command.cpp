@@ -323,8 +323,7 @@ Result<std::string> RunOne(const BenchTableOptions& bench, BenchSetup setup) {
   std::string line = fmt::format(
       "{{\"system\":\"deeprc\",\"op\":\"{}\",\"rows\":{},\"threads\":{},\"seconds\":{:.4f},"
       "\"first_seconds\":{:.4f}",
-      setup.op, setup.share.total, setup.threads,
-      runs->median(), first);
+      setup.op, setup.share.total, setup.threads, runs->median(), first);
   double peak = PeakRssMb();
   if (comm != nullptr) {
     const auto* bytes = reinterpret_cast<const uint8_t*>(&peak);

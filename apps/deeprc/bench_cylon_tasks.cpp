@@ -10,9 +10,9 @@
 //    generation included), "round_trip_seconds" (submission to the final event at the client),
 //    "peak_rss_mb"}
 #include <chrono>
-#include <map>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <mutex>
 
 #include <fmt/format.h>
@@ -53,8 +53,8 @@ class OneAtATime {
     }
     DEEPRC_ASSIGN_OR_RAISE(runtime::ExecutionResult result, tasks_.result(uid));
     if (result.state != runtime::TaskState::kDone) {
-      return Status::IOError("task {} ended {}: {}", uid,
-                             runtime::TaskStateName(result.state), result.reason);
+      return Status::IOError("task {} ended {}: {}", uid, runtime::TaskStateName(result.state),
+                             result.reason);
     }
     return std::make_pair(std::move(result), ended - submitted);
   }

@@ -48,12 +48,28 @@ std::vector<std::string> FunctionRegistry::Names() const {
 std::vector<std::string> BuiltinFunctionNames() {
   // The data functions of apps/deeprc-worker (DataFunctionNames(); pool_test checks the two
   // lists agree) and its benchmark function.
-  return {"echo_ranks",      "fail",          "noop",          "sleep",
-          "write_output",    "table.read_csv", "table.write_csv", "table.sort",
-          "table.join",      "table.group_by", "table.unique",  "table.union",
-          "table.intersect", "table.difference", "table.repartition", "table.head",
-          "table.tail",      "table.slice",   "table.aggregate", "table.equals",
-          "table.pipeline",  "bench.cylon"};
+  return {"echo_ranks",
+          "fail",
+          "noop",
+          "sleep",
+          "write_output",
+          "table.read_csv",
+          "table.write_csv",
+          "table.sort",
+          "table.join",
+          "table.group_by",
+          "table.unique",
+          "table.union",
+          "table.intersect",
+          "table.difference",
+          "table.repartition",
+          "table.head",
+          "table.tail",
+          "table.slice",
+          "table.aggregate",
+          "table.equals",
+          "table.pipeline",
+          "bench.cylon"};
 }
 
 Status RegisterBuiltinFunctions(FunctionRegistry& registry, int32_t pool_rank) {

@@ -46,9 +46,8 @@ class DataFunctionsTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     SessionOptions session_options;
-    session_options.root =
-        fs::temp_directory_path().string() + "/deeprc_data_functions_test." +
-        std::to_string(::getpid());
+    session_options.root = fs::temp_directory_path().string() + "/deeprc_data_functions_test." +
+                           std::to_string(::getpid());
     session_ = Session::Make(session_options).ValueOrDie().release();
     pilots_ = new PilotManager(*session_);
     PilotOptions options;
@@ -167,7 +166,8 @@ TEST_F(DataFunctionsTest, EveryOperatorEqualsTheLocalOperatorAtOneTwoAndFourRank
       {{"k", DataType::Int64(), 0.1, 12}, {"label", DataType::String(), 0.2, 30}}, 47, seed + 2);
   // The same rows as a in another order and cut: equal to a as a multiset, not in order.
   std::vector<int64_t> reversed(static_cast<size_t>(a.num_rows()));
-  for (int64_t i = 0; i < a.num_rows(); ++i) reversed[static_cast<size_t>(i)] = a.num_rows() - 1 - i;
+  for (int64_t i = 0; i < a.num_rows(); ++i)
+    reversed[static_cast<size_t>(i)] = a.num_rows() - 1 - i;
   const Table a_reversed = compute::Take(a, reversed).ValueOrDie();
   // Stored in 3 and 2 parts: tasks of 1, 2 and 4 ranks all read tables cut differently.
   WriteParts("a", Split(a, 3));
@@ -189,14 +189,21 @@ TEST_F(DataFunctionsTest, EveryOperatorEqualsTheLocalOperatorAtOneTwoAndFourRank
       batch.push_back(Function(fmt::format("{}.{}", op, k), "table." + op, std::move(args), k));
     };
     const auto out = [&](const std::string& op) { return fmt::format("{}_{}", op, k); };
-    add("sort", {{"input", "a"}, {"output", out("sort")}, {"by", {"k", "s"}},
+    add("sort", {{"input", "a"},
+                 {"output", out("sort")},
+                 {"by", {"k", "s"}},
                  {"ascending", {true, false}}});
-    add("join", {{"input", "a"}, {"right", "right"}, {"output", out("join")}, {"on", "k"},
+    add("join", {{"input", "a"},
+                 {"right", "right"},
+                 {"output", out("join")},
+                 {"on", "k"},
                  {"how", "left"}});
-    add("group_by", {{"input", "a"}, {"output", out("group_by")}, {"by", "k"},
+    add("group_by", {{"input", "a"},
+                     {"output", out("group_by")},
+                     {"by", "k"},
                      {"aggregates", {"v:sum", "v:count", "s:nunique", "s:max", "v:min=low"}}});
-    add("unique", {{"input", "a"}, {"output", out("unique")}, {"subset", {"k", "s"}},
-                   {"keep", "last"}});
+    add("unique",
+        {{"input", "a"}, {"output", out("unique")}, {"subset", {"k", "s"}}, {"keep", "last"}});
     add("union", {{"input", "a"}, {"right", "b"}, {"output", out("union")}});
     add("intersect", {{"input", "a"}, {"right", "b"}, {"output", out("intersect")}});
     add("difference", {{"input", "a"}, {"right", "b"}, {"output", out("difference")}});
@@ -204,7 +211,8 @@ TEST_F(DataFunctionsTest, EveryOperatorEqualsTheLocalOperatorAtOneTwoAndFourRank
     add("head", {{"input", "a"}, {"output", out("head")}, {"n", 37}});
     add("tail", {{"input", "a"}, {"output", out("tail")}, {"n", 41}});
     add("slice", {{"input", "a"}, {"output", out("slice")}, {"offset", 50}, {"length", 100}});
-    add("aggregate", {{"input", "a"}, {"output", out("aggregate")},
+    add("aggregate", {{"input", "a"},
+                      {"output", out("aggregate")},
                       {"aggregates", {"v:sum", "k:max", "s:nunique", "v:count"}}});
     batch.push_back(Function(fmt::format("equal.{}", k), "table.equals",
                              {{"input", "a"}, {"right", "a_reversed"}}, k));
@@ -213,9 +221,9 @@ TEST_F(DataFunctionsTest, EveryOperatorEqualsTheLocalOperatorAtOneTwoAndFourRank
     batch.push_back(Function(fmt::format("unequal.{}", k), "table.equals",
                              {{"input", "a"}, {"right", "b"}}, k));
     add("read_csv", {{"path", "in/a.csv"}, {"output", out("read_csv")}, {"types", types}});
-    batch.push_back(Function(fmt::format("read_glob.{}", k), "table.read_csv",
-                             {{"path", Dir() + "/in/a_part*.csv"}, {"output", out("read_glob")}, {"types", types}},
-                             k));
+    batch.push_back(Function(
+        fmt::format("read_glob.{}", k), "table.read_csv",
+        {{"path", Dir() + "/in/a_part*.csv"}, {"output", out("read_glob")}, {"types", types}}, k));
     batch.push_back(Function(fmt::format("read_sized.{}", k), "table.read_csv",
                              {{"path", {"in/a_part2.csv", "in/a_part0.csv", "in/a_part1.csv"}},
                               {"assign", "by_size"},
@@ -264,8 +272,8 @@ TEST_F(DataFunctionsTest, EveryOperatorEqualsTheLocalOperatorAtOneTwoAndFourRank
   }
   const Table aggregated = compute::AggregateTable(a, aggregates).ValueOrDie();
   csv::ReadOptions read;
-  read.column_types = {{"k", DataType::Int64()}, {"s", DataType::String()},
-                       {"v", DataType::Float64()}};
+  read.column_types = {
+      {"k", DataType::Int64()}, {"s", DataType::String()}, {"v", DataType::Float64()}};
   const Table from_csv = csv::ReadCsv(Dir() + "/in/a.csv", read).ValueOrDie();
   std::vector<Table> glob_parts;
   for (size_t i = 0; i < a_files.size(); ++i) {
@@ -288,10 +296,10 @@ TEST_F(DataFunctionsTest, EveryOperatorEqualsTheLocalOperatorAtOneTwoAndFourRank
   read_right.column_types = {{"k", DataType::Int64()}, {"label", DataType::String()}};
   const Table right_csv = csv::ReadCsv(Dir() + "/in/right.csv", read_right).ValueOrDie();
   const Table pipeline_expected =
-      compute::Sort(compute::GroupBy(compute::Join(from_csv, right_csv, inner).ValueOrDie(),
-                                     pipeline_group)
-                        .ValueOrDie(),
-                    pipeline_sort)
+      compute::Sort(
+          compute::GroupBy(compute::Join(from_csv, right_csv, inner).ValueOrDie(), pipeline_group)
+              .ValueOrDie(),
+          pipeline_sort)
           .ValueOrDie();
   const std::string pipeline_csv = Dir() + "/in/pipeline_expected.csv";
   ASSERT_OK(csv::WriteCsv(pipeline_expected, pipeline_csv));
@@ -314,13 +322,13 @@ TEST_F(DataFunctionsTest, EveryOperatorEqualsTheLocalOperatorAtOneTwoAndFourRank
     EXPECT_TRUE(testing::TablesEqualOrdered(sorted, table("sort")));
     EXPECT_TRUE(testing::TablesEqualUnordered(joined, table("join")));
     EXPECT_TRUE(testing::TablesEqualUnordered(grouped, table("group_by")));
-    EXPECT_TRUE(testing::TablesEqualUnordered(compute::Unique(a, unique).ValueOrDie(),
-                                              table("unique")));
+    EXPECT_TRUE(
+        testing::TablesEqualUnordered(compute::Unique(a, unique).ValueOrDie(), table("unique")));
     EXPECT_TRUE(testing::TablesEqualUnordered(compute::Union(a, b).ValueOrDie(), table("union")));
-    EXPECT_TRUE(testing::TablesEqualUnordered(compute::Intersect(a, b).ValueOrDie(),
-                                              table("intersect")));
-    EXPECT_TRUE(testing::TablesEqualUnordered(compute::Difference(a, b).ValueOrDie(),
-                                              table("difference")));
+    EXPECT_TRUE(
+        testing::TablesEqualUnordered(compute::Intersect(a, b).ValueOrDie(), table("intersect")));
+    EXPECT_TRUE(
+        testing::TablesEqualUnordered(compute::Difference(a, b).ValueOrDie(), table("difference")));
     EXPECT_TRUE(testing::TablesEqualOrdered(a, table("repartition")));
     for (const Table& part : ReadPartsOf(fmt::format("repartition_{}", k))) {
       EXPECT_LE(std::abs(part.num_rows() - a.num_rows() / k), 1);
@@ -348,7 +356,8 @@ TEST_F(DataFunctionsTest, EveryOperatorEqualsTheLocalOperatorAtOneTwoAndFourRank
       rank_files.push_back(
           csv::ReadCsv(fmt::format("{}/out/ranks_{}_{}.csv", Dir(), k, r), read).ValueOrDie());
     }
-    EXPECT_TRUE(testing::TablesEqualOrdered(from_csv, compute::Concatenate(rank_files).ValueOrDie()));
+    EXPECT_TRUE(
+        testing::TablesEqualOrdered(from_csv, compute::Concatenate(rank_files).ValueOrDie()));
     EXPECT_EQ(results.at(fmt::format("write_ranks.{}", k)).value["files"].size(),
               static_cast<size_t>(k));
     // The pipeline: two CSV files in, one out, no table written in between.
@@ -381,15 +390,17 @@ TEST_F(DataFunctionsTest, BadArgumentsAndMissingFilesFailWithTheirReason) {
   const std::vector<Case> cases = {
       {"table.sort", {{"input", "nothing"}, {"output", "x"}, {"by", "k"}}, "table 'nothing'"},
       {"table.sort", {{"input", "t"}, {"output", "x"}}, "args.by"},
-      {"table.sort", {{"input", "t"}, {"output", "x"}, {"by", "missing_column"}},
-       "missing_column"},
+      {"table.sort", {{"input", "t"}, {"output", "x"}, {"by", "missing_column"}}, "missing_column"},
       {"table.sort", {{"input", "t"}, {"by", "k"}}, "args.output"},
-      {"table.join", {{"input", "t"}, {"right", "t"}, {"output", "x"}, {"on", "k"}, {"how", "up"}},
+      {"table.join",
+       {{"input", "t"}, {"right", "t"}, {"output", "x"}, {"on", "k"}, {"how", "up"}},
        "args.how"},
-      {"table.join", {{"input", "t"}, {"right", "gone"}, {"output", "x"}, {"on", "k"}},
+      {"table.join",
+       {{"input", "t"}, {"right", "gone"}, {"output", "x"}, {"on", "k"}},
        "table 'gone'"},
       {"table.head", {{"input", "t"}, {"output", "x"}, {"n", -3}}, "args.n"},
-      {"table.group_by", {{"input", "t"}, {"output", "x"}, {"by", "k"}, {"aggregates", {"v:avg"}}},
+      {"table.group_by",
+       {{"input", "t"}, {"output", "x"}, {"by", "k"}, {"aggregates", {"v:avg"}}},
        "args.aggregates[0]"},
       {"table.unique", {{"input", "t"}, {"output", "x"}, {"keep", "some"}}, "args.keep"},
       {"table.repartition", {{"input", "t"}, {"output", "x"}, {"counts", {1}}}, "args.counts"},
@@ -399,17 +410,21 @@ TEST_F(DataFunctionsTest, BadArgumentsAndMissingFilesFailWithTheirReason) {
       {"table.write_csv", {{"input", "t"}, {"path", "x.csv"}, {"output", "y"}}, "args.output"},
       {"table.write_csv", {{"input", "t"}, {"path", "/proc/no/such/dir/x.csv"}}, "x.csv"},
       {"table.equals", {{"input", "t"}}, "args.right"},
-      {"table.pipeline", {{"input", "t"}, {"output", "x"}, {"steps", {{{"op", "shuffle"}}}}},
+      {"table.pipeline",
+       {{"input", "t"}, {"output", "x"}, {"steps", {{{"op", "shuffle"}}}}},
        "args.steps[0].op"},
       {"table.pipeline",
-       {{"input", "t"}, {"output", "x"}, {"steps", {{{"op", "sort"}, {"by", "k"}},
-                                                     {{"op", "read_csv"}, {"path", "a.csv"}}}}},
+       {{"input", "t"},
+        {"output", "x"},
+        {"steps", {{{"op", "sort"}, {"by", "k"}}, {{"op", "read_csv"}, {"path", "a.csv"}}}}},
        "args.steps[1]"},
-      {"table.pipeline", {{"input", "t"}, {"steps", {{{"op", "sort"}, {"by", "k"}}}}},
+      {"table.pipeline",
+       {{"input", "t"}, {"steps", {{{"op", "sort"}, {"by", "k"}}}}},
        "args.output"},
       {"table.pipeline",
-       {{"input", "t"}, {"output", "x"}, {"steps", {{{"op", "head"}, {"n", 5}},
-                                                     {{"op", "sort"}, {"by", "zzz"}}}}},
+       {{"input", "t"},
+        {"output", "x"},
+        {"steps", {{{"op", "head"}, {"n", 5}}, {{"op", "sort"}, {"by", "zzz"}}}}},
        "zzz"},
   };
   std::vector<TaskDescription> batch;
