@@ -738,12 +738,6 @@ Result<json> RunPipeline(TaskContext& context) {
 
 }  // namespace
 
-std::vector<std::string> DataFunctionNames() {
-  std::vector<std::string> names = {"table.pipeline"};
-  for (const auto& [name, op] : Operators()) names.push_back("table." + name);
-  return names;
-}
-
 Status RegisterDataFunctions(runtime::FunctionRegistry& registry) {
   for (const auto& [name, op] : Operators()) {
     DEEPRC_RETURN_NOT_OK(registry.Register(

@@ -11,7 +11,6 @@ namespace deeprc::worker {
 // header says the arguments). Their names are among runtime::BuiltinFunctionNames() (the agent
 // checks them at submission).
 Status RegisterDataFunctions(runtime::FunctionRegistry& registry);
-std::vector<std::string> DataFunctionNames();
 
 // bench.cylon (bench_functions.cpp): the Radical-Cylon join or sort, timed inside the task.
 Status RegisterBenchFunctions(runtime::FunctionRegistry& registry);

@@ -46,8 +46,8 @@ std::vector<std::string> FunctionRegistry::Names() const {
 }
 
 std::vector<std::string> BuiltinFunctionNames() {
-  // The data functions of apps/deeprc-worker (DataFunctionNames(); pool_test checks the two
-  // lists agree) and its benchmark function.
+  // With the data functions and bench.cylon of apps/deeprc-worker (data_functions_test checks
+  // that the worker registers exactly these).
   return {"echo_ranks",
           "fail",
           "noop",
