@@ -161,6 +161,54 @@ TEST_P(BenchRanksTest, CylonWorkloadIsTheSameDataOnEveryBackend) {
       << bad.err;
 }
 
+// The in-pilot side of the overhead benchmark (bench/run_overhead.py): `deeprc bench tasks --kind
+// cylon` runs the same join and sort as k-rank function tasks on a pool; each must give the
+// checksum of `deeprc bench table --workload cylon --ranks k` under mpirun.
+TEST(BenchCylonTasksTest, FunctionTasksGiveTheMpirunChecksums) {
+  const std::string binary = testing::DeeprcProgram();
+  ASSERT_TRUE(fs::exists(binary)) << binary << " is not built";
+  const fs::path directory = testing::FreshTestDirectory("deeprc_bench_cylon_tasks");
+  const auto tasks = testing::RunProgram(
+      binary,
+      {"bench", "tasks", "--kind", "cylon", "--workers", "4", "--widths", "1,2,4", "--rows",
+       "5000", "--repeat", "2", "--session-root", (directory / "sessions").string()},
+      directory);
+  ASSERT_EQ(tasks.exit_status, 0) << tasks.err;
+  // Lines by (op, ranks).
+  std::map<std::pair<std::string, std::string>, Fields> by_task;
+  size_t start = 0;
+  while (start < tasks.out.size()) {
+    size_t end = tasks.out.find('\n', start);
+    if (end == std::string::npos) end = tasks.out.size();
+    for (const auto& [op, fields] : ParseLines(tasks.out.substr(start, end - start))) {
+      by_task[{op, fields.at("ranks")}] = fields;
+      EXPECT_EQ(fields.at("rows_per_rank"), "5000");
+      EXPECT_EQ(fields.at("kind"), "\"cylon\"");
+      // Round trip and body are both there (their order is not asserted: timings).
+      EXPECT_TRUE(fields.count("round_trip_seconds") && fields.count("body_seconds"));
+    }
+    start = end + 1;
+  }
+  EXPECT_EQ(by_task.size(), 6u) << tasks.out;
+  for (const char* ranks : {"1", "2", "4"}) {
+    const auto direct = testing::RunProgram(
+        binary,
+        {"bench", "table", "join", "sort", "--workload", "cylon", "--rows", "5000", "--repeat",
+         "1", "--threads", "1", "--ranks", ranks},
+        directory);
+    ASSERT_EQ(direct.exit_status, 0) << direct.err;
+    const auto lines = ParseLines(direct.out);
+    for (const char* op : {"join", "sort"}) {
+      ASSERT_TRUE(by_task.count({op, ranks})) << op << " " << ranks;
+      EXPECT_EQ(lines.at(op).at("checksum"), by_task.at({op, ranks}).at("checksum"))
+          << op << " at " << ranks << " ranks";
+    }
+  }
+  // The session went away with the run.
+  EXPECT_TRUE(!fs::exists(directory / "sessions") || fs::is_empty(directory / "sessions"));
+  fs::remove_all(directory);
+}
+
 INSTANTIATE_TEST_SUITE_P(Ranks, BenchRanksTest,
                          ::testing::Values(Launch{"mpi", 1}, Launch{"mpi", 2}, Launch{"mpi", 4},
                                            Launch{"gloo", 2}, Launch{"gloo", 4}),
