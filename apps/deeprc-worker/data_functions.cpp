@@ -59,6 +59,7 @@
 #include <filesystem>
 #include <limits>
 #include <map>
+#include <span>
 
 #include <fmt/format.h>
 
@@ -268,7 +269,32 @@ using OpFunction = Result<Table> (*)(Step&, Table);
 struct Operator {
   OpKind kind;
   OpFunction run;
+  // The operator's own arguments; others (besides input, output, right, threads, op) are
+  // errors: most often a misspelling that would otherwise be ignored silently.
+  std::vector<std::string_view> arguments;
 };
+
+constexpr std::string_view kReadCsvArguments[] = {"path",    "assign",      "header",   "delimiter",
+                                                  "types",   "columns",     "null_values",
+                                                  "skip_rows"};
+
+// `allowed`: the operator's arguments; `common`: those of every function or step.
+Status CheckArguments(const json& args, std::span<const std::string_view> allowed,
+                      std::span<const std::string_view> common, std::string_view where,
+                      std::string_view what) {
+  if (!args.is_object()) return Status::Invalid("{}: expected {{argument: value, ...}}", where);
+  for (const auto& [key, value] : args.items()) {
+    if (std::find(allowed.begin(), allowed.end(), key) != allowed.end() ||
+        std::find(common.begin(), common.end(), key) != common.end()) {
+      continue;
+    }
+    std::string known;
+    for (std::string_view name : allowed) known += fmt::format("{}{}", known.empty() ? "" : ", ", name);
+    return Status::Invalid("{}.{}: not an argument of {} (it takes {})", where, key, what,
+                           known.empty() ? "no arguments of its own" : known);
+  }
+  return Status::OK();
+}
 
 Result<Table> ReadCsvOp(Step& step, Table);
 
@@ -277,6 +303,7 @@ Result<Table> ReadCsvOp(Step& step, Table);
 Result<Table> ReadRight(Step& step) {
   if (auto right = step.args.find("right"); right != step.args.end() && right->is_object()) {
     Step read{step.context, *right, step.where + ".right", step.threads};
+    DEEPRC_RETURN_NOT_OK(CheckArguments(*right, kReadCsvArguments, {}, read.where, "read_csv"));
     return ReadCsvOp(read, Table());
   }
   DEEPRC_ASSIGN_OR_RAISE(std::string name, TableName(step.args, "right", step.where));
@@ -616,21 +643,26 @@ Result<Table> EqualsOp(Step& step, Table table) {
 
 const std::map<std::string, Operator, std::less<>>& Operators() {
   static const std::map<std::string, Operator, std::less<>> kOperators = {
-      {"read_csv", {OpKind::kSource, ReadCsvOp}},
-      {"write_csv", {OpKind::kSink, WriteCsvOp}},
-      {"sort", {OpKind::kTransform, SortOp}},
-      {"join", {OpKind::kTransform, JoinOp}},
-      {"group_by", {OpKind::kTransform, GroupByOp}},
-      {"unique", {OpKind::kTransform, UniqueOp}},
-      {"union", {OpKind::kTransform, UnionOp}},
-      {"intersect", {OpKind::kTransform, IntersectOp}},
-      {"difference", {OpKind::kTransform, DifferenceOp}},
-      {"repartition", {OpKind::kTransform, RepartitionOp}},
-      {"head", {OpKind::kTransform, HeadOp}},
-      {"tail", {OpKind::kTransform, TailOp}},
-      {"slice", {OpKind::kTransform, SliceOp}},
-      {"aggregate", {OpKind::kTransform, AggregateOp}},
-      {"equals", {OpKind::kSink, EqualsOp}},
+      {"read_csv",
+       {OpKind::kSource, ReadCsvOp, {std::begin(kReadCsvArguments), std::end(kReadCsvArguments)}}},
+      {"write_csv",
+       {OpKind::kSink, WriteCsvOp, {"path", "per_rank", "header", "delimiter", "null_value"}}},
+      {"sort", {OpKind::kTransform, SortOp, {"by", "ascending", "nulls_first"}}},
+      {"join",
+       {OpKind::kTransform, JoinOp,
+        {"right", "on", "left_on", "right_on", "how", "algorithm", "strategy", "nulls_equal",
+         "suffixes"}}},
+      {"group_by", {OpKind::kTransform, GroupByOp, {"by", "aggregates", "drop_null_keys"}}},
+      {"unique", {OpKind::kTransform, UniqueOp, {"subset", "keep"}}},
+      {"union", {OpKind::kTransform, UnionOp, {"right", "distinct"}}},
+      {"intersect", {OpKind::kTransform, IntersectOp, {"right"}}},
+      {"difference", {OpKind::kTransform, DifferenceOp, {"right"}}},
+      {"repartition", {OpKind::kTransform, RepartitionOp, {"counts"}}},
+      {"head", {OpKind::kTransform, HeadOp, {"n"}}},
+      {"tail", {OpKind::kTransform, TailOp, {"n"}}},
+      {"slice", {OpKind::kTransform, SliceOp, {"offset", "length"}}},
+      {"aggregate", {OpKind::kTransform, AggregateOp, {"aggregates"}}},
+      {"equals", {OpKind::kSink, EqualsOp, {"right", "ordered"}}},
   };
   return kOperators;
 }
@@ -658,6 +690,12 @@ Status NoArgument(const json& args, const char* key, std::string_view why) {
 // table.<op>: reads `input` (unless the operator is a source), runs it, writes `output`.
 Result<json> RunOperator(TaskContext& context, const std::string& op_name, const Operator& op) {
   const json& args = context.args();
+  static constexpr std::string_view kCommon[] = {"input", "output", "threads"};
+  static constexpr std::string_view kJoinCommon[] = {"input", "left", "output", "threads"};
+  DEEPRC_RETURN_NOT_OK(CheckArguments(args, op.arguments,
+                                      op_name == "join" ? std::span<const std::string_view>(kJoinCommon)
+                                                        : std::span<const std::string_view>(kCommon),
+                                      "args", "table." + op_name));
   DEEPRC_ASSIGN_OR_RAISE(int threads, Threads(args, "args"));
   std::string output;
   if (op.kind == OpKind::kSink) {
@@ -685,6 +723,8 @@ Result<json> RunOperator(TaskContext& context, const std::string& op_name, const
 
 Result<json> RunPipeline(TaskContext& context) {
   const json& args = context.args();
+  static constexpr std::string_view kPipeline[] = {"input", "output", "steps", "threads"};
+  DEEPRC_RETURN_NOT_OK(CheckArguments(args, kPipeline, {}, "args", "table.pipeline"));
   auto steps = args.find("steps");
   if (steps == args.end() || !steps->is_array() || steps->empty()) {
     return Status::Invalid("args.steps: expected a list of operations ({})", OperatorNames());
@@ -702,6 +742,9 @@ Result<json> RunPipeline(TaskContext& context) {
     if (found->second.kind == OpKind::kSource && i > 0) {
       return Status::Invalid("args.steps[{}]: {} can only be the first step", i, op);
     }
+    static constexpr std::string_view kStepCommon[] = {"op", "threads"};
+    DEEPRC_RETURN_NOT_OK(CheckArguments(step, found->second.arguments, kStepCommon,
+                                        fmt::format("args.steps[{}]", i), op));
     ops.push_back(&found->second);
   }
   DEEPRC_ASSIGN_OR_RAISE(int threads, Threads(args, "args"));
