@@ -49,9 +49,9 @@
 //               table in memory, only the end written (`output`). A first step read_csv takes
 //               the place of `input`; ending in write_csv (or equals), `output` may be left out.
 // Every function returns {"rows": global rows of its result, "partitions": k} plus what the
-// operator reports (pipeline: "steps", one object per step). Bad arguments, unknown columns and
-// missing tables or files fail the task with a message naming the argument; all ranks fail
-// together (they agree before each collective), so the pool is left as it was.
+// operator reports (pipeline: "steps", one object per step). Bad or unknown arguments, unknown
+// columns and missing tables or files fail the task with a message naming the argument; all
+// ranks fail together (they agree before each collective), so the pool is left as it was.
 #include "data_functions.h"
 
 #include <glob.h>
