@@ -14,8 +14,9 @@ slowest rank's end, median of --repeat runs in the process). Overhead = in-pilot
 direct seconds - 1. The task's round trip (submission to its DONE event at the client) and its
 body (the function's own run, data generation and all --repeat runs) are reported too; their
 difference is what dispatch and the result's return cost. Both sides run with
-OMPI_MCA_mpi_yield_when_idle=1, as the pool's ranks do. The two sides alternate --runs times; the
-table gives the median over runs (range in parentheses).
+OMPI_MCA_mpi_yield_when_idle=1, as the pool's ranks do. Each (op, k) runs on both sides next to each
+other, in alternating order, --runs times; the table gives the median over runs (range in
+parentheses).
 Usage: /usr/bin/python3 bench/run_overhead.py [--runs 3] [--rows 1000000] [--repeat 5] [--quick]
 """
 import argparse
@@ -73,23 +74,24 @@ def main():
     direct = {(op, k): [] for op in OPS for k in WIDTHS}
     pilot = {(op, k): [] for op in OPS for k in WIDTHS}
     loads = [os.getloadavg()[0]]
+    pair = 0
     for run in range(args.runs):
-        # Alternate which side goes first, so that a drift in the machine's load hits both.
-        sides = ["direct", "pilot"] if run % 2 == 0 else ["pilot", "direct"]
-        for side in sides:
-            if side == "direct":
-                for k in WIDTHS:
-                    for line in run_lines([DEEPRC, "bench", "table", *OPS, "--workload", "cylon",
-                                           "--rows", str(args.rows), "--ranks", str(k),
-                                           "--threads", "1", "--repeat", str(args.repeat)]):
-                        direct[(line["op"], k)].append(line)
-            else:
-                for line in run_lines([DEEPRC, "bench", "tasks", "--kind", "cylon", "--workers",
-                                       str(max(WIDTHS)), "--widths",
-                                       ",".join(map(str, WIDTHS)), "--ops", ",".join(OPS),
-                                       "--rows", str(args.rows), "--repeat", str(args.repeat),
-                                       "--threads", "1"]):
-                    pilot[(line["op"], line["ranks"])].append(line)
+        for k in WIDTHS:
+            for op in OPS:
+                pair += 1
+                # Each measurement next to its pair, the order alternating, so that the machine's
+                # load drifting hits both sides alike.
+                sides = ["direct", "pilot"] if pair % 2 == 0 else ["pilot", "direct"]
+                for side in sides:
+                    if side == "direct":
+                        command = [DEEPRC, "bench", "table", op, "--workload", "cylon",
+                                   "--ranks", str(k)]
+                    else:
+                        command = [DEEPRC, "bench", "tasks", "--kind", "cylon", "--workers",
+                                   str(max(WIDTHS)), "--widths", str(k), "--ops", op]
+                    lines = run_lines(command + ["--rows", str(args.rows), "--threads", "1",
+                                                 "--repeat", str(args.repeat)])
+                    (direct if side == "direct" else pilot)[(op, k)] += lines
         loads.append(os.getloadavg()[0])
 
     command = "/usr/bin/python3 bench/run_overhead.py " + " ".join(
@@ -100,8 +102,8 @@ def main():
              f"{max(loads):.1f} during the run). Command: `{command}`", "",
              f"Radical-Cylon weak scaling, {args.rows:,} rows per rank, 1 thread per rank: the "
              "operation's seconds (slowest rank, median of "
-             f"{args.repeat} runs in the process; median over {args.runs} alternating runs, range "
-             "in parentheses) started directly with mpirun and as one k-rank function task on a "
+             f"{args.repeat} runs in the process; median over {args.runs} runs, each pair side by side "
+             "in alternating order, range in parentheses) started directly with mpirun and as one k-rank function task on a "
              "pool of 4 worker ranks. Round trip: the task from submission to its DONE event at "
              "the client; body: the function's own run (data generation and all runs); the rest "
              "is dispatch and return. 4 ranks run 2 per core on this 2-core machine.", "",
