@@ -14,7 +14,10 @@ slowest rank's end, median of --repeat runs in the process). Overhead = in-pilot
 direct seconds - 1. The task's round trip (submission to its DONE event at the client) and its
 body (the function's own run, data generation and all --repeat runs) are reported too; their
 difference is what dispatch and the result's return cost. Both sides run with
-OMPI_MCA_mpi_yield_when_idle=1, as the pool's ranks do. Each (op, k) runs on both sides next to each
+OMPI_MCA_mpi_yield_when_idle=1, as the pool's ranks do, and (unless --binding default) with
+OMPI_MCA_hwloc_base_binding_policy=none: the pool's 4 ranks oversubscribe this 2-core machine, so
+OpenMPI binds none of them, while `mpirun -np 1` or `-np 2` would bind each rank to a core — a
+difference of launch policy, not of the runtime. Each (op, k) runs on both sides next to each
 other, in alternating order, --runs times; the table gives the median over runs (range in
 parentheses).
 Usage: /usr/bin/python3 bench/run_overhead.py [--runs 3] [--rows 1000000] [--repeat 5] [--quick]
@@ -65,12 +68,16 @@ def main():
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--binding", choices=["none", "default"], default="none",
+                        help="none: no rank bound on either side; default: OpenMPI's choice")
     parser.add_argument("--quick", action="store_true", help="100,000 rows, 1 run, print only")
     parser.add_argument("--output", default="")
     args = parser.parse_args()
     if args.quick:
         args.rows, args.runs = 100_000, 1
     output = args.output or ("" if args.quick else os.path.join(ROOT, "bench", "RESULTS.md"))
+    if args.binding == "none":
+        ENV["OMPI_MCA_hwloc_base_binding_policy"] = "none"
     direct = {(op, k): [] for op in OPS for k in WIDTHS}
     pilot = {(op, k): [] for op in OPS for k in WIDTHS}
     loads = [os.getloadavg()[0]]
@@ -106,7 +113,11 @@ def main():
              "in alternating order, range in parentheses) started directly with mpirun and as one k-rank function task on a "
              "pool of 4 worker ranks. Round trip: the task from submission to its DONE event at "
              "the client; body: the function's own run (data generation and all runs); the rest "
-             "is dispatch and return. 4 ranks run 2 per core on this 2-core machine.", "",
+             "is dispatch and return. 4 ranks run 2 per core on this 2-core machine. Binding: "
+             + ("no rank bound on either side (OMPI_MCA_hwloc_base_binding_policy=none; the "
+                "pool's ranks, oversubscribed, are never bound)." if args.binding == "none" else
+                "OpenMPI's default (mpirun binds 1 or 2 ranks to cores; the pool's ranks, "
+                "oversubscribed, are not bound)."), "",
              "| op | ranks | mpirun s | function task s | overhead | round trip s | body s | "
              "dispatch + return ms | checksums |",
              "|---|---|---|---|---|---|---|---|---|"]
