@@ -249,10 +249,22 @@ class InPlaceExchange {
       const int64_t lo = RangeBegin(round, r);
       const int64_t hi = RangeBegin(round, r + 1);
       const int32_t* targets = targets_.data();
-      std::vector<int64_t> counted(static_cast<size_t>(ranks_) + 1, 0);
+      // Four interleaved tables: consecutive rows often go to the same rank, and increments of
+      // one counter wait on each other (store to load); four chains run side by side.
+      const auto slots = static_cast<size_t>(ranks_) + 1;
+      std::vector<int64_t> counted(4 * slots, 0);
       const auto limit = static_cast<uint32_t>(ranks_);
-      for (int64_t i = lo; i < hi; ++i) {
-        ++counted[std::min(static_cast<uint32_t>(targets[i]), limit)];
+      auto slot = [&](int64_t i) { return std::min(static_cast<uint32_t>(targets[i]), limit); };
+      int64_t i = lo;
+      for (; i + 4 <= hi; i += 4) {
+        ++counted[slot(i)];
+        ++counted[slots + slot(i + 1)];
+        ++counted[2 * slots + slot(i + 2)];
+        ++counted[3 * slots + slot(i + 3)];
+      }
+      for (; i < hi; ++i) ++counted[slot(i)];
+      for (size_t d = 0; d < slots; ++d) {
+        counted[d] += counted[slots + d] + counted[2 * slots + d] + counted[3 * slots + d];
       }
       if (counted[ranks_] != 0) {
         std::atomic_ref<uint8_t>(out_of_range).store(1, std::memory_order_relaxed);

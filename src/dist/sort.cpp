@@ -241,7 +241,12 @@ Result<Table> Sort(comm::Communicator& comm, const Table& table,
   //    proportional to its rows; sample k is a random row of the k-th of `count` equal strides
   //    (stratified: as even as regular sampling, but blind to periodic input), tagged with its
   //    (rank, position) and the rows it stands for.
-  const int64_t wanted = std::max<int64_t>(1, int64_t{sample.samples_per_rank}) * ranks;
+  int64_t per_rank = sample.samples_per_rank;
+  if (per_rank <= 0) {
+    per_rank = std::max<int64_t>(
+        1024, std::min({int64_t{2500} * ranks, (int64_t{1} << 18) / ranks, total / (16 * ranks)}));
+  }
+  const int64_t wanted = per_rank * ranks;
   int64_t count = 0;
   if (n > 0) count = std::min<int64_t>(n, (wanted * n + total - 1) / total);
   std::vector<int64_t> positions(static_cast<size_t>(count));

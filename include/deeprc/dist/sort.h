@@ -29,9 +29,11 @@ namespace deeprc::dist {
 
 struct SampleSortOptions {
   // Samples per rank on average (the gathered sample has about size() * this many rows); more
-  // samples give more even partitions (a splitter's rank in the global order is off by about
-  // total / (2 sqrt(size() * samples_per_rank)) rows, one standard deviation).
-  int samples_per_rank = 1024;
+  // samples give more even partitions: a splitter's place in the global order is off by about
+  // total / (2 sqrt(size() * samples_per_rank)) rows (one standard deviation), so a partition
+  // by about sqrt(size() / samples_per_rank) / 2 of its share. 0: 2500 * size() (1% of a
+  // share), but at most 2^18 / size() and total rows / (16 size()), and at least 1024.
+  int samples_per_rank = 0;
   // For the gathered samples (the rows themselves travel through dist::ExchangeSlices).
   comm::ExchangeOptions exchange;
 };
