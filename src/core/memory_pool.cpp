@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include <malloc.h>
 #include <sys/mman.h>
 
 namespace deeprc {
@@ -18,6 +19,16 @@ class SystemMemoryPool final : public MemoryPool {
     if (const char* limit = std::getenv("DEEPRC_MEMORY_LIMIT_MB")) {
       limit_ = std::atoll(limit) * (int64_t{1} << 20);
     }
+    // Blocks below kHugeThreshold (and std::vector's storage) come from malloc. By default
+    // glibc maps blocks of 128 KiB and more with mmap (its threshold drifts up, but only as far
+    // as the largest block freed so far) and gives freed heap memory above 128 KiB back at once,
+    // so an operator that grows and frees many blocks of a few MiB (a join's per-task match
+    // buffers and gathers) faults every page in again on each call: 86k faults (340 MB) per
+    // call in a 20M-row join, about a tenth of its time. Keep blocks up to kHeapMapped in the
+    // heap and up to kHeapKept freed bytes there for the next call (measured: no faults from the
+    // third call on; neither setting alone was enough).
+    mallopt(M_MMAP_THRESHOLD, static_cast<int>(kHeapMapped));
+    mallopt(M_TRIM_THRESHOLD, static_cast<int>(kHeapKept));
   }
 
   Result<uint8_t*> Allocate(int64_t size) override {
@@ -82,6 +93,8 @@ class SystemMemoryPool final : public MemoryPool {
   static constexpr int64_t kHugePageSize = int64_t{2} << 20;
   static constexpr int64_t kHugeThreshold = int64_t{8} << 20;
   static constexpr int64_t kCacheLimit = int64_t{2} << 30;
+  static constexpr int64_t kHeapKept = int64_t{1} << 30;
+  static constexpr int64_t kHeapMapped = int64_t{32} << 20;
 
   static int64_t RoundToHugePages(int64_t size) {
     return (size + kHugePageSize - 1) / kHugePageSize * kHugePageSize;

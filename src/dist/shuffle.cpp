@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "agreement_internal.h"
+#include "shuffle_internal.h"
 #include "deeprc/compute/hash.h"
 #include "deeprc/core/thread_pool.h"
 #include "deeprc/table/bitmap.h"
@@ -952,6 +953,15 @@ Result<std::shared_ptr<Buffer>> AllocateTargets(int64_t n) {
 
 }  // namespace
 
+Result<std::shared_ptr<Buffer>> HashPartitionBuffer(const Table& table,
+                                                    const std::vector<int>& key_columns, int ranks,
+                                                    int threads) {
+  DEEPRC_ASSIGN_OR_RAISE(auto buffer, AllocateTargets(table.num_rows()));
+  DEEPRC_RETURN_NOT_OK(HashPartitionInto(table, key_columns, ranks, threads,
+                                         buffer->mutable_data_as<int32_t>()));
+  return buffer;
+}
+
 Result<std::vector<int32_t>> HashPartitionTargets(const Table& table,
                                                   const std::vector<int>& key_columns, int ranks,
                                                   int threads) {
@@ -997,19 +1007,16 @@ Result<Table> ExchangeSlices(comm::Communicator& comm, const Table& table,
 Result<Table> Shuffle(comm::Communicator& comm, const Table& table,
                       const std::vector<int>& key_columns, const ShuffleOptions& options) {
   const int64_t rows = table.num_rows();
-  auto buffer = AllocateTargets(rows);
-  Status hashed = buffer.ok() ? HashPartitionInto(table, key_columns, comm.size(), options.threads,
-                                                  (*buffer)->mutable_data_as<int32_t>())
-                              : buffer.status();
-  if (!hashed.ok()) {
+  auto targets = HashPartitionBuffer(table, key_columns, comm.size(), options.threads);
+  if (!targets.ok()) {
     // Exchange agrees on the failure with the other ranks (targets of the wrong length are
     // refused on every rank); keep the reason of this rank.
     std::vector<int32_t> none(rows == 0 ? 1 : 0);
     (void)Exchange(comm, table, none, options);
-    return hashed;
+    return targets.status();
   }
-  return Exchange(comm, table,
-                  std::span<const int32_t>((*buffer)->mutable_data_as<int32_t>(), rows), options);
+  return Exchange(comm, table, std::span<const int32_t>((*targets)->data_as<int32_t>(), rows),
+                  options);
 }
 
 }  // namespace deeprc::dist
