@@ -85,9 +85,9 @@ class SystemMemoryPool final : public MemoryPool {
   //    adjacent addresses. So a distributed operator that asks for 40 + 20 MiB and later for
   //    80 MiB reuses the same pages (each fresh 2 MiB page costs a fault and ~1 ms of zeroing
   //    on this kind of VM). Blocks and their parts start on 2 MiB boundaries, and munmap of a
-  //    range covering parts of several mappings is allowed. Cached blocks do not count as allocated,
-  //    but the cache never makes the process bigger than it has been: when a new block would
-  //    bring live plus cached bytes above the peak of live bytes, cached blocks are unmapped
+  //    range covering parts of several mappings is allowed. Cached blocks do not count as
+  //    allocated, but the cache never makes the process bigger than it has been: when a new block
+  //    would bring live plus cached bytes above the peak of live bytes, cached blocks are unmapped
   //    first (largest first). No caching when a memory limit is set.
   //  - come straight from mmap, so that an unmapped block is memory the system gets back.
   static constexpr int64_t kHugePageSize = int64_t{2} << 20;

@@ -9,12 +9,12 @@
 #include <fmt/format.h>
 
 #include "agreement_internal.h"
-#include "shuffle_internal.h"
 #include "deeprc/comm/table_exchange.h"
 #include "deeprc/compute/cast.h"
 #include "deeprc/compute/selection.h"
 #include "deeprc/compute/set_ops.h"
 #include "deeprc/table/builder.h"
+#include "shuffle_internal.h"
 #include "table_size_internal.h"
 
 namespace deeprc::dist {
@@ -79,9 +79,9 @@ Result<PromotedKeys> CommonKeyTypes(const Table& left, const Table& right,
 // Rank of every row: the hash of its keys in the common types. With `nulls_stay`, rows whose key
 // has a null (they match nothing) stay on this rank.
 Result<std::shared_ptr<Buffer>> KeyTargets(comm::Communicator& comm, const Table& table,
-                                        const std::vector<std::string>& keys,
-                                        const std::vector<DataType>& types, bool nulls_stay,
-                                        int threads) {
+                                           const std::vector<std::string>& keys,
+                                           const std::vector<DataType>& types, bool nulls_stay,
+                                           int threads) {
   std::vector<Field> fields;
   std::vector<Column> columns;
   for (size_t k = 0; k < keys.size(); ++k) {
@@ -114,10 +114,9 @@ Result<Table> ShuffleJoin(comm::Communicator& comm, const Table& left, const Tab
   const bool nulls_stay = !join.nulls_equal;
   auto left_targets = KeyTargets(comm, left, join.left_keys, promoted.types, nulls_stay,
                                  options.shuffle.threads);
-  auto right_targets = left_targets.ok()
-                           ? KeyTargets(comm, right, join.right_keys, promoted.types, nulls_stay,
-                                        options.shuffle.threads)
-                           : Result<std::shared_ptr<Buffer>>(left_targets.status());
+  auto right_targets = left_targets.ok() ? KeyTargets(comm, right, join.right_keys, promoted.types,
+                                                      nulls_stay, options.shuffle.threads)
+                                         : Result<std::shared_ptr<Buffer>>(left_targets.status());
   DEEPRC_RETURN_NOT_OK(AgreeOnStatus(comm, right_targets.status(), "distributed join"));
   auto span_of = [](const std::shared_ptr<Buffer>& targets, const Table& table) {
     return std::span<const int32_t>(targets->data_as<int32_t>(), table.num_rows());

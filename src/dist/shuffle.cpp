@@ -17,10 +17,10 @@
 #include <thread>
 
 #include "agreement_internal.h"
-#include "shuffle_internal.h"
 #include "deeprc/compute/hash.h"
 #include "deeprc/core/thread_pool.h"
 #include "deeprc/table/bitmap.h"
+#include "shuffle_internal.h"
 
 namespace deeprc::dist {
 namespace {
@@ -957,8 +957,8 @@ Result<std::shared_ptr<Buffer>> HashPartitionBuffer(const Table& table,
                                                     const std::vector<int>& key_columns, int ranks,
                                                     int threads) {
   DEEPRC_ASSIGN_OR_RAISE(auto buffer, AllocateTargets(table.num_rows()));
-  DEEPRC_RETURN_NOT_OK(HashPartitionInto(table, key_columns, ranks, threads,
-                                         buffer->mutable_data_as<int32_t>()));
+  DEEPRC_RETURN_NOT_OK(
+      HashPartitionInto(table, key_columns, ranks, threads, buffer->mutable_data_as<int32_t>()));
   return buffer;
 }
 
