@@ -19,12 +19,11 @@
 #include "deeprc/train/forecaster.h"
 #include "deeprc/train/metrics.h"
 #include "deeprc/train/plugin.h"
+#include "train/plugin/command_internal.h"
+#include "train/plugin/hydro_command.h"
 
 namespace deeprc::train {
 namespace {
-
-// Set by `deeprc train --ranks N` in each rank's environment (apps/deeprc/train_command.cpp).
-constexpr const char* kRanksVariable = "DEEPRC_TRAIN_RANKS";
 
 bool EndsWith(const std::string& text, const std::string& suffix) {
   return text.size() >= suffix.size() &&
@@ -143,6 +142,7 @@ Status RunTraining(const CommandOptions& options, comm::Communicator* communicat
 }
 
 int RunCommand(int argc, char** argv) {
+  if (IsHydroCommand(argc, argv)) return RunHydroCommand(argc, argv);
   std::string models;
   for (const auto& name : ForecastModelNames()) models += (models.empty() ? "" : ", ") + name;
   CLI::App app{"Trains a forecasting model on a long-format table (unique_id, ds, y) and scores "
@@ -151,7 +151,9 @@ int RunCommand(int argc, char** argv) {
                "[--season M] [--ranks N] [--set key=value ...]",
                "deeprc train"};
   CommandOptions options;
-  app.add_option("--model", options.model, "Model: " + models)->required();
+  app.add_option("--model", options.model,
+                 "Model: " + models + "; or hydro (CAMELS basins: see --model hydro --help)")
+      ->required();
   app.add_option("--data", options.data, "Training data (CSV or .drt), columns by name")
       ->required();
   app.add_option("--test", options.test,
@@ -183,31 +185,14 @@ int RunCommand(int argc, char** argv) {
     return 2;
   }
   std::unique_ptr<comm::Communicator> communicator;
-  if (std::getenv(kRanksVariable) != nullptr) {
-    auto made = comm::MakeCommunicator();
-    if (!made.ok()) {
-      std::fprintf(stderr, "deeprc train: %s\n", made.status().message().c_str());
-      return 1;
-    }
-    communicator = std::move(*made);
-  }
+  if (!MakeRankCommunicator(&communicator)) return 1;
   Status status;
   try {
     status = RunTraining(options, communicator.get());
   } catch (const std::exception& error) {
     status = Status::Internal("{}", error.what());
   }
-  if (!status.ok()) {
-    std::fprintf(stderr, "deeprc train: %s\n", status.message().c_str());
-    if (communicator != nullptr && communicator->size() > 1) {
-      communicator->Abort(status.code() == StatusCode::kInternal ? 1 : 2, status.message());
-    }
-    return status.code() == StatusCode::kInvalid || status.code() == StatusCode::kKeyError ||
-                   status.code() == StatusCode::kTypeError
-               ? 2
-               : 1;
-  }
-  return 0;
+  return ExitWith(status, communicator.get());
 }
 
 const DeeprcTrainPlugin kPlugin{kTrainPluginAbiVersion, RunCommand};
