@@ -3,6 +3,7 @@
 // includes no LibTorch header: it drives deeprc_train_torch through deeprc/train/hydrology.h.
 #include "train/plugin/hydro_command.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -107,12 +108,27 @@ Status RunHydro(const HydroOptions& options, comm::Communicator* communicator) {
     DEEPRC_ASSIGN_OR_RAISE(basins, CamelsBasinIds(options.data));
   }
 
-  PredictionRows rows;
-  double nse_sum = 0;
-  double nse_min = INFINITY;
+  // Every basin is read and checked before any trains: bad input fails in a second, not after
+  // minutes of training.
+  std::vector<HydroDataset> datasets;
   for (const auto& id : basins) {
     DEEPRC_ASSIGN_OR_RAISE(CamelsBasin basin, ReadCamelsBasin(options.data, id));
     DEEPRC_ASSIGN_OR_RAISE(HydroDataset data, HydroDataset::Make(basin, data_options));
+    const bool scored = std::any_of(data.test().begin(), data.test().end(), [&](int64_t day) {
+      return !std::isnan(data.Observed(day));
+    });
+    if (!scored) {
+      return Status::Invalid("basin {}: no observed streamflow in the test year {} to score",
+                             id, options.test_year);
+    }
+    DEEPRC_RETURN_NOT_OK(HydroModel::Make(data.features(), settings, options.seed).status());
+    datasets.push_back(std::move(data));
+  }
+  PredictionRows rows;
+  double nse_sum = 0;
+  double nse_min = INFINITY;
+  for (const HydroDataset& data : datasets) {
+    const std::string& id = data.basin();
     DEEPRC_ASSIGN_OR_RAISE(auto model, HydroModel::Make(data.features(), settings, options.seed));
     DEEPRC_ASSIGN_OR_RAISE(TrainReport report, model->Fit(data, communicator));
     DEEPRC_ASSIGN_OR_RAISE(HydroScore score, EvaluateHydro(*model, data, data.test()));
