@@ -1,7 +1,7 @@
 #pragma once
 
-// Pieces the plugin's commands share (`deeprc train` for forecasting models and for the
-// hydrology model).
+// The ranks' communicator and the exit status of a `deeprc train` command run in the plugin
+// (hydro_command.cpp; RunCommand in train_plugin.cpp does the same inline).
 
 #include <cstdio>
 #include <cstdlib>

@@ -18,12 +18,14 @@
 #include "deeprc/table/table_file.h"
 #include "deeprc/train/forecaster.h"
 #include "deeprc/train/metrics.h"
-#include "deeprc/train/plugin.h"
-#include "train/plugin/command_internal.h"
 #include "train/plugin/hydro_command.h"
+#include "deeprc/train/plugin.h"
 
 namespace deeprc::train {
 namespace {
+
+// Set by `deeprc train --ranks N` in each rank's environment (apps/deeprc/train_command.cpp).
+constexpr const char* kRanksVariable = "DEEPRC_TRAIN_RANKS";
 
 bool EndsWith(const std::string& text, const std::string& suffix) {
   return text.size() >= suffix.size() &&
@@ -185,14 +187,31 @@ int RunCommand(int argc, char** argv) {
     return 2;
   }
   std::unique_ptr<comm::Communicator> communicator;
-  if (!MakeRankCommunicator(&communicator)) return 1;
+  if (std::getenv(kRanksVariable) != nullptr) {
+    auto made = comm::MakeCommunicator();
+    if (!made.ok()) {
+      std::fprintf(stderr, "deeprc train: %s\n", made.status().message().c_str());
+      return 1;
+    }
+    communicator = std::move(*made);
+  }
   Status status;
   try {
     status = RunTraining(options, communicator.get());
   } catch (const std::exception& error) {
     status = Status::Internal("{}", error.what());
   }
-  return ExitWith(status, communicator.get());
+  if (!status.ok()) {
+    std::fprintf(stderr, "deeprc train: %s\n", status.message().c_str());
+    if (communicator != nullptr && communicator->size() > 1) {
+      communicator->Abort(status.code() == StatusCode::kInternal ? 1 : 2, status.message());
+    }
+    return status.code() == StatusCode::kInvalid || status.code() == StatusCode::kKeyError ||
+                   status.code() == StatusCode::kTypeError
+               ? 2
+               : 1;
+  }
+  return 0;
 }
 
 const DeeprcTrainPlugin kPlugin{kTrainPluginAbiVersion, RunCommand};

@@ -415,9 +415,20 @@ Status Forecaster::Load(const std::string& path) {
   return Status::OK();
 }
 
-std::vector<float> Forecaster::FlatParameters() const { return Flatten(impl_->model->parameters()); }
+std::vector<float> Forecaster::FlatParameters() const {
+  std::vector<float> flat;
+  for (const auto& parameter : impl_->model->parameters()) {
+    torch::Tensor values = parameter.detach().contiguous();
+    flat.insert(flat.end(), values.data_ptr<float>(), values.data_ptr<float>() + values.numel());
+  }
+  return flat;
+}
 
-int64_t Forecaster::ParameterCount() const { return CountValues(impl_->model->parameters()); }
+int64_t Forecaster::ParameterCount() const {
+  int64_t count = 0;
+  for (const auto& parameter : impl_->model->parameters()) count += parameter.numel();
+  return count;
+}
 
 // ---------------------------------------------------------------------------------------------
 // The hydrology model's trainer: the same Adam, StepLR, seeded batches, masked losses and
