@@ -55,6 +55,11 @@ class HydroModel {
   Result<std::pair<double, std::vector<float>>> LossGradient(const HydroDataset& data,
                                                              std::span<const int64_t> samples);
 
+  // Checkpoints: the weights with the forcing count, settings and seed, so that Restore builds
+  // the same model (written to a temporary file, then renamed).
+  Status Save(const std::string& path) const;
+  static Result<std::unique_ptr<HydroModel>> Restore(const std::string& path);
+
   int64_t ParameterCount() const;
   std::vector<float> FlatParameters() const;
 

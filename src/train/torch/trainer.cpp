@@ -436,6 +436,7 @@ int64_t Forecaster::ParameterCount() const {
 
 struct HydroModel::Impl {
   std::shared_ptr<internal::HydroModule> model;
+  std::map<std::string, std::string> settings;  // as given to Make, for checkpoints
   int64_t features = 0;
   int64_t epochs = 30;
   int64_t batch_size = 64;
@@ -552,6 +553,7 @@ Result<std::unique_ptr<HydroModel>> HydroModel::Make(
   internal::Settings settings(values);
   impl->features = features;
   impl->seed = seed;
+  impl->settings = values;
   const int64_t hidden = settings.Int("hidden", 320);
   const double dropout = settings.Real("dropout", 0.0);
   impl->epochs = settings.Int("epochs", 30);
@@ -619,6 +621,56 @@ Result<std::pair<double, std::vector<float>>> HydroModel::LossGradient(
     return result;
   } catch (const c10::Error& error) {
     return Status::Internal("hydro: LibTorch: {}", error.what_without_backtrace());
+  }
+}
+
+// The checkpoint names its model "hydro" and holds the settings as "key=value" strings.
+constexpr const char* kHydroModelName = "hydro";
+
+Status HydroModel::Save(const std::string& path) const {
+  const std::string temporary = path + ".tmp";
+  try {
+    torch::serialize::OutputArchive archive;
+    archive.write("deeprc_model", torch::IValue(std::string(kHydroModelName)));
+    archive.write("hydro_features", torch::IValue(impl_->features));
+    archive.write("hydro_seed", torch::IValue(static_cast<int64_t>(impl_->seed)));
+    c10::List<std::string> settings;
+    for (const auto& [key, value] : impl_->settings) settings.push_back(key + "=" + value);
+    archive.write("hydro_settings", torch::IValue(settings));
+    impl_->model->save(archive);
+    archive.save_to(temporary);
+  } catch (const c10::Error& error) {
+    std::filesystem::remove(temporary);
+    return Status::IOError("checkpoint {}: {}", path, error.what_without_backtrace());
+  }
+  std::error_code error;
+  std::filesystem::rename(temporary, path, error);
+  if (error) return Status::IOError("checkpoint {}: {}", path, error.message());
+  return Status::OK();
+}
+
+Result<std::unique_ptr<HydroModel>> HydroModel::Restore(const std::string& path) {
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from(path);
+    torch::IValue name, features, seed, listed;
+    if (!archive.try_read("deeprc_model", name) || !name.isString() ||
+        name.toStringRef() != kHydroModelName || !archive.try_read("hydro_features", features) ||
+        !archive.try_read("hydro_seed", seed) || !archive.try_read("hydro_settings", listed)) {
+      return Status::Invalid("checkpoint {}: not a hydrology model checkpoint", path);
+    }
+    std::map<std::string, std::string> settings;
+    for (const auto& entry : listed.toList()) {
+      const std::string text = entry.get().toStringRef();
+      const size_t equals = text.find('=');
+      settings[text.substr(0, equals)] = equals == std::string::npos ? "" : text.substr(equals + 1);
+    }
+    DEEPRC_ASSIGN_OR_RAISE(auto model,
+                           Make(features.toInt(), settings, static_cast<uint64_t>(seed.toInt())));
+    model->impl_->model->load(archive);
+    return model;
+  } catch (const c10::Error& error) {
+    return Status::IOError("checkpoint {}: {}", path, error.what_without_backtrace());
   }
 }
 
