@@ -14,33 +14,17 @@
 #include <fmt/format.h>
 
 #include "deeprc/comm/communicator.h"
-#include "deeprc/table/csv.h"
-#include "deeprc/table/table_file.h"
 #include "deeprc/train/forecaster.h"
 #include "deeprc/train/metrics.h"
 #include "train/plugin/hydro_command.h"
 #include "deeprc/train/plugin.h"
+#include "train/plugin/series_io.h"
 
 namespace deeprc::train {
 namespace {
 
 // Set by `deeprc train --ranks N` in each rank's environment (apps/deeprc/train_command.cpp).
 constexpr const char* kRanksVariable = "DEEPRC_TRAIN_RANKS";
-
-bool EndsWith(const std::string& text, const std::string& suffix) {
-  return text.size() >= suffix.size() &&
-         text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-Result<Table> ReadTable(const std::string& path) {
-  if (EndsWith(path, ".drt")) return ReadTableFile(path);
-  return csv::ReadCsv(path);
-}
-
-Status WriteTable(const Table& table, const std::string& path) {
-  if (EndsWith(path, ".drt")) return WriteTableFile(table, path);
-  return csv::WriteCsv(table, path);
-}
 
 std::string Number(double value) {
   if (!std::isfinite(value)) return "null";
@@ -72,25 +56,16 @@ Status RunTraining(const CommandOptions& options, comm::Communicator* communicat
   series_options.exogenous_columns = options.exogenous;
   DEEPRC_ASSIGN_OR_RAISE(Table data, ReadTable(options.data));
   DEEPRC_ASSIGN_OR_RAISE(SeriesSet all, SeriesFromTable(data, series_options));
-  SeriesSet train, test;
-  if (options.test.empty()) {
-    DEEPRC_ASSIGN_OR_RAISE(auto split, SplitLast(all, options.horizon));
-    train = std::move(split.first);
-    test = std::move(split.second);
-  } else {
-    train = std::move(all);
-    DEEPRC_ASSIGN_OR_RAISE(Table test_table, ReadTable(options.test));
-    DEEPRC_ASSIGN_OR_RAISE(SeriesSet unordered, SeriesFromTable(test_table, series_options));
-    DEEPRC_ASSIGN_OR_RAISE(auto matched, MatchSeries(train, unordered));
-    DEEPRC_ASSIGN_OR_RAISE(test, SelectSeries(unordered, matched));
+  Table test_table;
+  if (!options.test.empty()) {
+    DEEPRC_ASSIGN_OR_RAISE(test_table, ReadTable(options.test));
   }
-  for (int64_t s = 0; s < test.num_series(); ++s) {
-    if (test.length(s) < options.horizon) {
-      return Status::Invalid("{}: series '{}' has {} test points, fewer than h = {}",
-                             options.test.empty() ? options.data : options.test, test.ids[s],
-                             test.length(s), options.horizon);
-    }
-  }
+  DEEPRC_ASSIGN_OR_RAISE(
+      auto split, TrainAndTest(std::move(all), options.test.empty() ? nullptr : &test_table,
+                               options.horizon, series_options,
+                               options.test.empty() ? options.data : options.test));
+  const SeriesSet& train = split.first;
+  const SeriesSet& test = split.second;
 
   TrainOptions train_options;
   train_options.model = options.model;
@@ -116,19 +91,13 @@ Status RunTraining(const CommandOptions& options, comm::Communicator* communicat
   DEEPRC_ASSIGN_OR_RAISE(Forecast forecast, forecaster->Predict(train));
   if (!leader) return Status::OK();
 
-  ScoreAccumulator scores(options.season);
-  for (int64_t s = 0; s < train.num_series(); ++s) {
-    std::vector<double> actual(test.values(s).begin(), test.values(s).begin() + options.horizon);
-    std::span<const double> predicted(forecast.mean.data() + s * options.horizon,
-                                      static_cast<size_t>(options.horizon));
-    DEEPRC_RETURN_NOT_OK(scores.Add(actual, predicted, train.values(s)));
-  }
+  DEEPRC_ASSIGN_OR_RAISE(const ForecastScores result,
+                         ScoreForecast(train, test, forecast, options.season));
   if (!options.output.empty()) {
     DEEPRC_ASSIGN_OR_RAISE(Table table, ForecastTable(test, options.model, forecast));
     DEEPRC_RETURN_NOT_OK(WriteTable(table, options.output));
   }
   if (!options.checkpoint.empty()) DEEPRC_RETURN_NOT_OK(forecaster->Save(options.checkpoint));
-  const ForecastScores result = scores.Result();
   std::printf(
       "{\"model\": %s, \"series\": %lld, \"mae\": %s, \"rmse\": %s, \"mape\": %s, \"smape\": %s, "
       "\"mase\": %s, \"train_seconds\": %s, \"samples_per_s\": %s, \"ranks\": %d, \"steps\": "

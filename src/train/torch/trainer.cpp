@@ -9,6 +9,8 @@
 #include <numbers>
 #include <numeric>
 
+#include <nlohmann/json.hpp>
+
 #include "deeprc/comm/communicator.h"
 #include "deeprc/train/forecaster.h"
 #include "deeprc/train/hydrology.h"
@@ -309,6 +311,7 @@ Forecaster::Forecaster(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Forecaster::~Forecaster() = default;
 
 const TrainOptions& Forecaster::options() const { return impl_->options; }
+const std::vector<std::string>& Forecaster::exogenous() const { return impl_->exogenous; }
 
 Result<std::unique_ptr<Forecaster>> Forecaster::Make(const TrainOptions& options,
                                                      std::vector<std::string> exogenous) {
@@ -384,6 +387,16 @@ Status Forecaster::Save(const std::string& path) const {
   try {
     torch::serialize::OutputArchive archive;
     archive.write("deeprc_model", torch::IValue(impl_->model_name));
+    // What Restore needs to build the same model again.
+    const TrainOptions& options = impl_->options;
+    const nlohmann::json described = {{"model", options.model},
+                                      {"horizon", options.horizon},
+                                      {"input_size", options.input_size},
+                                      {"max_steps", options.max_steps},
+                                      {"seed", options.seed},
+                                      {"settings", options.settings},
+                                      {"exogenous", impl_->exogenous}};
+    archive.write("deeprc_options", torch::IValue(described.dump()));
     impl_->model->save(archive);
     archive.save_to(temporary);
   } catch (const c10::Error& error) {
@@ -413,6 +426,37 @@ Status Forecaster::Load(const std::string& path) {
     return Status::IOError("checkpoint {}: {}", path, error.what_without_backtrace());
   }
   return Status::OK();
+}
+
+Result<std::unique_ptr<Forecaster>> Forecaster::Restore(
+    const std::string& path, const std::map<std::string, std::string>& overrides) {
+  TrainOptions options;
+  std::vector<std::string> exogenous;
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from(path);
+    torch::IValue described;
+    if (!archive.try_read("deeprc_options", described) || !described.isString()) {
+      return Status::Invalid("checkpoint {}: holds no model options (not written by "
+                             "Forecaster::Save)", path);
+    }
+    const nlohmann::json json = nlohmann::json::parse(described.toStringRef());
+    options.model = json.at("model").get<std::string>();
+    options.horizon = json.at("horizon").get<int64_t>();
+    options.input_size = json.at("input_size").get<int64_t>();
+    options.max_steps = json.at("max_steps").get<int64_t>();
+    options.seed = json.at("seed").get<uint64_t>();
+    options.settings = json.at("settings").get<std::map<std::string, std::string>>();
+    exogenous = json.at("exogenous").get<std::vector<std::string>>();
+  } catch (const c10::Error& error) {
+    return Status::IOError("checkpoint {}: {}", path, error.what_without_backtrace());
+  } catch (const nlohmann::json::exception& error) {
+    return Status::Invalid("checkpoint {}: malformed model options: {}", path, error.what());
+  }
+  for (const auto& [key, value] : overrides) options.settings[key] = value;
+  DEEPRC_ASSIGN_OR_RAISE(auto forecaster, Make(options, std::move(exogenous)));
+  DEEPRC_RETURN_NOT_OK(forecaster->Load(path));
+  return forecaster;
 }
 
 std::vector<float> Forecaster::FlatParameters() const {
