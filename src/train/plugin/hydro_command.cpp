@@ -19,11 +19,10 @@
 
 #include "deeprc/comm/communicator.h"
 #include "deeprc/table/builder.h"
-#include "deeprc/table/csv.h"
-#include "deeprc/table/table_file.h"
 #include "deeprc/train/camels.h"
 #include "deeprc/train/hydrology.h"
 #include "train/plugin/command_internal.h"
+#include "train/plugin/series_io.h"
 
 namespace deeprc::train {
 namespace {
@@ -44,47 +43,10 @@ std::string Number(double value) {
   return fmt::format("{:.6g}", value);
 }
 
-Result<std::pair<int, int>> ParseYears(const std::string& text) {
-  int first = 0, last = 0;
-  char dash = 0;
-  char rest = 0;
-  if (std::sscanf(text.c_str(), "%d%c%d%c", &first, &dash, &last, &rest) == 3 && dash == '-') {
-    return std::make_pair(first, last);
-  }
-  if (std::sscanf(text.c_str(), "%d%c", &first, &rest) == 1) return std::make_pair(first, first);
-  return Status::Invalid("--train-years {}: expected FIRST-LAST (e.g. 2000-2001) or one year",
-                         text);
-}
-
-// The predictions of every scored day: basin, date, observed and predicted streamflow (mm/day;
-// observed null where missing).
-struct PredictionRows {
-  std::vector<std::optional<std::string>> basin;
-  std::vector<std::optional<int32_t>> date;
-  std::vector<std::optional<double>> observed, predicted;
-
-  Result<Table> ToTable() const {
-    std::vector<Column> columns;
-    DEEPRC_ASSIGN_OR_RAISE(Column basins, MakeStringColumn(basin));
-    columns.push_back(std::move(basins));
-    DEEPRC_ASSIGN_OR_RAISE(Column dates, MakeColumn<int32_t>(DataType::Date32(), date));
-    columns.push_back(std::move(dates));
-    DEEPRC_ASSIGN_OR_RAISE(Column observations, MakeColumn<double>(DataType::Float64(), observed));
-    columns.push_back(std::move(observations));
-    DEEPRC_ASSIGN_OR_RAISE(Column predictions, MakeColumn<double>(DataType::Float64(), predicted));
-    columns.push_back(std::move(predictions));
-    return Table::Make(Schema({{"basin", DataType::String()},
-                               {"date", DataType::Date32()},
-                               {"observed", DataType::Float64()},
-                               {"predicted", DataType::Float64()}}),
-                       std::move(columns));
-  }
-};
-
 Status RunHydro(const HydroOptions& options, comm::Communicator* communicator) {
   const bool leader = communicator == nullptr || communicator->rank() == 0;
   HydroDataOptions data_options;
-  DEEPRC_ASSIGN_OR_RAISE(auto years, ParseYears(options.train_years));
+  DEEPRC_ASSIGN_OR_RAISE(auto years, ParseTrainYears(options.train_years));
   data_options.train_first_year = years.first;
   data_options.train_last_year = years.second;
   data_options.test_year = options.test_year;
@@ -135,14 +97,7 @@ Status RunHydro(const HydroOptions& options, comm::Communicator* communicator) {
     nse_sum += score.nse;
     nse_min = std::min(nse_min, score.nse);
     if (!leader) continue;
-    for (size_t i = 0; i < data.test().size(); ++i) {
-      const int64_t day = data.test()[i];
-      rows.basin.emplace_back(id);
-      rows.date.emplace_back(data.DayOf(day));
-      const double observed = data.Observed(day);
-      rows.observed.push_back(std::isnan(observed) ? std::nullopt : std::optional(observed));
-      rows.predicted.emplace_back(score.predicted[i]);
-    }
+    rows.Add(data, score);
     std::printf("{\"model\": \"hydro\", \"basin\": \"%s\", \"nse\": %s, \"samples\": %lld, "
                 "\"train_samples\": %zu, \"steps\": %lld, \"final_loss\": %s, \"train_seconds\": "
                 "%s, \"samples_per_s\": %s, \"ranks\": %d}\n",
@@ -160,17 +115,56 @@ Status RunHydro(const HydroOptions& options, comm::Communicator* communicator) {
               Number(nse_min).c_str(), data_options.train_first_year,
               data_options.train_last_year, data_options.test_year);
   std::fflush(stdout);
-  if (!options.output.empty()) {
-    DEEPRC_ASSIGN_OR_RAISE(Table table, rows.ToTable());
-    const bool binary = options.output.size() > 4 &&
-                        options.output.compare(options.output.size() - 4, 4, ".drt") == 0;
-    DEEPRC_RETURN_NOT_OK(binary ? WriteTableFile(table, options.output)
-                                : csv::WriteCsv(table, options.output));
-  }
+  if (!options.output.empty()) DEEPRC_RETURN_NOT_OK(rows.Write(options.output));
   return Status::OK();
 }
 
 }  // namespace
+
+Result<std::pair<int, int>> ParseTrainYears(const std::string& text) {
+  int first = 0, last = 0;
+  char dash = 0;
+  char rest = 0;
+  if (std::sscanf(text.c_str(), "%d%c%d%c", &first, &dash, &last, &rest) == 3 && dash == '-') {
+    return std::make_pair(first, last);
+  }
+  if (std::sscanf(text.c_str(), "%d%c", &first, &rest) == 1) return std::make_pair(first, first);
+  return Status::Invalid("training years '{}': expected FIRST-LAST (e.g. 2000-2001) or one year",
+                         text);
+}
+
+void PredictionRows::Add(const HydroDataset& data, const HydroScore& score) {
+  for (size_t i = 0; i < data.test().size(); ++i) {
+    const int64_t day = data.test()[i];
+    basin_.emplace_back(data.basin());
+    date_.emplace_back(data.DayOf(day));
+    const double observed = data.Observed(day);
+    observed_.push_back(std::isnan(observed) ? std::nullopt : std::optional(observed));
+    predicted_.emplace_back(score.predicted[i]);
+  }
+}
+
+Result<Table> PredictionRows::ToTable() const {
+  std::vector<Column> columns;
+  DEEPRC_ASSIGN_OR_RAISE(Column basins, MakeStringColumn(basin_));
+  columns.push_back(std::move(basins));
+  DEEPRC_ASSIGN_OR_RAISE(Column dates, MakeColumn<int32_t>(DataType::Date32(), date_));
+  columns.push_back(std::move(dates));
+  DEEPRC_ASSIGN_OR_RAISE(Column observations, MakeColumn<double>(DataType::Float64(), observed_));
+  columns.push_back(std::move(observations));
+  DEEPRC_ASSIGN_OR_RAISE(Column predictions, MakeColumn<double>(DataType::Float64(), predicted_));
+  columns.push_back(std::move(predictions));
+  return Table::Make(Schema({{"basin", DataType::String()},
+                             {"date", DataType::Date32()},
+                             {"observed", DataType::Float64()},
+                             {"predicted", DataType::Float64()}}),
+                     std::move(columns));
+}
+
+Status PredictionRows::Write(const std::string& path) const {
+  DEEPRC_ASSIGN_OR_RAISE(Table table, ToTable());
+  return WriteTable(table, path);
+}
 
 bool IsHydroCommand(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {

@@ -5,5 +5,6 @@
 
 extern "C" __attribute__((visibility("default"))) deeprc::Status deeprc_register_functions(
     deeprc::runtime::FunctionRegistry& registry) {
-  return deeprc::train::RegisterForecastFunctions(registry);
+  DEEPRC_RETURN_NOT_OK(deeprc::train::RegisterForecastFunctions(registry));
+  return deeprc::train::RegisterHydroFunctions(registry);
 }
