@@ -8,6 +8,7 @@
 
 #include <unistd.h>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "deeprc/table/temporal.h"
@@ -27,7 +28,7 @@ CamelsBasin RandomBasin(std::mt19937_64& random, int features, int missing_every
   const int32_t first = static_cast<int32_t>(temporal::DaysFromCivil(2000, 1, 1));
   std::normal_distribution<double> normal(0, 1);
   basin.forcings.assign(features, {});
-  for (int f = 0; f < features; ++f) basin.forcing_names.push_back("f" + std::to_string(f));
+  for (int f = 0; f < features; ++f) basin.forcing_names.push_back(fmt::format("f{}", f));
   for (int t = 0; t < 366 + 365 + 365; ++t) {
     basin.days.push_back(first + t);
     for (int f = 0; f < features; ++f) basin.forcings[f].push_back(normal(random));

@@ -1,11 +1,16 @@
 #pragma once
 
-// The ranks' communicator and the exit status of a `deeprc train` command run in the plugin
-// (hydro_command.cpp; RunCommand in train_plugin.cpp does the same inline).
+// The ranks' communicator and the exit status of the plugin's `deeprc train` commands
+// (train_plugin.cpp for forecasting models, hydro_command.cpp for the hydrology model).
 
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
+#include <functional>
 #include <memory>
+#include <string>
+
+#include <CLI/CLI.hpp>
 
 #include "deeprc/comm/communicator.h"
 #include "deeprc/core/status.h"
@@ -40,6 +45,28 @@ inline int ExitWith(const Status& status, comm::Communicator* communicator) {
                  status.code() == StatusCode::kTypeError
              ? 2
              : 1;
+}
+
+// Parses the command line with `app`, then runs `run` with the ranks' communicator (null outside
+// `--ranks N`); returns the exit status. `help` names the help option in parse errors.
+inline int ParseAndRun(CLI::App& app, int argc, char** argv, const std::string& help,
+                       const std::function<Status(comm::Communicator*)>& run) {
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    if (error.get_exit_code() == 0) return app.exit(error);
+    std::fprintf(stderr, "deeprc train: %s (see %s)\n", error.what(), help.c_str());
+    return 2;
+  }
+  std::unique_ptr<comm::Communicator> communicator;
+  if (!MakeRankCommunicator(&communicator)) return 1;
+  Status status;
+  try {
+    status = run(communicator.get());
+  } catch (const std::exception& error) {
+    status = Status::Internal("{}", error.what());
+  }
+  return ExitWith(status, communicator.get());
 }
 
 }  // namespace deeprc::train

@@ -209,22 +209,8 @@ int RunHydroCommand(int argc, char** argv) {
                  "predicted");
   app.add_option("--ranks", options.ranks, "Data-parallel ranks (started by `deeprc train`)");
   app.add_option("--comm", options.comm, "Communicator of the ranks: mpi or gloo");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& error) {
-    if (error.get_exit_code() == 0) return app.exit(error);
-    std::fprintf(stderr, "deeprc train: %s (see --model hydro --help)\n", error.what());
-    return 2;
-  }
-  std::unique_ptr<comm::Communicator> communicator;
-  if (!MakeRankCommunicator(&communicator)) return 1;
-  Status status;
-  try {
-    status = RunHydro(options, communicator.get());
-  } catch (const std::exception& error) {
-    status = Status::Internal("{}", error.what());
-  }
-  return ExitWith(status, communicator.get());
+  return ParseAndRun(app, argc, argv, "--model hydro --help",
+                     [&](comm::Communicator* communicator) { return RunHydro(options, communicator); });
 }
 
 }  // namespace deeprc::train

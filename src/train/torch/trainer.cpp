@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <limits>
 #include <cstring>
 #include <numbers>
@@ -128,6 +129,25 @@ int64_t CountValues(const std::vector<torch::Tensor>& tensors) {
   int64_t count = 0;
   for (const auto& tensor : tensors) count += tensor.numel();
   return count;
+}
+
+// Writes the archive `fill` makes to a temporary file, then renames it to `path`: a checkpoint
+// is never half-written.
+Status SaveCheckpoint(const std::string& path,
+                      const std::function<void(torch::serialize::OutputArchive&)>& fill) {
+  const std::string temporary = path + ".tmp";
+  try {
+    torch::serialize::OutputArchive archive;
+    fill(archive);
+    archive.save_to(temporary);
+  } catch (const c10::Error& error) {
+    std::filesystem::remove(temporary);
+    return Status::IOError("checkpoint {}: {}", path, error.what_without_backtrace());
+  }
+  std::error_code error;
+  std::filesystem::rename(temporary, path, error);
+  if (error) return Status::IOError("checkpoint {}: {}", path, error.message());
+  return Status::OK();
 }
 
 }  // namespace
@@ -383,9 +403,7 @@ Result<Forecast> Forecaster::Predict(const SeriesSet& series) {
 }
 
 Status Forecaster::Save(const std::string& path) const {
-  const std::string temporary = path + ".tmp";
-  try {
-    torch::serialize::OutputArchive archive;
+  return SaveCheckpoint(path, [&](torch::serialize::OutputArchive& archive) {
     archive.write("deeprc_model", torch::IValue(impl_->model_name));
     // What Restore needs to build the same model again.
     const TrainOptions& options = impl_->options;
@@ -398,15 +416,7 @@ Status Forecaster::Save(const std::string& path) const {
                                       {"exogenous", impl_->exogenous}};
     archive.write("deeprc_options", torch::IValue(described.dump()));
     impl_->model->save(archive);
-    archive.save_to(temporary);
-  } catch (const c10::Error& error) {
-    std::filesystem::remove(temporary);
-    return Status::IOError("checkpoint {}: {}", path, error.what_without_backtrace());
-  }
-  std::error_code error;
-  std::filesystem::rename(temporary, path, error);
-  if (error) return Status::IOError("checkpoint {}: {}", path, error.message());
-  return Status::OK();
+  });
 }
 
 Status Forecaster::Load(const std::string& path) {
@@ -482,8 +492,8 @@ struct HydroModel::Impl {
   std::shared_ptr<internal::HydroModule> model;
   std::map<std::string, std::string> settings;  // as given to Make, for checkpoints
   int64_t features = 0;
-  int64_t epochs = 30;
-  int64_t batch_size = 64;
+  int64_t epochs = 12;
+  int64_t batch_size = 32;
   double learning_rate = 1e-3;
   int64_t num_lr_decays = 3;
   LossType loss = LossType::kMse;
@@ -600,8 +610,8 @@ Result<std::unique_ptr<HydroModel>> HydroModel::Make(
   impl->settings = values;
   const int64_t hidden = settings.Int("hidden", 320);
   const double dropout = settings.Real("dropout", 0.0);
-  impl->epochs = settings.Int("epochs", 30);
-  impl->batch_size = settings.Int("batch_size", 64);
+  impl->epochs = settings.Int("epochs", 12);
+  impl->batch_size = settings.Int("batch_size", 32);
   impl->learning_rate = settings.Real("learning_rate", 1e-3);
   impl->num_lr_decays = settings.Int("num_lr_decays", 3);
   const std::string loss_name = settings.Text("loss", "MSE");
@@ -672,9 +682,7 @@ Result<std::pair<double, std::vector<float>>> HydroModel::LossGradient(
 constexpr const char* kHydroModelName = "hydro";
 
 Status HydroModel::Save(const std::string& path) const {
-  const std::string temporary = path + ".tmp";
-  try {
-    torch::serialize::OutputArchive archive;
+  return SaveCheckpoint(path, [&](torch::serialize::OutputArchive& archive) {
     archive.write("deeprc_model", torch::IValue(std::string(kHydroModelName)));
     archive.write("hydro_features", torch::IValue(impl_->features));
     archive.write("hydro_seed", torch::IValue(static_cast<int64_t>(impl_->seed)));
@@ -682,15 +690,7 @@ Status HydroModel::Save(const std::string& path) const {
     for (const auto& [key, value] : impl_->settings) settings.push_back(key + "=" + value);
     archive.write("hydro_settings", torch::IValue(settings));
     impl_->model->save(archive);
-    archive.save_to(temporary);
-  } catch (const c10::Error& error) {
-    std::filesystem::remove(temporary);
-    return Status::IOError("checkpoint {}: {}", path, error.what_without_backtrace());
-  }
-  std::error_code error;
-  std::filesystem::rename(temporary, path, error);
-  if (error) return Status::IOError("checkpoint {}: {}", path, error.message());
-  return Status::OK();
+  });
 }
 
 Result<std::unique_ptr<HydroModel>> HydroModel::Restore(const std::string& path) {
