@@ -53,6 +53,9 @@ struct TrainReport {
   std::vector<double> validation_losses;  // one per validation check
   double train_seconds = 0;
   double samples_per_s = 0;  // windows per second over all ranks
+  // This process's CPU time in the training loop (all its threads): on a shared machine,
+  // windows per CPU second compare runs better than wall time does.
+  double cpu_seconds = 0;
   int64_t global_batch = 0;
 };
 

@@ -19,6 +19,7 @@
 #include "deeprc/train/plugin.h"
 #include "train/plugin/command_internal.h"
 #include "train/plugin/hydro_command.h"
+#include "train/plugin/malloc_tuning.h"
 #include "train/plugin/series_io.h"
 
 namespace deeprc::train {
@@ -99,18 +100,20 @@ Status RunTraining(const CommandOptions& options, comm::Communicator* communicat
   std::printf(
       "{\"model\": %s, \"series\": %lld, \"mae\": %s, \"rmse\": %s, \"mape\": %s, \"smape\": %s, "
       "\"mase\": %s, \"train_seconds\": %s, \"samples_per_s\": %s, \"ranks\": %d, \"steps\": "
-      "%lld, \"final_loss\": %s}\n",
+      "%lld, \"final_loss\": %s, \"cpu_seconds\": %s}\n",
       Quoted(options.model).c_str(), static_cast<long long>(result.series),
       Number(result.mae).c_str(), Number(result.rmse).c_str(), Number(result.mape).c_str(),
       Number(result.smape).c_str(), Number(result.mase).c_str(),
       Number(report.train_seconds).c_str(), Number(report.samples_per_s).c_str(),
       communicator ? communicator->size() : 1, static_cast<long long>(report.steps),
-      Number(report.losses.empty() ? NAN : report.losses.back()).c_str());
+      Number(report.losses.empty() ? NAN : report.losses.back()).c_str(),
+      Number(report.cpu_seconds).c_str());
   std::fflush(stdout);
   return Status::OK();
 }
 
 int RunCommand(int argc, char** argv) {
+  KeepFreedMemoryForReuse();
   if (IsHydroCommand(argc, argv)) return RunHydroCommand(argc, argv);
   std::string models;
   for (const auto& name : ForecastModelNames()) models += (models.empty() ? "" : ", ") + name;

@@ -1,6 +1,8 @@
 // The trainer: Adam with a step learning-rate schedule over seeded window batches, early
 // stopping on validation windows, checkpoints, forecasts, and data-parallel training over a
 // deeprc Communicator.
+#include <time.h>
+
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -44,6 +46,12 @@ constexpr double kZ80 = 1.2815515655446004;
 torch::Tensor FromVector(const std::vector<float>& values, std::vector<int64_t> shape) {
   // A copy: the batch's vectors are reused for the next batch.
   return torch::from_blob(const_cast<float*>(values.data()), shape, torch::kFloat32).clone();
+}
+
+double ProcessCpuSeconds() {
+  timespec now{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &now);
+  return static_cast<double>(now.tv_sec) + 1e-9 * static_cast<double>(now.tv_nsec);
 }
 
 ModelInput ToInput(const Batch& batch) {
@@ -233,6 +241,7 @@ struct Forecaster::Impl {
     std::vector<Window> local;
     model->train();
     const auto start = std::chrono::steady_clock::now();
+    const double cpu_start = ProcessCpuSeconds();
     for (int64_t step = 0; step < options.max_steps; ++step) {
       const double rate = learning_rate * std::pow(0.5, static_cast<double>(step / decay_every));
       for (auto& group : optimizer.param_groups()) {
@@ -278,6 +287,7 @@ struct Forecaster::Impl {
     }
     report.train_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    report.cpu_seconds = ProcessCpuSeconds() - cpu_start;
     report.samples_per_s = report.train_seconds > 0
                                ? static_cast<double>(report.steps * batch_size) /
                                      report.train_seconds
