@@ -103,8 +103,7 @@ bool ParseInt(std::string_view field, int64_t* value) {
 }
 
 // The day of (year, month, day) fields, checked to be a real calendar date.
-bool ParseDate(std::string_view year, std::string_view month, std::string_view day,
-               int32_t* days) {
+bool ParseDate(std::string_view year, std::string_view month, std::string_view day, int32_t* days) {
   int64_t y = 0, m = 0, d = 0;
   if (!ParseInt(year, &y) || !ParseInt(month, &m) || !ParseInt(day, &d)) return false;
   if (m < 1 || m > 12 || d < 1 || d > 31) return false;
@@ -139,14 +138,16 @@ Status ReadForcing(const std::string& path, CamelsBasin* basin) {
     return Status::Invalid("{}:3: the catchment area must be positive, found {}", path,
                            basin->area_m2);
   }
-  if (!lines.Next(&line)) return Status::Invalid("{}:4: the file ends before its column names", path);
+  if (!lines.Next(&line))
+    return Status::Invalid("{}:4: the file ends before its column names", path);
   const auto names = Fields(line);
   static constexpr std::string_view kDateColumns[] = {"Year", "Mnth", "Day", "Hr"};
-  if (names.size() < 5 || !std::equal(std::begin(kDateColumns), std::end(kDateColumns),
-                                      names.begin())) {
-    return Status::Invalid("{}:4: expected the column names 'Year Mnth Day Hr' and the forcings, "
-                           "found '{}'",
-                           path, line);
+  if (names.size() < 5 ||
+      !std::equal(std::begin(kDateColumns), std::end(kDateColumns), names.begin())) {
+    return Status::Invalid(
+        "{}:4: expected the column names 'Year Mnth Day Hr' and the forcings, "
+        "found '{}'",
+        path, line);
   }
   basin->forcing_names.clear();
   for (size_t i = 4; i < names.size(); ++i) {
@@ -167,10 +168,11 @@ Status ReadForcing(const std::string& path, CamelsBasin* basin) {
                              lines.number(), fields[0], fields[1], fields[2]);
     }
     if (!basin->days.empty() && day != basin->days.back() + 1) {
-      return Status::Invalid("{}:{}: the day {} does not follow {} (daily lines, in order, none "
-                             "missing)",
-                             path, lines.number(), temporal::FormatDate(day),
-                             temporal::FormatDate(basin->days.back()));
+      return Status::Invalid(
+          "{}:{}: the day {} does not follow {} (daily lines, in order, none "
+          "missing)",
+          path, lines.number(), temporal::FormatDate(day),
+          temporal::FormatDate(basin->days.back()));
     }
     basin->days.push_back(day);
     for (size_t i = 4; i < fields.size(); ++i) {
@@ -296,7 +298,8 @@ Result<HydroDataset> HydroDataset::Make(const CamelsBasin& basin, const HydroDat
     auto found = std::find(basin.forcing_names.begin(), basin.forcing_names.end(), name);
     if (found == basin.forcing_names.end()) {
       std::string known;
-      for (const auto& forcing : basin.forcing_names) known += (known.empty() ? "" : ", ") + forcing;
+      for (const auto& forcing : basin.forcing_names)
+        known += (known.empty() ? "" : ", ") + forcing;
       return Status::KeyError("basin {}: no forcing '{}' (the file has {})", basin.id, name, known);
     }
     columns.push_back(static_cast<size_t>(found - basin.forcing_names.begin()));
@@ -311,11 +314,11 @@ Result<HydroDataset> HydroDataset::Make(const CamelsBasin& basin, const HydroDat
     if (year == options.test_year) data.test_.push_back(t);
   }
   if (data.training_.empty()) {
-    return Status::Invalid("basin {}: no day of the training years {}-{} with {} days of "
-                           "forcings before it (the data covers {} to {})",
-                           basin.id, options.train_first_year, options.train_last_year, length,
-                           temporal::FormatDate(basin.days.front()),
-                           temporal::FormatDate(basin.days.back()));
+    return Status::Invalid(
+        "basin {}: no day of the training years {}-{} with {} days of "
+        "forcings before it (the data covers {} to {})",
+        basin.id, options.train_first_year, options.train_last_year, length,
+        temporal::FormatDate(basin.days.front()), temporal::FormatDate(basin.days.back()));
   }
   if (data.test_.empty()) {
     return Status::Invalid("basin {}: no day of the test year {} in the data (it covers {} to {})",
@@ -351,8 +354,8 @@ Result<HydroDataset> HydroDataset::Make(const CamelsBasin& basin, const HydroDat
     count += 1;
   }
   if (count == 0) {
-    return Status::Invalid("basin {}: no observed streamflow in the training years {}-{}",
-                           basin.id, options.train_first_year, options.train_last_year);
+    return Status::Invalid("basin {}: no observed streamflow in the training years {}-{}", basin.id,
+                           options.train_first_year, options.train_last_year);
   }
   data.q_mean_ = sum / count;
   for (int64_t t : data.training_) {

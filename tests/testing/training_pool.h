@@ -28,7 +28,7 @@ const std::string kWorker = std::string(DEEPRC_BINARY_DIR) + "/apps/deeprc-worke
 const std::string kPlugin = std::string(DEEPRC_BINARY_DIR) + "/lib/libdeeprc_train_plugin.so";
 
 inline runtime::TaskDescription Function(std::string uid, std::string function, nlohmann::json args,
-                                  int32_t ranks = 1) {
+                                         int32_t ranks = 1) {
   runtime::TaskDescription task;
   task.uid = std::move(uid);
   task.mode = runtime::TaskMode::kFunction;
@@ -44,8 +44,8 @@ class TrainingPool {
  public:
   TrainingPool() {
     runtime::SessionOptions session_options;
-    session_options.root = std::filesystem::temp_directory_path().string() + "/deeprc_training_pool." +
-                           std::to_string(::getpid());
+    session_options.root = std::filesystem::temp_directory_path().string() +
+                           "/deeprc_training_pool." + std::to_string(::getpid());
     session_ = runtime::Session::Make(session_options).ValueOrDie();
     runtime::PoolDescription pool;
     pool.name = "train";
@@ -79,7 +79,8 @@ class TrainingPool {
   const std::string& directory() const { return session_->directory(); }
 
   // Submits one task and waits for its result.
-  ExecutionResult Run(runtime::TaskDescription task, std::chrono::milliseconds timeout = std::chrono::seconds(120)) {
+  ExecutionResult Run(runtime::TaskDescription task,
+                      std::chrono::milliseconds timeout = std::chrono::seconds(120)) {
     const std::string uid = task.uid;
     Status submitted = (*made_)->Submit({std::move(task)}, runtime::NowMicros());
     if (!submitted.ok()) {

@@ -1,10 +1,10 @@
 #include "deeprc/train/camels.h"
 
+#include <unistd.h>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <random>
-#include <unistd.h>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -74,8 +74,7 @@ Synthetic MakeSynthetic(std::mt19937_64& random, const std::string& id, int days
       continue;
     }
     const double cfs = kind == 1 ? -999 : static_cast<double>(random() % 5000);
-    basin.streamflow.push_back(kind == 1 ? NAN
-                                         : cfs * 0.0283168466 * 86400 / basin.area_m2 * 1000);
+    basin.streamflow.push_back(kind == 1 ? NAN : cfs * 0.0283168466 * 86400 / basin.area_m2 * 1000);
     streamflow << fmt::format("{} {} {:02d} {:02d} {:8.2f} {}\n", id, year, month, day_of_month,
                               cfs, kind == 1 ? "M" : "A");
   }
@@ -115,7 +114,8 @@ TEST(CamelsTest, ShippedBasinConvertsCubicFeetPerSecondToMillimetresPerDay) {
   // The streamflow file ends on 2002-12-31: 2003 is missing.
   const int64_t first_2003 = 366 + 365 + 365;
   EXPECT_FALSE(std::isnan(basin.streamflow[first_2003 - 1]));
-  for (int64_t t = first_2003; t < basin.num_days(); ++t) EXPECT_TRUE(std::isnan(basin.streamflow[t]));
+  for (int64_t t = first_2003; t < basin.num_days(); ++t)
+    EXPECT_TRUE(std::isnan(basin.streamflow[t]));
 }
 
 TEST(CamelsTest, RandomBasinsReadBackWithMissingDays) {
@@ -195,11 +195,12 @@ TEST(CamelsTest, MalformedFilesNameTheFileAndLine) {
       << error;
   // Streamflow: another basin's line, a bad number, a repeated day.
   const std::string first_line = made.streamflow.substr(0, made.streamflow.find('\n'));
-  error = ReadError(root, made.forcing, replace_line(made.streamflow, 2, "01999999 2000 01 02 5 A"));
-  EXPECT_NE(error.find("01000000_streamflow_qc.txt:2: a line of basin 01999999"),
-            std::string::npos)
+  error =
+      ReadError(root, made.forcing, replace_line(made.streamflow, 2, "01999999 2000 01 02 5 A"));
+  EXPECT_NE(error.find("01000000_streamflow_qc.txt:2: a line of basin 01999999"), std::string::npos)
       << error;
-  error = ReadError(root, made.forcing, replace_line(made.streamflow, 3, "01000000 2000 01 03 x A"));
+  error =
+      ReadError(root, made.forcing, replace_line(made.streamflow, 3, "01000000 2000 01 03 x A"));
   EXPECT_NE(error.find("streamflow_qc.txt:3: streamflow 'x' is not a number"), std::string::npos)
       << error;
   error = ReadError(root, made.forcing, first_line + "\n" + made.streamflow);

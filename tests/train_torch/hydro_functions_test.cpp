@@ -45,10 +45,11 @@ TEST(HydroFunctionsTest, TwoRankTrainingThenEvaluateOnThePool) {
   EXPECT_TRUE(fs::exists(pool.directory() + "/models/01547700.json"));
 
   // The restored model scores the same test year the same (one rank, from the checkpoint).
-  ExecutionResult evaluated = pool.Run(Function(
-      "evaluate", "hydro.evaluate",
-      {{"data", kShipped}, {"basins", {"01547700"}}, {"checkpoint", "models"},
-       {"output", "predictions.csv"}}));
+  ExecutionResult evaluated = pool.Run(Function("evaluate", "hydro.evaluate",
+                                                {{"data", kShipped},
+                                                 {"basins", {"01547700"}},
+                                                 {"checkpoint", "models"},
+                                                 {"output", "predictions.csv"}}));
   ASSERT_EQ(evaluated.state, TaskState::kDone) << evaluated.reason;
   const json& scored = evaluated.value["basins"][0];
   EXPECT_EQ(scored["samples"], 365);
@@ -59,9 +60,9 @@ TEST(HydroFunctionsTest, TwoRankTrainingThenEvaluateOnThePool) {
   EXPECT_EQ(predictions.num_columns(), 4);
 
   // Bad input fails the task with a message naming it.
-  ExecutionResult missing = pool.Run(Function(
-      "missing", "hydro.evaluate",
-      {{"data", kShipped}, {"basins", {"02064000"}}, {"checkpoint", "models"}}));
+  ExecutionResult missing =
+      pool.Run(Function("missing", "hydro.evaluate",
+                        {{"data", kShipped}, {"basins", {"02064000"}}, {"checkpoint", "models"}}));
   EXPECT_EQ(missing.state, TaskState::kFailed);
   EXPECT_NE(missing.reason.find("02064000.json"), std::string::npos) << missing.reason;
   ExecutionResult bad = pool.Run(Function(

@@ -60,8 +60,8 @@ TEST(HydrologyTest, OutputShapeAndParameterCount) {
   }
   // The default is the 320-wide model.
   ASSERT_OK_AND_ASSIGN(auto full, HydroModel::Make(7, {}));
-  EXPECT_EQ(full->ParameterCount(), (7 * 320 + 320) + 2 * (4 * 320 * 640 + 8 * 320) +
-                                        (320 * 320 + 320) + 321);
+  EXPECT_EQ(full->ParameterCount(),
+            (7 * 320 + 320) + 2 * (4 * 320 * 640 + 8 * 320) + (320 * 320 + 320) + 321);
   auto bad = HydroModel::Make(7, {{"hiden", "3"}});
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("hiden"), std::string::npos);
@@ -133,10 +133,10 @@ TEST(HydrologyTest, ShortRunImprovesNseOnOneBasin) {
   ASSERT_OK_AND_ASSIGN(HydroDataset data, HydroDataset::Make(basin, options));
   // A narrow model and few steps keep this in seconds; the architecture is the issue's.
   ASSERT_OK_AND_ASSIGN(auto model, HydroModel::Make(data.features(), {{"hidden", "32"},
-                                                                       {"epochs", "6"},
-                                                                       {"batch_size", "64"},
-                                                                       {"learning_rate", "5e-3"},
-                                                                       {"threads", "1"}}));
+                                                                      {"epochs", "6"},
+                                                                      {"batch_size", "64"},
+                                                                      {"learning_rate", "5e-3"},
+                                                                      {"threads", "1"}}));
   ASSERT_OK_AND_ASSIGN(HydroScore before, EvaluateHydro(*model, data, data.test()));
   ASSERT_OK_AND_ASSIGN(TrainReport report, model->Fit(data));
   ASSERT_OK_AND_ASSIGN(HydroScore after, EvaluateHydro(*model, data, data.test()));

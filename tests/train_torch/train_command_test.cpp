@@ -124,7 +124,9 @@ std::vector<nlohmann::json> JsonLines(const std::string& out) {
   std::istringstream in(out);
   std::string line;
   while (std::getline(in, line)) {
-    if (!line.empty() && line[0] == '{') lines.push_back(nlohmann::json::parse(line, nullptr, false));
+    if (!line.empty() && line[0] == '{') {
+      lines.push_back(nlohmann::json::parse(line, nullptr, false));
+    }
   }
   return lines;
 }

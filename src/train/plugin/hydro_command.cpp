@@ -14,8 +14,8 @@
 #include <thread>
 #include <vector>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include "deeprc/comm/communicator.h"
 #include "deeprc/table/builder.h"
@@ -76,12 +76,11 @@ Status RunHydro(const HydroOptions& options, comm::Communicator* communicator) {
   for (const auto& id : basins) {
     DEEPRC_ASSIGN_OR_RAISE(CamelsBasin basin, ReadCamelsBasin(options.data, id));
     DEEPRC_ASSIGN_OR_RAISE(HydroDataset data, HydroDataset::Make(basin, data_options));
-    const bool scored = std::any_of(data.test().begin(), data.test().end(), [&](int64_t day) {
-      return !std::isnan(data.Observed(day));
-    });
+    const bool scored = std::any_of(data.test().begin(), data.test().end(),
+                                    [&](int64_t day) { return !std::isnan(data.Observed(day)); });
     if (!scored) {
-      return Status::Invalid("basin {}: no observed streamflow in the test year {} to score",
-                             id, options.test_year);
+      return Status::Invalid("basin {}: no observed streamflow in the test year {} to score", id,
+                             options.test_year);
     }
     DEEPRC_RETURN_NOT_OK(HydroModel::Make(data.features(), settings, options.seed).status());
     datasets.push_back(std::move(data));
@@ -98,22 +97,24 @@ Status RunHydro(const HydroOptions& options, comm::Communicator* communicator) {
     nse_min = std::min(nse_min, score.nse);
     if (!leader) continue;
     rows.Add(data, score);
-    std::printf("{\"model\": \"hydro\", \"basin\": \"%s\", \"nse\": %s, \"samples\": %lld, "
-                "\"train_samples\": %zu, \"steps\": %lld, \"final_loss\": %s, \"train_seconds\": "
-                "%s, \"samples_per_s\": %s, \"ranks\": %d}\n",
-                id.c_str(), Number(score.nse).c_str(), static_cast<long long>(score.samples),
-                data.training().size(), static_cast<long long>(report.steps),
-                Number(report.losses.empty() ? NAN : report.losses.back()).c_str(),
-                Number(report.train_seconds).c_str(), Number(report.samples_per_s).c_str(),
-                communicator ? communicator->size() : 1);
+    std::printf(
+        "{\"model\": \"hydro\", \"basin\": \"%s\", \"nse\": %s, \"samples\": %lld, "
+        "\"train_samples\": %zu, \"steps\": %lld, \"final_loss\": %s, \"train_seconds\": "
+        "%s, \"samples_per_s\": %s, \"ranks\": %d}\n",
+        id.c_str(), Number(score.nse).c_str(), static_cast<long long>(score.samples),
+        data.training().size(), static_cast<long long>(report.steps),
+        Number(report.losses.empty() ? NAN : report.losses.back()).c_str(),
+        Number(report.train_seconds).c_str(), Number(report.samples_per_s).c_str(),
+        communicator ? communicator->size() : 1);
     std::fflush(stdout);
   }
   if (!leader) return Status::OK();
-  std::printf("{\"model\": \"hydro\", \"basins\": %zu, \"mean_nse\": %s, \"min_nse\": %s, "
-              "\"train_years\": \"%d-%d\", \"test_year\": %d}\n",
-              basins.size(), Number(nse_sum / static_cast<double>(basins.size())).c_str(),
-              Number(nse_min).c_str(), data_options.train_first_year,
-              data_options.train_last_year, data_options.test_year);
+  std::printf(
+      "{\"model\": \"hydro\", \"basins\": %zu, \"mean_nse\": %s, \"min_nse\": %s, "
+      "\"train_years\": \"%d-%d\", \"test_year\": %d}\n",
+      basins.size(), Number(nse_sum / static_cast<double>(basins.size())).c_str(),
+      Number(nse_min).c_str(), data_options.train_first_year, data_options.train_last_year,
+      data_options.test_year);
   std::fflush(stdout);
   if (!options.output.empty()) DEEPRC_RETURN_NOT_OK(rows.Write(options.output));
   return Status::OK();
@@ -177,12 +178,13 @@ bool IsHydroCommand(int argc, char** argv) {
 }
 
 int RunHydroCommand(int argc, char** argv) {
-  CLI::App app{"Trains the hydrology model (Dense-LSTM-LSTM-Dense) on each CAMELS basin's "
-               "training years and scores its daily streamflow on the test year by NSE; prints "
-               "one JSON line per basin and one with the mean.\n  deeprc train --model hydro "
-               "--data DIR [--basins ID ...] [--train-years A-B --test-year Y] [--set "
-               "key=value ...] [--output FILE] [--ranks N]",
-               "deeprc train --model hydro"};
+  CLI::App app{
+      "Trains the hydrology model (Dense-LSTM-LSTM-Dense) on each CAMELS basin's "
+      "training years and scores its daily streamflow on the test year by NSE; prints "
+      "one JSON line per basin and one with the mean.\n  deeprc train --model hydro "
+      "--data DIR [--basins ID ...] [--train-years A-B --test-year Y] [--set "
+      "key=value ...] [--output FILE] [--ranks N]",
+      "deeprc train --model hydro"};
   HydroOptions options;
   std::string model;
   app.add_option("--model", model, "hydro")->required();
@@ -209,8 +211,9 @@ int RunHydroCommand(int argc, char** argv) {
                  "predicted");
   app.add_option("--ranks", options.ranks, "Data-parallel ranks (started by `deeprc train`)");
   app.add_option("--comm", options.comm, "Communicator of the ranks: mpi or gloo");
-  return ParseAndRun(app, argc, argv, "--model hydro --help",
-                     [&](comm::Communicator* communicator) { return RunHydro(options, communicator); });
+  return ParseAndRun(
+      app, argc, argv, "--model hydro --help",
+      [&](comm::Communicator* communicator) { return RunHydro(options, communicator); });
 }
 
 }  // namespace deeprc::train

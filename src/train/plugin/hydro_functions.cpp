@@ -76,8 +76,8 @@ Result<std::map<std::string, std::string>> Settings(const TaskContext& context) 
 }
 
 Result<std::vector<std::string>> Basins(const json& args, const std::string& data) {
-  DEEPRC_ASSIGN_OR_RAISE(auto basins, Arg<std::vector<std::string>>(args, "basins",
-                                                                     std::vector<std::string>{}));
+  DEEPRC_ASSIGN_OR_RAISE(auto basins,
+                         Arg<std::vector<std::string>>(args, "basins", std::vector<std::string>{}));
   if (basins.empty()) {
     DEEPRC_ASSIGN_OR_RAISE(basins, CamelsBasinIds(data));
   }
@@ -146,9 +146,9 @@ Result<json> Train(TaskContext& context) {
             << DataOptionsJson(options, dataset.input_names()).dump() << "\n";
       }
     }
-    DEEPRC_ASSIGN_OR_RAISE(int64_t failed,
-                           comm::AllReduceValue<int64_t>(context.comm(), saved.ok() ? 0 : 1,
-                                                         comm::ReduceOp::kSum));
+    DEEPRC_ASSIGN_OR_RAISE(
+        int64_t failed,
+        comm::AllReduceValue<int64_t>(context.comm(), saved.ok() ? 0 : 1, comm::ReduceOp::kSum));
     DEEPRC_RETURN_NOT_OK(saved);
     if (failed > 0) return Status::IOError("rank 0 could not write the checkpoint");
     nse_sum += score.nse;
