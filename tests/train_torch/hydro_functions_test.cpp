@@ -69,6 +69,18 @@ TEST(HydroFunctionsTest, TwoRankTrainingThenEvaluateOnThePool) {
       "bad", "hydro.train", {{"data", kShipped}, {"checkpoint", "m"}, {"test_year", "2002"}}, 2));
   EXPECT_EQ(bad.state, TaskState::kFailed);
   EXPECT_NE(bad.reason.find("args.test_year"), std::string::npos) << bad.reason;
+  // No streamflow in 2003: refused before any training.
+  ExecutionResult unscored = pool.Run(Function("unscored", "hydro.train",
+                                               {{"data", kShipped},
+                                                {"basins", {"01022500"}},
+                                                {"checkpoint", "m"},
+                                                {"train_years", "2000-2002"},
+                                                {"test_year", 2003}},
+                                               2));
+  EXPECT_EQ(unscored.state, TaskState::kFailed);
+  EXPECT_NE(unscored.reason.find("basin 01022500: no observed streamflow in the test year 2003"),
+            std::string::npos)
+      << unscored.reason;
 }
 
 }  // namespace

@@ -76,12 +76,7 @@ Status RunHydro(const HydroOptions& options, comm::Communicator* communicator) {
   for (const auto& id : basins) {
     DEEPRC_ASSIGN_OR_RAISE(CamelsBasin basin, ReadCamelsBasin(options.data, id));
     DEEPRC_ASSIGN_OR_RAISE(HydroDataset data, HydroDataset::Make(basin, data_options));
-    const bool scored = std::any_of(data.test().begin(), data.test().end(),
-                                    [&](int64_t day) { return !std::isnan(data.Observed(day)); });
-    if (!scored) {
-      return Status::Invalid("basin {}: no observed streamflow in the test year {} to score", id,
-                             options.test_year);
-    }
+    DEEPRC_RETURN_NOT_OK(CheckScorable(data, options.test_year));
     DEEPRC_RETURN_NOT_OK(HydroModel::Make(data.features(), settings, options.seed).status());
     datasets.push_back(std::move(data));
   }
@@ -121,6 +116,14 @@ Status RunHydro(const HydroOptions& options, comm::Communicator* communicator) {
 }
 
 }  // namespace
+
+Status CheckScorable(const HydroDataset& data, int test_year) {
+  const bool scored = std::any_of(data.test().begin(), data.test().end(),
+                                  [&](int64_t day) { return !std::isnan(data.Observed(day)); });
+  if (scored) return Status::OK();
+  return Status::Invalid("basin {}: no observed streamflow in the test year {} to score",
+                         data.basin(), test_year);
+}
 
 Result<std::pair<int, int>> ParseTrainYears(const std::string& text) {
   int first = 0, last = 0;

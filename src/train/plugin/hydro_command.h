@@ -19,6 +19,10 @@ bool IsHydroCommand(int argc, char** argv);
 // Runs it; returns the exit status (0, 2 bad input, 1 failure).
 int RunHydroCommand(int argc, char** argv);
 
+// An error naming the basin when none of its test days has observed streamflow: checked before
+// training, so that it fails at once rather than after the training.
+Status CheckScorable(const HydroDataset& data, int test_year);
+
 // "2000-2001" or "2000": the first and last training year.
 Result<std::pair<int, int>> ParseTrainYears(const std::string& text);
 

@@ -123,6 +123,7 @@ Result<json> Train(TaskContext& context) {
   for (const auto& id : basins) {
     DEEPRC_ASSIGN_OR_RAISE(CamelsBasin basin, ReadCamelsBasin(data, id));
     DEEPRC_ASSIGN_OR_RAISE(HydroDataset dataset, HydroDataset::Make(basin, options));
+    DEEPRC_RETURN_NOT_OK(CheckScorable(dataset, options.test_year));
     datasets.push_back(std::move(dataset));
   }
   comm::Communicator* communicator = context.size() > 1 ? &context.comm() : nullptr;
