@@ -53,6 +53,9 @@ struct TrainReport {
   std::vector<double> validation_losses;  // one per validation check
   double train_seconds = 0;
   double samples_per_s = 0;  // windows per second over all ranks
+  // This process's CPU time in the training loop (all its threads): on a shared machine,
+  // windows per CPU second compare runs better than wall time does.
+  double cpu_seconds = 0;
   int64_t global_batch = 0;
 };
 
@@ -76,6 +79,8 @@ class Forecaster {
   ~Forecaster();
 
   const TrainOptions& options() const;
+  // The exogenous columns the model reads beside y.
+  const std::vector<std::string>& exogenous() const;
 
   // Trains on windows of `series`. With a communicator of W ranks, every rank passes the same
   // series; each step's global batch is split in W slices, gradients are summed with the
@@ -85,9 +90,14 @@ class Forecaster {
   // Forecasts the h points after each series' end.
   Result<Forecast> Predict(const SeriesSet& series);
 
-  // Checkpoints: the weights and the model's name (written to a temporary file, then renamed).
+  // Checkpoints: the weights, the model's name and its options (written to a temporary file,
+  // then renamed). Load fills this forecaster's weights (same model and sizes).
   Status Save(const std::string& path) const;
   Status Load(const std::string& path);
+  // A forecaster built from a checkpoint's own options, with its weights; `overrides` replace
+  // settings that do not change the weights (e.g. threads).
+  static Result<std::unique_ptr<Forecaster>> Restore(
+      const std::string& path, const std::map<std::string, std::string>& overrides = {});
 
   // Every weight, flattened in parameter order (to compare ranks).
   std::vector<float> FlatParameters() const;

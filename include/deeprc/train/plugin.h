@@ -2,10 +2,10 @@
 
 // The training plugin (libdeeprc_train_plugin.so): the only door through which LibTorch enters
 // a deeprc process. `deeprc train` loads it with dlopen when run, so that programs started often
-// (tests, the client, the agent) never pay LibTorch's 0.4 s and 160 MB. The runtime functions
-// (forecast.train, ...) are not served yet; when they are, training pools will load this same
-// file as a worker plugin (it will then also export `deeprc_register_functions`, see
-// include/deeprc/runtime/function.h).
+// (tests, the client, the agent) never pay LibTorch's 0.4 s and 160 MB. Training pools load the
+// same file as a worker plugin: it also exports `deeprc_register_functions`
+// (include/deeprc/runtime/function.h) with the forecast.* runtime functions
+// (src/train/plugin/forecast_functions.cpp).
 //
 // The plugin exports one C symbol, kTrainPluginSymbol, a function returning the table below.
 // The plugin holds its own copy of the deeprc layers it uses (hidden: no symbol clashes with the

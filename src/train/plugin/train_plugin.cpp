@@ -14,32 +14,16 @@
 #include <fmt/format.h>
 
 #include "deeprc/comm/communicator.h"
-#include "deeprc/table/csv.h"
-#include "deeprc/table/table_file.h"
 #include "deeprc/train/forecaster.h"
 #include "deeprc/train/metrics.h"
 #include "deeprc/train/plugin.h"
+#include "train/plugin/command_internal.h"
+#include "train/plugin/hydro_command.h"
+#include "train/plugin/malloc_tuning.h"
+#include "train/plugin/series_io.h"
 
 namespace deeprc::train {
 namespace {
-
-// Set by `deeprc train --ranks N` in each rank's environment (apps/deeprc/train_command.cpp).
-constexpr const char* kRanksVariable = "DEEPRC_TRAIN_RANKS";
-
-bool EndsWith(const std::string& text, const std::string& suffix) {
-  return text.size() >= suffix.size() &&
-         text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-Result<Table> ReadTable(const std::string& path) {
-  if (EndsWith(path, ".drt")) return ReadTableFile(path);
-  return csv::ReadCsv(path);
-}
-
-Status WriteTable(const Table& table, const std::string& path) {
-  if (EndsWith(path, ".drt")) return WriteTableFile(table, path);
-  return csv::WriteCsv(table, path);
-}
 
 std::string Number(double value) {
   if (!std::isfinite(value)) return "null";
@@ -71,25 +55,16 @@ Status RunTraining(const CommandOptions& options, comm::Communicator* communicat
   series_options.exogenous_columns = options.exogenous;
   DEEPRC_ASSIGN_OR_RAISE(Table data, ReadTable(options.data));
   DEEPRC_ASSIGN_OR_RAISE(SeriesSet all, SeriesFromTable(data, series_options));
-  SeriesSet train, test;
-  if (options.test.empty()) {
-    DEEPRC_ASSIGN_OR_RAISE(auto split, SplitLast(all, options.horizon));
-    train = std::move(split.first);
-    test = std::move(split.second);
-  } else {
-    train = std::move(all);
-    DEEPRC_ASSIGN_OR_RAISE(Table test_table, ReadTable(options.test));
-    DEEPRC_ASSIGN_OR_RAISE(SeriesSet unordered, SeriesFromTable(test_table, series_options));
-    DEEPRC_ASSIGN_OR_RAISE(auto matched, MatchSeries(train, unordered));
-    DEEPRC_ASSIGN_OR_RAISE(test, SelectSeries(unordered, matched));
+  Table test_table;
+  if (!options.test.empty()) {
+    DEEPRC_ASSIGN_OR_RAISE(test_table, ReadTable(options.test));
   }
-  for (int64_t s = 0; s < test.num_series(); ++s) {
-    if (test.length(s) < options.horizon) {
-      return Status::Invalid("{}: series '{}' has {} test points, fewer than h = {}",
-                             options.test.empty() ? options.data : options.test, test.ids[s],
-                             test.length(s), options.horizon);
-    }
-  }
+  DEEPRC_ASSIGN_OR_RAISE(
+      auto split, TrainAndTest(std::move(all), options.test.empty() ? nullptr : &test_table,
+                               options.horizon, series_options,
+                               options.test.empty() ? options.data : options.test));
+  const SeriesSet& train = split.first;
+  const SeriesSet& test = split.second;
 
   TrainOptions train_options;
   train_options.model = options.model;
@@ -115,34 +90,31 @@ Status RunTraining(const CommandOptions& options, comm::Communicator* communicat
   DEEPRC_ASSIGN_OR_RAISE(Forecast forecast, forecaster->Predict(train));
   if (!leader) return Status::OK();
 
-  ScoreAccumulator scores(options.season);
-  for (int64_t s = 0; s < train.num_series(); ++s) {
-    std::vector<double> actual(test.values(s).begin(), test.values(s).begin() + options.horizon);
-    std::span<const double> predicted(forecast.mean.data() + s * options.horizon,
-                                      static_cast<size_t>(options.horizon));
-    DEEPRC_RETURN_NOT_OK(scores.Add(actual, predicted, train.values(s)));
-  }
+  DEEPRC_ASSIGN_OR_RAISE(const ForecastScores result,
+                         ScoreForecast(train, test, forecast, options.season));
   if (!options.output.empty()) {
     DEEPRC_ASSIGN_OR_RAISE(Table table, ForecastTable(test, options.model, forecast));
     DEEPRC_RETURN_NOT_OK(WriteTable(table, options.output));
   }
   if (!options.checkpoint.empty()) DEEPRC_RETURN_NOT_OK(forecaster->Save(options.checkpoint));
-  const ForecastScores result = scores.Result();
   std::printf(
       "{\"model\": %s, \"series\": %lld, \"mae\": %s, \"rmse\": %s, \"mape\": %s, \"smape\": %s, "
       "\"mase\": %s, \"train_seconds\": %s, \"samples_per_s\": %s, \"ranks\": %d, \"steps\": "
-      "%lld, \"final_loss\": %s}\n",
+      "%lld, \"final_loss\": %s, \"cpu_seconds\": %s}\n",
       Quoted(options.model).c_str(), static_cast<long long>(result.series),
       Number(result.mae).c_str(), Number(result.rmse).c_str(), Number(result.mape).c_str(),
       Number(result.smape).c_str(), Number(result.mase).c_str(),
       Number(report.train_seconds).c_str(), Number(report.samples_per_s).c_str(),
       communicator ? communicator->size() : 1, static_cast<long long>(report.steps),
-      Number(report.losses.empty() ? NAN : report.losses.back()).c_str());
+      Number(report.losses.empty() ? NAN : report.losses.back()).c_str(),
+      Number(report.cpu_seconds).c_str());
   std::fflush(stdout);
   return Status::OK();
 }
 
 int RunCommand(int argc, char** argv) {
+  KeepFreedMemoryForReuse();
+  if (IsHydroCommand(argc, argv)) return RunHydroCommand(argc, argv);
   std::string models;
   for (const auto& name : ForecastModelNames()) models += (models.empty() ? "" : ", ") + name;
   CLI::App app{"Trains a forecasting model on a long-format table (unique_id, ds, y) and scores "
@@ -151,7 +123,9 @@ int RunCommand(int argc, char** argv) {
                "[--season M] [--ranks N] [--set key=value ...]",
                "deeprc train"};
   CommandOptions options;
-  app.add_option("--model", options.model, "Model: " + models)->required();
+  app.add_option("--model", options.model,
+                 "Model: " + models + "; or hydro (CAMELS basins: see --model hydro --help)")
+      ->required();
   app.add_option("--data", options.data, "Training data (CSV or .drt), columns by name")
       ->required();
   app.add_option("--test", options.test,
@@ -175,39 +149,9 @@ int RunCommand(int argc, char** argv) {
   app.add_option("--checkpoint", options.checkpoint, "Save the trained weights here");
   app.add_option("--ranks", options.ranks, "Data-parallel ranks (started by `deeprc train`)");
   app.add_option("--comm", options.comm, "Communicator of the ranks: mpi or gloo");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& error) {
-    if (error.get_exit_code() == 0) return app.exit(error);
-    std::fprintf(stderr, "deeprc train: %s (see --help)\n", error.what());
-    return 2;
-  }
-  std::unique_ptr<comm::Communicator> communicator;
-  if (std::getenv(kRanksVariable) != nullptr) {
-    auto made = comm::MakeCommunicator();
-    if (!made.ok()) {
-      std::fprintf(stderr, "deeprc train: %s\n", made.status().message().c_str());
-      return 1;
-    }
-    communicator = std::move(*made);
-  }
-  Status status;
-  try {
-    status = RunTraining(options, communicator.get());
-  } catch (const std::exception& error) {
-    status = Status::Internal("{}", error.what());
-  }
-  if (!status.ok()) {
-    std::fprintf(stderr, "deeprc train: %s\n", status.message().c_str());
-    if (communicator != nullptr && communicator->size() > 1) {
-      communicator->Abort(status.code() == StatusCode::kInternal ? 1 : 2, status.message());
-    }
-    return status.code() == StatusCode::kInvalid || status.code() == StatusCode::kKeyError ||
-                   status.code() == StatusCode::kTypeError
-               ? 2
-               : 1;
-  }
-  return 0;
+  return ParseAndRun(app, argc, argv, "--help", [&](comm::Communicator* communicator) {
+    return RunTraining(options, communicator);
+  });
 }
 
 const DeeprcTrainPlugin kPlugin{kTrainPluginAbiVersion, RunCommand};

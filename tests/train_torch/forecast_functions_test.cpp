@@ -1,0 +1,225 @@
+// forecast.train / forecast.predict / forecast.evaluate as function tasks on a real training pool:
+// `deeprc-worker` ranks under mpirun that load libdeeprc_train_plugin.so, started by an agent in
+// this process.
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <random>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "deeprc/runtime/agent.h"
+#include "deeprc/runtime/session.h"
+#include "deeprc/table/csv.h"
+#include "deeprc/table/table_file.h"
+#include "deeprc/train/metrics.h"
+#include "deeprc/train/series.h"
+#include "testing/assertions.h"
+#include "testing/training_pool.h"
+
+namespace deeprc::train {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using nlohmann::json;
+using runtime::ExecutionResult;
+using runtime::TaskState;
+
+// Random seasonal series with a trend and noise, in long format: the first part of each series
+// (train.csv) and its last `h` points (test.csv), integer ds starting at a random point.
+struct SeriesFiles {
+  std::string train, test;
+  int64_t series = 0;
+};
+
+SeriesFiles WriteSeries(const std::string& folder, int64_t h, std::mt19937& random) {
+  fs::create_directories(folder);
+  SeriesFiles files{folder + "/train.csv", folder + "/test.csv", 0};
+  std::ofstream train(files.train), test(files.test);
+  train << "unique_id,ds,y\n";
+  test << "unique_id,ds,y\n";
+  files.series = std::uniform_int_distribution<int64_t>(3, 5)(random);
+  std::normal_distribution<double> noise(0, 0.3);
+  for (int64_t s = 0; s < files.series; ++s) {
+    const int64_t length = std::uniform_int_distribution<int64_t>(50, 80)(random);
+    const int64_t start = std::uniform_int_distribution<int64_t>(1, 1000)(random);
+    const double level = std::uniform_real_distribution<double>(5, 50)(random);
+    const double slope = std::uniform_real_distribution<double>(-0.05, 0.05)(random);
+    for (int64_t t = 0; t < length; ++t) {
+      const double y = level + slope * t + 3 * std::sin(2 * M_PI * t / 6.0) + noise(random);
+      (t < length - h ? train : test) << "S" << s << "," << start + t << "," << y << "\n";
+    }
+  }
+  return files;
+}
+
+TEST(ForecastFunctionsTest, TwoRankTrainingThenPredictAndEvaluateOnThePool) {
+  TrainingPool pool;
+  ASSERT_OK(pool.made());
+  std::mt19937 random(std::random_device{}());
+  const int64_t h = 6;
+  const SeriesFiles files = WriteSeries(pool.directory() + "/input", h, random);
+  const int64_t steps = std::uniform_int_distribution<int64_t>(20, 40)(random);
+  const std::string checkpoint = pool.directory() + "/models/mlp.pt";
+
+  // 2 ranks, data-parallel over the task's communicator.
+  ExecutionResult trained = pool.Run(Function("train", "forecast.train",
+                                              {{"data", files.train},
+                                               {"model", "MLP"},
+                                               {"h", h},
+                                               {"input_size", 12},
+                                               {"max_steps", steps},
+                                               {"seed", 7},
+                                               {"settings", {{"batch_size", 64}}},
+                                               {"checkpoint", checkpoint}},
+                                              2));
+  ASSERT_EQ(trained.state, TaskState::kDone) << trained.reason;
+  EXPECT_EQ(trained.value["steps"], steps);
+  EXPECT_EQ(trained.value["ranks"], 2);
+  EXPECT_EQ(trained.value["series"], files.series);
+  EXPECT_GT(trained.value["samples_per_s"].get<double>(), 0);
+  EXPECT_TRUE(trained.value["final_loss"].is_number());
+  EXPECT_TRUE(fs::exists(checkpoint));
+
+  // Forecasts to a CSV file; ds goes on by each series' last interval, so it is the test's ds.
+  const std::string output = pool.directory() + "/forecast.csv";
+  ExecutionResult predicted = pool.Run(Function(
+      "predict", "forecast.predict",
+      {{"checkpoint", checkpoint}, {"data", files.train}, {"output", output}}));
+  ASSERT_EQ(predicted.state, TaskState::kDone) << predicted.reason;
+  EXPECT_EQ(predicted.value["rows"], files.series * h);
+  ASSERT_OK_AND_ASSIGN(Table forecast_table, csv::ReadCsv(output));
+  ASSERT_OK_AND_ASSIGN(Table test_table, csv::ReadCsv(files.test));
+  ASSERT_OK_AND_ASSIGN(Table train_table, csv::ReadCsv(files.train));
+  SeriesOptions as_forecast;
+  as_forecast.target_column = "yhat";
+  ASSERT_OK_AND_ASSIGN(SeriesSet forecast, SeriesFromTable(forecast_table, as_forecast));
+  ASSERT_OK_AND_ASSIGN(SeriesSet test, SeriesFromTable(test_table));
+  ASSERT_OK_AND_ASSIGN(SeriesSet train, SeriesFromTable(train_table));
+  ASSERT_EQ(forecast.ids, test.ids);
+  ASSERT_EQ(forecast.offsets, test.offsets);
+  for (int64_t i = 0; i < test.ds.length(); ++i) {
+    EXPECT_EQ(forecast.ds.FormatValue(i), test.ds.FormatValue(i)) << "row " << i;
+  }
+
+  // The scores evaluate returns are those of the predicted table against the test.
+  const int season = 6;
+  ScoreAccumulator expected(season);
+  for (int64_t s = 0; s < test.num_series(); ++s) {
+    ASSERT_OK(expected.Add(test.values(s), forecast.values(s), train.values(s)));
+  }
+  const ForecastScores scores = expected.Result();
+  ExecutionResult evaluated = pool.Run(Function("evaluate", "forecast.evaluate",
+                                                {{"checkpoint", checkpoint},
+                                                 {"data", files.train},
+                                                 {"test", files.test},
+                                                 {"season", season}}));
+  ASSERT_EQ(evaluated.state, TaskState::kDone) << evaluated.reason;
+  EXPECT_EQ(evaluated.value["series"], files.series);
+  EXPECT_EQ(evaluated.value["model"], "MLP");
+  // The CSV holds the forecasts as text: equal to its precision.
+  const double tolerance = 1e-6 * (1 + scores.mae);
+  EXPECT_NEAR(evaluated.value["mae"].get<double>(), scores.mae, tolerance);
+  EXPECT_NEAR(evaluated.value["rmse"].get<double>(), scores.rmse, tolerance);
+  EXPECT_NEAR(evaluated.value["smape"].get<double>(), scores.smape, 1e-6 * (1 + scores.smape));
+  EXPECT_NEAR(evaluated.value["mase"].get<double>(), scores.mase, 1e-6 * (1 + scores.mase));
+
+  // Without `test`, the last h points of `data` are held out: the full series give the same.
+  {
+    std::ofstream all(pool.directory() + "/input/all.csv");
+    std::ifstream head(files.train), tail(files.test);
+    all << head.rdbuf();
+    std::string line;
+    std::getline(tail, line);  // header
+    while (std::getline(tail, line)) all << line << "\n";
+  }
+  ExecutionResult held_out = pool.Run(Function(
+      "held_out", "forecast.evaluate",
+      {{"checkpoint", checkpoint}, {"data", "input/all.csv"}, {"season", season}}));
+  ASSERT_EQ(held_out.state, TaskState::kDone) << held_out.reason;
+  EXPECT_DOUBLE_EQ(held_out.value["mae"].get<double>(), evaluated.value["mae"].get<double>());
+
+  // Into a partitioned session table on 2 ranks: each rank writes its share of the series, the
+  // parts together hold the same forecasts as the file.
+  ExecutionResult parted = pool.Run(Function(
+      "parted", "forecast.predict",
+      {{"checkpoint", checkpoint}, {"data", files.train}, {"output", "forecasts"}}, 2));
+  ASSERT_EQ(parted.state, TaskState::kDone) << parted.reason;
+  EXPECT_EQ(parted.value["rows"], files.series * h);
+  EXPECT_EQ(parted.value["partitions"], 2);
+  std::vector<double> from_parts;
+  for (int part = 0; part < 2; ++part) {
+    ASSERT_OK_AND_ASSIGN(Table table, ReadTableFile(fmt::format("{}/data/forecasts/part-{}.drt",
+                                                                pool.directory(), part)));
+    EXPECT_GE(table.num_rows(), h);  // at least 3 series over 2 ranks: one or more each
+    ASSERT_OK_AND_ASSIGN(Column yhat, table.GetColumn("yhat"));
+    for (int64_t i = 0; i < yhat.length(); ++i) from_parts.push_back(yhat.Value<double>(i));
+  }
+  ASSERT_EQ(static_cast<int64_t>(from_parts.size()), files.series * h);
+  for (size_t i = 0; i < from_parts.size(); ++i) {
+    EXPECT_NEAR(from_parts[i], forecast.y[i], 1e-5 * (1 + std::abs(forecast.y[i]))) << i;
+  }
+}
+
+TEST(ForecastFunctionsTest, BadArgumentsFailTheTaskWithTheirMessage) {
+  TrainingPool pool;
+  ASSERT_OK(pool.made());
+  std::mt19937 random(std::random_device{}());
+  const SeriesFiles files = WriteSeries(pool.directory() + "/input", 4, random);
+  const json base = {{"data", files.train},   {"h", 4},
+                     {"input_size", 8},       {"max_steps", 5},
+                     {"checkpoint", "m.pt"},  {"settings", {{"batch_size", 16}}}};
+
+  json unknown_model = base;
+  unknown_model["model"] = "NoSuchModel";
+  ExecutionResult unknown = pool.Run(Function("unknown", "forecast.train", unknown_model, 2));
+  EXPECT_EQ(unknown.state, TaskState::kFailed);
+  EXPECT_NE(unknown.reason.find("NoSuchModel"), std::string::npos) << unknown.reason;
+
+  json missing_file = base;
+  missing_file["model"] = "MLP";
+  missing_file["data"] = pool.directory() + "/no_such_file.csv";
+  ExecutionResult missing = pool.Run(Function("missing", "forecast.train", missing_file, 2));
+  EXPECT_EQ(missing.state, TaskState::kFailed);
+  EXPECT_NE(missing.reason.find("no_such_file.csv"), std::string::npos) << missing.reason;
+
+  json no_table = base;
+  no_table["model"] = "MLP";
+  no_table["data"] = "absent_table";
+  ExecutionResult absent = pool.Run(Function("absent", "forecast.train", no_table));
+  EXPECT_EQ(absent.state, TaskState::kFailed);
+  EXPECT_NE(absent.reason.find("absent_table"), std::string::npos) << absent.reason;
+
+  json no_h = base;
+  no_h["model"] = "MLP";
+  no_h.erase("h");
+  ExecutionResult without_h = pool.Run(Function("without_h", "forecast.train", no_h));
+  EXPECT_EQ(without_h.state, TaskState::kFailed);
+  EXPECT_NE(without_h.reason.find("args.h"), std::string::npos) << without_h.reason;
+
+  ExecutionResult no_checkpoint = pool.Run(Function(
+      "no_checkpoint", "forecast.evaluate",
+      {{"checkpoint", "never_written.pt"}, {"data", files.train}}));
+  EXPECT_EQ(no_checkpoint.state, TaskState::kFailed);
+  EXPECT_NE(no_checkpoint.reason.find("never_written.pt"), std::string::npos)
+      << no_checkpoint.reason;
+
+  // The pool survived every failure: a good task still runs on it.
+  json good = base;
+  good["model"] = "MLP";
+  ExecutionResult trained = pool.Run(Function("good", "forecast.train", good, 2));
+  EXPECT_EQ(trained.state, TaskState::kDone) << trained.reason;
+  EXPECT_TRUE(fs::exists(pool.directory() + "/m.pt"));
+}
+
+}  // namespace
+}  // namespace deeprc::train
