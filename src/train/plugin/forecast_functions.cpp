@@ -12,7 +12,7 @@
 //                      model's options). holdout: train without the last h points of each
 //                      series (what forecast.evaluate without `test` scores against).
 //                      -> {model, series, steps, ranks, train_seconds, samples_per_s,
-//                          final_loss, checkpoint}
+//                          cpu_seconds (rank 0's), final_loss, checkpoint}
 //   forecast.predict   {checkpoint, data, output, [future]}
 //                      the h points after each series' end. `future` gives their ds values
 //                      (its first h rows per series); without it ds goes on by the series' last
@@ -259,6 +259,7 @@ Result<json> Train(TaskContext& context) {
               {"ranks", context.size()},
               {"train_seconds", report.train_seconds},
               {"samples_per_s", report.samples_per_s},
+              {"cpu_seconds", report.cpu_seconds},
               {"final_loss", Finite(report.losses.empty() ? NAN : report.losses.back())},
               {"checkpoint", checkpoint}};
 }
