@@ -14,6 +14,9 @@ on 2 shared cores); both tables print them beside the scores.
 
 Usage: nice -n 19 /usr/bin/python3 bench/run_forecast.py [--quick] [--models A,B]
        [--parts m4,carrier] [--output bench/RESULTS.md]
+Each run's JSON line goes into bench/forecast_runs.json, keyed by its settings, and the table is
+rewritten after each run: a run already there is not repeated (delete the file to redo all), and
+the two parts may run as two processes at once.
 --quick trains 20 steps per model (a smoke run; RESULTS.md is written only with --output).
 """
 import argparse
@@ -126,83 +129,109 @@ def setting_text(batch, settings):
     return ", ".join(parts)
 
 
+def run_key(part, model, input_size, steps, batch, settings):
+    return "|".join([part, model, str(input_size), str(steps), str(batch)] +
+                     [f"{k}={v}" for k, v in sorted(settings.items())])
+
+
+def load_runs(path):
+    return json.load(open(path)) if os.path.exists(path) else {}
+
+
+def save_runs(path, runs):
+    with open(path + ".tmp", "w") as out:
+        json.dump(runs, out, indent=1, sort_keys=True)
+    os.replace(path + ".tmp", path)
+
+
+def plan(part, quick):
+    """(model, input size, steps, batch, settings) of every run of a part."""
+    steps_of, settings_of = (M4_STEPS, M4_SETTINGS) if part == "m4" else (CARRIER_STEPS,
+                                                                          CARRIER_SETTINGS)
+    for model in MODELS:
+        steps, batch = steps_of[model]
+        input_size = M4_INPUT.get(model, 96) if part == "m4" else 24
+        yield model, input_size, 20 if quick else steps, batch, settings_of.get(model, {})
+
+
+def write_table(output, runs, quick):
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    text = [BEGIN, "",
+            f"Written {date} on {platform.node()} ({os.cpu_count()} cores shared with other "
+            f"work, load 8-12 during the run), {THREADS} LibTorch thread per run, seed 1: "
+            "`nice -n 19 /usr/bin/python3 bench/run_forecast.py` (each run's JSON line is kept "
+            "in `bench/forecast_runs.json`; a run whose settings are unchanged is not repeated). "
+            "Every model is trained by `deeprc train` with NeuralForecast's defaults except the "
+            "settings listed; steps are far below NeuralForecast's 1000-5000 so that the table "
+            "costs about 30 minutes of one core (CPU s: the training loop's CPU seconds; wall "
+            "time was several times more on the loaded machine).", ""]
+    train, test = pd.read_csv(M4_TRAIN), pd.read_csv(M4_TEST)
+    naive = seasonal_naive(train, test, 48, 24)
+    text += ["M4 Hourly (414 series, h = 48, MASE with season 24; test "
+             "`tests/data/forecast/m4_hourly_test.csv`):", "",
+             "| model | sMAPE | MASE | training | CPU s |", "|---|---:|---:|---|---:|",
+             f"| Seasonal naive (season 24) | {naive['smape']:.3f} | {naive['mase']:.3f} | | |"]
+    for model, input_size, steps, batch, settings in plan("m4", quick):
+        line = runs.get(run_key("m4", model, input_size, steps, batch, settings))
+        if line is None:
+            continue
+        how = f"input {input_size}, {steps} steps, {setting_text(batch, settings)}"
+        if "error" in line:
+            text.append(f"| {model} | | | failed: {line['error']} | |")
+        else:
+            text.append(f"| {model} | {line['smape']:.3f} | {line['mase']:.3f} | {how} | "
+                        f"{line['cpu_seconds']:.0f} |")
+    frame = pd.read_csv(CARRIER).sort_values("ds")
+    naive = seasonal_naive(frame.iloc[:274], frame.iloc[274:], 24, 12)
+    text += ["", "US carrier passengers (one monthly series, train on the first 274 months, "
+             "forecast the last 24; h = 24, input size 24):", "",
+             "| model | MAE | RMSE | MAPE % | training | CPU s |",
+             "|---|---:|---:|---:|---|---:|",
+             f"| Seasonal naive (season 12) | {naive['mae']:,.0f} | {naive['rmse']:,.0f} | "
+             f"{naive['mape']:.2f} | | |"]
+    for model, input_size, steps, batch, settings in plan("carrier", quick):
+        line = runs.get(run_key("carrier", model, input_size, steps, batch, settings))
+        if line is None:
+            continue
+        how = f"{steps} steps, {setting_text(batch, settings)}"
+        if "error" in line:
+            text.append(f"| {model} | | | | failed: {line['error']} | |")
+        else:
+            text.append(f"| {model} | {line['mae']:,.0f} | {line['rmse']:,.0f} | "
+                        f"{line['mape']:.2f} | {how} | {line['cpu_seconds']:.1f} |")
+    text += ["", END]
+    write_section(output, BEGIN, END, "\n".join(text), "## Forecast quality (issue 6)")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--parts", default="m4,carrier")
     parser.add_argument("--output", default=None)
+    parser.add_argument("--runs", default=os.path.join(ROOT, "bench", "forecast_runs.json"))
     args = parser.parse_args()
     models = args.models.split(",")
-    parts = args.parts.split(",")
     output = args.output or (None if args.quick else os.path.join(ROOT, "bench", "RESULTS.md"))
-    begun = time.perf_counter()
-    rows_m4, rows_carrier = [], []
-    if "m4" in parts:
-        naive = seasonal_naive(pd.read_csv(M4_TRAIN), pd.read_csv(M4_TEST), 48, 24)
-        print(json.dumps({"model": "SeasonalNaive", "data": "m4_hourly", **naive}), flush=True)
-        rows_m4.append(("Seasonal naive (season 24)", naive["smape"], naive["mase"], "", ""))
-        for model in models:
-            steps, batch = M4_STEPS[model]
-            steps = 20 if args.quick else steps
-            settings = M4_SETTINGS.get(model, {})
-            input_size = M4_INPUT.get(model, 96)
-            line = run_train(model, M4_TRAIN, 48, input_size, steps, batch, settings, 24, M4_TEST)
-            if "error" in line:
-                rows_m4.append((model, float("nan"), float("nan"), f"failed: {line['error']}", ""))
+    runs_path = args.runs if not args.quick else "/tmp/forecast_runs_quick.json"
+    for part in args.parts.split(","):
+        for model, input_size, steps, batch, settings in plan(part, args.quick):
+            if model not in models:
                 continue
-            rows_m4.append((model, line["smape"], line["mase"],
-                            f"input {input_size}, {steps} steps, {setting_text(batch, settings)}",
-                            f"{line['train_seconds']:.0f}"))
-    if "carrier" in parts:
-        frame = pd.read_csv(CARRIER)
-        frame = frame.sort_values("ds")
-        train, test = frame.iloc[:274], frame.iloc[274:]
-        naive = seasonal_naive(train, test, 24, 12)
-        print(json.dumps({"model": "SeasonalNaive", "data": "us_carrier", **naive}), flush=True)
-        rows_carrier.append(("Seasonal naive (season 12)", naive["mae"], naive["rmse"],
-                             naive["mape"], "", ""))
-        for model in models:
-            steps, batch = CARRIER_STEPS[model]
-            steps = 20 if args.quick else steps
-            settings = CARRIER_SETTINGS.get(model, {})
-            # Without --test, deeprc train holds out the last h = 24 months.
-            line = run_train(model, CARRIER, 24, 24, steps, batch, settings, 12)
-            if "error" in line:
-                rows_carrier.append((model, float("nan"), float("nan"), float("nan"),
-                                     f"failed: {line['error']}", ""))
+            key = run_key(part, model, input_size, steps, batch, settings)
+            if key in load_runs(runs_path):
                 continue
-            rows_carrier.append((model, line["mae"], line["rmse"], line["mape"],
-                                 f"{steps} steps, {setting_text(batch, settings)}",
-                                 f"{line['train_seconds']:.1f}"))
-    minutes = (time.perf_counter() - begun) / 60
-    if output is None:
-        return
-    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    text = [BEGIN, "",
-            f"Run {date} on {platform.node()} ({os.cpu_count()} cores, shared; load from other "
-            f"work), {THREADS} LibTorch threads, seed 1, {minutes:.0f} minutes in all: "
-            "`nice -n 19 /usr/bin/python3 bench/run_forecast.py`. Every model is trained by "
-            "`deeprc train` with NeuralForecast's defaults except the settings listed (steps are "
-            "far below NeuralForecast's 1000-5000 so that the table runs in about 30 minutes).",
-            ""]
-    if rows_m4:
-        text += ["M4 Hourly (414 series, h = 48, input size 96 unless listed, MASE with season 24; test "
-                 "`tests/data/forecast/m4_hourly_test.csv`):", "",
-                 "| model | sMAPE | MASE | training | train s |", "|---|---:|---:|---|---:|"]
-        text += [f"| {m} | {s:.3f} | {a:.3f} | {how} | {sec} |" for m, s, a, how, sec in rows_m4]
-        text.append("")
-    if rows_carrier:
-        text += ["US carrier passengers (one monthly series, train on the first 274 months, "
-                 "forecast the last 24; h = 24, input size 24):", "",
-                 "| model | MAE | RMSE | MAPE % | training | train s |",
-                 "|---|---:|---:|---:|---|---:|"]
-        text += [f"| {m} | {mae:,.0f} | {rmse:,.0f} | {mape:.2f} | {how} | {sec} |"
-                 for m, mae, rmse, mape, how, sec in rows_carrier]
-        text.append("")
-    text.append(END)
-    write_section(output, BEGIN, END, "\n".join(text), "## Forecast quality (issue 6)")
-    print(f"wrote {output}", file=sys.stderr)
+            if part == "m4":
+                line = run_train(model, M4_TRAIN, 48, input_size, steps, batch, settings, 24,
+                                 M4_TEST)
+            else:
+                # Without --test, deeprc train holds out the last h = 24 months.
+                line = run_train(model, CARRIER, 24, input_size, steps, batch, settings, 12)
+            runs = load_runs(runs_path)  # another part may run beside this one
+            runs[key] = line
+            save_runs(runs_path, runs)
+            if output:
+                write_table(output, runs, args.quick)
 
 
 if __name__ == "__main__":
