@@ -148,9 +148,19 @@ TEST(ForecastFunctionsTest, TwoRankTrainingThenPredictAndEvaluateOnThePool) {
   const int64_t steps = std::uniform_int_distribution<int64_t>(20, 40)(random);
   const std::string checkpoint = pool.directory() + "/models/mlp.pt";
 
+  // The training data as a partitioned session table (what data functions write): its rows cut
+  // at a random point into part-0 and part-1, so that series span both parts.
+  {
+    ASSERT_OK_AND_ASSIGN(Table rows, csv::ReadCsv(files.train));
+    const int64_t cut = std::uniform_int_distribution<int64_t>(1, rows.num_rows() - 1)(random);
+    fs::create_directories(pool.directory() + "/data/series");
+    ASSERT_OK(WriteTableFile(rows.Slice(0, cut), pool.directory() + "/data/series/part-0.drt"));
+    ASSERT_OK(WriteTableFile(rows.Slice(cut, rows.num_rows() - cut),
+                             pool.directory() + "/data/series/part-1.drt"));
+  }
   // 2 ranks, data-parallel over the task's communicator.
   ExecutionResult trained = pool.Run(Function("train", "forecast.train",
-                                              {{"data", files.train},
+                                              {{"data", "series"},
                                                {"model", "MLP"},
                                                {"h", h},
                                                {"input_size", 12},
