@@ -156,15 +156,22 @@ def plan(part, quick):
 
 def write_table(output, runs, quick):
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    done = [line for line in runs.values() if "cpu_seconds" in line]
+    cpu_minutes = sum(line["cpu_seconds"] for line in done) / 60
+    wall_minutes = sum(line["wall_seconds"] for line in done) / 60
     text = [BEGIN, "",
             f"Written {date} on {platform.node()} ({os.cpu_count()} cores shared with other "
-            f"work, load 8-12 during the run), {THREADS} LibTorch thread per run, seed 1: "
+            f"work, load 8-15 during the runs), {THREADS} LibTorch thread per run, seed 1: "
             "`nice -n 19 /usr/bin/python3 bench/run_forecast.py` (each run's JSON line is kept "
-            "in `bench/forecast_runs.json`; a run whose settings are unchanged is not repeated). "
-            "Every model is trained by `deeprc train` with NeuralForecast's defaults except the "
-            "settings listed; steps are far below NeuralForecast's 1000-5000 so that the table "
-            "costs about 30 minutes of one core (CPU s: the training loop's CPU seconds; wall "
-            "time was several times more on the loaded machine).", ""]
+            "in `bench/forecast_runs.json`; a run whose settings are unchanged is not repeated; "
+            "the M4 and US carrier parts ran as two processes side by side). Every model is "
+            "trained by `deeprc train` with NeuralForecast's defaults except the settings listed. "
+            "Steps are far below NeuralForecast's 1000-5000, picked for about 30 minutes on this "
+            f"machine: the wall times of the {len(done)} runs add up to {wall_minutes:.0f} "
+            f"minutes (the machine was oversubscribed), their training loops' CPU times to "
+            f"{cpu_minutes:.0f} minutes (CPU s below). Results are deterministic for a given "
+            "seed and thread count (PatchTST's line repeated its trial run to the last digit).",
+            ""]
     train, test = pd.read_csv(M4_TRAIN), pd.read_csv(M4_TEST)
     naive = seasonal_naive(train, test, 48, 24)
     text += ["M4 Hourly (414 series, h = 48, MASE with season 24; test "
@@ -181,6 +188,12 @@ def write_table(output, runs, quick):
         else:
             text.append(f"| {model} | {line['smape']:.3f} | {line['mase']:.3f} | {how} | "
                         f"{line['cpu_seconds']:.0f} |")
+    text += ["", "NBEATS, NHITS and PatchTST beat seasonal naive on both measures. PatchTST's "
+             "trials on 96 points of input (default width or 64, patches 16/8 or 24/12, 500-1000 "
+             "steps, learning rate 1e-3) stayed at sMAPE 15.3-15.5; two weeks of input in daily "
+             "patches brought it under naive (13.878), by a small margin. The other eight "
+             "models had 80-200 small steps (2,500-10,000 windows against NBEATS' 307,000) and "
+             "are far from converged: their rows measure this budget, not the architectures."]
     frame = pd.read_csv(CARRIER).sort_values("ds")
     naive = seasonal_naive(frame.iloc[:274], frame.iloc[274:], 24, 12)
     text += ["", "US carrier passengers (one monthly series, train on the first 274 months, "
@@ -232,6 +245,8 @@ def main():
             save_runs(runs_path, runs)
             if output:
                 write_table(output, runs, args.quick)
+    if output:  # also when every run was kept from before
+        write_table(output, load_runs(runs_path), args.quick)
 
 
 if __name__ == "__main__":
