@@ -20,6 +20,7 @@
 #include "deeprc/compute/hash.h"
 #include "deeprc/core/thread_pool.h"
 #include "deeprc/table/bitmap.h"
+#include "shuffle_internal.h"
 
 namespace deeprc::dist {
 namespace {
@@ -106,7 +107,7 @@ int64_t PackBytesToBits(const uint8_t* bytes, int64_t n, uint8_t* bits) {
 //     2-core machine: no gain from the overlap, within the noise).
 class InPlaceExchange {
  public:
-  InPlaceExchange(comm::Communicator& comm, const Table& table, const std::vector<int32_t>& targets,
+  InPlaceExchange(comm::Communicator& comm, const Table& table, std::span<const int32_t> targets,
                   const ShuffleOptions& options, const std::vector<int64_t>* bounds = nullptr)
       : bounds_(bounds),
         comm_(comm),
@@ -123,13 +124,9 @@ class InPlaceExchange {
     // Bad input on one rank must fail every rank, not leave the others in the all-to-all; the
     // same reduction agrees on the number of rounds and checks that the schemas match.
     int64_t bad = static_cast<int64_t>(targets_.size()) != rows ? kBadTargets : 0;
-    if (bad == 0) {
-      for (int32_t target : targets_) {
-        if (target < 0 || target >= ranks_) {
-          bad = kBadTargets;
-          break;
-        }
-      }
+    if (bad == 0 && ranks_ == 1) {
+      // (With more ranks, CountRounds checks the targets as it counts them.)
+      for (int32_t target : targets_) bad = target != 0 ? kBadTargets : bad;
     }
     const int64_t bytes = TableBytes(table_);
     local_rounds_ = rows == 0 ? 0 : std::max<int64_t>(1, (bytes + chunk_bytes_ - 1) / chunk_bytes_);
@@ -139,7 +136,11 @@ class InPlaceExchange {
     }
     if (bad == 0 && ranks_ > 1) {
       CountRounds();
-      if (long_string_column_ >= 0) bad = kLongString;
+      if (target_out_of_range_) {
+        bad = kBadTargets;
+      } else if (long_string_column_ >= 0) {
+        bad = kLongString;
+      }
     }
     const auto schema_hash =
         static_cast<int64_t>(std::hash<std::string>{}(table_.schema().ToString()) >> 1);
@@ -220,7 +221,9 @@ class InPlaceExchange {
     return round.begin + (round.end - round.begin) * r / round.ranges;
   }
 
-  // Rows and string bytes per (round, range, destination).
+  // Rows and string bytes per (round, range, destination); a target outside [0, ranks) sets
+  // target_out_of_range_ (checked in the same pass: a target as unsigned, clamped to `ranks`,
+  // counts into one more slot).
   void CountRounds() {
     const int64_t rows = table_.num_rows();
     const size_t strings = string_columns_.size();
@@ -240,14 +243,35 @@ class InPlaceExchange {
       for (int64_t r = 0; r < round.ranges; ++r) tasks.emplace_back(k, r);
     }
     std::vector<uint8_t> too_long(strings, 0);
+    uint8_t out_of_range = 0;
     ParallelFor(std::ssize(tasks), threads_, [&](int64_t t) {
       Round& round = counts_[tasks[t].first];
       const int64_t r = tasks[t].second;
       const int64_t lo = RangeBegin(round, r);
       const int64_t hi = RangeBegin(round, r + 1);
       const int32_t* targets = targets_.data();
-      int64_t* counts = round.rows.data() + r * ranks_;
-      for (int64_t i = lo; i < hi; ++i) ++counts[targets[i]];
+      // Four interleaved tables: consecutive rows often go to the same rank, and increments of
+      // one counter wait on each other (store to load); four chains run side by side.
+      const auto slots = static_cast<size_t>(ranks_) + 1;
+      std::vector<int64_t> counted(4 * slots, 0);
+      const auto limit = static_cast<uint32_t>(ranks_);
+      auto slot = [&](int64_t i) { return std::min(static_cast<uint32_t>(targets[i]), limit); };
+      int64_t i = lo;
+      for (; i + 4 <= hi; i += 4) {
+        ++counted[slot(i)];
+        ++counted[slots + slot(i + 1)];
+        ++counted[2 * slots + slot(i + 2)];
+        ++counted[3 * slots + slot(i + 3)];
+      }
+      for (; i < hi; ++i) ++counted[slot(i)];
+      for (size_t d = 0; d < slots; ++d) {
+        counted[d] += counted[slots + d] + counted[2 * slots + d] + counted[3 * slots + d];
+      }
+      if (counted[ranks_] != 0) {
+        std::atomic_ref<uint8_t>(out_of_range).store(1, std::memory_order_relaxed);
+        return;
+      }
+      std::copy_n(counted.begin(), ranks_, round.rows.begin() + r * ranks_);
       for (size_t s = 0; s < strings; ++s) {
         const int64_t* offsets = table_.column(string_columns_[s]).StringOffsets();
         int64_t* bytes = round.bytes[s].data() + r * ranks_;
@@ -262,6 +286,7 @@ class InPlaceExchange {
         }
       }
     });
+    target_out_of_range_ = out_of_range != 0;
     for (size_t s = 0; s < strings; ++s) {
       if (too_long[s] != 0) {
         long_string_column_ = string_columns_[s];
@@ -852,7 +877,7 @@ class InPlaceExchange {
   const std::vector<int64_t>* bounds_;
   comm::Communicator& comm_;
   const Table& table_;
-  const std::vector<int32_t>& targets_;
+  const std::span<const int32_t> targets_;
   const int ranks_;
   const int rank_;
   const int threads_;
@@ -866,6 +891,7 @@ class InPlaceExchange {
   bool overlap_ = false;
   std::vector<int> string_columns_;
   int long_string_column_ = -1;
+  bool target_out_of_range_ = false;
   std::vector<Round> counts_;
   std::vector<Wire> wire_;
 
@@ -895,16 +921,16 @@ class InPlaceExchange {
   std::vector<SendSet> sets_;
 };
 
-}  // namespace
-
-Result<std::vector<int32_t>> HashPartitionTargets(const Table& table,
-                                                  const std::vector<int>& key_columns, int ranks,
-                                                  int threads) {
+// targets[i] for every row: the rank of its key's hash.
+Status HashPartitionInto(const Table& table, const std::vector<int>& key_columns, int ranks,
+                         int threads, int32_t* targets) {
   if (ranks < 1) return Status::Invalid("hash partitioning into {} ranks", ranks);
   DEEPRC_ASSIGN_OR_RAISE(auto keys, compute::KeyColumns::Make(table, key_columns));
   const int64_t rows = table.num_rows();
-  std::vector<int32_t> targets(static_cast<size_t>(rows));
-  if (ranks == 1) return targets;
+  if (ranks == 1) {
+    std::fill_n(targets, rows, 0);
+    return Status::OK();
+  }
   const int64_t morsels = (rows + kMorsel - 1) / kMorsel;
   ParallelFor(morsels, ThreadsOf(threads), [&](int64_t m) {
     const int64_t begin = m * kMorsel;
@@ -915,11 +941,37 @@ Result<std::vector<int32_t>> HashPartitionTargets(const Table& table,
       targets[i] = RankOfHash(hashes[i - begin], static_cast<uint64_t>(ranks));
     }
   });
+  return Status::OK();
+}
+
+// A work array of n targets from the memory pool (a fresh std::vector of millions of targets
+// costs a page fault per 4 KiB on every call; the pool's large blocks are huge pages, kept for
+// the next call).
+Result<std::shared_ptr<Buffer>> AllocateTargets(int64_t n) {
+  return Buffer::Allocate(std::max<int64_t>(n, 1) * static_cast<int64_t>(sizeof(int32_t)));
+}
+
+}  // namespace
+
+Result<std::shared_ptr<Buffer>> HashPartitionBuffer(const Table& table,
+                                                    const std::vector<int>& key_columns, int ranks,
+                                                    int threads) {
+  DEEPRC_ASSIGN_OR_RAISE(auto buffer, AllocateTargets(table.num_rows()));
+  DEEPRC_RETURN_NOT_OK(
+      HashPartitionInto(table, key_columns, ranks, threads, buffer->mutable_data_as<int32_t>()));
+  return buffer;
+}
+
+Result<std::vector<int32_t>> HashPartitionTargets(const Table& table,
+                                                  const std::vector<int>& key_columns, int ranks,
+                                                  int threads) {
+  std::vector<int32_t> targets(static_cast<size_t>(table.num_rows()));
+  DEEPRC_RETURN_NOT_OK(HashPartitionInto(table, key_columns, ranks, threads, targets.data()));
   return targets;
 }
 
 Result<Table> Exchange(comm::Communicator& comm, const Table& table,
-                       const std::vector<int32_t>& targets, const ShuffleOptions& options) {
+                       std::span<const int32_t> targets, const ShuffleOptions& options) {
   return InPlaceExchange(comm, table, targets, options).Run();
 }
 
@@ -929,17 +981,21 @@ Result<Table> ExchangeSlices(comm::Communicator& comm, const Table& table,
   const int64_t rows = table.num_rows();
   bool good = std::ssize(bounds) == ranks + 1 && bounds.front() == 0 && bounds.back() == rows;
   for (int d = 0; good && d < ranks; ++d) good = bounds[d] <= bounds[d + 1];
-  std::vector<int32_t> targets;
+  // Wrong bounds make every rank fail together (targets of the wrong length); the reason is
+  // this rank's.
+  const int64_t count = good ? rows : rows + 1;
+  DEEPRC_ASSIGN_OR_RAISE(auto buffer, AllocateTargets(count));
+  auto* targets = buffer->mutable_data_as<int32_t>();
   if (good) {
-    targets.resize(static_cast<size_t>(rows));
     for (int d = 0; d < ranks; ++d) {
-      std::fill(targets.begin() + bounds[d], targets.begin() + bounds[d + 1], d);
+      std::fill(targets + bounds[d], targets + bounds[d + 1], d);
     }
   } else {
-    // Wrong targets make every rank fail together; the reason is this rank's.
-    targets.resize(static_cast<size_t>(rows) + 1);
+    std::fill_n(targets, count, 0);
   }
-  auto result = InPlaceExchange(comm, table, targets, options, good ? &bounds : nullptr).Run();
+  auto result = InPlaceExchange(comm, table, std::span<const int32_t>(targets, count), options,
+                                good ? &bounds : nullptr)
+                    .Run();
   if (!good) {
     return Status::Invalid(
         "exchange: {} slice bounds for {} ranks, or not non-decreasing from 0 to the {} rows",
@@ -950,15 +1006,17 @@ Result<Table> ExchangeSlices(comm::Communicator& comm, const Table& table,
 
 Result<Table> Shuffle(comm::Communicator& comm, const Table& table,
                       const std::vector<int>& key_columns, const ShuffleOptions& options) {
-  auto targets = HashPartitionTargets(table, key_columns, comm.size(), options.threads);
+  const int64_t rows = table.num_rows();
+  auto targets = HashPartitionBuffer(table, key_columns, comm.size(), options.threads);
   if (!targets.ok()) {
-    // Exchange agrees on the failure with the other ranks (empty targets for a non-empty table
-    // are refused on every rank); keep the reason of this rank.
-    std::vector<int32_t> none(table.num_rows() == 0 ? 1 : 0);
+    // Exchange agrees on the failure with the other ranks (targets of the wrong length are
+    // refused on every rank); keep the reason of this rank.
+    std::vector<int32_t> none(rows == 0 ? 1 : 0);
     (void)Exchange(comm, table, none, options);
     return targets.status();
   }
-  return Exchange(comm, table, *targets, options);
+  return Exchange(comm, table, std::span<const int32_t>((*targets)->data_as<int32_t>(), rows),
+                  options);
 }
 
 }  // namespace deeprc::dist

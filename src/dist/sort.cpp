@@ -1,13 +1,16 @@
-// Sample sort (see dist/sort.h for the steps and the guarantees).
+// Sample sort, partition first (see dist/sort.h for the steps and the guarantees).
 #include "deeprc/dist/sort.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <string_view>
 #include <type_traits>
 
 #include "agreement_internal.h"
+#include "deeprc/compute/hash.h"
 #include "deeprc/compute/selection.h"
+#include "deeprc/core/thread_pool.h"
 #include "deeprc/dist/shuffle.h"
 #include "deeprc/table/builder.h"
 
@@ -20,6 +23,10 @@ constexpr const char* kRankColumn = "__deeprc_rank";
 constexpr const char* kPositionColumn = "__deeprc_position";
 constexpr const char* kWeightColumn = "__deeprc_weight";
 
+// Rows per task of the partitioning pass: its comparison states stay in cache across the
+// binary-search steps.
+constexpr int64_t kMorsel = int64_t{1} << 14;
+
 // -1, 0, 1 as compute::Sort orders two non-null values ascending: NaN above everything (all
 // NaNs equal), -0.0 equal to 0.0, strings by their bytes, false before true.
 template <typename T>
@@ -29,30 +36,175 @@ int CompareValues(T a, T b) {
     const bool b_nan = b != b;
     if (a_nan || b_nan) return a_nan == b_nan ? 0 : (a_nan ? 1 : -1);
   }
-  return a < b ? -1 : (b < a ? 1 : 0);
+  // Branch-free: on random keys a branch here is mispredicted every other row.
+  return static_cast<int>(b < a) - static_cast<int>(a < b);
 }
 
-int CompareCells(const Column& a, int64_t i, const Column& b, int64_t j,
-                 const compute::SortKey& key) {
-  const bool a_null = a.IsNull(i);
-  const bool b_null = b.IsNull(j);
-  if (a_null || b_null) {
-    if (a_null && b_null) return 0;
-    const int null_after = a_null ? 1 : -1;  // nulls last
-    return key.nulls_first ? -null_after : null_after;
-  }
-  const int order = VisitType(a.type_id(), [&]<typename Tag>(Tag) -> int {
-    if constexpr (std::is_same_v<Tag, BoolTag>) {
-      return CompareValues<int>(a.GetBool(i), b.GetBool(j));
-    } else if constexpr (std::is_same_v<Tag, StringTag>) {
-      const int c = a.GetString(i).compare(b.GetString(j));
-      return c < 0 ? -1 : (c > 0 ? 1 : 0);
-    } else {
-      using T = typename Tag::CType;
-      return CompareValues<T>(a.Value<T>(i), b.Value<T>(j));
+// One step of the rows' binary search over the splitters, for one key column: for every row
+// whose order against its probed splitter is still open (order[j] == 0), the order of the key
+// cells (-1: the row comes first, 1: the splitter does). probe[j] is the probed splitter's row
+// in `splitters`. One type dispatch per column and step, not per cell.
+void CompareKey(const Column& rows, int64_t first, int64_t count, const Column& splitters,
+                const int32_t* probe, const compute::SortKey& key, int8_t* order) {
+  const int direction = key.ascending ? 1 : -1;
+  // Nulls are last in either direction unless nulls_first.
+  const int8_t null_row = key.nulls_first ? -1 : 1;
+  const bool row_nulls = rows.has_nulls();
+  const bool splitter_nulls = splitters.has_nulls();
+  VisitType(rows.type_id(), [&]<typename Tag>(Tag) {
+    // Plain pointers, read before the loops: the int8_t stores into `order` may alias anything,
+    // so values reached through the columns would be reloaded for every row.
+    auto cell_order = [&]() {
+      if constexpr (std::is_same_v<Tag, BoolTag>) {
+        return [&rows, &splitters](int64_t i, int32_t s) {
+          return CompareValues<int>(rows.GetBool(i), splitters.GetBool(s));
+        };
+      } else if constexpr (std::is_same_v<Tag, StringTag>) {
+        return [&rows, &splitters](int64_t i, int32_t s) {
+          const int c = rows.GetString(i).compare(splitters.GetString(s));
+          return c < 0 ? -1 : (c > 0 ? 1 : 0);
+        };
+      } else {
+        using T = typename Tag::CType;
+        return [values = rows.Values<T>(), bounds = splitters.Values<T>()](int64_t i, int32_t s) {
+          return CompareValues<T>(values[i], bounds[s]);
+        };
+      }
+    }();
+    if (!row_nulls && !splitter_nulls) {
+      for (int64_t j = 0; j < count; ++j) {
+        if (order[j] != 0) continue;
+        order[j] = static_cast<int8_t>(direction * cell_order(first + j, probe[j]));
+      }
+      return;
+    }
+    for (int64_t j = 0; j < count; ++j) {
+      if (order[j] != 0) continue;
+      const int64_t i = first + j;
+      const bool a = rows.IsNull(i);
+      const bool b = splitters.IsNull(probe[j]);
+      if (a || b) {
+        order[j] = a == b ? 0 : (a ? null_row : static_cast<int8_t>(-null_row));
+      } else {
+        order[j] = static_cast<int8_t>(direction * cell_order(i, probe[j]));
+      }
     }
   });
-  return key.ascending ? order : -order;
+}
+
+// Unsigned bits whose order is compute::Sort's ascending order of the values: NaN above
+// everything (all NaNs equal), -0.0 equal to 0.0.
+template <typename T>
+uint64_t OrderBits(T value) {
+  if constexpr (std::is_floating_point_v<T>) {
+    if (value != value) return ~uint64_t{0};
+    const double widened = value == 0 ? 0.0 : static_cast<double>(value);  // exact
+    const auto bits = std::bit_cast<uint64_t>(widened);
+    return (bits >> 63) != 0 ? ~bits : bits | (uint64_t{1} << 63);
+  } else if constexpr (std::is_signed_v<T>) {
+    return static_cast<uint64_t>(static_cast<int64_t>(value)) ^ (uint64_t{1} << 63);
+  } else {
+    return static_cast<uint64_t>(value);
+  }
+}
+
+// The splitters of a one-key sort as the rows' partitioning loop reads them: order bits
+// (complemented when descending), and how this rank compares with the splitter's source rank
+// (equal keys: a row comes after the splitter when its rank is higher, or when it is the same
+// rank and the row's position is not lower). Padded with splitters no row reaches to 2^k - 1
+// entries, so that the binary search needs no bounds check.
+struct OneKeySplitters {
+  std::vector<uint64_t> bits;
+  std::vector<int64_t> rank_order;  // 1: this rank is after the splitter's, -1: before, 0: same
+  std::vector<int64_t> position;
+  int64_t top = 0;  // the first step of the binary search (0: no splitters)
+};
+
+template <typename T>
+OneKeySplitters MakeOneKeySplitters(const Table& splitters, bool ascending, int rank) {
+  OneKeySplitters out;
+  const int64_t m = splitters.num_rows();
+  out.top = static_cast<int64_t>(std::bit_floor(static_cast<uint64_t>(m)));
+  const int64_t padded = m == 0 ? 0 : 2 * out.top - 1;
+  out.bits.assign(static_cast<size_t>(padded), ~uint64_t{0});
+  out.rank_order.assign(static_cast<size_t>(padded), -1);
+  out.position.assign(static_cast<size_t>(padded), 0);
+  const T* values = splitters.column(0).Values<T>();
+  const int64_t* ranks = splitters.column(1).Values<int64_t>();
+  const int64_t* positions = splitters.column(2).Values<int64_t>();
+  for (int64_t s = 0; s < m; ++s) {
+    out.bits[s] = ascending ? OrderBits(values[s]) : ~OrderBits(values[s]);
+    out.rank_order[s] = rank > ranks[s] ? 1 : (rank < ranks[s] ? -1 : 0);
+    out.position[s] = positions[s];
+  }
+  return out;
+}
+
+// PartitionMorsel for the common case: one fixed-width numeric key without nulls (on this rank
+// and in the splitters). A branch-free binary search per row, in one pass: on random keys a
+// branch is mispredicted every other row.
+template <typename T>
+void PartitionOneKeyMorsel(const Column& key, bool ascending, const OneKeySplitters& splitters,
+                           int64_t first, int64_t count, int32_t* targets) {
+  const T* values = key.Values<T>() + first;
+  const uint64_t flip = ascending ? 0 : ~uint64_t{0};
+  const uint64_t* bits = splitters.bits.data();
+  const int64_t* rank_order = splitters.rank_order.data();
+  const int64_t* position = splitters.position.data();
+  for (int64_t j = 0; j < count; ++j) {
+    const uint64_t row = OrderBits(values[j]) ^ flip;
+    const int64_t at_position = first + j;
+    int64_t at = 0;  // splitters known to be at or before the row
+    for (int64_t step = splitters.top; step > 0; step >>= 1) {
+      const int64_t s = at + step - 1;
+      const int64_t tie_after = static_cast<int64_t>(rank_order[s] > 0) |
+                                (static_cast<int64_t>(rank_order[s] == 0) &
+                                 static_cast<int64_t>(at_position >= position[s]));
+      const int64_t move =
+          static_cast<int64_t>(row > bits[s]) | (static_cast<int64_t>(row == bits[s]) & tie_after);
+      at += step & -move;
+    }
+    targets[j] = static_cast<int32_t>(at);
+  }
+}
+
+// targets[i] for rows [first, first + count): how many of the m splitters come at or before
+// row i in the (keys, rank, position) order, found by a binary search that runs column by
+// column over the morsel (the splitters are in that order; splitter s is row s of `splitters`,
+// whose last two columns are its source rank and position).
+void PartitionMorsel(const Table& table, const std::vector<int>& key_indices,
+                     const compute::SortOptions& options, const Table& splitters, int rank,
+                     int64_t first, int64_t count, int32_t* targets) {
+  const int64_t m = splitters.num_rows();
+  const int num_keys = static_cast<int>(key_indices.size());
+  const int64_t* splitter_rank = splitters.column(num_keys).Values<int64_t>();
+  const int64_t* splitter_position = splitters.column(num_keys + 1).Values<int64_t>();
+  std::vector<int8_t> order(static_cast<size_t>(count));
+  std::vector<int32_t> probe(static_cast<size_t>(count));
+  std::fill_n(targets, count, 0);
+  for (int64_t step = std::bit_floor(static_cast<uint64_t>(m)); step > 0; step >>= 1) {
+    // Branch-free loops: on random keys every data-dependent branch is a coin toss.
+    for (int64_t j = 0; j < count; ++j) {
+      const int64_t candidate = targets[j] + step;  // splitter candidate - 1 is probed
+      order[j] = static_cast<int8_t>(-static_cast<int>(candidate > m));
+      probe[j] = static_cast<int32_t>(std::min(candidate, m) - 1);
+    }
+    for (int k = 0; k < num_keys; ++k) {
+      CompareKey(table.column(key_indices[k]), first, count, splitters.column(k), probe.data(),
+                 options.keys[k], order.data());
+    }
+    const auto step32 = static_cast<int32_t>(step);
+    for (int64_t j = 0; j < count; ++j) {
+      int8_t o = order[j];
+      if (o == 0) [[unlikely]] {
+        const int64_t other_rank = splitter_rank[probe[j]];
+        const int64_t position = first + j;
+        o = rank != other_rank ? (rank < other_rank ? -1 : 1)
+                               : (position < splitter_position[probe[j]] ? -1 : 1);
+      }
+      targets[j] += static_cast<int32_t>(o >= 0) * step32;
+    }
+  }
 }
 
 }  // namespace
@@ -62,39 +214,53 @@ Result<Table> Sort(comm::Communicator& comm, const Table& table,
   const int ranks = comm.size();
   const int rank = comm.rank();
   const int threads = options.threads;
+  if (ranks == 1 || options.keys.empty()) {
+    // Nothing moves; a bad key still fails every rank (there is one, or the keys are none).
+    auto sorted = compute::Sort(table, options);
+    DEEPRC_RETURN_NOT_OK(AgreeOnStatus(comm, sorted.status(), kOperation));
+    return sorted;
+  }
 
-  // 1. Local sort; every rank learns whether all could sort (a bad key fails everywhere).
-  Table sorted;
+  // 1. The keys exist on every rank (a bad key fails everywhere).
   std::vector<int> key_indices;
   Status local = [&]() -> Status {
     for (const auto& key : options.keys) {
       DEEPRC_ASSIGN_OR_RAISE(int index, table.schema().GetFieldIndex(key.column));
       key_indices.push_back(index);
     }
-    DEEPRC_ASSIGN_OR_RAISE(sorted, compute::Sort(table, options));
     return Status::OK();
   }();
   DEEPRC_RETURN_NOT_OK(AgreeOnStatus(comm, local, kOperation));
-  if (ranks == 1 || options.keys.empty()) return sorted;
 
-  const int64_t n = sorted.num_rows();
+  const int64_t n = table.num_rows();
   DEEPRC_ASSIGN_OR_RAISE(int64_t total,
                          comm::AllReduceValue<int64_t>(comm, n, comm::ReduceOp::kSum));
-  if (total == 0) return sorted;
+  if (total == 0) return table;
 
-  // 2. Regular samples: about samples_per_rank * ranks in all, each rank's share proportional to
-  //    its rows; sample k stands for the rows around position (2k + 1) n / 2s.
-  const int64_t wanted = std::max<int64_t>(1, int64_t{sample.samples_per_rank}) * ranks;
-  int64_t count = 0;
-  if (n > 0) {
-    count = std::min<int64_t>(n, (wanted * n + total - 1) / total);
+  // 2. Samples of the unsorted rows: about samples_per_rank * ranks in all, each rank's share
+  //    proportional to its rows; sample k is a random row of the k-th of `count` equal strides
+  //    (stratified: as even as regular sampling, but blind to periodic input), tagged with its
+  //    (rank, position) and the rows it stands for.
+  int64_t per_rank = sample.samples_per_rank;
+  if (per_rank <= 0) {
+    per_rank = std::max<int64_t>(
+        1024, std::min({int64_t{2500} * ranks, (int64_t{1} << 18) / ranks, total / (16 * ranks)}));
   }
-  std::vector<int64_t> positions(count);
-  for (int64_t k = 0; k < count; ++k) positions[k] = ((2 * k + 1) * n) / (2 * count);
+  const int64_t wanted = per_rank * ranks;
+  int64_t count = 0;
+  if (n > 0) count = std::min<int64_t>(n, (wanted * n + total - 1) / total);
+  std::vector<int64_t> positions(static_cast<size_t>(count));
+  for (int64_t k = 0; k < count; ++k) {
+    const int64_t lo = k * n / count;
+    const int64_t hi = (k + 1) * n / count;
+    const uint64_t random = compute::HashWord(static_cast<uint64_t>(k) * 0x9e3779b97f4a7c15ULL ^
+                                              static_cast<uint64_t>(rank + 1));
+    positions[k] = lo + static_cast<int64_t>(random % static_cast<uint64_t>(hi - lo));
+  }
   std::vector<Field> fields;
   std::vector<Column> columns;
   for (size_t k = 0; k < key_indices.size(); ++k) {
-    DEEPRC_ASSIGN_OR_RAISE(Column column, compute::Take(sorted.column(key_indices[k]), positions));
+    DEEPRC_ASSIGN_OR_RAISE(Column column, compute::Take(table.column(key_indices[k]), positions));
     fields.push_back({"k" + std::to_string(k), column.type()});
     columns.push_back(std::move(column));
   }
@@ -137,61 +303,68 @@ Result<Table> Sort(comm::Communicator& comm, const Table& table,
   DEEPRC_ASSIGN_OR_RAISE(all_samples, compute::Sort(all_samples, sample_order));
 
   // Splitter d (1 <= d < ranks) is the first sample whose weight midpoint reaches d / ranks of
-  // the rows: the first row (in the total order) that rank d holds. -1: none (rank d and later
-  // get nothing from here on).
+  // the rows: the first row (in the total order) that rank d holds. When the samples run out,
+  // the remaining ranks get nothing; the splitters found are the first m.
   const int num_keys = static_cast<int>(key_indices.size());
-  const Column& sample_rank = all_samples.column(num_keys);
-  const Column& sample_position = all_samples.column(num_keys + 1);
   const Column& sample_weight = all_samples.column(num_keys + 2);
-  std::vector<int64_t> splitters(ranks, -1);
+  std::vector<int64_t> splitter_rows;
   {
     double before = 0;
     int d = 1;
     for (int64_t s = 0; s < all_samples.num_rows() && d < ranks; ++s) {
       const double w = sample_weight.Value<double>(s);
       while (d < ranks && before + w / 2 >= static_cast<double>(total) * d / ranks) {
-        splitters[d++] = s;
+        splitter_rows.push_back(s);
+        ++d;
       }
       before += w;
     }
   }
+  DEEPRC_ASSIGN_OR_RAISE(Table splitters, compute::Take(all_samples, splitter_rows, threads));
 
-  // 4. Row p of `sorted` comes before sample s in the total order.
-  auto before_sample = [&](int64_t p, int64_t s) {
-    for (int k = 0; k < num_keys; ++k) {
-      const int c =
-          CompareCells(sorted.column(key_indices[k]), p, all_samples.column(k), s, options.keys[k]);
-      if (c != 0) return c < 0;
-    }
-    const int64_t other_rank = sample_rank.Value<int64_t>(s);
-    if (rank != other_rank) return rank < other_rank;
-    return p < sample_position.Value<int64_t>(s);
-  };
-  std::vector<int64_t> bounds(ranks + 1, n);
-  bounds[0] = 0;
-  for (int d = 1; d < ranks; ++d) {
-    if (splitters[d] < 0) break;
-    int64_t lo = bounds[d - 1];
-    int64_t hi = n;
-    while (lo < hi) {
-      const int64_t mid = lo + (hi - lo) / 2;
-      if (before_sample(mid, splitters[d])) {
-        lo = mid + 1;
-      } else {
-        hi = mid;
+  // 4. Every row goes to the rank whose range holds its (keys, rank, position): the number of
+  //    splitters at or before it. Rows keep their input order within each destination.
+  //    The targets live in the memory pool (huge pages, kept for the next call).
+  auto allocated = Buffer::Allocate(std::max<int64_t>(n, 1) * 4);
+  DEEPRC_RETURN_NOT_OK(AgreeOnStatus(comm, allocated.status(), kOperation));
+  std::shared_ptr<Buffer> targets_buffer = std::move(*allocated);
+  auto* targets = targets_buffer->mutable_data_as<int32_t>();
+  const int64_t morsels = (n + kMorsel - 1) / kMorsel;
+  const Column& first_key = table.column(key_indices[0]);
+  const bool one_numeric_key = num_keys == 1 && first_key.type_id() != TypeId::kString &&
+                               first_key.type_id() != TypeId::kBool && !first_key.has_nulls() &&
+                               !splitters.column(0).has_nulls();
+  const int partition_threads = threads <= 0 ? DefaultThreadCount() : threads;
+  if (one_numeric_key) {
+    VisitType(first_key.type_id(), [&]<typename Tag>(Tag) {
+      if constexpr (!std::is_same_v<Tag, BoolTag> && !std::is_same_v<Tag, StringTag>) {
+        using T = typename Tag::CType;
+        const bool ascending = options.keys[0].ascending;
+        const OneKeySplitters bounds = MakeOneKeySplitters<T>(splitters, ascending, rank);
+        ParallelFor(morsels, partition_threads, [&](int64_t m) {
+          const int64_t first = m * kMorsel;
+          PartitionOneKeyMorsel<T>(first_key, ascending, bounds, first,
+                                   std::min(kMorsel, n - first), targets + first);
+        });
       }
-    }
-    bounds[d] = lo;
+    });
+  } else {
+    ParallelFor(morsels, partition_threads, [&](int64_t m) {
+      const int64_t first = m * kMorsel;
+      PartitionMorsel(table, key_indices, options, splitters, rank, first,
+                      std::min(kMorsel, n - first), targets + first);
+    });
   }
   ShuffleOptions shuffle;
   shuffle.threads = threads;
-  DEEPRC_ASSIGN_OR_RAISE(Table merged, ExchangeSlices(comm, sorted, bounds, shuffle));
-  sorted = Table();
+  DEEPRC_ASSIGN_OR_RAISE(Table received,
+                         Exchange(comm, table, std::span<const int32_t>(targets, n), shuffle));
+  targets_buffer.reset();
 
-  // 5. The pieces are each sorted and arrive in source-rank order, received in place into one
-  //    table; a stable sort of it keeps equal keys in (source rank, position) order.
-  if (merged.num_rows() == 0) return merged;
-  return compute::Sort(merged, options);
+  // 5. What arrived is in (source rank, position) order, so one stable sort of it orders equal
+  //    keys as the global input does.
+  if (received.num_rows() == 0) return received;
+  return compute::Sort(received, options);
 }
 
 }  // namespace deeprc::dist

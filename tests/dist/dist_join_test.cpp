@@ -163,29 +163,33 @@ TEST(DistJoinTest, SortMergeLocalStepAndSuffixes) {
 
 TEST(DistJoinTest, PlanBroadcastsOnlyASideWhoseUnmatchedRowsAreNotEmitted) {
   comm::Communicator& comm = TestComm();
-  // Left is larger than right.
-  const JoinCase c = Cases()[0];
-  const Table left = testing::RankSlice(c.left, comm, testing::Cut::kEven);
-  const Table right = testing::RankSlice(c.right, comm, testing::Cut::kEven);
+  // Left is far larger than right (more than 4 times: the rule holds at 1, 2 and 4 ranks).
+  const Table global_left = testing::RandomTable(
+      {{"k", DataType::Int64(), 0.1, 300}, {"v", DataType::Float64(), 0.1}}, 4000, 61);
+  const Table global_right = testing::RandomTable(
+      {{"k", DataType::Int64(), 0.1, 300}, {"w", DataType::Int32(), 0.1}}, 150, 62);
+  const Table left = testing::RankSlice(global_left, comm, testing::Cut::kEven);
+  const Table right = testing::RankSlice(global_right, comm, testing::Cut::kEven);
   struct Expectation {
     JoinType type;
     JoinSide side;
+    JoinStrategy automatic;  // what kAuto takes: the large left side is not broadcast
   };
-  for (Expectation e : {Expectation{JoinType::kInner, JoinSide::kRight},
-                        Expectation{JoinType::kLeft, JoinSide::kRight},
-                        Expectation{JoinType::kSemi, JoinSide::kRight},
-                        Expectation{JoinType::kAnti, JoinSide::kRight},
-                        Expectation{JoinType::kOuter, JoinSide::kRight},
-                        Expectation{JoinType::kRight, JoinSide::kLeft}}) {
+  for (Expectation e : {Expectation{JoinType::kInner, JoinSide::kRight, JoinStrategy::kBroadcast},
+                        Expectation{JoinType::kLeft, JoinSide::kRight, JoinStrategy::kBroadcast},
+                        Expectation{JoinType::kSemi, JoinSide::kRight, JoinStrategy::kBroadcast},
+                        Expectation{JoinType::kAnti, JoinSide::kRight, JoinStrategy::kBroadcast},
+                        Expectation{JoinType::kOuter, JoinSide::kRight, JoinStrategy::kBroadcast},
+                        Expectation{JoinType::kRight, JoinSide::kLeft, JoinStrategy::kShuffle}}) {
     SCOPED_TRACE(TypeName(e.type));
     DistJoinOptions options;
     options.join.type = e.type;
-    options.join.left_keys = c.left_keys;
-    options.join.right_keys = c.right_keys;
+    options.join.left_keys = {"k"};
+    options.join.right_keys = {"k"};
     ASSERT_OK_AND_ASSIGN(JoinPlan plan, PlanJoin(comm, left, right, options));
-    EXPECT_GT(plan.left_bytes, plan.right_bytes);
-    EXPECT_EQ(plan.strategy, JoinStrategy::kBroadcast);  // small inputs: below the threshold
-    EXPECT_EQ(plan.broadcast, e.side);
+    EXPECT_GT(plan.left_bytes, 4 * plan.right_bytes);
+    EXPECT_EQ(plan.strategy, e.automatic);  // small inputs: below the threshold
+    if (e.automatic == JoinStrategy::kBroadcast) EXPECT_EQ(plan.broadcast, e.side);
 
     options.broadcast_threshold_bytes = 0;
     ASSERT_OK_AND_ASSIGN(plan, PlanJoin(comm, left, right, options));
@@ -204,10 +208,15 @@ TEST(DistJoinTest, PlanBroadcastsOnlyASideWhoseUnmatchedRowsAreNotEmitted) {
   }
   // Inner joins broadcast the smaller side, whichever it is.
   DistJoinOptions options;
-  options.join.left_keys = c.right_keys;
-  options.join.right_keys = c.left_keys;
+  options.join.left_keys = {"k"};
+  options.join.right_keys = {"k"};
   ASSERT_OK_AND_ASSIGN(JoinPlan plan, PlanJoin(comm, right, left, options));
+  EXPECT_EQ(plan.strategy, JoinStrategy::kBroadcast);
   EXPECT_EQ(plan.broadcast, JoinSide::kLeft);
+  // Sides of one size shuffle, however small: a copy of one on every rank would cost more than
+  // moving each rank's share of both.
+  ASSERT_OK_AND_ASSIGN(plan, PlanJoin(comm, left, left, options));
+  EXPECT_EQ(plan.strategy, comm.size() == 1 ? JoinStrategy::kBroadcast : JoinStrategy::kShuffle);
 }
 
 // A key that cannot be promoted on one rank only: every rank gets an error, none hangs.

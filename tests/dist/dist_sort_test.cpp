@@ -97,6 +97,49 @@ TEST(DistSortTest, NinetyPercentOfRowsOnOneKeySpreadOverRanks) {
   }
 }
 
+// One numeric key without nulls takes the partitioning's fast path (order bits, one pass);
+// ties on the splitters' keys, NaN, -0.0 and both directions must still give compute::Sort's
+// row order.
+TEST(DistSortTest, OneNumericKeyWithoutNulls) {
+  const Table skewed = testing::RandomTable({{"key", DataType::Int64(), 0.0, 200, 0.9},
+                                             {"small", DataType::Int16(), 0.0, 5},
+                                             {"wide", DataType::UInt64(), 0.0},
+                                             {"value", DataType::Float64(), 0.1}},
+                                            5000, 21);
+  for (RankSplit split : testing::kAllRankSplits) {
+    for (bool ascending : {true, false}) {
+      CheckSort(skewed, {{{"key", ascending, false}}}, split, 6);
+      CheckSort(skewed, {{{"small", ascending, true}}}, split, 7);
+      CheckSort(skewed, {{{"wide", ascending, false}}}, split, 8);
+    }
+  }
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double inf = std::numeric_limits<double>::infinity();
+  const double specials[] = {nan, -nan, inf, -inf, 0.0, -0.0, 1.5, -2.25};
+  NumberBuilder<double> keys(DataType::Float64());
+  NumberBuilder<float> narrow(DataType::Float32());
+  NumberBuilder<int64_t> ids(DataType::Int64());
+  for (int64_t i = 0; i < 3000; ++i) {
+    const uint64_t h = (static_cast<uint64_t>(i) * 2654435761u) >> 9;
+    ASSERT_OK(keys.Append(specials[h % 8]));
+    ASSERT_OK(narrow.Append(static_cast<float>(specials[(h >> 3) % 8])));
+    ASSERT_OK(ids.Append(i));
+  }
+  ASSERT_OK_AND_ASSIGN(Column key_column, keys.Finish());
+  ASSERT_OK_AND_ASSIGN(Column narrow_column, narrow.Finish());
+  ASSERT_OK_AND_ASSIGN(Column id_column, ids.Finish());
+  ASSERT_OK_AND_ASSIGN(Table floats, Table::Make(Schema({{"key", DataType::Float64()},
+                                                         {"narrow", DataType::Float32()},
+                                                         {"id", DataType::Int64()}}),
+                                                 {key_column, narrow_column, id_column}));
+  for (RankSplit split : testing::kAllRankSplits) {
+    for (bool ascending : {true, false}) {
+      CheckSort(floats, {{{"key", ascending, false}}}, split, 9);
+      CheckSort(floats, {{{"narrow", ascending, true}}}, split, 10);
+    }
+  }
+}
+
 TEST(DistSortTest, AllNullKeys) {
   const Table global = testing::RandomTable({{"key", DataType::String(), 1.0},
                                              {"other", DataType::Int32(), 1.0},

@@ -23,6 +23,7 @@
 #include "deeprc/train/metrics.h"
 #include "deeprc/train/series.h"
 #include "testing/assertions.h"
+#include "testing/training_pool.h"
 
 namespace deeprc::train {
 namespace {
@@ -32,84 +33,6 @@ using namespace std::chrono_literals;
 using nlohmann::json;
 using runtime::ExecutionResult;
 using runtime::TaskState;
-
-const std::string kWorker = std::string(DEEPRC_BINARY_DIR) + "/apps/deeprc-worker";
-const std::string kPlugin = std::string(DEEPRC_BINARY_DIR) + "/lib/libdeeprc_train_plugin.so";
-
-runtime::TaskDescription Function(std::string uid, std::string function, json args,
-                                  int32_t ranks = 1) {
-  runtime::TaskDescription task;
-  task.uid = std::move(uid);
-  task.mode = runtime::TaskMode::kFunction;
-  task.function = std::move(function);
-  task.args = std::move(args);
-  task.ranks = ranks;
-  return task;
-}
-
-// An agent whose one pool ("train", two ranks) loads the training plugin; the results it
-// delivers, by task.
-class TrainingPool {
- public:
-  TrainingPool() {
-    runtime::SessionOptions session_options;
-    session_options.root = fs::temp_directory_path().string() + "/deeprc_forecast_functions." +
-                           std::to_string(::getpid());
-    session_ = runtime::Session::Make(session_options).ValueOrDie();
-    runtime::PoolDescription pool;
-    pool.name = "train";
-    pool.workers = 2;
-    pool.program = kWorker;
-    pool.plugins = {kPlugin};
-    runtime::AgentOptions options;
-    options.session_dir = session_->directory();
-    options.nodes = {runtime::NodeResources{2, 0, 0}};
-    options.events = &session_->events();
-    options.pools.pools = {pool};
-    options.pools.heartbeat_interval = 200ms;
-    options.pools.heartbeat_timeout = 10000ms;
-    options.kill_grace = 500ms;
-    options.on_result = [this](ExecutionResult result) {
-      {
-        std::lock_guard lock(mutex_);
-        results_[result.uid] = std::move(result);
-      }
-      changed_.notify_all();
-    };
-    made_ = runtime::Agent::Make(std::move(options));
-  }
-  ~TrainingPool() {
-    if (made_.ok()) (*made_)->Shutdown();
-    std::error_code ignored;
-    if (!::testing::Test::HasFailure()) fs::remove_all(session_->directory(), ignored);
-  }
-
-  Status made() const { return made_.status(); }
-  const std::string& directory() const { return session_->directory(); }
-
-  // Submits one task and waits for its result.
-  ExecutionResult Run(runtime::TaskDescription task, std::chrono::milliseconds timeout = 120s) {
-    const std::string uid = task.uid;
-    Status submitted = (*made_)->Submit({std::move(task)}, runtime::NowMicros());
-    if (!submitted.ok()) {
-      ADD_FAILURE() << uid << ": " << submitted.ToString();
-      return {};
-    }
-    std::unique_lock lock(mutex_);
-    if (!changed_.wait_for(lock, timeout, [&] { return results_.contains(uid); })) {
-      ADD_FAILURE() << "no result for " << uid << " within " << timeout.count() << " ms";
-      return {};
-    }
-    return results_.at(uid);
-  }
-
- private:
-  std::unique_ptr<runtime::Session> session_;
-  Result<std::unique_ptr<runtime::Agent>> made_ = Status::Internal("not made");
-  std::mutex mutex_;
-  std::condition_variable changed_;
-  std::map<std::string, ExecutionResult> results_;
-};
 
 // Random seasonal series with a trend and noise, in long format: the first part of each series
 // (train.csv) and its last `h` points (test.csv), integer ds starting at a random point.

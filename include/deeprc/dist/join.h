@@ -15,7 +15,8 @@ namespace deeprc::dist {
 
 enum class JoinStrategy : uint8_t {
   // Broadcast when a side that may be broadcast for this join type is below
-  // broadcast_threshold_bytes globally, else shuffle.
+  // broadcast_threshold_bytes globally and size() times it is at most the other side's global
+  // size, else shuffle.
   kAuto,
   // Both sides hash-partitioned on the (promoted) keys, then a local join per rank.
   kShuffle,
@@ -38,7 +39,8 @@ struct DistJoinOptions {
   // Keys, type, suffixes, nulls_equal and the local algorithm (hash or sort) of the local step.
   compute::JoinOptions join;
   JoinStrategy strategy = JoinStrategy::kAuto;
-  // kAuto broadcasts a side whose serialized size summed over all ranks is at most this.
+  // kAuto broadcasts a side whose serialized size summed over all ranks is at most this (and
+  // at most the other side's divided by the rank count).
   int64_t broadcast_threshold_bytes = int64_t{16} << 20;
   ShuffleOptions shuffle;
 };

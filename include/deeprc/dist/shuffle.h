@@ -3,6 +3,7 @@
 // Moving rows between ranks: the first step of every hash-based distributed operator.
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "deeprc/comm/communicator.h"
@@ -35,7 +36,7 @@ Result<std::vector<int32_t>> HashPartitionTargets(const Table& table,
 // passes a table of the same schema. The received bytes land in the output columns' buffers
 // (no concatenation); `options.exchange` is not used (nothing is compressed).
 Result<Table> Exchange(comm::Communicator& comm, const Table& table,
-                       const std::vector<int32_t>& targets, const ShuffleOptions& options = {});
+                       std::span<const int32_t> targets, const ShuffleOptions& options = {});
 
 // Sends rows [bounds[d], bounds[d + 1]) to rank d: `bounds` holds comm.size() + 1 row numbers,
 // non-decreasing from 0 to table.num_rows(). The exchange of sort and repartition: the same

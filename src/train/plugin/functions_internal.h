@@ -10,5 +10,7 @@ namespace deeprc::train {
 
 // forecast.train, forecast.predict, forecast.evaluate (forecast_functions.cpp).
 Status RegisterForecastFunctions(runtime::FunctionRegistry& registry);
+// hydro.train, hydro.evaluate (hydro_functions.cpp).
+Status RegisterHydroFunctions(runtime::FunctionRegistry& registry);
 
 }  // namespace deeprc::train

@@ -8,5 +8,6 @@ extern "C" __attribute__((visibility("default"))) deeprc::Status deeprc_register
     deeprc::runtime::FunctionRegistry& registry) {
   // This rank is a training process from now on.
   deeprc::train::KeepFreedMemoryForReuse();
-  return deeprc::train::RegisterForecastFunctions(registry);
+  DEEPRC_RETURN_NOT_OK(deeprc::train::RegisterForecastFunctions(registry));
+  return deeprc::train::RegisterHydroFunctions(registry);
 }

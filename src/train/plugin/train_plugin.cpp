@@ -17,14 +17,13 @@
 #include "deeprc/train/forecaster.h"
 #include "deeprc/train/metrics.h"
 #include "deeprc/train/plugin.h"
+#include "train/plugin/command_internal.h"
+#include "train/plugin/hydro_command.h"
 #include "train/plugin/malloc_tuning.h"
 #include "train/plugin/series_io.h"
 
 namespace deeprc::train {
 namespace {
-
-// Set by `deeprc train --ranks N` in each rank's environment (apps/deeprc/train_command.cpp).
-constexpr const char* kRanksVariable = "DEEPRC_TRAIN_RANKS";
 
 std::string Number(double value) {
   if (!std::isfinite(value)) return "null";
@@ -115,6 +114,7 @@ Status RunTraining(const CommandOptions& options, comm::Communicator* communicat
 
 int RunCommand(int argc, char** argv) {
   KeepFreedMemoryForReuse();
+  if (IsHydroCommand(argc, argv)) return RunHydroCommand(argc, argv);
   std::string models;
   for (const auto& name : ForecastModelNames()) models += (models.empty() ? "" : ", ") + name;
   CLI::App app{"Trains a forecasting model on a long-format table (unique_id, ds, y) and scores "
@@ -123,7 +123,9 @@ int RunCommand(int argc, char** argv) {
                "[--season M] [--ranks N] [--set key=value ...]",
                "deeprc train"};
   CommandOptions options;
-  app.add_option("--model", options.model, "Model: " + models)->required();
+  app.add_option("--model", options.model,
+                 "Model: " + models + "; or hydro (CAMELS basins: see --model hydro --help)")
+      ->required();
   app.add_option("--data", options.data, "Training data (CSV or .drt), columns by name")
       ->required();
   app.add_option("--test", options.test,
@@ -147,39 +149,9 @@ int RunCommand(int argc, char** argv) {
   app.add_option("--checkpoint", options.checkpoint, "Save the trained weights here");
   app.add_option("--ranks", options.ranks, "Data-parallel ranks (started by `deeprc train`)");
   app.add_option("--comm", options.comm, "Communicator of the ranks: mpi or gloo");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& error) {
-    if (error.get_exit_code() == 0) return app.exit(error);
-    std::fprintf(stderr, "deeprc train: %s (see --help)\n", error.what());
-    return 2;
-  }
-  std::unique_ptr<comm::Communicator> communicator;
-  if (std::getenv(kRanksVariable) != nullptr) {
-    auto made = comm::MakeCommunicator();
-    if (!made.ok()) {
-      std::fprintf(stderr, "deeprc train: %s\n", made.status().message().c_str());
-      return 1;
-    }
-    communicator = std::move(*made);
-  }
-  Status status;
-  try {
-    status = RunTraining(options, communicator.get());
-  } catch (const std::exception& error) {
-    status = Status::Internal("{}", error.what());
-  }
-  if (!status.ok()) {
-    std::fprintf(stderr, "deeprc train: %s\n", status.message().c_str());
-    if (communicator != nullptr && communicator->size() > 1) {
-      communicator->Abort(status.code() == StatusCode::kInternal ? 1 : 2, status.message());
-    }
-    return status.code() == StatusCode::kInvalid || status.code() == StatusCode::kKeyError ||
-                   status.code() == StatusCode::kTypeError
-               ? 2
-               : 1;
-  }
-  return 0;
+  return ParseAndRun(app, argc, argv, "--help", [&](comm::Communicator* communicator) {
+    return RunTraining(options, communicator);
+  });
 }
 
 const DeeprcTrainPlugin kPlugin{kTrainPluginAbiVersion, RunCommand};

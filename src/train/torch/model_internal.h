@@ -86,6 +86,20 @@ Result<std::shared_ptr<ForecastModule>> MakeDecompositionModel(const std::string
 // The activation layers by NeuralForecast's names (ReLU, GELU, ...), appended to `layers`.
 Status AddActivation(torch::nn::Sequential& layers, const std::string& name);
 
+// The hydrology model (models.cpp; see deeprc/train/hydrology.h): Dense(hidden, selu) on each
+// day -> two stacked LSTM(hidden) -> Dense(hidden, selu) on the last day's state -> Dense(outputs).
+// x [B, days, features] -> [B, outputs].
+class HydroModule : public torch::nn::Module {
+ public:
+  HydroModule(int64_t features, int64_t hidden, int64_t outputs, double dropout);
+  torch::Tensor Forward(const torch::Tensor& x);
+
+ private:
+  torch::nn::Linear input_{nullptr}, head_{nullptr}, output_{nullptr};
+  torch::nn::LSTM lstm_{nullptr};
+  torch::nn::Dropout dropout_{nullptr};
+};
+
 // The models by name (case-insensitive): MLP, NBEATS, NHITS, LSTM, GRU, RNN, TCN, and those of
 // TransformerDefaults.
 std::vector<std::string> ModelNames();

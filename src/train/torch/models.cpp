@@ -557,6 +557,26 @@ std::string Upper(std::string text) {
 
 }  // namespace
 
+// ---------------------------------------------------------------------------------------------
+// The hydrology model. The two LSTM layers are one nn::LSTM of two layers: the same as two
+// stacked LSTM(320) (the second reads the first's sequence), in one fused call.
+
+HydroModule::HydroModule(int64_t features, int64_t hidden, int64_t outputs, double dropout) {
+  input_ = register_module("input", nn::Linear(features, hidden));
+  lstm_ = register_module("lstm",
+                          nn::LSTM(nn::LSTMOptions(hidden, hidden).num_layers(2).batch_first(true)));
+  dropout_ = register_module("dropout", nn::Dropout(dropout));
+  head_ = register_module("head", nn::Linear(hidden, hidden));
+  output_ = register_module("output", nn::Linear(hidden, outputs));
+}
+
+torch::Tensor HydroModule::Forward(const torch::Tensor& x) {
+  torch::Tensor days = torch::selu(input_->forward(x));     // [B, L, hidden]
+  torch::Tensor states = std::get<0>(lstm_->forward(days));  // [B, L, hidden]
+  torch::Tensor last = dropout_->forward(states.select(1, states.size(1) - 1));
+  return output_->forward(torch::selu(head_->forward(last)));  // [B, outputs]
+}
+
 std::vector<std::string> ModelNames() {
   return {"MLP",    "NBEATS",   "NHITS",              "LSTM",       "GRU",       "RNN",    "TCN",
           "DeepAR", "PatchTST", "VanillaTransformer", "Autoformer", "FEDformer", "TimesNet"};

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <limits>
 #include <cstring>
 #include <numbers>
@@ -15,6 +16,8 @@
 
 #include "deeprc/comm/communicator.h"
 #include "deeprc/train/forecaster.h"
+#include "deeprc/train/hydrology.h"
+#include "deeprc/train/metrics.h"
 #include "train/torch/model_internal.h"
 
 namespace deeprc::train {
@@ -60,6 +63,101 @@ ModelInput ToInput(const Batch& batch) {
   return input;
 }
 
+// The loss of one batch's output [B, h, outputs] against y [B, h] where mask is 1: masked
+// points add nothing to the loss nor to its gradient.
+torch::Tensor MaskedLoss(LossType loss, double huber_delta, const torch::Tensor& output,
+                         const torch::Tensor& y, const torch::Tensor& mask) {
+  const torch::Tensor count = mask.sum().clamp_min(1);
+  torch::Tensor mean = output.select(2, 0);
+  switch (loss) {
+    case LossType::kMae:
+      return ((mean - y).abs() * mask).sum() / count;
+    case LossType::kMse:
+      return ((mean - y).square() * mask).sum() / count;
+    case LossType::kHuber: {
+      torch::Tensor error = (mean - y).abs();
+      torch::Tensor quadratic = 0.5 * error.square();
+      torch::Tensor linear = huber_delta * (error - 0.5 * huber_delta);
+      return (torch::where(error <= huber_delta, quadratic, linear) * mask).sum() / count;
+    }
+    case LossType::kNormal: {
+      torch::Tensor scale = torch::softplus(output.select(2, 1)) + kMinNormalScale;
+      torch::Tensor nll = torch::log(scale) + 0.5 * ((y - mean) / scale).square() +
+                          0.5 * std::log(2 * std::numbers::pi);
+      return (nll * mask).sum() / count;
+    }
+  }
+  return {};
+}
+
+// Sums every gradient of `model` over the ranks, in buckets of kBucketFloats.
+Status AllReduceGradients(torch::nn::Module& model, comm::Communicator& communicator) {
+  std::vector<float> bucket;
+  bucket.reserve(kBucketFloats);
+  std::vector<torch::Tensor> pending;
+  auto flush = [&]() -> Status {
+    if (bucket.empty()) return Status::OK();
+    DEEPRC_RETURN_NOT_OK(communicator.AllReduce(std::span<float>(bucket), comm::ReduceOp::kSum));
+    size_t offset = 0;
+    for (auto& grad : pending) {
+      const int64_t n = grad.numel();
+      std::memcpy(grad.data_ptr<float>(), bucket.data() + offset, n * sizeof(float));
+      offset += n;
+    }
+    bucket.clear();
+    pending.clear();
+    return Status::OK();
+  };
+  for (auto& parameter : model.parameters()) {
+    if (!parameter.requires_grad()) continue;
+    if (!parameter.grad().defined()) parameter.mutable_grad() = torch::zeros_like(parameter);
+    torch::Tensor grad = parameter.mutable_grad();
+    DEEPRC_CHECK(grad.is_contiguous());
+    const int64_t n = grad.numel();
+    if (!bucket.empty() && bucket.size() + n > kBucketFloats) DEEPRC_RETURN_NOT_OK(flush());
+    const float* data = grad.data_ptr<float>();
+    bucket.insert(bucket.end(), data, data + n);
+    pending.push_back(grad);
+  }
+  return flush();
+}
+
+// The tensors' values one after another (weights or gradients; an undefined tensor is zeros of
+// the shape `like` gives).
+std::vector<float> Flatten(const std::vector<torch::Tensor>& tensors) {
+  std::vector<float> flat;
+  for (const auto& tensor : tensors) {
+    torch::Tensor values = tensor.detach().contiguous();
+    flat.insert(flat.end(), values.data_ptr<float>(), values.data_ptr<float>() + values.numel());
+  }
+  return flat;
+}
+
+int64_t CountValues(const std::vector<torch::Tensor>& tensors) {
+  int64_t count = 0;
+  for (const auto& tensor : tensors) count += tensor.numel();
+  return count;
+}
+
+// Writes the archive `fill` makes to a temporary file, then renames it to `path`: a checkpoint
+// is never half-written.
+Status SaveCheckpoint(const std::string& path,
+                      const std::function<void(torch::serialize::OutputArchive&)>& fill) {
+  const std::string temporary = path + ".tmp";
+  try {
+    torch::serialize::OutputArchive archive;
+    fill(archive);
+    archive.save_to(temporary);
+  } catch (const c10::Error& error) {
+    std::filesystem::remove(temporary);
+    return Status::IOError("checkpoint {}: {}", path, error.what_without_backtrace());
+  }
+  std::error_code error;
+  std::filesystem::rename(temporary, path, error);
+  if (error) return Status::IOError("checkpoint {}: {}", path, error.message());
+  return Status::OK();
+}
+
 }  // namespace
 
 std::vector<std::string> ForecastModelNames() { return internal::ModelNames(); }
@@ -83,30 +181,9 @@ struct Forecaster::Impl {
   int64_t val_check_steps = 100;
   int64_t patience = -1;
 
-  // The loss of one batch's output [B, h, outputs] against y [B, h] where mask is 1.
   torch::Tensor Loss(const torch::Tensor& output, const torch::Tensor& y,
                      const torch::Tensor& mask) const {
-    const torch::Tensor count = mask.sum().clamp_min(1);
-    torch::Tensor mean = output.select(2, 0);
-    switch (loss) {
-      case LossType::kMae:
-        return ((mean - y).abs() * mask).sum() / count;
-      case LossType::kMse:
-        return ((mean - y).square() * mask).sum() / count;
-      case LossType::kHuber: {
-        torch::Tensor error = (mean - y).abs();
-        torch::Tensor quadratic = 0.5 * error.square();
-        torch::Tensor linear = huber_delta * (error - 0.5 * huber_delta);
-        return (torch::where(error <= huber_delta, quadratic, linear) * mask).sum() / count;
-      }
-      case LossType::kNormal: {
-        torch::Tensor scale = torch::softplus(output.select(2, 1)) + kMinNormalScale;
-        torch::Tensor nll = torch::log(scale) + 0.5 * ((y - mean) / scale).square() +
-                            0.5 * std::log(2 * std::numbers::pi);
-        return (nll * mask).sum() / count;
-      }
-    }
-    return {};
+    return MaskedLoss(loss, huber_delta, output, y, mask);
   }
 
   double ValidationLoss(const WindowSet& windows) {
@@ -127,38 +204,6 @@ struct Forecaster::Impl {
     }
     model->train();
     return count > 0 ? total / count : std::numeric_limits<double>::quiet_NaN();
-  }
-
-  // Sums every gradient over the ranks, in buckets of kBucketFloats.
-  Status AllReduceGradients(comm::Communicator& communicator) {
-    std::vector<float> bucket;
-    bucket.reserve(kBucketFloats);
-    std::vector<torch::Tensor> pending;
-    auto flush = [&]() -> Status {
-      if (bucket.empty()) return Status::OK();
-      DEEPRC_RETURN_NOT_OK(communicator.AllReduce(std::span<float>(bucket), comm::ReduceOp::kSum));
-      size_t offset = 0;
-      for (auto& grad : pending) {
-        const int64_t n = grad.numel();
-        std::memcpy(grad.data_ptr<float>(), bucket.data() + offset, n * sizeof(float));
-        offset += n;
-      }
-      bucket.clear();
-      pending.clear();
-      return Status::OK();
-    };
-    for (auto& parameter : model->parameters()) {
-      if (!parameter.requires_grad()) continue;
-      if (!parameter.grad().defined()) parameter.mutable_grad() = torch::zeros_like(parameter);
-      torch::Tensor grad = parameter.mutable_grad();
-      DEEPRC_CHECK(grad.is_contiguous());
-      const int64_t n = grad.numel();
-      if (!bucket.empty() && bucket.size() + n > kBucketFloats) DEEPRC_RETURN_NOT_OK(flush());
-      const float* data = grad.data_ptr<float>();
-      bucket.insert(bucket.end(), data, data + n);
-      pending.push_back(grad);
-    }
-    return flush();
   }
 
   Result<TrainReport> Fit(const SeriesSet& series, comm::Communicator* communicator) {
@@ -217,7 +262,7 @@ struct Forecaster::Impl {
       loss.backward();
       double step_loss = loss.item<double>();
       if (communicator != nullptr && ranks > 1) {
-        DEEPRC_RETURN_NOT_OK(AllReduceGradients(*communicator));
+        DEEPRC_RETURN_NOT_OK(AllReduceGradients(*model, *communicator));
         DEEPRC_ASSIGN_OR_RAISE(step_loss,
                                comm::AllReduceValue(*communicator, step_loss, comm::ReduceOp::kSum));
       }
@@ -368,9 +413,7 @@ Result<Forecast> Forecaster::Predict(const SeriesSet& series) {
 }
 
 Status Forecaster::Save(const std::string& path) const {
-  const std::string temporary = path + ".tmp";
-  try {
-    torch::serialize::OutputArchive archive;
+  return SaveCheckpoint(path, [&](torch::serialize::OutputArchive& archive) {
     archive.write("deeprc_model", torch::IValue(impl_->model_name));
     // What Restore needs to build the same model again.
     const TrainOptions& options = impl_->options;
@@ -383,15 +426,7 @@ Status Forecaster::Save(const std::string& path) const {
                                       {"exogenous", impl_->exogenous}};
     archive.write("deeprc_options", torch::IValue(described.dump()));
     impl_->model->save(archive);
-    archive.save_to(temporary);
-  } catch (const c10::Error& error) {
-    std::filesystem::remove(temporary);
-    return Status::IOError("checkpoint {}: {}", path, error.what_without_backtrace());
-  }
-  std::error_code error;
-  std::filesystem::rename(temporary, path, error);
-  if (error) return Status::IOError("checkpoint {}: {}", path, error.message());
-  return Status::OK();
+  });
 }
 
 Status Forecaster::Load(const std::string& path) {
@@ -459,6 +494,265 @@ int64_t Forecaster::ParameterCount() const {
   int64_t count = 0;
   for (const auto& parameter : impl_->model->parameters()) count += parameter.numel();
   return count;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The hydrology model's trainer: the same Adam, StepLR, seeded batches, masked losses and
+// data-parallel gradient sums as the Forecaster, over a HydroDataset's samples.
+
+struct HydroModel::Impl {
+  std::shared_ptr<internal::HydroModule> model;
+  std::map<std::string, std::string> settings;  // as given to Make, for checkpoints
+  int64_t features = 0;
+  int64_t epochs = 12;
+  int64_t batch_size = 32;
+  double learning_rate = 1e-3;
+  int64_t num_lr_decays = 3;
+  LossType loss = LossType::kMse;
+  uint64_t seed = 1;
+
+  // Output [B, 1, 1], y and mask [B, 1] of the given samples.
+  std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> Run(const HydroDataset& data,
+                                                              std::span<const int64_t> samples) {
+    std::vector<float> x, y, mask;
+    data.Fill(samples, &x, &y, &mask);
+    const int64_t n = static_cast<int64_t>(samples.size());
+    torch::Tensor output =
+        model->Forward(FromVector(x, {n, data.sequence_length(), features})).unsqueeze(1);
+    return {output, FromVector(y, {n, 1}), FromVector(mask, {n, 1})};
+  }
+
+  Result<TrainReport> Fit(const HydroDataset& data, comm::Communicator* communicator) {
+    if (data.features() != features) {
+      return Status::Invalid("hydro: the model reads {} forcings, the dataset has {}", features,
+                             data.features());
+    }
+    const int ranks = communicator ? communicator->size() : 1;
+    const int rank = communicator ? communicator->rank() : 0;
+    if (batch_size < ranks) {
+      return Status::Invalid("batch_size {} is smaller than the {} ranks", batch_size, ranks);
+    }
+    const int64_t samples = static_cast<int64_t>(data.training().size());
+    const int64_t steps = epochs * ((samples + batch_size - 1) / batch_size);
+    const int64_t decay_every = num_lr_decays > 0
+                                    ? std::max<int64_t>(steps / num_lr_decays, 1)
+                                    : std::numeric_limits<int64_t>::max();
+    torch::optim::Adam optimizer(model->parameters(), torch::optim::AdamOptions(learning_rate));
+    Shuffler shuffler(samples, seed);
+    const int64_t slice_begin = batch_size * rank / ranks;
+    const int64_t slice_end = batch_size * (rank + 1) / ranks;
+    // Each rank's mean loss weighs by its share of the global batch's observed targets, so the
+    // sum over ranks is the global batch's masked mean.
+    TrainReport report;
+    report.global_batch = batch_size;
+    std::vector<int64_t> local;
+    model->train();
+    const auto start = std::chrono::steady_clock::now();
+    for (int64_t step = 0; step < steps; ++step) {
+      const double rate = learning_rate * std::pow(0.5, static_cast<double>(step / decay_every));
+      for (auto& group : optimizer.param_groups()) {
+        static_cast<torch::optim::AdamOptions&>(group.options()).lr(rate);
+      }
+      const std::vector<int64_t> order = shuffler.Next(batch_size);
+      local.clear();
+      double observed = 0;
+      for (int64_t i = 0; i < batch_size; ++i) {
+        const int64_t day = data.training()[order[i]];
+        if (!std::isnan(data.Observed(day))) observed += 1;
+        if (i >= slice_begin && i < slice_end) local.push_back(day);
+      }
+      optimizer.zero_grad();
+      auto [output, y, mask] = Run(data, local);
+      const double local_observed = mask.sum().item<double>();
+      const double weight = observed > 0 ? local_observed / observed : 0;
+      torch::Tensor step_loss_tensor = MaskedLoss(loss, 1.0, output, y, mask) * weight;
+      step_loss_tensor.backward();
+      double step_loss = step_loss_tensor.item<double>();
+      if (communicator != nullptr && ranks > 1) {
+        DEEPRC_RETURN_NOT_OK(AllReduceGradients(*model, *communicator));
+        DEEPRC_ASSIGN_OR_RAISE(step_loss, comm::AllReduceValue(*communicator, step_loss,
+                                                               comm::ReduceOp::kSum));
+      }
+      if (!std::isfinite(step_loss)) {
+        return Status::Invalid("hydro: the training loss is {} at step {} (try a smaller "
+                               "learning_rate)",
+                               step_loss, step);
+      }
+      optimizer.step();
+      report.losses.push_back(step_loss);
+      report.steps = step + 1;
+    }
+    report.train_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    report.samples_per_s =
+        report.train_seconds > 0
+            ? static_cast<double>(report.steps * batch_size) / report.train_seconds
+            : 0;
+    return report;
+  }
+
+  std::vector<double> Predict(const HydroDataset& data, std::span<const int64_t> samples) {
+    torch::NoGradGuard no_grad;
+    model->eval();
+    std::vector<double> predicted;
+    predicted.reserve(samples.size());
+    for (size_t start = 0; start < samples.size(); start += 1024) {
+      const size_t n = std::min<size_t>(1024, samples.size() - start);
+      torch::Tensor output =
+          std::get<0>(Run(data, samples.subspan(start, n))).reshape({-1}).contiguous();
+      for (int64_t i = 0; i < output.numel(); ++i) {
+        predicted.push_back(data.ToStreamflow(output[i].item<double>()));
+      }
+    }
+    model->train();
+    return predicted;
+  }
+};
+
+HydroModel::HydroModel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+HydroModel::~HydroModel() = default;
+
+Result<std::unique_ptr<HydroModel>> HydroModel::Make(
+    int64_t features, const std::map<std::string, std::string>& values, uint64_t seed) {
+  if (features < 1) return Status::Invalid("hydro: needs at least one forcing, got {}", features);
+  auto impl = std::make_unique<Impl>();
+  internal::Settings settings(values);
+  impl->features = features;
+  impl->seed = seed;
+  impl->settings = values;
+  const int64_t hidden = settings.Int("hidden", 320);
+  const double dropout = settings.Real("dropout", 0.0);
+  impl->epochs = settings.Int("epochs", 12);
+  impl->batch_size = settings.Int("batch_size", 32);
+  impl->learning_rate = settings.Real("learning_rate", 1e-3);
+  impl->num_lr_decays = settings.Int("num_lr_decays", 3);
+  const std::string loss_name = settings.Text("loss", "MSE");
+  const int64_t threads = settings.Int("threads", 0);
+  DEEPRC_RETURN_NOT_OK(settings.Check("hydro"));
+  DEEPRC_ASSIGN_OR_RAISE(impl->loss, ParseLoss(loss_name));
+  if (impl->loss == LossType::kNormal) {
+    return Status::Invalid("hydro: loss Normal is not offered (one output per day): use MSE, MAE "
+                           "or Huber");
+  }
+  if (hidden < 1 || impl->epochs < 1 || impl->batch_size < 1 || impl->learning_rate <= 0 ||
+      dropout < 0 || dropout >= 1) {
+    return Status::Invalid("hydro: hidden, epochs and batch_size must be >= 1, learning_rate > 0 "
+                           "and dropout in [0, 1)");
+  }
+  try {
+    if (threads > 0) torch::set_num_threads(static_cast<int>(threads));
+    torch::manual_seed(seed);
+    impl->model = std::make_shared<internal::HydroModule>(features, hidden, 1, dropout);
+  } catch (const c10::Error& error) {
+    return Status::Invalid("hydro: LibTorch: {}", error.what_without_backtrace());
+  }
+  return std::unique_ptr<HydroModel>(new HydroModel(std::move(impl)));
+}
+
+Result<TrainReport> HydroModel::Fit(const HydroDataset& data, comm::Communicator* communicator) {
+  try {
+    return impl_->Fit(data, communicator);
+  } catch (const c10::Error& error) {
+    return Status::Internal("hydro: LibTorch: {}", error.what_without_backtrace());
+  }
+}
+
+Result<std::vector<double>> HydroModel::Predict(const HydroDataset& data,
+                                                std::span<const int64_t> samples) {
+  if (data.features() != impl_->features) {
+    return Status::Invalid("hydro: the model reads {} forcings, the dataset has {}",
+                           impl_->features, data.features());
+  }
+  try {
+    return impl_->Predict(data, samples);
+  } catch (const c10::Error& error) {
+    return Status::Internal("hydro: LibTorch: {}", error.what_without_backtrace());
+  }
+}
+
+Result<std::pair<double, std::vector<float>>> HydroModel::LossGradient(
+    const HydroDataset& data, std::span<const int64_t> samples) {
+  try {
+    impl_->model->zero_grad();
+    auto [output, y, mask] = impl_->Run(data, samples);
+    torch::Tensor loss = MaskedLoss(impl_->loss, 1.0, output, y, mask);
+    loss.backward();
+    std::vector<torch::Tensor> gradients;
+    for (auto& parameter : impl_->model->parameters()) {
+      gradients.push_back(parameter.grad().defined() ? parameter.grad()
+                                                     : torch::zeros_like(parameter));
+    }
+    std::pair<double, std::vector<float>> result{loss.item<double>(), Flatten(gradients)};
+    impl_->model->zero_grad();
+    return result;
+  } catch (const c10::Error& error) {
+    return Status::Internal("hydro: LibTorch: {}", error.what_without_backtrace());
+  }
+}
+
+// The checkpoint names its model "hydro" and holds the settings as "key=value" strings.
+constexpr const char* kHydroModelName = "hydro";
+
+Status HydroModel::Save(const std::string& path) const {
+  return SaveCheckpoint(path, [&](torch::serialize::OutputArchive& archive) {
+    archive.write("deeprc_model", torch::IValue(std::string(kHydroModelName)));
+    archive.write("hydro_features", torch::IValue(impl_->features));
+    archive.write("hydro_seed", torch::IValue(static_cast<int64_t>(impl_->seed)));
+    c10::List<std::string> settings;
+    for (const auto& [key, value] : impl_->settings) settings.push_back(key + "=" + value);
+    archive.write("hydro_settings", torch::IValue(settings));
+    impl_->model->save(archive);
+  });
+}
+
+Result<std::unique_ptr<HydroModel>> HydroModel::Restore(const std::string& path) {
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from(path);
+    torch::IValue name, features, seed, listed;
+    if (!archive.try_read("deeprc_model", name) || !name.isString() ||
+        name.toStringRef() != kHydroModelName || !archive.try_read("hydro_features", features) ||
+        !archive.try_read("hydro_seed", seed) || !archive.try_read("hydro_settings", listed)) {
+      return Status::Invalid("checkpoint {}: not a hydrology model checkpoint", path);
+    }
+    std::map<std::string, std::string> settings;
+    for (const auto& entry : listed.toList()) {
+      const std::string text = entry.get().toStringRef();
+      const size_t equals = text.find('=');
+      settings[text.substr(0, equals)] = equals == std::string::npos ? "" : text.substr(equals + 1);
+    }
+    DEEPRC_ASSIGN_OR_RAISE(auto model,
+                           Make(features.toInt(), settings, static_cast<uint64_t>(seed.toInt())));
+    model->impl_->model->load(archive);
+    return model;
+  } catch (const c10::Error& error) {
+    return Status::IOError("checkpoint {}: {}", path, error.what_without_backtrace());
+  }
+}
+
+int64_t HydroModel::ParameterCount() const { return CountValues(impl_->model->parameters()); }
+std::vector<float> HydroModel::FlatParameters() const {
+  return Flatten(impl_->model->parameters());
+}
+
+Result<HydroScore> EvaluateHydro(HydroModel& model, const HydroDataset& data,
+                                 std::span<const int64_t> samples) {
+  HydroScore score;
+  DEEPRC_ASSIGN_OR_RAISE(score.predicted, model.Predict(data, samples));
+  std::vector<double> observed, predicted;
+  for (size_t i = 0; i < samples.size(); ++i) {
+    const double value = data.Observed(samples[i]);
+    if (std::isnan(value)) continue;
+    observed.push_back(value);
+    predicted.push_back(score.predicted[i]);
+  }
+  if (observed.empty()) {
+    return Status::Invalid("basin {}: no observed streamflow among the {} days scored",
+                           data.basin(), samples.size());
+  }
+  score.samples = static_cast<int64_t>(observed.size());
+  DEEPRC_ASSIGN_OR_RAISE(score.nse, Nse(observed, predicted));
+  return score;
 }
 
 }  // namespace deeprc::train
