@@ -61,8 +61,57 @@ def peer(model, steps):
 
 
 def rates(line):
+    """Windows per second of wall time, and per CPU second of the (rank 0) process."""
     windows = line["samples_per_s"] * line["train_seconds"]
     return line["samples_per_s"], windows / line["cpu_seconds"]
+
+
+def render(lines, command, load, output):
+    """The section from the runs' JSON lines (a peer line has "peer"; deeprc's have "ranks")."""
+    def median(model, peer, ranks, index):
+        values = [rates(l)[index] for l in lines if l["model"] == model and
+                  ("peer" in l) == peer and (peer or l["ranks"] == ranks)]
+        return statistics.median(values) if values else None
+
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    text = [BEGIN, "",
+            f"Run {date} on {platform.node()} ({os.cpu_count()} cores shared with other work; "
+            f"1-minute load up to {load:.1f}): `{command}` (the runs' JSON lines: "
+            "`bench/train_speed_runs.jsonl`). M4 Hourly "
+            "(`tests/data/forecast/m4_hourly_train.csv`), h 48, input size 96, default batches "
+            "(NBEATS 1024 windows, LSTM 128), MAE, Adam; 1 LibTorch thread per process "
+            "(OMP_NUM_THREADS=1, OPENBLAS_NUM_THREADS=1), PyTorch 1.13 on both sides (Debian "
+            "libtorch-dev and python3-torch); deeprc and the peer alternate. Medians. With the "
+            "machine oversubscribed several times, wall-time rates swing 2x from run to run; "
+            "windows per CPU second of the process are the steady comparison.", "",
+            "| model | deeprc windows/s | PyTorch windows/s | deeprc windows/CPU-s | "
+            "PyTorch windows/CPU-s | deeprc / PyTorch (CPU) |",
+            "|---|---:|---:|---:|---:|---:|"]
+    for model in ["NBEATS", "LSTM"]:
+        ours = [median(model, False, 1, i) for i in (0, 1)]
+        theirs = [median(model, True, 1, i) for i in (0, 1)]
+        if None in ours or None in theirs:
+            continue
+        text.append(f"| {model} | {ours[0]:,.0f} | {theirs[0]:,.0f} | {ours[1]:,.0f} | "
+                    f"{theirs[1]:,.0f} | {ours[1] / theirs[1]:.2f}x |")
+    text += ["", "Data-parallel (`deeprc train --ranks 2`, MPI, 1 thread per rank, the same global "
+             "batch split over the ranks, gradients all-reduced in 4 MiB buckets). Speed-up by "
+             "CPU time: windows of the global batch per CPU second of rank 0, 2 ranks over 1 "
+             "(what 2 ranks on 2 cores of their own give; rank 0 also spends CPU in the "
+             "all-reduce); by wall time: as measured on the loaded machine.", "",
+             "| model | 1 rank windows/CPU-s | 2 ranks windows/CPU-s of rank 0 | speed-up (CPU) | "
+             "1 rank windows/s | 2 ranks windows/s | speed-up (wall) |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for model in ["NBEATS", "LSTM"]:
+        one = [median(model, False, 1, i) for i in (0, 1)]
+        two = [median(model, False, 2, i) for i in (0, 1)]
+        if None in one or None in two:
+            continue
+        text.append(f"| {model} | {one[1]:,.0f} | {two[1]:,.0f} | {two[1] / one[1]:.2f}x | "
+                    f"{one[0]:,.0f} | {two[0]:,.0f} | {two[0] / one[0]:.2f}x |")
+    text += ["", END]
+    write_section(output, BEGIN, END, "\n".join(text), "## Training speed (issue 6)")
+    print(f"wrote {output}", file=sys.stderr)
 
 
 def main():
@@ -71,54 +120,33 @@ def main():
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--parts", default="peer,ranks")
     parser.add_argument("--output", default=os.path.join(ROOT, "bench", "RESULTS.md"))
+    parser.add_argument("--lines", default=os.path.join(ROOT, "bench", "train_speed_runs.jsonl"))
+    parser.add_argument("--render", action="store_true",
+                        help="only rewrite the section from the lines of an earlier run")
+    parser.add_argument("--load", type=float, default=0, help="with --render: the run's load")
     args = parser.parse_args()
     parts = args.parts.split(",")
+    command = (f"nice -n 19 /usr/bin/python3 bench/run_train_speed.py --steps {args.steps} "
+               f"--repeat {args.repeat}")
+    if args.render:
+        lines = [json.loads(l) for l in open(args.lines) if l.startswith("{")]
+        render(lines, command, args.load, args.output)
+        return
     load = os.getloadavg()[0]
-    rows_peer, rows_ranks = [], []
+    lines = []
     if "peer" in parts:
         for model in ["NBEATS", "LSTM"]:
-            ours, theirs = [], []
             for _ in range(args.repeat):
-                ours.append(rates(deeprc(model, args.steps)))
-                theirs.append(rates(peer(model, args.steps)))
-            wall = [statistics.median(r[0] for r in runs) for runs in (ours, theirs)]
-            cpu = [statistics.median(r[1] for r in runs) for runs in (ours, theirs)]
-            rows_peer.append((model, wall, cpu))
+                lines.append(deeprc(model, args.steps))
+                lines.append(peer(model, args.steps))
     if "ranks" in parts:
         for model in ["NBEATS", "LSTM"]:
-            one = statistics.median(deeprc(model, args.steps)["samples_per_s"]
-                                    for _ in range(args.repeat))
-            two = statistics.median(deeprc(model, args.steps, 2)["samples_per_s"]
-                                    for _ in range(args.repeat))
-            rows_ranks.append((model, one, two))
+            lines += [deeprc(model, args.steps) for _ in range(args.repeat)]
+            lines += [deeprc(model, args.steps, 2) for _ in range(args.repeat)]
     load = max(load, os.getloadavg()[0])
-    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    text = [BEGIN, "",
-            f"Run {date} on {platform.node()} ({os.cpu_count()} cores shared with other work; "
-            f"1-minute load up to {load:.1f}): `nice -n 19 /usr/bin/python3 "
-            f"bench/run_train_speed.py --steps {args.steps} --repeat {args.repeat}`. M4 Hourly "
-            "(`tests/data/forecast/m4_hourly_train.csv`), h 48, input size 96, default batches "
-            "(NBEATS 1024 windows, LSTM 128), MAE, Adam; 1 LibTorch thread per process "
-            "(OMP_NUM_THREADS=1, OPENBLAS_NUM_THREADS=1), PyTorch 1.13 on both sides (Debian "
-            "libtorch-dev and python3-torch). Medians.", ""]
-    if rows_peer:
-        text += ["| model | deeprc windows/s | PyTorch windows/s | deeprc windows/CPU-s | "
-                 "PyTorch windows/CPU-s | deeprc / PyTorch (CPU) |",
-                 "|---|---:|---:|---:|---:|---:|"]
-        text += [f"| {m} | {w[0]:,.0f} | {w[1]:,.0f} | {c[0]:,.0f} | {c[1]:,.0f} | "
-                 f"{c[0] / c[1]:.2f}x |" for m, w, c in rows_peer]
-        text.append("")
-    if rows_ranks:
-        text += ["Data-parallel (`deeprc train --ranks 2`, MPI, 1 thread per rank, the same "
-                 "global batch split over the ranks, gradients all-reduced in 4 MiB buckets):", "",
-                 "| model | 1 rank windows/s | 2 ranks windows/s | speed-up |",
-                 "|---|---:|---:|---:|"]
-        text += [f"| {m} | {one:,.0f} | {two:,.0f} | {two / one:.2f}x |"
-                 for m, one, two in rows_ranks]
-        text.append("")
-    text.append(END)
-    write_section(args.output, BEGIN, END, "\n".join(text), "## Training speed (issue 6)")
-    print(f"wrote {args.output}", file=sys.stderr)
+    with open(args.lines, "w") as out:
+        out.writelines(json.dumps(line) + "\n" for line in lines)
+    render(lines, command, load, args.output)
 
 
 if __name__ == "__main__":

@@ -71,9 +71,19 @@ TEST(ForecastFunctionsTest, TwoRankTrainingThenPredictAndEvaluateOnThePool) {
   const int64_t steps = std::uniform_int_distribution<int64_t>(20, 40)(random);
   const std::string checkpoint = pool.directory() + "/models/mlp.pt";
 
+  // The training data as a partitioned session table (what data functions write): its rows cut
+  // at a random point into part-0 and part-1, so that series span both parts.
+  {
+    ASSERT_OK_AND_ASSIGN(Table rows, csv::ReadCsv(files.train));
+    const int64_t cut = std::uniform_int_distribution<int64_t>(1, rows.num_rows() - 1)(random);
+    fs::create_directories(pool.directory() + "/data/series");
+    ASSERT_OK(WriteTableFile(rows.Slice(0, cut), pool.directory() + "/data/series/part-0.drt"));
+    ASSERT_OK(WriteTableFile(rows.Slice(cut, rows.num_rows() - cut),
+                             pool.directory() + "/data/series/part-1.drt"));
+  }
   // 2 ranks, data-parallel over the task's communicator.
   ExecutionResult trained = pool.Run(Function("train", "forecast.train",
-                                              {{"data", files.train},
+                                              {{"data", "series"},
                                                {"model", "MLP"},
                                                {"h", h},
                                                {"input_size", 12},
@@ -92,9 +102,9 @@ TEST(ForecastFunctionsTest, TwoRankTrainingThenPredictAndEvaluateOnThePool) {
 
   // Forecasts to a CSV file; ds goes on by each series' last interval, so it is the test's ds.
   const std::string output = pool.directory() + "/forecast.csv";
-  ExecutionResult predicted = pool.Run(Function(
-      "predict", "forecast.predict",
-      {{"checkpoint", checkpoint}, {"data", files.train}, {"output", output}}));
+  ExecutionResult predicted =
+      pool.Run(Function("predict", "forecast.predict",
+                        {{"checkpoint", checkpoint}, {"data", files.train}, {"output", output}}));
   ASSERT_EQ(predicted.state, TaskState::kDone) << predicted.reason;
   EXPECT_EQ(predicted.value["rows"], files.series * h);
   ASSERT_OK_AND_ASSIGN(Table forecast_table, csv::ReadCsv(output));
@@ -142,17 +152,17 @@ TEST(ForecastFunctionsTest, TwoRankTrainingThenPredictAndEvaluateOnThePool) {
     std::getline(tail, line);  // header
     while (std::getline(tail, line)) all << line << "\n";
   }
-  ExecutionResult held_out = pool.Run(Function(
-      "held_out", "forecast.evaluate",
-      {{"checkpoint", checkpoint}, {"data", "input/all.csv"}, {"season", season}}));
+  ExecutionResult held_out = pool.Run(
+      Function("held_out", "forecast.evaluate",
+               {{"checkpoint", checkpoint}, {"data", "input/all.csv"}, {"season", season}}));
   ASSERT_EQ(held_out.state, TaskState::kDone) << held_out.reason;
   EXPECT_DOUBLE_EQ(held_out.value["mae"].get<double>(), evaluated.value["mae"].get<double>());
 
   // Into a partitioned session table on 2 ranks: each rank writes its share of the series, the
   // parts together hold the same forecasts as the file.
-  ExecutionResult parted = pool.Run(Function(
-      "parted", "forecast.predict",
-      {{"checkpoint", checkpoint}, {"data", files.train}, {"output", "forecasts"}}, 2));
+  ExecutionResult parted = pool.Run(
+      Function("parted", "forecast.predict",
+               {{"checkpoint", checkpoint}, {"data", files.train}, {"output", "forecasts"}}, 2));
   ASSERT_EQ(parted.state, TaskState::kDone) << parted.reason;
   EXPECT_EQ(parted.value["rows"], files.series * h);
   EXPECT_EQ(parted.value["partitions"], 2);
@@ -175,9 +185,9 @@ TEST(ForecastFunctionsTest, BadArgumentsFailTheTaskWithTheirMessage) {
   ASSERT_OK(pool.made());
   std::mt19937 random(std::random_device{}());
   const SeriesFiles files = WriteSeries(pool.directory() + "/input", 4, random);
-  const json base = {{"data", files.train},   {"h", 4},
-                     {"input_size", 8},       {"max_steps", 5},
-                     {"checkpoint", "m.pt"},  {"settings", {{"batch_size", 16}}}};
+  const json base = {{"data", files.train},  {"h", 4},
+                     {"input_size", 8},      {"max_steps", 5},
+                     {"checkpoint", "m.pt"}, {"settings", {{"batch_size", 16}}}};
 
   json unknown_model = base;
   unknown_model["model"] = "NoSuchModel";
@@ -206,9 +216,9 @@ TEST(ForecastFunctionsTest, BadArgumentsFailTheTaskWithTheirMessage) {
   EXPECT_EQ(without_h.state, TaskState::kFailed);
   EXPECT_NE(without_h.reason.find("args.h"), std::string::npos) << without_h.reason;
 
-  ExecutionResult no_checkpoint = pool.Run(Function(
-      "no_checkpoint", "forecast.evaluate",
-      {{"checkpoint", "never_written.pt"}, {"data", files.train}}));
+  ExecutionResult no_checkpoint =
+      pool.Run(Function("no_checkpoint", "forecast.evaluate",
+                        {{"checkpoint", "never_written.pt"}, {"data", files.train}}));
   EXPECT_EQ(no_checkpoint.state, TaskState::kFailed);
   EXPECT_NE(no_checkpoint.reason.find("never_written.pt"), std::string::npos)
       << no_checkpoint.reason;

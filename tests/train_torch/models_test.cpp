@@ -181,7 +181,17 @@ TEST(TrainerTest, CheckpointRoundTripAndForecastTable) {
   mlp.settings = {{"hidden_size", "8"}};
   ASSERT_OK_AND_ASSIGN(auto wrong, Forecaster::Make(mlp));
   EXPECT_FALSE(wrong->Load(path).ok());
+  // Restore builds the model from the checkpoint's own options (model, sizes, settings).
+  ASSERT_OK_AND_ASSIGN(auto restored, Forecaster::Restore(path, {{"threads", "1"}}));
+  EXPECT_EQ(restored->options().model, trained->options().model);
+  EXPECT_EQ(restored->options().horizon, trained->options().horizon);
+  EXPECT_EQ(restored->options().input_size, trained->options().input_size);
+  EXPECT_EQ(restored->options().settings.at("threads"), "1");
+  ASSERT_OK_AND_ASSIGN(Forecast c, restored->Predict(series));
+  EXPECT_EQ(a.mean, c.mean);
   std::filesystem::remove(path);
+  EXPECT_FALSE(Forecaster::Restore(path).ok());  // gone: the error names the file
+  EXPECT_NE(Forecaster::Restore(path).status().message().find(path), std::string::npos);
 
   ASSERT_OK_AND_ASSIGN(auto split, SplitLast(series, 4));
   ASSERT_OK_AND_ASSIGN(Table table, ForecastTable(split.second, "NHITS", a));

@@ -12,7 +12,7 @@
 //                      model's options). holdout: train without the last h points of each
 //                      series (what forecast.evaluate without `test` scores against).
 //                      -> {model, series, steps, ranks, train_seconds, samples_per_s,
-//                          final_loss, checkpoint}
+//                          cpu_seconds (rank 0's), final_loss, checkpoint}
 //   forecast.predict   {checkpoint, data, output, [future]}
 //                      the h points after each series' end. `future` gives their ds values
 //                      (its first h rows per series); without it ds goes on by the series' last
@@ -64,7 +64,8 @@ Result<int64_t> IntArg(const json& args, const char* key, int64_t minimum,
     return Status::Invalid("args.{}: expected an integer", key);
   }
   const int64_t value = found->get<int64_t>();
-  if (value < minimum) return Status::Invalid("args.{}: must be >= {}, got {}", key, minimum, value);
+  if (value < minimum)
+    return Status::Invalid("args.{}: must be >= {}, got {}", key, minimum, value);
   return value;
 }
 
@@ -97,9 +98,10 @@ Result<Table> ReadInput(const TaskContext& context, const json& args, const char
     parts.push_back(std::move(table));
   }
   if (parts.empty()) {
-    return Status::IOError("args.{}: no table '{}' in the session (no {}) and not a file path "
-                           "(name a .csv or .drt file)",
-                           key, name, PartitionPath(context, name, 0));
+    return Status::IOError(
+        "args.{}: no table '{}' in the session (no {}) and not a file path "
+        "(name a .csv or .drt file)",
+        key, name, PartitionPath(context, name, 0));
   }
   if (parts.size() == 1) return std::move(parts.front());
   return compute::Concatenate(parts);
@@ -176,9 +178,10 @@ Result<SeriesSet> ExtendTime(const SeriesSet& series, int64_t horizon) {
   std::vector<int64_t> take;
   for (int64_t s = 0; s < series.num_series(); ++s) {
     if (series.length(s) < 2) {
-      return Status::Invalid("series '{}' has {} point(s): ds cannot be extended by its last "
-                             "interval; give `future`",
-                             series.ids[s], series.length(s));
+      return Status::Invalid(
+          "series '{}' has {} point(s): ds cannot be extended by its last "
+          "interval; give `future`",
+          series.ids[s], series.length(s));
     }
     future.offsets.push_back(future.offsets.back() + horizon);
   }
@@ -259,6 +262,7 @@ Result<json> Train(TaskContext& context) {
               {"ranks", context.size()},
               {"train_seconds", report.train_seconds},
               {"samples_per_s", report.samples_per_s},
+              {"cpu_seconds", report.cpu_seconds},
               {"final_loss", Finite(report.losses.empty() ? NAN : report.losses.back())},
               {"checkpoint", checkpoint}};
 }
@@ -320,8 +324,9 @@ Result<json> Predict(TaskContext& context) {
   Status written = table.status();
   if (written.ok()) written = WriteOutput(*table, PartitionPath(context, output, context.rank()));
   DEEPRC_RETURN_NOT_OK(Agree(context.comm(), written));
-  DEEPRC_ASSIGN_OR_RAISE(int64_t rows, comm::AllReduceValue<int64_t>(
-                                           context.comm(), table->num_rows(), comm::ReduceOp::kSum));
+  DEEPRC_ASSIGN_OR_RAISE(
+      int64_t rows,
+      comm::AllReduceValue<int64_t>(context.comm(), table->num_rows(), comm::ReduceOp::kSum));
   return json{{"rows", rows}, {"partitions", context.size()}, {"output", output}};
 }
 
@@ -339,18 +344,16 @@ Result<json> Evaluate(TaskContext& context) {
   if (has_test) {
     DEEPRC_ASSIGN_OR_RAISE(test_table, ReadInput(context, args, "test"));
   }
-  DEEPRC_ASSIGN_OR_RAISE(auto split,
-                         TrainAndTest(std::move(data), has_test ? &test_table : nullptr,
-                                      options.horizon, series_options,
-                                      has_test ? "args.test" : "args.data"));
+  DEEPRC_ASSIGN_OR_RAISE(
+      auto split, TrainAndTest(std::move(data), has_test ? &test_table : nullptr, options.horizon,
+                               series_options, has_test ? "args.test" : "args.data"));
   DEEPRC_ASSIGN_OR_RAISE(Forecast forecast, forecaster->Predict(split.first));
-  DEEPRC_ASSIGN_OR_RAISE(ForecastScores scores,
-                         ScoreForecast(split.first, split.second, forecast,
-                                       static_cast<int>(season)));
-  return json{{"model", options.model}, {"series", scores.series}, {"h", options.horizon},
-              {"mae", Finite(scores.mae)},     {"rmse", Finite(scores.rmse)},
-              {"mape", Finite(scores.mape)},   {"smape", Finite(scores.smape)},
-              {"mase", Finite(scores.mase)}};
+  DEEPRC_ASSIGN_OR_RAISE(ForecastScores scores, ScoreForecast(split.first, split.second, forecast,
+                                                              static_cast<int>(season)));
+  return json{{"model", options.model},        {"series", scores.series},
+              {"h", options.horizon},          {"mae", Finite(scores.mae)},
+              {"rmse", Finite(scores.rmse)},   {"mape", Finite(scores.mape)},
+              {"smape", Finite(scores.smape)}, {"mase", Finite(scores.mase)}};
 }
 
 }  // namespace

@@ -23,8 +23,7 @@ Status WriteTable(const Table& table, const std::string& path) {
 }
 
 Result<std::pair<SeriesSet, SeriesSet>> TrainAndTest(SeriesSet data, const Table* test,
-                                                     int64_t horizon,
-                                                     const SeriesOptions& options,
+                                                     int64_t horizon, const SeriesOptions& options,
                                                      const std::string& where) {
   std::pair<SeriesSet, SeriesSet> result;
   if (test == nullptr) {

@@ -24,8 +24,7 @@ Status WriteTable(const Table& table, const std::string& path);
 // `test` null, the last h points of every series of `data` are held out; otherwise `test`'s
 // series, matched to `data`'s by id. `where` names the inputs in errors.
 Result<std::pair<SeriesSet, SeriesSet>> TrainAndTest(SeriesSet data, const Table* test,
-                                                     int64_t horizon,
-                                                     const SeriesOptions& options,
+                                                     int64_t horizon, const SeriesOptions& options,
                                                      const std::string& where);
 
 // The forecast's first h points per series scored against the held-out series (MASE against

@@ -60,9 +60,9 @@ Status RunTraining(const CommandOptions& options, comm::Communicator* communicat
     DEEPRC_ASSIGN_OR_RAISE(test_table, ReadTable(options.test));
   }
   DEEPRC_ASSIGN_OR_RAISE(
-      auto split, TrainAndTest(std::move(all), options.test.empty() ? nullptr : &test_table,
-                               options.horizon, series_options,
-                               options.test.empty() ? options.data : options.test));
+      auto split,
+      TrainAndTest(std::move(all), options.test.empty() ? nullptr : &test_table, options.horizon,
+                   series_options, options.test.empty() ? options.data : options.test));
   const SeriesSet& train = split.first;
   const SeriesSet& test = split.second;
 

@@ -457,8 +457,10 @@ Result<std::unique_ptr<Forecaster>> Forecaster::Restore(
     archive.load_from(path);
     torch::IValue described;
     if (!archive.try_read("deeprc_options", described) || !described.isString()) {
-      return Status::Invalid("checkpoint {}: holds no model options (not written by "
-                             "Forecaster::Save)", path);
+      return Status::Invalid(
+          "checkpoint {}: holds no model options (not written by "
+          "Forecaster::Save)",
+          path);
     }
     const nlohmann::json json = nlohmann::json::parse(described.toStringRef());
     options.model = json.at("model").get<std::string>();
