@@ -224,6 +224,7 @@ class Master::Impl {
     Clock::time_point cancel_at = Clock::time_point::max();
     Clock::time_point kill_at = Clock::time_point::max();
     int64_t start_us = 0;
+    int32_t kind = Dispatcher::kNoKind;
   };
 
   struct Rank {
@@ -410,7 +411,21 @@ class Master::Impl {
                          job.task.function, name(), fmt::join(functions_, ", ")));
       return;
     }
-    dispatcher_.Push(id, job.task.priority, job.task.ranks);
+    job.kind = KindOf(job.task);
+    dispatcher_.Push(id, job.task.priority, job.task.ranks, job.kind);
+  }
+
+  // Tasks of one function and width are expected to take about as long (the dispatcher learns
+  // their duration for backfill).
+  int32_t KindOf(const TaskDescription& task) {
+    const std::string key = fmt::format("{}/{}", task.function, task.ranks);
+    return kinds_.emplace(key, static_cast<int32_t>(kinds_.size())).first->second;
+  }
+
+  static int64_t SteadyMicros() {
+    return std::chrono::duration_cast<std::chrono::microseconds>(
+               Clock::now().time_since_epoch())
+        .count();
   }
 
   void CancelJob(const std::string& uid, const std::string& reason) {
@@ -438,7 +453,7 @@ class Master::Impl {
   // The dispatcher picks the ranks (dispatcher_internal.h); this sends the assignments.
   void Dispatch() {
     if (state_ != PoolState::kReady) return;
-    dispatcher_.Dispatch([this](int64_t id, std::span<const int32_t> chosen) {
+    dispatcher_.Dispatch(SteadyMicros(), [this](int64_t id, std::span<const int32_t> chosen) {
       Job& job = jobs_.at(id);
       job.ranks.assign(chosen.begin(), chosen.end());
       job.generation = generation_;
@@ -616,7 +631,7 @@ class Master::Impl {
     auto position = std::find(rank.outstanding.begin(), rank.outstanding.end(), id);
     if (position == rank.outstanding.end()) return;
     rank.outstanding.erase(position);
-    dispatcher_.Release(index);
+    dispatcher_.Release(index, SteadyMicros());
     auto found = jobs_.find(id);
     if (found == jobs_.end()) return;
     Job& job = found->second;
@@ -792,7 +807,7 @@ class Master::Impl {
       job.cancel_at = Clock::time_point::max();
       timed_jobs_.erase(job.id);
       --running_;
-      dispatcher_.PushFront(job.id, job.task.priority, job.task.ranks);
+      dispatcher_.PushFront(job.id, job.task.priority, job.task.ranks, job.kind);
     }
     ResetRanks(false);
     dispatcher_.ResetLoads();
@@ -864,6 +879,7 @@ class Master::Impl {
   std::unordered_map<int64_t, Job> jobs_;
   std::unordered_map<std::string, int64_t> uid_index_;
   Dispatcher dispatcher_;
+  std::unordered_map<std::string, int32_t> kinds_;
   std::set<int64_t> timed_jobs_;
   int64_t running_ = 0, done_ = 0, heartbeats_ = 0, rejected_ = 0;
 };
