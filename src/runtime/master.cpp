@@ -1,15 +1,23 @@
 // The master of one worker pool.
 //
-// Wire (ZeroMQ): the master binds a ROUTER on 127.0.0.1; every rank connects a DEALER whose
-// routing id is "<generation>.<rank>", so that messages of a pool that was replaced are told
-// apart and dropped. Every message is [secret, JSON body] (the ROUTER sees the routing id
-// first); a body whose secret does not match is dropped unread. Bodies, `t` says which:
-//   rank → master: hello {rank, size, pid, node, functions, error?}   once, at start
+// Wire (ZeroMQ): the master binds a ROUTER on 127.0.0.1; every rank connects two DEALERs, the
+// control socket with routing id "<generation>.<rank>" (its I/O thread's) and the work socket
+// "<generation>.<rank>.w" (the thread that runs the tasks), so that messages of a pool that was
+// replaced are told apart and dropped. Every message is [secret, JSON body] (the ROUTER sees the
+// routing id first); a body whose secret does not match is dropped unread. Bodies, `t` says
+// which:
+//   rank → master: hello {rank, size, pid, node, functions, error?}   once, at start (control)
+//                  work {}                                            once, at start (work)
 //                  beat {live_comms, fds, rss_kb, done}               every heartbeat interval
 //                  started {id}                                      only tasks with a timeout
-//                  results {items: [{id, ok, value?, error?, canceled?, out?, err?}]}
-//   master → rank: run {items: [{id, uid, fn, args, ranks, tag, timed, sandbox}]}
-//                  cancel {ids}, beat, stop
+//                  results {items: [{id, ok, value?, error?, canceled?, out?, err?}],
+//                           started?: [id]}                           either socket
+//   master → rank: run {items: [{id, uid, fn, args, ranks, tag, timed, report, sandbox}]} (work)
+//                  cancel {ids}, beat, stop                                              (control)
+// EXECUTING: a task assigned to ranks that hold nothing else starts at once, so the master emits
+// it at dispatch; a task queued behind others is marked `report` and the ranks list it in
+// `started` of their next results message (no message of its own) when they start it; the last
+// of its ranks to report makes it EXECUTING.
 // Batching: one `run` message per rank per dispatch pass and one `results` message per wake-up
 // of a rank's I/O thread carry as many tasks as are ready, so a busy pool costs a few messages
 // per hundred tasks. A rank holds up to `pipeline_depth` assignments and runs them in order; the
@@ -225,10 +233,13 @@ class Master::Impl {
     Clock::time_point kill_at = Clock::time_point::max();
     int64_t start_us = 0;
     int32_t kind = Dispatcher::kNoKind;
+    bool executing = false;  // EXECUTING emitted
+    int32_t started_ranks = 0;
   };
 
   struct Rank {
     std::string identity;
+    std::string work_identity;
     pid_t pid = -1;
     int pidfd = -1;
     std::string node;
@@ -342,6 +353,7 @@ class Master::Impl {
     launched_at_ = Clock::now();
     ranks_.assign(static_cast<size_t>(options_.pool.workers), Rank{});
     connected_ = 0;
+    work_connected_ = 0;
     TaskDescription task;
     task.uid = pool_uid_;
     task.name = pool_uid_;
@@ -467,7 +479,13 @@ class Master::Impl {
       // States move one step at a time; a function task has nothing to stage, so its staging
       // states are instants.
       options_.emit(TaskEvent{job.task.uid, TaskState::kStagingInput, job.start_us, ""});
-      options_.emit(TaskEvent{job.task.uid, TaskState::kExecuting, job.start_us, ""});
+      const bool at_once = std::all_of(chosen.begin(), chosen.end(), [this](int32_t r) {
+        return ranks_[static_cast<size_t>(r)].outstanding.empty();
+      });
+      if (at_once) {
+        job.executing = true;
+        options_.emit(TaskEvent{job.task.uid, TaskState::kExecuting, job.start_us, ""});
+      }
       json item = {{"id", id},
                    {"uid", job.task.uid},
                    {"fn", job.task.function},
@@ -475,6 +493,7 @@ class Master::Impl {
                    {"ranks", job.ranks},
                    {"tag", id % 32768},
                    {"timed", job.task.timeout > 0},
+                   {"report", !at_once},
                    {"sandbox", job.task.sandbox}};
       for (int32_t r : chosen) {
         Rank& rank = ranks_[static_cast<size_t>(r)];
@@ -489,13 +508,15 @@ class Master::Impl {
       if (rank.batch.empty()) continue;
       json body = {{"t", "run"}, {"items", std::move(rank.batch)}};
       rank.batch = json::array();
-      SendTo(rank, body.dump());
+      SendTo(rank, body.dump(), true);
     }
   }
 
-  void SendTo(Rank& rank, const std::string& body) {
-    if (rank.identity.empty()) return;
-    zmq_send(socket_, rank.identity.data(), rank.identity.size(), ZMQ_SNDMORE | ZMQ_DONTWAIT);
+  // To the rank's control socket, or its work socket (`run`).
+  void SendTo(Rank& rank, const std::string& body, bool work = false) {
+    const std::string& identity = work ? rank.work_identity : rank.identity;
+    if (identity.empty()) return;
+    zmq_send(socket_, identity.data(), identity.size(), ZMQ_SNDMORE | ZMQ_DONTWAIT);
     zmq_send(socket_, options_.secret.data(), options_.secret.size(), ZMQ_SNDMORE | ZMQ_DONTWAIT);
     zmq_send(socket_, body.data(), body.size(), ZMQ_DONTWAIT);
   }
@@ -543,7 +564,7 @@ class Master::Impl {
   }
 
   void OnMessage(std::string_view identity, std::string_view text) {
-    // "<generation>.<rank>"
+    // "<generation>.<rank>" or "<generation>.<rank>.w"
     const size_t dot = identity.find('.');
     if (dot == std::string_view::npos) return;
     const int32_t generation = std::atoi(std::string(identity.substr(0, dot)).c_str());
@@ -558,6 +579,13 @@ class Master::Impl {
     rank.last_heard = Clock::now();
     const std::string type = body.value("t", "");
     if (type == "results") {
+      // Starts first: a task may have started and ended within one batch.
+      if (body.contains("started")) {
+        for (const json& id : body["started"]) {
+          auto found = jobs_.find(id.get<int64_t>());
+          if (found != jobs_.end()) OnStarted(found->second);
+        }
+      }
       for (json& item : body["items"]) OnResult(index, item);
     } else if (type == "beat") {
       rank.live_comms = body.value("live_comms", int64_t{0});
@@ -574,8 +602,14 @@ class Master::Impl {
                                            std::chrono::duration<double>(job.task.timeout));
         timed_jobs_.insert(job.id);
       }
+      OnStarted(job);
+    } else if (type == "work") {
+      if (!identity.ends_with(".w") || !rank.work_identity.empty()) return;
+      rank.work_identity = std::string(identity);
+      ++work_connected_;
+      MaybeReady();
     } else if (type == "hello") {
-      if (rank.connected) return;
+      if (rank.connected || identity.ends_with(".w")) return;
       rank.connected = true;
       rank.identity = std::string(identity);
       rank.pid = body.value("pid", -1);
@@ -592,30 +626,45 @@ class Master::Impl {
         for (const auto& name : body["functions"]) functions_.insert(name.get<std::string>());
         functions_known_ = true;
       }
-      if (connected_ == static_cast<int32_t>(ranks_.size())) {
-        state_ = PoolState::kReady;
-        std::map<std::string, int32_t> node_index;
-        std::vector<int32_t> rank_nodes;
-        for (const Rank& each : ranks_) {
-          rank_nodes.push_back(
-              node_index.emplace(each.node, static_cast<int32_t>(node_index.size())).first->second);
-        }
-        dispatcher_.SetRanks(std::move(rank_nodes));
-        // Tasks queued before the functions were known.
-        std::vector<int64_t> unknown;
-        for (int64_t id : dispatcher_.QueuedIds()) {
-          const std::string& function = jobs_.at(id).task.function;
-          if (!builtins_.contains(function) && !functions_.contains(function)) {
-            unknown.push_back(id);
-          }
-        }
-        for (int64_t id : unknown) {
-          CancelQueued(
-              id, TaskState::kFailed,
-              fmt::format("function '{}' is not registered in pool '{}' (registered: {})",
-                          jobs_.at(id).task.function, name(), fmt::join(functions_, ", ")));
-        }
+      MaybeReady();
+    }
+  }
+
+  // A rank reported that it started `job` (it was queued behind others there).
+  void OnStarted(Job& job) {
+    if (job.executing || ++job.started_ranks < static_cast<int32_t>(job.ranks.size())) return;
+    job.executing = true;
+    job.start_us = NowMicros();
+    options_.emit(TaskEvent{job.task.uid, TaskState::kExecuting, job.start_us, ""});
+  }
+
+  // Every rank connected both sockets: the pool is ready.
+  void MaybeReady() {
+    if (state_ != PoolState::kStarting || connected_ != static_cast<int32_t>(ranks_.size()) ||
+        work_connected_ != static_cast<int32_t>(ranks_.size())) {
+      return;
+    }
+    state_ = PoolState::kReady;
+    std::map<std::string, int32_t> node_index;
+    std::vector<int32_t> rank_nodes;
+    for (const Rank& each : ranks_) {
+      rank_nodes.push_back(
+          node_index.emplace(each.node, static_cast<int32_t>(node_index.size())).first->second);
+    }
+    dispatcher_.SetRanks(std::move(rank_nodes));
+    // Tasks queued before the functions were known.
+    std::vector<int64_t> unknown;
+    for (int64_t id : dispatcher_.QueuedIds()) {
+      const std::string& function = jobs_.at(id).task.function;
+      if (!builtins_.contains(function) && !functions_.contains(function)) {
+        unknown.push_back(id);
       }
+    }
+    for (int64_t id : unknown) {
+      CancelQueued(
+          id, TaskState::kFailed,
+          fmt::format("function '{}' is not registered in pool '{}' (registered: {})",
+                      jobs_.at(id).task.function, name(), fmt::join(functions_, ", ")));
     }
   }
 
@@ -650,6 +699,11 @@ class Master::Impl {
       job.errs[static_cast<size_t>(task_rank)] = item.value("err", "");
     }
     if (--job.pending > 0) return;
+    if (!job.executing) {
+      // Its ranks' start reports were not seen (they travel on the other socket): it ran.
+      job.executing = true;
+      options_.emit(TaskEvent{job.task.uid, TaskState::kExecuting, NowMicros(), ""});
+    }
     if (job.error_rank != INT_MAX) {
       if (job.canceling) {
         Finish(job, TaskState::kCanceled, job.cancel_reason);
@@ -874,6 +928,7 @@ class Master::Impl {
   Clock::time_point launched_at_;
   std::vector<Rank> ranks_;
   int32_t connected_ = 0;
+  int32_t work_connected_ = 0;
   int32_t restarts_ = 0;
   int64_t next_id_ = 1;
   std::unordered_map<int64_t, Job> jobs_;

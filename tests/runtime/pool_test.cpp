@@ -90,6 +90,7 @@ class Harness {
     options.on_event = [this](const TaskEvent& event) {
       std::lock_guard lock(mutex_);
       states_[event.uid].push_back(event.state);
+      times_[event.uid][event.state] = event.time_us;
     };
     options.on_result = [this](ExecutionResult result) {
       {
@@ -124,6 +125,13 @@ class Harness {
     return states_[uid];
   }
 
+  // When the task entered `state` (µs), -1 if it did not.
+  int64_t Time(const std::string& uid, TaskState state) {
+    std::lock_guard lock(mutex_);
+    auto found = times_[uid].find(state);
+    return found == times_[uid].end() ? -1 : found->second;
+  }
+
   // Waits until the pool reports `predicate` (its status is refreshed by the master's loop).
   PoolStatus WaitPool(size_t index, const std::function<bool(const PoolStatus&)>& predicate,
                       std::chrono::milliseconds timeout = 30s) {
@@ -144,6 +152,7 @@ class Harness {
   std::condition_variable changed_;
   std::map<std::string, ExecutionResult> results_;
   std::map<std::string, std::vector<TaskState>> states_;
+  std::map<std::string, std::map<TaskState, int64_t>> times_;
 };
 
 TEST(PoolTest, ResultsExceptionsAndOutputReachTheClient) {
@@ -179,6 +188,32 @@ TEST(PoolTest, ResultsExceptionsAndOutputReachTheClient) {
   PoolStatus status = harness.agent().pool_status().at(0);
   EXPECT_EQ(status.generation, 1);
   EXPECT_EQ(status.restarts, 0);
+}
+
+TEST(PoolTest, TaskQueuedOnARankIsExecutingWhenTheRankStartsIt) {
+  // One rank: the second task waits there behind the first, and only becomes EXECUTING when
+  // the rank starts it (the rank lists it with its next results), not when it was sent.
+  Harness harness({Pool("default", 1)});
+  ASSERT_OK(harness.made());
+  std::mt19937 random(std::random_device{}());
+  const double seconds = std::uniform_int_distribution<int>(100, 300)(random) / 1000.0;
+  ASSERT_OK(harness.agent().Submit(
+      {Function("first", "sleep", {{"seconds", seconds}}), Function("queued", "noop")},
+      NowMicros()));
+  ASSERT_EQ(harness.Wait("first").state, TaskState::kDone);
+  ASSERT_EQ(harness.Wait("queued").state, TaskState::kDone);
+  const std::vector<TaskState> all = {TaskState::kNew,       TaskState::kScheduling,
+                                      TaskState::kStagingInput, TaskState::kExecuting,
+                                      TaskState::kStagingOutput, TaskState::kDone};
+  EXPECT_EQ(harness.States("first"), all);
+  EXPECT_EQ(harness.States("queued"), all);
+  const int64_t first_executing = harness.Time("first", TaskState::kExecuting);
+  const int64_t queued_staging = harness.Time("queued", TaskState::kStagingInput);
+  const int64_t queued_executing = harness.Time("queued", TaskState::kExecuting);
+  // Sent at once (the master dispatches both in one pass) ...
+  EXPECT_LT(queued_staging, first_executing + static_cast<int64_t>(seconds * 1e6));
+  // ... started after the sleep.
+  EXPECT_GE(queued_executing, first_executing + static_cast<int64_t>(seconds * 1e6));
 }
 
 TEST(PoolTest, TwoRankFunctionGetsACommunicatorOverExactlyItsRanks) {
