@@ -71,10 +71,17 @@ class Agent::Impl {
       master.secret = secret;
       master.emit = [this](const TaskEvent& event) { Emit(event); };
       master.on_result = [this](ExecutionResult result) {
+        // The scheduler learns the end for the task's dependents; the client gets the result
+        // from here (no hop through the scheduler thread).
+        bool wake;
         {
           std::lock_guard lock(mutex_);
           function_uids_.erase(result.uid);
+          functions_ended_.emplace_back(result.uid, result.state);
+          wake = (functions_ended_.size() == 1 && scheduler_waiting_ > 0) ||
+                 functions_ended_.size() % kLazyBacklog == 0;
         }
+        if (wake) wake_.notify_one();
         if (options_.on_result) options_.on_result(std::move(result));
       };
       master.launch = [this, i](TaskDescription task) { return SubmitPool(i, std::move(task)); };
@@ -85,6 +92,7 @@ class Agent::Impl {
       {
         std::lock_guard lock(mutex_);
         masters_.push_back(made.MoveValueUnsafe());
+        master_names_.push_back(pools[i].name);
       }
       // Launches the pool: its job's result may come back at once, to masters_[i].
       masters_.back()->Start();
@@ -110,55 +118,30 @@ class Agent::Impl {
   // Chooses the master of each function task (checked), in the order of `tasks`.
   Status RouteFunctions(const std::vector<TaskDescription>& tasks, std::vector<int32_t>* route) {
     route->assign(tasks.size(), -1);
+    std::vector<size_t> candidates;
     for (size_t i = 0; i < tasks.size(); ++i) {
       const TaskDescription& task = tasks[i];
       if (task.mode != TaskMode::kFunction) continue;
       const std::string where = fmt::format("tasks[{}]", i);
-      if (masters_.empty()) {
-        return Status::Invalid("{}: function task '{}', but the pilot has no worker pools", where,
-                               task.function);
-      }
-      if (!task.after.empty()) {
-        return Status::NotImplemented("{}.after: function tasks do not take dependencies yet",
-                                      where);
-      }
-      if (!task.master.empty()) {
-        for (size_t m = 0; m < masters_.size(); ++m) {
-          if (masters_[m]->name() == task.master) (*route)[i] = static_cast<int32_t>(m);
-        }
-        if ((*route)[i] < 0) {
-          std::vector<std::string> names;
-          for (const auto& master : masters_) names.push_back(master->name());
-          return Status::Invalid("{}.master: no pool named '{}' (pools: {})", where, task.master,
-                                 fmt::join(names, ", "));
-        }
-        DEEPRC_RETURN_NOT_OK(masters_[static_cast<size_t>((*route)[i])]->Check(task, where));
+      DEEPRC_RETURN_NOT_OK(internal::FunctionTaskCandidates(
+          task, where, master_names_,
+          [&](size_t m) { return masters_[m]->Check(task, where); }, &candidates));
+      // Among the pools that can run it: round robin, or the least loaded.
+      if (options_.pools.routing == MasterRouting::kRoundRobin) {
+        auto next = std::lower_bound(candidates.begin(), candidates.end(), next_master_);
+        const size_t m = next != candidates.end() ? *next : candidates.front();
+        (*route)[i] = static_cast<int32_t>(m);
+        next_master_ = (m + 1) % masters_.size();
         continue;
       }
-      // Among the pools that can run it: round robin, or the least loaded.
-      Status first_error;
       int64_t best_load = INT64_MAX;
-      for (size_t n = 0; n < masters_.size(); ++n) {
-        const size_t m = options_.pools.routing == MasterRouting::kRoundRobin
-                             ? (next_master_ + n) % masters_.size()
-                             : n;
-        Status fits = masters_[m]->Check(task, where);
-        if (!fits.ok()) {
-          if (first_error.ok()) first_error = fits;
-          continue;
-        }
-        if (options_.pools.routing == MasterRouting::kRoundRobin) {
-          (*route)[i] = static_cast<int32_t>(m);
-          next_master_ = m + 1;
-          break;
-        }
+      for (size_t m : candidates) {
         const int64_t load = masters_[m]->load();
         if (load < best_load) {
           best_load = load;
           (*route)[i] = static_cast<int32_t>(m);
         }
       }
-      if ((*route)[i] < 0) return first_error;
     }
     return Status::OK();
   }
@@ -178,28 +161,46 @@ class Agent::Impl {
     std::vector<int32_t> route;
     DEEPRC_RETURN_NOT_OK(RouteFunctions(tasks, &route));
     for (const TaskDescription& task : tasks) known_uids_.insert(task.uid);
+    // Every task goes to the scheduler, which keeps the dependencies (a function task holds no
+    // slots there). A function task that waits for nothing also goes to its master from this
+    // thread at once (no hop through the scheduler thread); the scheduler gets a copy without
+    // its arguments. One that waits goes to its master when the scheduler starts it.
     std::vector<std::vector<TaskDescription>> functions;
-    if (!masters_.empty()) {
-      functions.resize(masters_.size());
-      std::vector<TaskDescription> executables;
-      for (size_t i = 0; i < tasks.size(); ++i) {
-        if (route[i] < 0) {
-          executables.push_back(std::move(tasks[i]));
-        } else {
-          function_uids_.emplace(tasks[i].uid, route[i]);
-          functions[static_cast<size_t>(route[i])].push_back(std::move(tasks[i]));
-        }
+    Batch batch{{}, submitted_us, {}};
+    batch.tasks.reserve(tasks.size());
+    batch.routes.assign(tasks.size(), -1);
+    for (size_t i = 0; i < tasks.size(); ++i) {
+      TaskDescription& task = tasks[i];
+      batch.routes[i] = route[i];
+      if (route[i] < 0 || !task.after.empty()) {
+        batch.tasks.push_back(std::move(task));
+        continue;
       }
-      tasks = std::move(executables);
+      TaskDescription stub;
+      stub.uid = task.uid;
+      stub.mode = TaskMode::kFunction;
+      stub.function = task.function;
+      stub.ranks = task.ranks;
+      stub.priority = task.priority;
+      batch.tasks.push_back(std::move(stub));
+      batch.routes[i] = kDispatched;
+      if (functions.empty()) functions.resize(masters_.size());
+      function_uids_.emplace(task.uid, route[i]);
+      functions[static_cast<size_t>(route[i])].push_back(std::move(task));
     }
-    if (!tasks.empty()) {
-      batches_.push_back(Batch{std::move(tasks), submitted_us});
+    // Only function tasks sent to their masters: the scheduler thread need not wake for them
+    // now (nothing it waits for depends on them yet; see functions_ended_).
+    const bool urgent = std::any_of(batch.routes.begin(), batch.routes.end(),
+                                    [](int32_t r) { return r != kDispatched; });
+    lazy_tasks_ += urgent ? 0 : static_cast<int64_t>(batch.tasks.size());
+    batches_.push_back(std::move(batch));
+    if (urgent || lazy_tasks_ >= kLazyBacklog) {
+      lazy_tasks_ = 0;
       wake_.notify_one();
     }
     lock.unlock();
     if (functions.empty()) return Status::OK();
-    // Function tasks go to their masters from this thread (no hop through the scheduler thread);
-    // their first events come before the master can emit EXECUTING.
+    // Their first events come before the master can emit EXECUTING.
     const int64_t now = NowMicros();
     for (size_t m = 0; m < functions.size(); ++m) {
       if (functions[m].empty()) continue;
@@ -257,14 +258,20 @@ class Agent::Impl {
   int64_t total_gpus() const { return scheduler_.resources().total_gpus(); }
 
  private:
+  // routes[i]: tasks[i]'s master for a function task, kDispatched when it went to its master
+  // at submission, -1 for an executable.
+  static constexpr int32_t kDispatched = -2;
   struct Batch {
     std::vector<TaskDescription> tasks;
     int64_t submitted_us;
+    std::vector<int32_t> routes;
   };
   // What the scheduler thread keeps of a task, by TaskId.
   struct Record {
-    TaskDescription task;  // moved to the executor when the task starts
+    TaskDescription task;  // moved to the executor (or the master) when the task starts
     std::string uid;
+    // A function task's master (kDispatched: sent at submission), -1 for an executable.
+    int32_t master = -1;
     bool running = false;
     bool final = false;
   };
@@ -312,12 +319,14 @@ class Agent::Impl {
   void Loop() {
     std::vector<Batch> batches;
     std::vector<ExecutionResult> finished;
+    std::vector<std::pair<std::string, TaskState>> functions_ended;
     std::vector<std::string> cancels;
     std::vector<TaskId> started;
     std::vector<TaskFailure> failed;
     std::unique_lock lock(mutex_);
     auto has_work = [&] {
-      return !batches_.empty() || !finished_.empty() || !cancels_.empty() || stop_pending_ ||
+      return !batches_.empty() || !finished_.empty() || !functions_ended_.empty() ||
+             !cancels_.empty() || stop_pending_ ||
              std::chrono::steady_clock::now() >= deadline_;
     };
     while (true) {
@@ -343,6 +352,7 @@ class Agent::Impl {
       }
       batches.swap(batches_);
       finished.swap(finished_);
+      functions_ended.swap(functions_ended_);
       cancels.swap(cancels_);
       const bool stop_now = stop_pending_;
       stop_pending_ = false;
@@ -403,13 +413,21 @@ class Agent::Impl {
         }
       }
 
-      scheduler_.Schedule(&started, &failed);
-      for (const TaskFailure& failure : failed) {
-        EndUnstarted(failure.task, failure.state, failure.reason);
+      ScheduleAndLaunch(started, failed);
+      // Function tasks that ended (after this pass: one sent to its master at submission is
+      // started by it); their dependents start in a second pass.
+      if (!functions_ended.empty()) {
+        for (const auto& [uid, state] : functions_ended) {
+          auto found = index_.find(uid);
+          if (found == index_.end()) continue;
+          Record& record = records_[found->second];
+          record.running = false;
+          record.final = true;
+          (void)scheduler_.Finish(found->second, state);
+        }
+        functions_ended.clear();
+        ScheduleAndLaunch(started, failed);
       }
-      failed.clear();
-      for (TaskId id : started) Launch(id);
-      started.clear();
       if (runtime_over_ && !runtime_reported_ && scheduler_.waiting_count() == 0 &&
           scheduler_.running_count() == 0) {
         runtime_reported_ = true;
@@ -417,11 +435,23 @@ class Agent::Impl {
       }
 
       lock.lock();
-      if (stopping_ && batches_.empty() && finished_.empty() && scheduler_.waiting_count() == 0 &&
+      scheduler_waiting_ = scheduler_.waiting_count();
+      if (stopping_ && batches_.empty() && finished_.empty() && functions_ended_.empty() &&
+          scheduler_.waiting_count() == 0 &&
           scheduler_.running_count() == 0) {
         break;
       }
     }
+  }
+
+  void ScheduleAndLaunch(std::vector<TaskId>& started, std::vector<TaskFailure>& failed) {
+    scheduler_.Schedule(&started, &failed);
+    for (const TaskFailure& failure : failed) {
+      EndUnstarted(failure.task, failure.state, failure.reason);
+    }
+    failed.clear();
+    for (TaskId id : started) Launch(id);
+    started.clear();
   }
 
   void Accept(Batch& batch) {
@@ -429,6 +459,18 @@ class Agent::Impl {
     const TaskId base = first.ok() ? *first : static_cast<TaskId>(records_.size());
     for (size_t i = 0; i < batch.tasks.size(); ++i) {
       TaskDescription& task = batch.tasks[i];
+      const int32_t route = batch.routes.empty() ? -1 : batch.routes[i];
+      if (route == kDispatched) {
+        // At its master already, which emitted its first events and delivers its result.
+        if (first.ok()) {
+          const TaskId id = base + static_cast<TaskId>(i);
+          if (records_.size() <= id) records_.resize(id + 1);
+          index_.emplace(task.uid, id);
+          records_[id].uid = task.uid;
+          records_[id].master = kDispatched;
+        }
+        continue;
+      }
       Emit(TaskEvent{task.uid, TaskState::kNew, batch.submitted_us, ""});
       Emit(TaskEvent{task.uid, TaskState::kScheduling, NowMicros(), ""});
       if (!first.ok()) {
@@ -445,12 +487,36 @@ class Agent::Impl {
       if (records_.size() <= id) records_.resize(id + 1);
       index_.emplace(task.uid, id);
       records_[id].uid = task.uid;
+      records_[id].master = route;
       records_[id].task = std::move(task);
     }
   }
 
   void Launch(TaskId id) {
     Record& record = records_[id];
+    if (record.master != -1) {
+      // A function task: its dependencies are DONE.
+      record.running = true;
+      if (record.master == kDispatched) return;
+      bool stopping;
+      {
+        std::lock_guard lock(mutex_);
+        stopping = stopping_;
+        if (!stopping) function_uids_.emplace(record.uid, record.master);
+      }
+      if (stopping) {
+        // The masters have shut down: it never reaches one.
+        record.running = false;
+        (void)scheduler_.Finish(id, TaskState::kCanceled);
+        EndUnstarted(id, TaskState::kCanceled, "agent shut down");
+        return;
+      }
+      std::vector<TaskDescription> tasks;
+      tasks.push_back(std::move(record.task));
+      record.task = TaskDescription{};
+      masters_[static_cast<size_t>(record.master)]->Submit(std::move(tasks));
+      return;
+    }
     const Allocation& allocation = scheduler_.allocation(id);
     ExecutionPlacement placement;
     placement.ranks.resize(static_cast<size_t>(allocation.ranks()));
@@ -497,10 +563,20 @@ class Agent::Impl {
   std::condition_variable wake_;
   std::vector<Batch> batches_;
   std::vector<ExecutionResult> finished_;
+  // Function tasks that ended at their masters (their results went to the client already).
+  // The scheduler thread is woken for them only when tasks wait in the scheduler (one may depend
+  // on them; scheduler_waiting_ is its count after the last pass) or kLazyBacklog have gathered;
+  // otherwise they, and batches of function tasks sent straight to masters (lazy_tasks_), wait
+  // for its next wake-up: a lone function task's round trip does not wake it.
+  static constexpr size_t kLazyBacklog = 4096;
+  std::vector<std::pair<std::string, TaskState>> functions_ended_;
+  int64_t scheduler_waiting_ = 0;
+  int64_t lazy_tasks_ = 0;
   std::vector<std::string> cancels_;
   std::unordered_set<std::string> known_uids_;
   // Function tasks not final yet → their master; pool jobs running → their master.
   std::unordered_map<std::string, int32_t> function_uids_;
+  std::vector<std::string> master_names_;  // masters_[i]'s pool name
   std::unordered_map<std::string, size_t> pool_uids_;
   size_t next_master_ = 0;
   // Filled once at start (under the lock), read-only afterwards.

@@ -96,6 +96,67 @@ int OpenPidfd(pid_t pid) {
 
 }  // namespace
 
+Status CheckPoolCanRun(const TaskDescription& task, const PoolDescription& pool,
+                       const std::set<std::string, std::less<>>* functions,
+                       std::string_view broken_reason, std::string_view where) {
+  if (task.ranks > pool.workers) {
+    return Status::Invalid("{}.ranks: {} ranks, but pool '{}' has {} workers", where, task.ranks,
+                           pool.name, pool.workers);
+  }
+  if (!broken_reason.empty()) {
+    return Status::Invalid("{}: pool '{}' is broken: {}", where, pool.name, broken_reason);
+  }
+  static const std::set<std::string, std::less<>> kBuiltins = [] {
+    auto names = BuiltinFunctionNames();
+    return std::set<std::string, std::less<>>(names.begin(), names.end());
+  }();
+  if (kBuiltins.contains(task.function)) return Status::OK();
+  if (functions != nullptr) {
+    if (!functions->contains(task.function)) {
+      return Status::Invalid("{}.function: '{}' is not registered in pool '{}' (registered: {})",
+                             where, task.function, pool.name, fmt::join(*functions, ", "));
+    }
+  } else if (pool.plugins.empty()) {
+    return Status::Invalid(
+        "{}.function: '{}' is not a built-in function and pool '{}' loads no plugins "
+        "(built-ins: {})",
+        where, task.function, pool.name, fmt::join(kBuiltins, ", "));
+  }
+  return Status::OK();
+}
+
+Status FunctionTaskCandidates(const TaskDescription& task, std::string_view where,
+                              const std::vector<std::string>& pool_names,
+                              const std::function<Status(size_t)>& can_run,
+                              std::vector<size_t>* candidates) {
+  candidates->clear();
+  if (pool_names.empty()) {
+    return Status::Invalid("{}: function task '{}', but the pilot has no worker pools", where,
+                           task.function);
+  }
+  if (!task.master.empty()) {
+    auto named = std::find(pool_names.begin(), pool_names.end(), task.master);
+    if (named == pool_names.end()) {
+      return Status::Invalid("{}.master: no pool named '{}' (pools: {})", where, task.master,
+                             fmt::join(pool_names, ", "));
+    }
+    const size_t index = static_cast<size_t>(named - pool_names.begin());
+    DEEPRC_RETURN_NOT_OK(can_run(index));
+    candidates->push_back(index);
+    return Status::OK();
+  }
+  Status first_error;
+  for (size_t index = 0; index < pool_names.size(); ++index) {
+    Status fits = can_run(index);
+    if (fits.ok()) {
+      candidates->push_back(index);
+    } else if (first_error.ok()) {
+      first_error = std::move(fits);
+    }
+  }
+  return candidates->empty() ? first_error : Status::OK();
+}
+
 std::string ResolveWorkerProgram(const std::string& program) {
   if (!program.empty()) return program;
   if (const char* from_env = std::getenv("DEEPRC_WORKER_PROGRAM"); from_env && *from_env) {
@@ -146,27 +207,9 @@ class Master::Impl {
   const std::string& name() const { return options_.pool.name; }
 
   Status Check(const TaskDescription& task, std::string_view where) const {
-    if (task.ranks > options_.pool.workers) {
-      return Status::Invalid("{}.ranks: {} ranks, but pool '{}' has {} workers", where, task.ranks,
-                             name(), options_.pool.workers);
-    }
     std::lock_guard lock(shared_mutex_);
-    if (!broken_reason_.empty()) {
-      return Status::Invalid("{}: pool '{}' is broken: {}", where, name(), broken_reason_);
-    }
-    if (builtins_.contains(task.function)) return Status::OK();
-    if (functions_known_) {
-      if (!functions_.contains(task.function)) {
-        return Status::Invalid("{}.function: '{}' is not registered in pool '{}' (registered: {})",
-                               where, task.function, name(), fmt::join(functions_, ", "));
-      }
-    } else if (options_.pool.plugins.empty()) {
-      return Status::Invalid(
-          "{}.function: '{}' is not a built-in function and pool '{}' loads no "
-          "plugins (built-ins: {})",
-          where, task.function, name(), fmt::join(builtins_, ", "));
-    }
-    return Status::OK();
+    return CheckPoolCanRun(task, options_.pool, functions_known_ ? &functions_ : nullptr,
+                           broken_reason_, where);
   }
 
   void Submit(std::vector<TaskDescription> tasks) {
@@ -897,6 +940,7 @@ class Master::Impl {
     }
     status_.heartbeats = heartbeats_;
     status_.functions.assign(functions_.begin(), functions_.end());
+    status_.functions_known = functions_known_;
   }
 
   MasterOptions options_;

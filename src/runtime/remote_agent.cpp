@@ -9,10 +9,12 @@
 
 #include <cerrno>
 #include <cstring>
+#include <set>
 
 #include <fmt/format.h>
 
 #include "deeprc/runtime/agent_process.h"
+#include "runtime/master_internal.h"
 
 extern char** environ;
 
@@ -112,9 +114,13 @@ Status RemoteAgent::Submit(std::vector<TaskDescription> tasks, int64_t submitted
     if (shut_down_) return Status::Invalid("the pilot has shut down");
     if (!runtime_over_.empty()) return Status::Invalid("{}", runtime_over_);
     for (size_t i = 0; i < tasks.size(); ++i) {
-      DEEPRC_RETURN_NOT_OK(ValidateTaskDescription(tasks[i], fmt::format("tasks[{}]", i)));
+      const std::string where = fmt::format("tasks[{}]", i);
+      DEEPRC_RETURN_NOT_OK(ValidateTaskDescription(tasks[i], where));
       if (known_uids_.contains(tasks[i].uid)) {
         return Status::Invalid("tasks[{}]: uid '{}' was submitted before", i, tasks[i].uid);
+      }
+      if (tasks[i].mode == TaskMode::kFunction) {
+        DEEPRC_RETURN_NOT_OK(CheckFunctionTask(tasks[i], where));
       }
     }
     DEEPRC_RETURN_NOT_OK(ValidateTaskGraph(
@@ -127,6 +133,35 @@ Status RemoteAgent::Submit(std::vector<TaskDescription> tasks, int64_t submitted
   }
   channel_->Send(body.dump());
   return Status::OK();
+}
+
+Status RemoteAgent::CheckFunctionTask(const TaskDescription& task, std::string_view where) const {
+  const std::vector<PoolDescription>& pools = options_.pools.pools;
+  std::vector<std::string> names;
+  for (const PoolDescription& pool : pools) names.push_back(pool.name);
+  std::vector<size_t> candidates;
+  return FunctionTaskCandidates(
+      task, where, names,
+      [&](size_t p) {
+        // Before the agent's first report: only what the descriptions tell.
+        const PoolStatus* status = nullptr;
+        for (const PoolStatus& reported : pools_) {
+          if (reported.name == pools[p].name) status = &reported;
+        }
+        std::set<std::string, std::less<>> functions;
+        if (status != nullptr && status->functions_known) {
+          functions.insert(status->functions.begin(), status->functions.end());
+        }
+        return CheckPoolCanRun(task, pools[p],
+                               status != nullptr && status->functions_known ? &functions : nullptr,
+                               status != nullptr ? status->broken_reason : "", where);
+      },
+      &candidates);
+}
+
+std::vector<PoolStatus> RemoteAgent::pool_status() const {
+  std::lock_guard lock(mutex_);
+  return pools_;
 }
 
 void RemoteAgent::Cancel(std::vector<std::string> uids) {
@@ -153,6 +188,11 @@ void RemoteAgent::OnMessage(std::string&& text) {
       unfinished_.erase(result.uid);
     }
     if (options_.on_result) options_.on_result(std::move(result));
+  } else if (type == "pools") {
+    std::vector<PoolStatus> pools;
+    for (const auto& entry : body["pools"]) pools.push_back(PoolStatusFromJson(entry));
+    std::lock_guard lock(mutex_);
+    pools_ = std::move(pools);
   } else if (type == "runtime_over") {
     const std::string reason = body.value("reason", "the pilot's runtime limit is over");
     {

@@ -56,6 +56,8 @@ class RemoteAgent {
   // SIGKILL), joins the I/O thread.
   void Shutdown();
   pid_t pid() const { return pid_; }
+  // The pools as the agent last reported them (empty before its first report).
+  std::vector<PoolStatus> pool_status() const;
   int64_t total_cores() const { return total_cores_; }
   int64_t total_gpus() const { return total_gpus_; }
 
@@ -76,7 +78,11 @@ class RemoteAgent {
   std::thread io_thread_;
   std::chrono::steady_clock::time_point last_heard_;  // only the I/O thread
 
-  std::mutex mutex_;
+  // Function tasks as the agent's masters would check them (same rules, the agent's report).
+  Status CheckFunctionTask(const TaskDescription& task, std::string_view where) const;
+
+  mutable std::mutex mutex_;
+  std::vector<PoolStatus> pools_;  // by pool, as options_.pools.pools
   std::unordered_set<std::string> known_uids_;
   std::unordered_set<std::string> unfinished_;
   bool lost_ = false;

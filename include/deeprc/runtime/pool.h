@@ -75,6 +75,8 @@ struct PoolStatus {
   // Heartbeats received since the last reset (lets a test wait for fresh ones).
   int64_t heartbeats = 0;
   std::vector<std::string> functions;
+  // Whether `functions` came from the ranks (else only built-ins are known to be there).
+  bool functions_known = false;
   // The ranks' process ids (as they reported them), by pool rank; -1 before a rank connected.
   std::vector<int32_t> pids;
 };
