@@ -1,5 +1,6 @@
 #include "deeprc/runtime/agent.h"
 
+#include <algorithm>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -71,15 +72,18 @@ class Agent::Impl {
       master.secret = secret;
       master.emit = [this](const TaskEvent& event) { Emit(event); };
       master.on_result = [this](ExecutionResult result) {
-        // The scheduler learns the end for the task's dependents; the client gets the result
-        // from here (no hop through the scheduler thread).
+        // The scheduler learns the end of a task it tracks (for its dependents); the client gets
+        // the result from here (no hop through the scheduler thread).
         bool wake;
         {
           std::lock_guard lock(mutex_);
           function_uids_.erase(result.uid);
-          functions_ended_.emplace_back(result.uid, result.state);
-          wake = (functions_ended_.size() == 1 && scheduler_waiting_ > 0) ||
-                 functions_ended_.size() % kLazyBacklog == 0;
+          wake = tracked_functions_.erase(result.uid) > 0;
+          if (wake) {
+            functions_ended_.emplace_back(result.uid, result.state);
+          } else {
+            untracked_ended_.emplace(result.uid, result.state);
+          }
         }
         if (wake) wake_.notify_one();
         if (options_.on_result) options_.on_result(std::move(result));
@@ -110,7 +114,7 @@ class Agent::Impl {
     pool_uids_[task.uid] = master;
     std::vector<TaskDescription> tasks;
     tasks.push_back(std::move(task));
-    batches_.push_back(Batch{std::move(tasks), NowMicros()});
+    batches_.push_back(Batch{std::move(tasks), NowMicros(), {}});
     wake_.notify_one();
     return Status::OK();
   }
@@ -161,41 +165,26 @@ class Agent::Impl {
     std::vector<int32_t> route;
     DEEPRC_RETURN_NOT_OK(RouteFunctions(tasks, &route));
     for (const TaskDescription& task : tasks) known_uids_.insert(task.uid);
-    // Every task goes to the scheduler, which keeps the dependencies (a function task holds no
-    // slots there). A function task that waits for nothing also goes to its master from this
-    // thread at once (no hop through the scheduler thread); the scheduler gets a copy without
-    // its arguments. One that waits goes to its master when the scheduler starts it.
+    // Dependencies are the scheduler's: executables and function tasks that wait for others go
+    // to it (a function task holds no slots there and goes to its master when the scheduler
+    // starts it). A function task that waits for nothing goes to its master from this thread at
+    // once (no hop through the scheduler thread); the scheduler adopts it only if a later task
+    // waits for it (Adopt).
     std::vector<std::vector<TaskDescription>> functions;
     Batch batch{{}, submitted_us, {}};
-    batch.tasks.reserve(tasks.size());
-    batch.routes.assign(tasks.size(), -1);
     for (size_t i = 0; i < tasks.size(); ++i) {
       TaskDescription& task = tasks[i];
-      batch.routes[i] = route[i];
       if (route[i] < 0 || !task.after.empty()) {
         batch.tasks.push_back(std::move(task));
+        batch.routes.push_back(route[i]);
         continue;
       }
-      TaskDescription stub;
-      stub.uid = task.uid;
-      stub.mode = TaskMode::kFunction;
-      stub.function = task.function;
-      stub.ranks = task.ranks;
-      stub.priority = task.priority;
-      batch.tasks.push_back(std::move(stub));
-      batch.routes[i] = kDispatched;
       if (functions.empty()) functions.resize(masters_.size());
       function_uids_.emplace(task.uid, route[i]);
       functions[static_cast<size_t>(route[i])].push_back(std::move(task));
     }
-    // Only function tasks sent to their masters: the scheduler thread need not wake for them
-    // now (nothing it waits for depends on them yet; see functions_ended_).
-    const bool urgent = std::any_of(batch.routes.begin(), batch.routes.end(),
-                                    [](int32_t r) { return r != kDispatched; });
-    lazy_tasks_ += urgent ? 0 : static_cast<int64_t>(batch.tasks.size());
-    batches_.push_back(std::move(batch));
-    if (urgent || lazy_tasks_ >= kLazyBacklog) {
-      lazy_tasks_ = 0;
+    if (!batch.tasks.empty()) {
+      batches_.push_back(std::move(batch));
       wake_.notify_one();
     }
     lock.unlock();
@@ -258,8 +247,8 @@ class Agent::Impl {
   int64_t total_gpus() const { return scheduler_.resources().total_gpus(); }
 
  private:
-  // routes[i]: tasks[i]'s master for a function task, kDispatched when it went to its master
-  // at submission, -1 for an executable.
+  // routes[i]: tasks[i]'s master for a function task, -1 for an executable.
+  // A Record's master for a function task that went to its master at submission.
   static constexpr int32_t kDispatched = -2;
   struct Batch {
     std::vector<TaskDescription> tasks;
@@ -321,8 +310,6 @@ class Agent::Impl {
     std::vector<ExecutionResult> finished;
     std::vector<std::pair<std::string, TaskState>> functions_ended;
     std::vector<std::string> cancels;
-    std::vector<TaskId> started;
-    std::vector<TaskFailure> failed;
     std::unique_lock lock(mutex_);
     auto has_work = [&] {
       return !batches_.empty() || !finished_.empty() || !functions_ended_.empty() ||
@@ -413,21 +400,9 @@ class Agent::Impl {
         }
       }
 
-      ScheduleAndLaunch(started, failed);
-      // Function tasks that ended (after this pass: one sent to its master at submission is
-      // started by it); their dependents start in a second pass.
-      if (!functions_ended.empty()) {
-        for (const auto& [uid, state] : functions_ended) {
-          auto found = index_.find(uid);
-          if (found == index_.end()) continue;
-          Record& record = records_[found->second];
-          record.running = false;
-          record.final = true;
-          (void)scheduler_.Finish(found->second, state);
-        }
-        functions_ended.clear();
-        ScheduleAndLaunch(started, failed);
-      }
+      for (const auto& [uid, state] : functions_ended) FunctionEnded(uid, state);
+      functions_ended.clear();
+      ScheduleAndLaunch();
       if (runtime_over_ && !runtime_reported_ && scheduler_.waiting_count() == 0 &&
           scheduler_.running_count() == 0) {
         runtime_reported_ = true;
@@ -435,7 +410,6 @@ class Agent::Impl {
       }
 
       lock.lock();
-      scheduler_waiting_ = scheduler_.waiting_count();
       if (stopping_ && batches_.empty() && finished_.empty() && functions_ended_.empty() &&
           scheduler_.waiting_count() == 0 &&
           scheduler_.running_count() == 0) {
@@ -444,33 +418,79 @@ class Agent::Impl {
     }
   }
 
-  void ScheduleAndLaunch(std::vector<TaskId>& started, std::vector<TaskFailure>& failed) {
+  void ScheduleAndLaunch() {
+    std::vector<TaskId> started;
+    std::vector<TaskFailure> failed;
     scheduler_.Schedule(&started, &failed);
     for (const TaskFailure& failure : failed) {
       EndUnstarted(failure.task, failure.state, failure.reason);
     }
-    failed.clear();
     for (TaskId id : started) Launch(id);
-    started.clear();
+  }
+
+  // Function tasks that went straight to their masters and that `batch` waits for become the
+  // scheduler's (external tasks, started; ended with their state if they have ended), so that
+  // its dependency rules apply to them as to any task.
+  void Adopt(const Batch& batch) {
+    std::vector<std::string> uids;
+    for (const TaskDescription& task : batch.tasks) {
+      for (const std::string& uid : task.after) {
+        if (!index_.contains(uid) && std::find(uids.begin(), uids.end(), uid) == uids.end()) {
+          uids.push_back(uid);
+        }
+      }
+    }
+    if (uids.empty()) return;
+    std::vector<TaskDescription> stubs;
+    std::vector<std::pair<std::string, TaskState>> ended;
+    {
+      std::lock_guard lock(mutex_);
+      for (const std::string& uid : uids) {
+        if (auto found = untracked_ended_.find(uid); found != untracked_ended_.end()) {
+          ended.emplace_back(uid, found->second);
+          untracked_ended_.erase(found);
+        } else if (function_uids_.contains(uid)) {
+          tracked_functions_.insert(uid);  // its end comes to this thread now
+        } else {
+          continue;  // a task of this batch
+        }
+        TaskDescription stub;
+        stub.uid = uid;
+        stub.mode = TaskMode::kFunction;
+        stub.function = "adopted";
+        stubs.push_back(std::move(stub));
+      }
+    }
+    if (stubs.empty()) return;
+    Result<TaskId> first = scheduler_.Submit(stubs);
+    if (!first.ok()) return;  // the batch then fails whole, naming the reason
+    for (size_t i = 0; i < stubs.size(); ++i) {
+      const TaskId id = *first + static_cast<TaskId>(i);
+      if (records_.size() <= id) records_.resize(id + 1);
+      index_.emplace(stubs[i].uid, id);
+      records_[id].uid = stubs[i].uid;
+      records_[id].master = kDispatched;
+    }
+    ScheduleAndLaunch();  // starts them
+    for (const auto& [uid, state] : ended) FunctionEnded(uid, state);
+  }
+
+  void FunctionEnded(const std::string& uid, TaskState state) {
+    auto found = index_.find(uid);
+    if (found == index_.end()) return;
+    Record& record = records_[found->second];
+    record.running = false;
+    record.final = true;
+    (void)scheduler_.Finish(found->second, state);
   }
 
   void Accept(Batch& batch) {
+    Adopt(batch);
     Result<TaskId> first = scheduler_.Submit(batch.tasks);
     const TaskId base = first.ok() ? *first : static_cast<TaskId>(records_.size());
     for (size_t i = 0; i < batch.tasks.size(); ++i) {
       TaskDescription& task = batch.tasks[i];
       const int32_t route = batch.routes.empty() ? -1 : batch.routes[i];
-      if (route == kDispatched) {
-        // At its master already, which emitted its first events and delivers its result.
-        if (first.ok()) {
-          const TaskId id = base + static_cast<TaskId>(i);
-          if (records_.size() <= id) records_.resize(id + 1);
-          index_.emplace(task.uid, id);
-          records_[id].uid = task.uid;
-          records_[id].master = kDispatched;
-        }
-        continue;
-      }
       Emit(TaskEvent{task.uid, TaskState::kNew, batch.submitted_us, ""});
       Emit(TaskEvent{task.uid, TaskState::kScheduling, NowMicros(), ""});
       if (!first.ok()) {
@@ -502,7 +522,10 @@ class Agent::Impl {
       {
         std::lock_guard lock(mutex_);
         stopping = stopping_;
-        if (!stopping) function_uids_.emplace(record.uid, record.master);
+        if (!stopping) {
+          function_uids_.emplace(record.uid, record.master);
+          tracked_functions_.insert(record.uid);
+        }
       }
       if (stopping) {
         // The masters have shut down: it never reaches one.
@@ -563,15 +586,12 @@ class Agent::Impl {
   std::condition_variable wake_;
   std::vector<Batch> batches_;
   std::vector<ExecutionResult> finished_;
-  // Function tasks that ended at their masters (their results went to the client already).
-  // The scheduler thread is woken for them only when tasks wait in the scheduler (one may depend
-  // on them; scheduler_waiting_ is its count after the last pass) or kLazyBacklog have gathered;
-  // otherwise they, and batches of function tasks sent straight to masters (lazy_tasks_), wait
-  // for its next wake-up: a lone function task's round trip does not wake it.
-  static constexpr size_t kLazyBacklog = 4096;
+  // Function tasks the scheduler tracks (started by it, or adopted) until they end at their
+  // masters; their ends, for the scheduler thread (the results went to the client already).
+  std::unordered_set<std::string> tracked_functions_;
   std::vector<std::pair<std::string, TaskState>> functions_ended_;
-  int64_t scheduler_waiting_ = 0;
-  int64_t lazy_tasks_ = 0;
+  // How the function tasks the scheduler never saw ended (a later task may wait for them).
+  std::unordered_map<std::string, TaskState> untracked_ended_;
   std::vector<std::string> cancels_;
   std::unordered_set<std::string> known_uids_;
   // Function tasks not final yet → their master; pool jobs running → their master.

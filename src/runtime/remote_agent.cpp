@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <set>
@@ -95,6 +96,10 @@ Result<std::unique_ptr<RemoteAgent>> RemoteAgent::Launch(RemoteAgentOptions opti
   }
   remote->channel_ = channel.MoveValueUnsafe();
   remote->last_heard_ = std::chrono::steady_clock::now();
+  for (const PoolDescription& pool : remote->options_.pools.pools) {
+    remote->pool_names_.push_back(pool.name);
+  }
+  remote->reported_.resize(remote->pool_names_.size());
   RemoteAgent* raw = remote.get();
   raw->io_thread_ = std::thread([raw] {
     raw->channel_->Run([raw](std::string&& text) { raw->OnMessage(std::move(text)); },
@@ -137,24 +142,14 @@ Status RemoteAgent::Submit(std::vector<TaskDescription> tasks, int64_t submitted
 
 Status RemoteAgent::CheckFunctionTask(const TaskDescription& task, std::string_view where) const {
   const std::vector<PoolDescription>& pools = options_.pools.pools;
-  std::vector<std::string> names;
-  for (const PoolDescription& pool : pools) names.push_back(pool.name);
   std::vector<size_t> candidates;
   return FunctionTaskCandidates(
-      task, where, names,
+      task, where, pool_names_,
       [&](size_t p) {
         // Before the agent's first report: only what the descriptions tell.
-        const PoolStatus* status = nullptr;
-        for (const PoolStatus& reported : pools_) {
-          if (reported.name == pools[p].name) status = &reported;
-        }
-        std::set<std::string, std::less<>> functions;
-        if (status != nullptr && status->functions_known) {
-          functions.insert(status->functions.begin(), status->functions.end());
-        }
-        return CheckPoolCanRun(task, pools[p],
-                               status != nullptr && status->functions_known ? &functions : nullptr,
-                               status != nullptr ? status->broken_reason : "", where);
+        const ReportedPool& reported = reported_[p];
+        return CheckPoolCanRun(task, pools[p], reported.functions_known ? &reported.functions : nullptr,
+                               reported.broken_reason, where);
       },
       &candidates);
 }
@@ -192,6 +187,16 @@ void RemoteAgent::OnMessage(std::string&& text) {
     std::vector<PoolStatus> pools;
     for (const auto& entry : body["pools"]) pools.push_back(PoolStatusFromJson(entry));
     std::lock_guard lock(mutex_);
+    for (const PoolStatus& status : pools) {
+      auto named = std::find(pool_names_.begin(), pool_names_.end(), status.name);
+      if (named == pool_names_.end()) continue;
+      ReportedPool& reported = reported_[static_cast<size_t>(named - pool_names_.begin())];
+      reported.broken_reason = status.broken_reason;
+      if (status.functions_known && !reported.functions_known) {
+        reported.functions_known = true;
+        reported.functions.insert(status.functions.begin(), status.functions.end());
+      }
+    }
     pools_ = std::move(pools);
   } else if (type == "runtime_over") {
     const std::string reason = body.value("reason", "the pilot's runtime limit is over");

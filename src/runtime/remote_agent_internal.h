@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <unordered_set>
@@ -81,8 +82,17 @@ class RemoteAgent {
   // Function tasks as the agent's masters would check them (same rules, the agent's report).
   Status CheckFunctionTask(const TaskDescription& task, std::string_view where) const;
 
+  // What the agent reported of each pool that the checks need (by pool, as options_.pools).
+  struct ReportedPool {
+    bool functions_known = false;  // the ranks' functions never change after they reported
+    std::set<std::string, std::less<>> functions;
+    std::string broken_reason;
+  };
+  std::vector<std::string> pool_names_;
+
   mutable std::mutex mutex_;
-  std::vector<PoolStatus> pools_;  // by pool, as options_.pools.pools
+  std::vector<PoolStatus> pools_;  // as the agent last reported them
+  std::vector<ReportedPool> reported_;
   std::unordered_set<std::string> known_uids_;
   std::unordered_set<std::string> unfinished_;
   bool lost_ = false;
