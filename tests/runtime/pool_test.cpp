@@ -241,7 +241,8 @@ TEST(PoolTest, DependenciesBetweenFunctionAndExecutableTasks) {
        After(Function("f2", "noop"), {"e1"}),
        After(Function("f3", "echo_ranks", json::object(), 2), {"f1", "e1"}),
        Function("fail", "fail", {{"message", message}}), After(Function("g", "noop"), {"fail"}),
-       Executable("x", {"g"})},
+       Executable("x", {"g"}), Function("solo", "noop"),
+       Function("solo_fail", "fail", {{"message", message}})},
       NowMicros()));
   for (const char* uid : {"f1", "e1", "f2", "f3"}) {
     ExecutionResult result = harness.Wait(uid);
@@ -268,11 +269,18 @@ TEST(PoolTest, DependenciesBetweenFunctionAndExecutableTasks) {
   EXPECT_EQ(executing("x"), -1);
 
   // A later batch may wait for tasks that have ended: DONE ones let it run, a failed one fails
-  // it at once.
-  ASSERT_OK(harness.agent().Submit({After(Function("late", "noop"), {"f2", "e1"}),
-                                    Executable("late_exec", {"f3"}),
-                                    After(Function("late_fail", "noop"), {"fail"})},
-                                   NowMicros()));
+  // it at once; also for function tasks nothing waited for when they ran (solo, solo_fail).
+  EXPECT_EQ(harness.Wait("solo").state, TaskState::kDone);
+  EXPECT_EQ(harness.Wait("solo_fail").state, TaskState::kFailed);
+  ASSERT_OK(harness.agent().Submit(
+      {After(Function("late", "noop"), {"f2", "e1"}), Executable("late_exec", {"f3"}),
+       After(Function("late_fail", "noop"), {"fail"}), Executable("after_solo", {"solo"}),
+       After(Function("after_solo_fail", "noop"), {"solo_fail"})},
+      NowMicros()));
+  EXPECT_EQ(harness.Wait("after_solo").state, TaskState::kDone);
+  ExecutionResult after_solo_fail = harness.Wait("after_solo_fail");
+  EXPECT_EQ(after_solo_fail.state, TaskState::kFailed);
+  EXPECT_EQ(after_solo_fail.reason, "dependency 'solo_fail' failed");
   EXPECT_EQ(harness.Wait("late").state, TaskState::kDone);
   EXPECT_EQ(harness.Wait("late_exec").state, TaskState::kDone);
   ExecutionResult late_fail = harness.Wait("late_fail");
