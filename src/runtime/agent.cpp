@@ -81,8 +81,8 @@ class Agent::Impl {
           wake = tracked_functions_.erase(result.uid) > 0;
           if (wake) {
             functions_ended_.emplace_back(result.uid, result.state);
-          } else {
-            untracked_ended_.emplace(result.uid, result.state);
+          } else if (result.state != TaskState::kDone) {
+            untracked_failed_.emplace(result.uid, result.state);
           }
         }
         if (wake) wake_.notify_one();
@@ -441,18 +441,23 @@ class Agent::Impl {
       }
     }
     if (uids.empty()) return;
+    std::unordered_set<std::string_view> in_batch;
+    for (const TaskDescription& task : batch.tasks) in_batch.insert(task.uid);
     std::vector<TaskDescription> stubs;
     std::vector<std::pair<std::string, TaskState>> ended;
     {
       std::lock_guard lock(mutex_);
       for (const std::string& uid : uids) {
-        if (auto found = untracked_ended_.find(uid); found != untracked_ended_.end()) {
+        if (in_batch.contains(uid)) continue;
+        if (auto found = untracked_failed_.find(uid); found != untracked_failed_.end()) {
           ended.emplace_back(uid, found->second);
-          untracked_ended_.erase(found);
+          untracked_failed_.erase(found);
         } else if (function_uids_.contains(uid)) {
           tracked_functions_.insert(uid);  // its end comes to this thread now
+        } else if (known_uids_.contains(uid)) {
+          ended.emplace_back(uid, TaskState::kDone);
         } else {
-          continue;  // a task of this batch
+          continue;  // unknown: the batch fails, naming it
         }
         TaskDescription stub;
         stub.uid = uid;
@@ -590,8 +595,9 @@ class Agent::Impl {
   // masters; their ends, for the scheduler thread (the results went to the client already).
   std::unordered_set<std::string> tracked_functions_;
   std::vector<std::pair<std::string, TaskState>> functions_ended_;
-  // How the function tasks the scheduler never saw ended (a later task may wait for them).
-  std::unordered_map<std::string, TaskState> untracked_ended_;
+  // Function tasks the scheduler never saw that ended FAILED or CANCELED (a later task may wait
+  // for them); one that is known, neither running nor here nor the scheduler's, ended DONE.
+  std::unordered_map<std::string, TaskState> untracked_failed_;
   std::vector<std::string> cancels_;
   std::unordered_set<std::string> known_uids_;
   // Function tasks not final yet → their master; pool jobs running → their master.

@@ -473,8 +473,13 @@ class Master::Impl {
   // Tasks of one function and width are expected to take about as long (the dispatcher learns
   // their duration for backfill).
   int32_t KindOf(const TaskDescription& task) {
-    const std::string key = fmt::format("{}/{}", task.function, task.ranks);
-    return kinds_.emplace(key, static_cast<int32_t>(kinds_.size())).first->second;
+    auto found = kinds_.find(task.function);
+    if (found == kinds_.end()) found = kinds_.emplace(task.function, std::vector<int32_t>()).first;
+    std::vector<int32_t>& by_ranks = found->second;
+    const size_t ranks = static_cast<size_t>(std::max(1, task.ranks));
+    if (by_ranks.size() <= ranks) by_ranks.resize(ranks + 1, -1);
+    if (by_ranks[ranks] < 0) by_ranks[ranks] = next_kind_++;
+    return by_ranks[ranks];
   }
 
   static int64_t SteadyMicros() {
@@ -978,7 +983,9 @@ class Master::Impl {
   std::unordered_map<int64_t, Job> jobs_;
   std::unordered_map<std::string, int64_t> uid_index_;
   Dispatcher dispatcher_;
-  std::unordered_map<std::string, int32_t> kinds_;
+  // Kinds by function name, then ranks.
+  std::map<std::string, std::vector<int32_t>, std::less<>> kinds_;
+  int32_t next_kind_ = 0;
   std::set<int64_t> timed_jobs_;
   int64_t running_ = 0, done_ = 0, heartbeats_ = 0, rejected_ = 0;
 };
