@@ -1,11 +1,11 @@
 // The master of one worker pool.
 //
-// Wire (ZeroMQ): the master binds a ROUTER on 127.0.0.1; every rank connects two DEALERs, the
-// control socket with routing id "<generation>.<rank>" (its I/O thread's) and the work socket
-// "<generation>.<rank>.w" (the thread that runs the tasks), so that messages of a pool that was
-// replaced are told apart and dropped. Every message is [secret, JSON body] (the ROUTER sees the
-// routing id first); a body whose secret does not match is dropped unread. Bodies, `t` says
-// which:
+// Wire (ZeroMQ): the master binds a ROUTER on an abstract Unix socket (ipc://@deeprc-pool-PID-N);
+// every rank connects two DEALERs, the control socket with routing id "<generation>.<rank>" (its
+// I/O thread's) and the work socket "<generation>.<rank>.w" (the thread that runs the tasks), so
+// that messages of a pool that was replaced are told apart and dropped. Every message is
+// [secret, JSON body] (the ROUTER sees the routing id first); a body whose secret does not match
+// is dropped unread. Bodies, `t` says which:
 //   rank → master: hello {rank, size, pid, node, functions, error?}   once, at start (control)
 //                  work {}                                            once, at start (work)
 //                  beat {live_comms, fds, rss_kb, done}               every heartbeat interval
@@ -188,7 +188,13 @@ class Master::Impl {
     const int high_water_mark = 0;  // unbounded: the master never blocks on a slow rank
     zmq_setsockopt(socket_, ZMQ_SNDHWM, &high_water_mark, sizeof(high_water_mark));
     zmq_setsockopt(socket_, ZMQ_RCVHWM, &high_water_mark, sizeof(high_water_mark));
-    if (zmq_bind(socket_, "tcp://127.0.0.1:*") != 0) {
+    // A Unix socket in the abstract namespace: the pool's ranks run on this machine (the pools
+    // of a local pilot), and it costs less per message than loopback TCP (the round trip of a
+    // lone task: 111-117 µs against 122-165 µs, measured under load). Like 127.0.0.1 it is open
+    // to every local process; the secret on every message keeps others out.
+    static std::atomic<int32_t> sockets{0};
+    const std::string address = fmt::format("ipc://@deeprc-pool-{}-{}", ::getpid(), sockets++);
+    if (zmq_bind(socket_, address.c_str()) != 0) {
       return Status::IOError("pool {}: bind: {}", name(), zmq_strerror(zmq_errno()));
     }
     char buffer[256];

@@ -5,9 +5,9 @@
 //
 // Each pool has one master in the agent process. The master starts the pool as an ordinary
 // multi-rank executable task of the pilot (`deeprc-worker` under mpirun: it holds its cores and
-// GPUs like any task), then talks to every rank over ZeroMQ (the master's ROUTER bound on
-// 127.0.0.1, one DEALER per rank; every message carries the session secret). See master.cpp for
-// the protocol and the failure rules.
+// GPUs like any task), then talks to every rank over ZeroMQ (the master's ROUTER bound on an
+// abstract Unix socket, two DEALERs per rank; every message carries the session secret). See
+// master.cpp for the protocol and the failure rules.
 
 #include <chrono>
 #include <cstdint>
