@@ -219,8 +219,16 @@ bool Dispatcher::Choose(const Entry& entry, int64_t now_us, std::vector<int32_t>
   const int64_t own_estimate = estimate_us(entry.kind);
   const int64_t tolerance = own_estimate > 0 ? own_estimate / 16 : 0;
   if (free_ < k) return false;
+  // Unknown duration: only idle ranks can qualify (no tolerance), and without a reservation or
+  // several nodes any k of them do.
+  const int32_t levels = own_estimate >= 0 ? depth_ : 1;
+  if (levels == 1 && !reserving && nodes_ == 1) {
+    if (static_cast<int32_t>(buckets_[0].size()) < k) return false;
+    chosen->assign(buckets_[0].begin(), buckets_[0].begin() + k);
+    return true;
+  }
   aligned_.clear();
-  for (int32_t level = 0; level < depth_; ++level) {
+  for (int32_t level = 0; level < levels; ++level) {
     for (int32_t rank : buckets_[static_cast<size_t>(level)]) {
       if (reserving && !Allowed(rank, estimate, now_us)) continue;
       const int64_t free_at = FreeAt(rank, now_us);
