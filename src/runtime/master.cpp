@@ -16,8 +16,10 @@
 //                  cancel {ids}, beat, stop                                              (control)
 // EXECUTING: a task assigned to ranks that hold nothing else starts at once, so the master emits
 // it at dispatch; a task queued behind others is marked `report` and the ranks list it in
-// `started` of their next results message (no message of its own) when they start it; the last
-// of its ranks to report makes it EXECUTING.
+// `started` of a results message (no message of its own) when they start it: the next one for a
+// task of a kind learned to be short (report "batch": it ends soon and its result carries the
+// start), one sent at once otherwise (report "now"); the last of its ranks to report makes it
+// EXECUTING.
 // Batching: one `run` message per rank per dispatch pass and one `results` message per wake-up
 // of a rank's I/O thread carry as many tasks as are ready, so a busy pool costs a few messages
 // per hundred tasks. A rank holds up to `pipeline_depth` assignments and runs them in order; the
@@ -547,7 +549,7 @@ class Master::Impl {
                    {"ranks", job.ranks},
                    {"tag", id % 32768},
                    {"timed", job.task.timeout > 0},
-                   {"report", !at_once},
+                   {"report", at_once ? "" : ReportMode(job)},
                    {"sandbox", job.task.sandbox}};
       for (int32_t r : chosen) {
         Rank& rank = ranks_[static_cast<size_t>(r)];
@@ -682,6 +684,13 @@ class Master::Impl {
       }
       MaybeReady();
     }
+  }
+
+  // How the ranks report the start of a queued task (see the header).
+  const char* ReportMode(const Job& job) const {
+    constexpr int64_t kShortUs = 2000;
+    const int64_t estimate = dispatcher_.estimate_us(job.kind);
+    return estimate >= 0 && estimate < kShortUs ? "batch" : "now";
   }
 
   // A rank reported that it started `job` (it was queued behind others there).

@@ -82,8 +82,10 @@ struct Assignment {
   std::vector<int32_t> ranks;
   int tag = 0;
   bool timed = false;
-  // The master did not see it start at once (it was queued behind others): report the start.
+  // The master did not see it start at once (it was queued behind others): report the start,
+  // with the next results (a short task) or at once (`report_now`: a long or unknown one).
   bool report = false;
+  bool report_now = false;
   std::string sandbox;
 };
 
@@ -284,7 +286,9 @@ class Worker {
         assignment.ranks = item["ranks"].get<std::vector<int32_t>>();
         assignment.tag = item.value("tag", 0);
         assignment.timed = item.value("timed", false);
-        assignment.report = item.value("report", false);
+        const std::string report = item.value("report", "");
+        assignment.report = !report.empty();
+        assignment.report_now = report == "now";
         assignment.sandbox = item.value("sandbox", "");
         queue_.push_back(std::move(assignment));  // only the main thread receives `run`
       }
@@ -339,8 +343,9 @@ class Worker {
         current_ = assignment.id;
         cancel_ = canceled_before;
         if (assignment.report && !assignment.timed) {
-          // Reported with the next batch of results (no message of its own).
-          wake = results_.empty() && started_.empty();
+          // Listed in the next results message (no message of its own); the I/O thread sends
+          // one now only for a task that may take long.
+          wake = assignment.report_now && results_.empty() && started_.empty();
           started_.push_back(assignment.id);
         }
       }
