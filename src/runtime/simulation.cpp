@@ -6,6 +6,8 @@
 #include <charconv>
 #include <chrono>
 #include <cstring>
+#include <functional>
+#include <span>
 
 #include <fmt/format.h>
 
@@ -66,17 +68,125 @@ class CompletionQueue {
   size_t size_ = 0;
 };
 
+// Sums over a multiset of durations drawn from a fixed list: insert by rank (the list sorted
+// ascending), and the sum of the `count` smallest inserted so far.
+class RankedSums {
+ public:
+  explicit RankedSums(size_t size) : counts_(size + 1), sums_(size + 1) {
+    while ((size_t{1} << levels_) <= size) ++levels_;
+  }
+  void Clear() {
+    std::fill(counts_.begin(), counts_.end(), 0);
+    std::fill(sums_.begin(), sums_.end(), 0.0);
+    size_ = 0;
+    total_ = 0;
+  }
+  void Insert(size_t rank, double value) {
+    for (size_t at = rank + 1; at < counts_.size(); at += at & (~at + 1)) {
+      ++counts_[at];
+      sums_[at] += value;
+    }
+    ++size_;
+    total_ += value;
+  }
+  int64_t size() const { return size_; }
+  // The sum of the `count` smallest (0 <= count <= size()).
+  double Smallest(int64_t count) const {
+    size_t at = 0;
+    double sum = 0;
+    for (int level = levels_; level >= 0; --level) {
+      const size_t next = at + (size_t{1} << level);
+      if (next < counts_.size() && counts_[next] <= count) {
+        at = next;
+        count -= counts_[next];
+        sum += sums_[next];
+      }
+    }
+    return sum;
+  }
+  // The sum of the `count` largest.
+  double Largest(int64_t count) const { return total_ - Smallest(size_ - count); }
+
+ private:
+  std::vector<int64_t> counts_;
+  std::vector<double> sums_;
+  int levels_ = 0;
+  int64_t size_ = 0;
+  double total_ = 0;
+};
+
 }  // namespace
+
+double WindowBound(std::span<const double> duration, std::span<const double> head,
+                   std::span<const double> tail, std::span<const int64_t> cores,
+                   int64_t total_cores) {
+  const size_t count = duration.size();
+  if (count == 0 || total_cores <= 0) return 0;
+  const auto m = static_cast<double>(total_cores);
+  // Each single-core task's rank among the single-core durations (ties broken by index, so
+  // every task has its own rank).
+  std::vector<uint32_t> by_duration;
+  for (size_t task = 0; task < count; ++task) {
+    if (cores[task] == 1) by_duration.push_back(static_cast<uint32_t>(task));
+  }
+  std::sort(by_duration.begin(), by_duration.end(),
+            [&](uint32_t a, uint32_t b) { return duration[a] < duration[b]; });
+  std::vector<uint32_t> rank(count, UINT32_MAX);
+  for (size_t at = 0; at < by_duration.size(); ++at) rank[by_duration[at]] = at;
+  std::vector<uint32_t> by_tail(count);
+  for (size_t task = 0; task < count; ++task) by_tail[task] = static_cast<uint32_t>(task);
+  std::sort(by_tail.begin(), by_tail.end(),
+            [&](uint32_t a, uint32_t b) { return tail[a] > tail[b]; });
+  std::vector<double> heads(head.begin(), head.end());
+  std::sort(heads.begin(), heads.end(), std::greater<>());
+  heads.erase(std::unique(heads.begin(), heads.end()), heads.end());
+  // O(thresholds × tasks × log tasks): beyond ~4·10^7 steps, every k-th threshold (any subset
+  // of thresholds gives a valid bound; the smallest head, which admits every task, is kept).
+  const size_t stride = std::max<size_t>(1, heads.size() * count / 40'000'000);
+  RankedSums singles(by_duration.size());
+  double bound = 0;
+  for (size_t at = 0; at < heads.size(); at += stride) {
+    const double from = at + stride < heads.size() ? heads[at] : heads.back();
+    singles.Clear();
+    double work = 0;
+    for (size_t next = 0; next < count;) {
+      // Add every task of the window with the next tail value, then bound the window.
+      const double to = tail[by_tail[next]];
+      for (; next < count && tail[by_tail[next]] == to; ++next) {
+        const uint32_t task = by_tail[next];
+        if (head[task] < from) continue;
+        work += duration[task] * static_cast<double>(cores[task]);
+        if (rank[task] != UINT32_MAX) singles.Insert(rank[task], duration[task]);
+      }
+      double busy = work / m;
+      // n single-core tasks on m cores with n = q·m + r: some core runs k + 1 of any k·m + 1
+      // of them (take the largest), and the r fullest cores run at least r·(q + 1) of them
+      // (so one of those cores is busy for the r·(q + 1) smallest ÷ r).
+      const int64_t n = singles.size();
+      const int64_t q = n / total_cores, r = n % total_cores;
+      // k = 1..8 and the largest k (each is a valid bound; all of them would cost q per window).
+      for (int64_t k = 1; k <= q; k = (k < 8 || k == q) ? k + 1 : q) {
+        if (k * total_cores == n) break;
+        const int64_t among = k * total_cores + 1;
+        busy = std::max(busy, singles.Largest(among) - singles.Largest(among - k - 1));
+      }
+      if (q >= 1 && r > 0) busy = std::max(busy, singles.Smallest(r * (q + 1)) / r);
+      if (work > 0) bound = std::max(bound, from + busy + to);
+    }
+  }
+  return bound;
+}
 
 std::string SimulationResult::ToJson() const {
   return fmt::format(
       "{{\"makespan_s\": {:.6g}, \"lower_bound_s\": {:.6g}, \"utilization\": {:.6f}, "
       "\"decisions_per_s\": {:.0f}, \"tasks\": {}, \"done\": {}, \"failed\": {}, "
       "\"ratio_to_lower_bound\": {:.4f}, \"critical_path_s\": {:.6g}, \"work_bound_s\": {:.6g}, "
+      "\"window_bound_s\": {:.6g}, "
       "\"gpu_utilization\": {:.6f}, \"decisions\": {}, \"wall_s\": {:.3f}}}",
       makespan_s, lower_bound_s, utilization, decisions_per_s, tasks, done, failed,
       lower_bound_s > 0 ? makespan_s / lower_bound_s : 0.0, critical_path_s, work_bound_s,
-      gpu_utilization, decisions, wall_s);
+      window_bound_s, gpu_utilization, decisions, wall_s);
 }
 
 Result<SimulationResult> Simulate(std::vector<NodeResources> nodes, const Workload& workload,
@@ -96,6 +206,9 @@ Result<SimulationResult> Simulate(std::vector<NodeResources> nodes, const Worklo
   const auto count = static_cast<size_t>(workload.count);
   std::vector<double> duration(count);
   std::vector<double> path_end(count);  // longest chain of durations ending with the task
+  std::vector<double> head(count);      // longest chain before the task
+  std::vector<int64_t> task_cores(count);
+  std::vector<std::pair<TaskId, TaskId>> edges;  // (task, one it comes after), in task order
   double core_seconds = 0;
   double gpu_seconds = 0;
   // Submission in chunks: a bounded buffer however many tasks there are.
@@ -118,8 +231,11 @@ Result<SimulationResult> Simulate(std::vector<NodeResources> nodes, const Worklo
                                  before);
         }
         start = std::max(start, path_end[before]);
+        edges.emplace_back(static_cast<TaskId>(index), before);
       }
       duration[index] = seconds;
+      head[index] = start;
+      task_cores[index] = request.resources.total_cores();
       path_end[index] = start + seconds;
       result.critical_path_s = std::max(result.critical_path_s, path_end[index]);
       core_seconds += seconds * static_cast<double>(request.resources.total_cores());
@@ -171,7 +287,16 @@ Result<SimulationResult> Simulate(std::vector<NodeResources> nodes, const Worklo
     result.work_bound_s =
         std::max(result.work_bound_s, gpu_seconds / static_cast<double>(total_gpus));
   }
-  result.lower_bound_s = std::max(result.critical_path_s, result.work_bound_s);
+  // The longest chain after each task: children have larger ids, so a backward pass sees every
+  // child of a task before the task.
+  std::vector<double> tail(count, 0.0);
+  for (auto edge = edges.rbegin(); edge != edges.rend(); ++edge) {
+    tail[edge->second] = std::max(tail[edge->second], duration[edge->first] + tail[edge->first]);
+  }
+  edges = {};
+  result.window_bound_s = WindowBound(duration, head, tail, task_cores, total_cores);
+  result.lower_bound_s =
+      std::max({result.critical_path_s, result.work_bound_s, result.window_bound_s});
   if (clock > 0) {
     result.utilization = busy_core_seconds / (static_cast<double>(total_cores) * clock);
     if (total_gpus > 0) {

@@ -5,7 +5,10 @@
 #include <functional>
 #include <map>
 #include <queue>
+#include <limits>
+#include <numeric>
 #include <random>
+#include <set>
 
 #include <gtest/gtest.h>
 
@@ -43,7 +46,9 @@ TEST(SimulationTest, TwoCoresThreeTasks) {
   EXPECT_EQ(result.makespan_s, 4);
   EXPECT_EQ(result.critical_path_s, 3);
   EXPECT_EQ(result.work_bound_s, 3.5);
-  EXPECT_EQ(result.lower_bound_s, 3.5);
+  // Three single-core tasks on two cores: one core runs two of them, at least 2 + 2 s.
+  EXPECT_EQ(result.window_bound_s, 4);
+  EXPECT_EQ(result.lower_bound_s, 4);
   EXPECT_DOUBLE_EQ(result.utilization, 7.0 / 8.0);
   EXPECT_EQ(result.done, 3);
   EXPECT_EQ(result.decisions, 3);
@@ -236,6 +241,168 @@ double IndependentLowerBound(const WorkflowTrace& trace) {
   return std::max(critical, work / cores);
 }
 
+// Heads and tails (longest chains before and after each task) of a DAG given as parent lists,
+// by repeated relaxation until nothing changes (no order of the tasks assumed).
+void HeadsAndTails(const std::vector<std::vector<int32_t>>& parents,
+                   const std::vector<double>& duration, std::vector<double>* head,
+                   std::vector<double>* tail) {
+  const size_t count = duration.size();
+  head->assign(count, 0.0);
+  tail->assign(count, 0.0);
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (size_t task = 0; task < count; ++task) {
+      for (int32_t parent : parents[task]) {
+        const double start = (*head)[parent] + duration[parent];
+        if (start > (*head)[task]) (*head)[task] = start, changed = true;
+        const double after = duration[task] + (*tail)[task];
+        if (after > (*tail)[parent]) (*tail)[parent] = after, changed = true;
+      }
+    }
+  }
+}
+
+// The window bound by brute force: every window (head >= h, tail >= t over the values that
+// occur), and in each every count n' of its longest single-core tasks: with n' = q·cores + r,
+// r > 0, the r fullest cores run at least r·(q + 1) of those n', so one runs for at least the
+// r·(q + 1) smallest of them ÷ r.
+double BruteWindowBound(const std::vector<double>& duration, const std::vector<double>& head,
+                        const std::vector<double>& tail, const std::vector<int64_t>& cores,
+                        int64_t total_cores) {
+  std::set<double> heads(head.begin(), head.end()), tails(tail.begin(), tail.end());
+  double bound = 0;
+  for (double h : heads) {
+    for (double t : tails) {
+      double work = 0;
+      std::vector<double> singles;
+      for (size_t task = 0; task < duration.size(); ++task) {
+        if (head[task] < h || tail[task] < t) continue;
+        work += duration[task] * static_cast<double>(cores[task]);
+        if (cores[task] == 1) singles.push_back(duration[task]);
+      }
+      if (work == 0) continue;
+      double busy = work / static_cast<double>(total_cores);
+      std::sort(singles.begin(), singles.end(), std::greater<>());
+      std::vector<double> prefix(singles.size() + 1, 0.0);
+      std::partial_sum(singles.begin(), singles.end(), prefix.begin() + 1);
+      for (size_t n = 1; n <= singles.size(); ++n) {
+        const size_t q = n / total_cores, r = n % total_cores;
+        if (q == 0 || r == 0) continue;
+        // singles[0, n) are the n longest; the r·(q + 1) smallest of them end the prefix.
+        const double sum = prefix[n] - prefix[n - r * (q + 1)];
+        busy = std::max(busy, sum / static_cast<double>(r));
+      }
+      bound = std::max(bound, h + busy + t);
+    }
+  }
+  return bound;
+}
+
+// The optimum of a small DAG on one node by exhaustion: every order of the tasks that respects
+// the DAG, each task placed at the earliest time its parents are done and its cores are free
+// for its whole duration (the serial schedule-generation scheme, which reaches every active
+// schedule and so an optimal one).
+double OptimalMakespan(const std::vector<std::vector<int32_t>>& parents,
+                       const std::vector<double>& duration, const std::vector<int64_t>& cores,
+                       int64_t total_cores) {
+  const size_t count = duration.size();
+  std::vector<int32_t> order(count);
+  std::iota(order.begin(), order.end(), 0);
+  double best = std::numeric_limits<double>::infinity();
+  do {
+    std::vector<double> start(count, -1);
+    bool valid = true;
+    double makespan = 0;
+    for (int32_t task : order) {
+      double earliest = 0;
+      for (int32_t parent : parents[task]) {
+        if (start[parent] < 0) valid = false;
+        earliest = std::max(earliest, start[parent] + duration[parent]);
+      }
+      if (!valid) break;
+      std::vector<double> candidates = {earliest};
+      for (size_t other = 0; other < count; ++other) {
+        if (start[other] >= 0 && start[other] + duration[other] > earliest) {
+          candidates.push_back(start[other] + duration[other]);
+        }
+      }
+      std::sort(candidates.begin(), candidates.end());
+      for (double at : candidates) {
+        // Usage is piecewise constant, changing only where placed tasks start: check `at` and
+        // every such start inside [at, at + duration).
+        bool fits = true;
+        std::vector<double> points = {at};
+        for (size_t other = 0; other < count; ++other) {
+          if (start[other] > at && start[other] < at + duration[task]) {
+            points.push_back(start[other]);
+          }
+        }
+        for (double point : points) {
+          int64_t used = cores[task];
+          for (size_t other = 0; other < count; ++other) {
+            if (start[other] >= 0 && start[other] <= point &&
+                point < start[other] + duration[other]) {
+              used += cores[other];
+            }
+          }
+          fits = fits && used <= total_cores;
+        }
+        if (fits) {
+          start[task] = at;
+          makespan = std::max(makespan, at + duration[task]);
+          break;
+        }
+      }
+    }
+    if (valid) best = std::min(best, makespan);
+  } while (std::next_permutation(order.begin(), order.end()));
+  return best;
+}
+
+// The window bound never exceeds the optimum (checked by exhaustion on random small DAGs with
+// equal durations, wide tasks and fork-joins), and the simulator's makespan never beats it.
+TEST(WindowBoundTest, NeverAboveTheOptimumOnRandomSmallDags) {
+  std::mt19937_64 random(11);
+  int tighter = 0;
+  for (int trial = 0; trial < 300; ++trial) {
+    const int64_t total_cores = 1 + static_cast<int64_t>(random() % 3);
+    const size_t count = 2 + random() % 6;
+    std::vector<double> duration(count);
+    std::vector<int64_t> cores(count);
+    std::vector<std::vector<int32_t>> parents(count);
+    std::vector<SimTask> tasks(count);
+    for (size_t task = 0; task < count; ++task) {
+      duration[task] = 1.0 + static_cast<double>(random() % 4);
+      cores[task] = total_cores > 1 && random() % 4 == 0 ? 2 : 1;
+      for (size_t parent = 0; parent < task; ++parent) {
+        if (random() % 10 < 3) parents[task].push_back(static_cast<int32_t>(parent));
+      }
+      tasks[task].resources = OneCore();
+      tasks[task].resources.cores_per_rank = static_cast<int32_t>(cores[task]);
+      tasks[task].duration = duration[task];
+      tasks[task].after.assign(parents[task].begin(), parents[task].end());
+    }
+    std::vector<double> head, tail;
+    HeadsAndTails(parents, duration, &head, &tail);
+    const double bound = WindowBound(duration, head, tail, cores, total_cores);
+    const double optimum = OptimalMakespan(parents, duration, cores, total_cores);
+    ASSERT_LE(bound, optimum + 1e-9) << "trial " << trial;
+    EXPECT_LE(bound, BruteWindowBound(duration, head, tail, cores, total_cores) + 1e-9);
+    ASSERT_OK_AND_ASSIGN(auto result,
+                         Simulate({{static_cast<int32_t>(total_cores), 0, 0}}, ListWorkload(tasks)));
+    EXPECT_GE(result.makespan_s, optimum - 1e-9) << "trial " << trial;
+    EXPECT_DOUBLE_EQ(result.window_bound_s, bound);
+    double critical = 0, work = 0;
+    for (size_t task = 0; task < count; ++task) {
+      critical = std::max(critical, head[task] + duration[task] + tail[task]);
+      work += duration[task] * static_cast<double>(cores[task]);
+    }
+    if (bound > std::max(critical, work / static_cast<double>(total_cores)) + 1e-9) ++tighter;
+  }
+  // The bound must matter somewhere, or the test checks nothing beyond the classic bounds.
+  EXPECT_GT(tighter, 10);
+}
+
 TEST(WorkflowTraceTest, MontageTraceWithinTwentyPercentOfTheLowerBound) {
   // The copy of the WfCommons trace the repository carries (tests/data/workflows, LGPL-3.0).
   const std::string path = std::string(DEEPRC_SOURCE_DIR) +
@@ -250,16 +417,19 @@ TEST(WorkflowTraceTest, MontageTraceWithinTwentyPercentOfTheLowerBound) {
       auto result,
       Simulate(trace.machines, WorkflowWorkload(trace, WorkflowPolicy::kCriticalPath)));
   EXPECT_EQ(result.done, 619);
-  EXPECT_NEAR(result.lower_bound_s, IndependentLowerBound(trace), 1e-6);
+  EXPECT_NEAR(std::max(result.critical_path_s, result.work_bound_s), IndependentLowerBound(trace),
+              1e-6);
+  EXPECT_GE(result.lower_bound_s, IndependentLowerBound(trace) - 1e-9);
   EXPECT_GE(result.makespan_s, result.lower_bound_s - 1e-9);
   EXPECT_LE(result.makespan_s, 1.2 * result.lower_bound_s);
 }
 
 TEST(WorkflowTraceTest, EveryWfCommonsTraceOnItsMachinesNearItsLowerBound) {
   // The acceptance: every trace of tests/data/workflows (the six WfInstances traces) on
-  // its recorded machines within 1.2x of max(critical path, work / cores). blast cannot be:
-  // bench/RESULTS.md proves that no schedule of it on its 4 x 24 cores beats 1.206x, so it is
-  // held to 1.3x (it reaches 1.264x).
+  // its recorded machines within 1.2x of the lower bound. For blast, max(critical path, work ÷
+  // cores) = 328.3 s is far from any schedule (300 tasks of 92-114 s on 96 cores: some core
+  // runs four of them); the window bound finds 395.9 s, the figure bench/RESULTS.md derives by
+  // hand, and the brute force here agrees.
   std::vector<std::string> paths;
   for (const std::string directory : {std::string(DEEPRC_SOURCE_DIR) + "/tests/data/workflows"}) {
     std::error_code error;
@@ -280,10 +450,23 @@ TEST(WorkflowTraceTest, EveryWfCommonsTraceOnItsMachinesNearItsLowerBound) {
         Simulate(trace.machines, WorkflowWorkload(trace, WorkflowPolicy::kCriticalPath)));
     EXPECT_EQ(result.done, static_cast<int64_t>(trace.ids.size()));
     EXPECT_EQ(result.failed, 0);
-    EXPECT_NEAR(result.lower_bound_s, IndependentLowerBound(trace), 1e-6);
+    EXPECT_NEAR(std::max(result.critical_path_s, result.work_bound_s),
+                IndependentLowerBound(trace), 1e-6);
     EXPECT_GE(result.makespan_s, result.lower_bound_s - 1e-9);
-    const bool blast = path.find("/blast-") != std::string::npos;
-    EXPECT_LE(result.makespan_s, (blast ? 1.3 : 1.2) * result.lower_bound_s);
+    EXPECT_LE(result.makespan_s, 1.2 * result.lower_bound_s);
+
+    std::vector<double> head, tail;
+    HeadsAndTails(trace.parents, trace.runtimes_s, &head, &tail);
+    std::vector<int64_t> cores(trace.cores.begin(), trace.cores.end());
+    int64_t total_cores = 0;
+    for (const auto& machine : trace.machines) total_cores += machine.cores;
+    const double brute = BruteWindowBound(trace.runtimes_s, head, tail, cores, total_cores);
+    EXPECT_LE(result.window_bound_s, brute + 1e-6);
+    EXPECT_LE(brute, result.makespan_s + 1e-6);
+    if (path.find("/blast-") != std::string::npos) {
+      EXPECT_NEAR(result.window_bound_s, 395.92, 0.01);
+      EXPECT_NEAR(brute, 395.92, 0.01);
+    }
   }
 }
 

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -21,10 +22,13 @@ struct Workload {
 
 struct SimulationResult {
   double makespan_s = 0;
-  // max(critical path, core-seconds ÷ cores, GPU-seconds ÷ GPUs): no schedule can be shorter.
+  // max(critical path, core-seconds ÷ cores, GPU-seconds ÷ GPUs, window bound): no schedule
+  // can be shorter.
   double lower_bound_s = 0;
   double critical_path_s = 0;
   double work_bound_s = 0;
+  // See WindowBound.
+  double window_bound_s = 0;
   // Core-seconds of the tasks ÷ (cores × makespan).
   double utilization = 0;
   double gpu_utilization = 0;
@@ -46,6 +50,17 @@ struct SimulationResult {
 // left waiting on an idle pilot (a scheduler bug, reported rather than hanging).
 Result<SimulationResult> Simulate(std::vector<NodeResources> nodes, const Workload& workload,
                                   SchedulerOptions options = {});
+
+// A lower bound on the makespan of any schedule of tasks with these durations, heads (longest
+// chain of predecessors), tails (longest chain of successors) and cores (per task, all ranks)
+// on `total_cores` cores. For windows W = {tasks with head >= h and tail >= t}, every task of W
+// runs inside [h, makespan - t], so makespan >= h + busy(W) + t, where busy(W) is the larger of
+// W's core-seconds ÷ cores and what packing W's single-core tasks onto the cores forces on the
+// busiest core (pigeonhole: some core runs k + 1 of any k·cores + 1 of them). For a fork-join
+// of 300 tasks on 96 cores this is what max(critical path, work ÷ cores) misses.
+double WindowBound(std::span<const double> duration, std::span<const double> head,
+                   std::span<const double> tail, std::span<const int64_t> cores,
+                   int64_t total_cores);
 
 // Independent tasks of mixed sizes for `deeprc sim`.
 struct SyntheticWorkloadOptions {
