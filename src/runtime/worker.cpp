@@ -198,6 +198,7 @@ class Worker {
         std::lock_guard lock(mutex_);
         results.swap(results_);
         started.swap(started_);
+        io_woken_ = false;
       }
       if (std::string body = ResultsBody(results, started); !body.empty()) Send(socket_, body);
       if (io_stop_) return;
@@ -313,7 +314,10 @@ class Worker {
     std::vector<json> results;
     std::vector<int64_t> started;
     while (true) {
-      while (ReceiveOne(work_)) {
+      // New assignments are taken when the ones here are done (they keep their order).
+      if (queue_.empty()) {
+        while (ReceiveOne(work_)) {
+        }
       }
       {
         std::lock_guard lock(mutex_);
@@ -325,6 +329,7 @@ class Worker {
           std::lock_guard lock(mutex_);
           results.swap(results_);
           started.swap(started_);
+          io_woken_ = false;
         }
         if (std::string body = ResultsBody(results, started); !body.empty()) Send(work_, body);
         zmq_pollitem_t items[2] = {{work_, 0, ZMQ_POLLIN, 0},
@@ -342,12 +347,13 @@ class Worker {
             std::find(canceled_.begin(), canceled_.end(), assignment.id) != canceled_.end();
         current_ = assignment.id;
         cancel_ = canceled_before;
-        if (assignment.report && !assignment.timed) {
-          // Listed in the next results message (no message of its own); the I/O thread sends
-          // one now only for a task that may take long.
-          wake = assignment.report_now && results_.empty() && started_.empty();
-          started_.push_back(assignment.id);
-        }
+        // Its start is listed in a results message (no message of its own).
+        if (assignment.report && !assignment.timed) started_.push_back(assignment.id);
+        // What is ready must not wait for this task to end: the I/O thread sends it (one
+        // wake-up per batch: it takes everything there is). A short task's start alone waits
+        // for its own result.
+        wake = !io_woken_ && (!results_.empty() || (assignment.report_now && !started_.empty()));
+        if (wake) io_woken_ = true;
       }
       // A timed task's clock starts at its report: that one goes at once.
       if (assignment.timed) Send(work_, json{{"t", "started"}, {"id", assignment.id}}.dump());
@@ -357,15 +363,9 @@ class Worker {
         std::lock_guard lock(mutex_);
         current_ = -1;
         std::erase(canceled_, assignment.id);
-        wake = results_.empty() && started_.empty();
         results_.push_back(std::move(result));
       }
       ++done_;
-      // More to run: the I/O thread takes every result there is when it wakes (one wake-up per
-      // batch); otherwise this thread sends them at the top of the loop.
-      while (ReceiveOne(work_)) {
-      }
-      if (wake && !queue_.empty()) Wake();
     }
     io_stop_ = true;
     Wake();
@@ -478,6 +478,7 @@ class Worker {
   std::vector<json> results_;
   int64_t current_ = -1;
   bool stopping_ = false;
+  bool io_woken_ = false;  // the I/O thread was woken for what is in results_ / started_
 };
 
 }  // namespace
