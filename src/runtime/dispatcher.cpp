@@ -194,7 +194,8 @@ void Dispatcher::Reserve(const Entry& head, int64_t now_us) {
   }
   backfill_onto_reserved_ = start != kNever;
   const int64_t head_estimate = estimate_us(head.kind);
-  reserved_limit_us_ = start + (head_estimate > 0 ? head_estimate / 16 : 0);
+  reserved_limit_us_ =
+      backfill_onto_reserved_ ? start + (head_estimate > 0 ? head_estimate / 16 : 0) : start;
 }
 
 bool Dispatcher::Choose(const Entry& entry, int64_t now_us, std::vector<int32_t>* chosen) {

@@ -121,8 +121,8 @@ class Dispatcher {
   // The reservation of the current pass.
   std::vector<int32_t> reserved_;
   std::vector<char> is_reserved_;
-  int64_t reserved_limit_us_ = 0;  // kNever-free: no backfill onto reserved ranks when < 0
-  bool backfill_onto_reserved_ = false;
+  int64_t reserved_limit_us_ = 0;  // backfill onto reserved ranks ends by then
+  bool backfill_onto_reserved_ = false;  // false: a reserved rank's free time is unknown
   std::vector<int32_t> scratch_;
   std::vector<std::pair<int64_t, int32_t>> aligned_;  // (expected free time, rank)
 };
