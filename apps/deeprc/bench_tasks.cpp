@@ -15,8 +15,11 @@
 // agent). The clock starts once every pool's ranks have connected. The JSON line adds
 // "workers", "masters" and "routing".
 // `--widths 1,2,4 --duration-ms D`: tasks of those widths (drawn at random), each sleeping D ms
-// on every rank: a heterogeneous mix; the line adds "utilization" (rank-time of the tasks over
-// masters × workers × seconds).
+// on every rank: a heterogeneous mix; the line adds "utilization" (the tasks' nominal rank-time,
+// ranks × D, over masters × workers × seconds) and "busy_utilization" (their rank-time as the
+// events tell it, ranks × (final − EXECUTING), over the same: EXECUTING is when the ranks
+// started the task, so this counts what the machine added to D — a late wake-up from the
+// sleep, the result's way back — as busy, not as the dispatcher's idle time).
 // `--kind function --simulate --masters M --workers W`: the masters' real dispatch code
 // (Dispatcher) against M × W virtual ranks, one-rank no-op tasks that end at once; prints
 // {"kind","mode":"simulated","masters","workers","count","seconds","assignments_per_s","passes"}.
@@ -51,8 +54,9 @@ using runtime::TaskState;
 
 struct Measurement {
   double seconds = 0;
-  // Function tasks: the sum over tasks of ranks × duration (seconds).
+  // Function tasks: the sum over tasks of ranks × duration (seconds), nominal and from the events.
   double rank_seconds = 0;
+  double busy_rank_seconds = 0;
   std::vector<int64_t> latencies_us;
   int64_t failed = 0;
   int32_t cores = 0;
@@ -115,16 +119,27 @@ Result<Measurement> Measure(const BenchTasksCommand& command) {
     const int64_t count = command.count;
     std::vector<int64_t> submitted_us(static_cast<size_t>(count), 0);
     std::vector<int64_t> latencies(static_cast<size_t>(count), -1);
+    std::vector<int64_t> executing_us(static_cast<size_t>(count), -1);
+    std::vector<int32_t> widths(static_cast<size_t>(count), 1);
     std::mutex mutex;
     std::condition_variable finished_changed;
     int64_t finished = 0;
     std::atomic<int64_t> failed{0};
     tasks.OnStateChange([&](const runtime::TaskEvent& event) {
-      if (!runtime::IsFinal(event.state)) return;
+      const bool executing = event.state == TaskState::kExecuting;
+      if (!executing && !runtime::IsFinal(event.state)) return;
       // uids are "b.<index>".
       const size_t index = std::stoull(event.uid.substr(2));
-      if (event.state != TaskState::kDone) ++failed;
       std::lock_guard lock(mutex);
+      if (executing) {
+        executing_us[index] = event.time_us;
+        return;
+      }
+      if (event.state != TaskState::kDone) ++failed;
+      if (executing_us[index] >= 0) {
+        measurement.busy_rank_seconds +=
+            widths[index] * static_cast<double>(event.time_us - executing_us[index]) / 1e6;
+      }
       latencies[index] = event.time_us - submitted_us[index];
       ++finished;
       finished_changed.notify_all();
@@ -168,6 +183,7 @@ Result<Measurement> Measure(const BenchTasksCommand& command) {
             task.function = "sleep";
             task.args = {{"seconds", command.duration_ms / 1000.0}};
             task.ranks = command.widths.empty() ? 1 : command.widths[pick_width(random)];
+            widths[static_cast<size_t>(next + i)] = task.ranks;
             measurement.rank_seconds += task.ranks * command.duration_ms / 1000.0;
           }
         } else {
@@ -304,11 +320,13 @@ int RunBenchTasks(const BenchTasksCommand& command) {
       command.kind != "function" ? ""
       : measured->rank_seconds > 0
           ? fmt::format(",\"workers\":{},\"masters\":{},\"routing\":\"{}\",\"widths\":[{}],"
-                        "\"duration_ms\":{},\"utilization\":{:.4f}",
+                        "\"duration_ms\":{},\"utilization\":{:.4f},\"busy_utilization\":{:.4f}",
                         command.workers, command.masters, command.routing,
                         fmt::join(command.widths, ","), command.duration_ms,
                         measured->rank_seconds / (static_cast<double>(command.workers) *
-                                                  command.masters * measured->seconds))
+                                                  command.masters * measured->seconds),
+                        measured->busy_rank_seconds / (static_cast<double>(command.workers) *
+                                                       command.masters * measured->seconds))
                 .c_str()
           : fmt::format(",\"workers\":{},\"masters\":{},\"routing\":\"{}\"", command.workers,
                         command.masters, command.routing)

@@ -1,5 +1,6 @@
 #include "deeprc/runtime/agent.h"
 
+#include <algorithm>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -71,10 +72,20 @@ class Agent::Impl {
       master.secret = secret;
       master.emit = [this](const TaskEvent& event) { Emit(event); };
       master.on_result = [this](ExecutionResult result) {
+        // The scheduler learns the end of a task it tracks (for its dependents); the client gets
+        // the result from here (no hop through the scheduler thread).
+        bool wake;
         {
           std::lock_guard lock(mutex_);
           function_uids_.erase(result.uid);
+          wake = tracked_functions_.erase(result.uid) > 0;
+          if (wake) {
+            functions_ended_.emplace_back(result.uid, result.state);
+          } else if (result.state != TaskState::kDone) {
+            untracked_failed_.emplace(result.uid, result.state);
+          }
         }
+        if (wake) wake_.notify_one();
         if (options_.on_result) options_.on_result(std::move(result));
       };
       master.launch = [this, i](TaskDescription task) { return SubmitPool(i, std::move(task)); };
@@ -85,6 +96,7 @@ class Agent::Impl {
       {
         std::lock_guard lock(mutex_);
         masters_.push_back(made.MoveValueUnsafe());
+        master_names_.push_back(pools[i].name);
       }
       // Launches the pool: its job's result may come back at once, to masters_[i].
       masters_.back()->Start();
@@ -102,7 +114,7 @@ class Agent::Impl {
     pool_uids_[task.uid] = master;
     std::vector<TaskDescription> tasks;
     tasks.push_back(std::move(task));
-    batches_.push_back(Batch{std::move(tasks), NowMicros()});
+    batches_.push_back(Batch{std::move(tasks), NowMicros(), {}});
     wake_.notify_one();
     return Status::OK();
   }
@@ -110,55 +122,30 @@ class Agent::Impl {
   // Chooses the master of each function task (checked), in the order of `tasks`.
   Status RouteFunctions(const std::vector<TaskDescription>& tasks, std::vector<int32_t>* route) {
     route->assign(tasks.size(), -1);
+    std::vector<size_t> candidates;
     for (size_t i = 0; i < tasks.size(); ++i) {
       const TaskDescription& task = tasks[i];
       if (task.mode != TaskMode::kFunction) continue;
       const std::string where = fmt::format("tasks[{}]", i);
-      if (masters_.empty()) {
-        return Status::Invalid("{}: function task '{}', but the pilot has no worker pools", where,
-                               task.function);
-      }
-      if (!task.after.empty()) {
-        return Status::NotImplemented("{}.after: function tasks do not take dependencies yet",
-                                      where);
-      }
-      if (!task.master.empty()) {
-        for (size_t m = 0; m < masters_.size(); ++m) {
-          if (masters_[m]->name() == task.master) (*route)[i] = static_cast<int32_t>(m);
-        }
-        if ((*route)[i] < 0) {
-          std::vector<std::string> names;
-          for (const auto& master : masters_) names.push_back(master->name());
-          return Status::Invalid("{}.master: no pool named '{}' (pools: {})", where, task.master,
-                                 fmt::join(names, ", "));
-        }
-        DEEPRC_RETURN_NOT_OK(masters_[static_cast<size_t>((*route)[i])]->Check(task, where));
+      DEEPRC_RETURN_NOT_OK(internal::FunctionTaskCandidates(
+          task, where, master_names_,
+          [&](size_t m) { return masters_[m]->Check(task, where); }, &candidates));
+      // Among the pools that can run it: round robin, or the least loaded.
+      if (options_.pools.routing == MasterRouting::kRoundRobin) {
+        auto next = std::lower_bound(candidates.begin(), candidates.end(), next_master_);
+        const size_t m = next != candidates.end() ? *next : candidates.front();
+        (*route)[i] = static_cast<int32_t>(m);
+        next_master_ = (m + 1) % masters_.size();
         continue;
       }
-      // Among the pools that can run it: round robin, or the least loaded.
-      Status first_error;
       int64_t best_load = INT64_MAX;
-      for (size_t n = 0; n < masters_.size(); ++n) {
-        const size_t m = options_.pools.routing == MasterRouting::kRoundRobin
-                             ? (next_master_ + n) % masters_.size()
-                             : n;
-        Status fits = masters_[m]->Check(task, where);
-        if (!fits.ok()) {
-          if (first_error.ok()) first_error = fits;
-          continue;
-        }
-        if (options_.pools.routing == MasterRouting::kRoundRobin) {
-          (*route)[i] = static_cast<int32_t>(m);
-          next_master_ = m + 1;
-          break;
-        }
+      for (size_t m : candidates) {
         const int64_t load = masters_[m]->load();
         if (load < best_load) {
           best_load = load;
           (*route)[i] = static_cast<int32_t>(m);
         }
       }
-      if ((*route)[i] < 0) return first_error;
     }
     return Status::OK();
   }
@@ -178,28 +165,31 @@ class Agent::Impl {
     std::vector<int32_t> route;
     DEEPRC_RETURN_NOT_OK(RouteFunctions(tasks, &route));
     for (const TaskDescription& task : tasks) known_uids_.insert(task.uid);
+    // Dependencies are the scheduler's: executables and function tasks that wait for others go
+    // to it (a function task holds no slots there and goes to its master when the scheduler
+    // starts it). A function task that waits for nothing goes to its master from this thread at
+    // once (no hop through the scheduler thread); the scheduler adopts it only if a later task
+    // waits for it (Adopt).
     std::vector<std::vector<TaskDescription>> functions;
-    if (!masters_.empty()) {
-      functions.resize(masters_.size());
-      std::vector<TaskDescription> executables;
-      for (size_t i = 0; i < tasks.size(); ++i) {
-        if (route[i] < 0) {
-          executables.push_back(std::move(tasks[i]));
-        } else {
-          function_uids_.emplace(tasks[i].uid, route[i]);
-          functions[static_cast<size_t>(route[i])].push_back(std::move(tasks[i]));
-        }
+    Batch batch{{}, submitted_us, {}};
+    for (size_t i = 0; i < tasks.size(); ++i) {
+      TaskDescription& task = tasks[i];
+      if (route[i] < 0 || !task.after.empty()) {
+        batch.tasks.push_back(std::move(task));
+        batch.routes.push_back(route[i]);
+        continue;
       }
-      tasks = std::move(executables);
+      if (functions.empty()) functions.resize(masters_.size());
+      function_uids_.emplace(task.uid, route[i]);
+      functions[static_cast<size_t>(route[i])].push_back(std::move(task));
     }
-    if (!tasks.empty()) {
-      batches_.push_back(Batch{std::move(tasks), submitted_us});
+    if (!batch.tasks.empty()) {
+      batches_.push_back(std::move(batch));
       wake_.notify_one();
     }
     lock.unlock();
     if (functions.empty()) return Status::OK();
-    // Function tasks go to their masters from this thread (no hop through the scheduler thread);
-    // their first events come before the master can emit EXECUTING.
+    // Their first events come before the master can emit EXECUTING.
     const int64_t now = NowMicros();
     for (size_t m = 0; m < functions.size(); ++m) {
       if (functions[m].empty()) continue;
@@ -257,14 +247,20 @@ class Agent::Impl {
   int64_t total_gpus() const { return scheduler_.resources().total_gpus(); }
 
  private:
+  // routes[i]: tasks[i]'s master for a function task, -1 for an executable.
+  // A Record's master for a function task that went to its master at submission.
+  static constexpr int32_t kDispatched = -2;
   struct Batch {
     std::vector<TaskDescription> tasks;
     int64_t submitted_us;
+    std::vector<int32_t> routes;
   };
   // What the scheduler thread keeps of a task, by TaskId.
   struct Record {
-    TaskDescription task;  // moved to the executor when the task starts
+    TaskDescription task;  // moved to the executor (or the master) when the task starts
     std::string uid;
+    // A function task's master (kDispatched: sent at submission), -1 for an executable.
+    int32_t master = -1;
     bool running = false;
     bool final = false;
   };
@@ -312,12 +308,12 @@ class Agent::Impl {
   void Loop() {
     std::vector<Batch> batches;
     std::vector<ExecutionResult> finished;
+    std::vector<std::pair<std::string, TaskState>> functions_ended;
     std::vector<std::string> cancels;
-    std::vector<TaskId> started;
-    std::vector<TaskFailure> failed;
     std::unique_lock lock(mutex_);
     auto has_work = [&] {
-      return !batches_.empty() || !finished_.empty() || !cancels_.empty() || stop_pending_ ||
+      return !batches_.empty() || !finished_.empty() || !functions_ended_.empty() ||
+             !cancels_.empty() || stop_pending_ ||
              std::chrono::steady_clock::now() >= deadline_;
     };
     while (true) {
@@ -343,6 +339,7 @@ class Agent::Impl {
       }
       batches.swap(batches_);
       finished.swap(finished_);
+      functions_ended.swap(functions_ended_);
       cancels.swap(cancels_);
       const bool stop_now = stop_pending_;
       stop_pending_ = false;
@@ -403,13 +400,9 @@ class Agent::Impl {
         }
       }
 
-      scheduler_.Schedule(&started, &failed);
-      for (const TaskFailure& failure : failed) {
-        EndUnstarted(failure.task, failure.state, failure.reason);
-      }
-      failed.clear();
-      for (TaskId id : started) Launch(id);
-      started.clear();
+      for (const auto& [uid, state] : functions_ended) FunctionEnded(uid, state);
+      functions_ended.clear();
+      ScheduleAndLaunch();
       if (runtime_over_ && !runtime_reported_ && scheduler_.waiting_count() == 0 &&
           scheduler_.running_count() == 0) {
         runtime_reported_ = true;
@@ -417,18 +410,92 @@ class Agent::Impl {
       }
 
       lock.lock();
-      if (stopping_ && batches_.empty() && finished_.empty() && scheduler_.waiting_count() == 0 &&
+      if (stopping_ && batches_.empty() && finished_.empty() && functions_ended_.empty() &&
+          scheduler_.waiting_count() == 0 &&
           scheduler_.running_count() == 0) {
         break;
       }
     }
   }
 
+  void ScheduleAndLaunch() {
+    std::vector<TaskId> started;
+    std::vector<TaskFailure> failed;
+    scheduler_.Schedule(&started, &failed);
+    for (const TaskFailure& failure : failed) {
+      EndUnstarted(failure.task, failure.state, failure.reason);
+    }
+    for (TaskId id : started) Launch(id);
+  }
+
+  // Function tasks that went straight to their masters and that `batch` waits for become the
+  // scheduler's (external tasks, started; ended with their state if they have ended), so that
+  // its dependency rules apply to them as to any task.
+  void Adopt(const Batch& batch) {
+    std::vector<std::string> uids;
+    for (const TaskDescription& task : batch.tasks) {
+      for (const std::string& uid : task.after) {
+        if (!index_.contains(uid) && std::find(uids.begin(), uids.end(), uid) == uids.end()) {
+          uids.push_back(uid);
+        }
+      }
+    }
+    if (uids.empty()) return;
+    std::unordered_set<std::string_view> in_batch;
+    for (const TaskDescription& task : batch.tasks) in_batch.insert(task.uid);
+    std::vector<TaskDescription> stubs;
+    std::vector<std::pair<std::string, TaskState>> ended;
+    {
+      std::lock_guard lock(mutex_);
+      for (const std::string& uid : uids) {
+        if (in_batch.contains(uid)) continue;
+        if (auto found = untracked_failed_.find(uid); found != untracked_failed_.end()) {
+          ended.emplace_back(uid, found->second);
+          untracked_failed_.erase(found);
+        } else if (function_uids_.contains(uid)) {
+          tracked_functions_.insert(uid);  // its end comes to this thread now
+        } else if (known_uids_.contains(uid)) {
+          ended.emplace_back(uid, TaskState::kDone);
+        } else {
+          continue;  // unknown: the batch fails, naming it
+        }
+        TaskDescription stub;
+        stub.uid = uid;
+        stub.mode = TaskMode::kFunction;
+        stub.function = "adopted";
+        stubs.push_back(std::move(stub));
+      }
+    }
+    if (stubs.empty()) return;
+    Result<TaskId> first = scheduler_.Submit(stubs);
+    if (!first.ok()) return;  // the batch then fails whole, naming the reason
+    for (size_t i = 0; i < stubs.size(); ++i) {
+      const TaskId id = *first + static_cast<TaskId>(i);
+      if (records_.size() <= id) records_.resize(id + 1);
+      index_.emplace(stubs[i].uid, id);
+      records_[id].uid = stubs[i].uid;
+      records_[id].master = kDispatched;
+    }
+    ScheduleAndLaunch();  // starts them
+    for (const auto& [uid, state] : ended) FunctionEnded(uid, state);
+  }
+
+  void FunctionEnded(const std::string& uid, TaskState state) {
+    auto found = index_.find(uid);
+    if (found == index_.end()) return;
+    Record& record = records_[found->second];
+    record.running = false;
+    record.final = true;
+    (void)scheduler_.Finish(found->second, state);
+  }
+
   void Accept(Batch& batch) {
+    Adopt(batch);
     Result<TaskId> first = scheduler_.Submit(batch.tasks);
     const TaskId base = first.ok() ? *first : static_cast<TaskId>(records_.size());
     for (size_t i = 0; i < batch.tasks.size(); ++i) {
       TaskDescription& task = batch.tasks[i];
+      const int32_t route = batch.routes.empty() ? -1 : batch.routes[i];
       Emit(TaskEvent{task.uid, TaskState::kNew, batch.submitted_us, ""});
       Emit(TaskEvent{task.uid, TaskState::kScheduling, NowMicros(), ""});
       if (!first.ok()) {
@@ -445,12 +512,39 @@ class Agent::Impl {
       if (records_.size() <= id) records_.resize(id + 1);
       index_.emplace(task.uid, id);
       records_[id].uid = task.uid;
+      records_[id].master = route;
       records_[id].task = std::move(task);
     }
   }
 
   void Launch(TaskId id) {
     Record& record = records_[id];
+    if (record.master != -1) {
+      // A function task: its dependencies are DONE.
+      record.running = true;
+      if (record.master == kDispatched) return;
+      bool stopping;
+      {
+        std::lock_guard lock(mutex_);
+        stopping = stopping_;
+        if (!stopping) {
+          function_uids_.emplace(record.uid, record.master);
+          tracked_functions_.insert(record.uid);
+        }
+      }
+      if (stopping) {
+        // The masters have shut down: it never reaches one.
+        record.running = false;
+        (void)scheduler_.Finish(id, TaskState::kCanceled);
+        EndUnstarted(id, TaskState::kCanceled, "agent shut down");
+        return;
+      }
+      std::vector<TaskDescription> tasks;
+      tasks.push_back(std::move(record.task));
+      record.task = TaskDescription{};
+      masters_[static_cast<size_t>(record.master)]->Submit(std::move(tasks));
+      return;
+    }
     const Allocation& allocation = scheduler_.allocation(id);
     ExecutionPlacement placement;
     placement.ranks.resize(static_cast<size_t>(allocation.ranks()));
@@ -497,10 +591,18 @@ class Agent::Impl {
   std::condition_variable wake_;
   std::vector<Batch> batches_;
   std::vector<ExecutionResult> finished_;
+  // Function tasks the scheduler tracks (started by it, or adopted) until they end at their
+  // masters; their ends, for the scheduler thread (the results went to the client already).
+  std::unordered_set<std::string> tracked_functions_;
+  std::vector<std::pair<std::string, TaskState>> functions_ended_;
+  // Function tasks the scheduler never saw that ended FAILED or CANCELED (a later task may wait
+  // for them); one that is known, neither running nor here nor the scheduler's, ended DONE.
+  std::unordered_map<std::string, TaskState> untracked_failed_;
   std::vector<std::string> cancels_;
   std::unordered_set<std::string> known_uids_;
   // Function tasks not final yet → their master; pool jobs running → their master.
   std::unordered_map<std::string, int32_t> function_uids_;
+  std::vector<std::string> master_names_;  // masters_[i]'s pool name
   std::unordered_map<std::string, size_t> pool_uids_;
   size_t next_master_ = 0;
   // Filled once at start (under the lock), read-only afterwards.

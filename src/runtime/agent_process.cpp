@@ -148,6 +148,13 @@ int RunAgentProcess(const AgentProcessOptions& options) {
       },
       [&] {
         wire.Send(R"({"type":"heartbeat"})");
+        if (!options.pools.pools.empty()) {
+          nlohmann::json pools = nlohmann::json::array();
+          for (const PoolStatus& status : (*agent)->pool_status()) {
+            pools.push_back(internal::PoolStatusToJson(status));
+          }
+          wire.Send(nlohmann::json{{"type", "pools"}, {"pools", std::move(pools)}}.dump());
+        }
         if (std::chrono::steady_clock::now() - last_heard > options.heartbeat_timeout) {
           std::fprintf(stderr, "deeprc agent: no word from the client for %lld ms: shutting down\n",
                        static_cast<long long>(options.heartbeat_timeout.count()));

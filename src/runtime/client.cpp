@@ -66,6 +66,7 @@ Pilot::~Pilot() {
 
 int Pilot::agent_pid() const { return remote_ != nullptr ? remote_->pid() : -1; }
 std::vector<PoolStatus> Pilot::pool_status() const {
+  if (remote_ != nullptr) return remote_->pool_status();
   return agent_ != nullptr ? agent_->pool_status() : std::vector<PoolStatus>{};
 }
 

@@ -47,13 +47,13 @@ Result<DispatchSimulationResult> SimulateDispatch(const DispatchSimulationOption
     int64_t progress = 0;
     for (size_t m = 0; m < masters.size(); ++m) {
       std::vector<int32_t>& ranks = busy[m];
-      masters[m].Dispatch([&](int64_t, std::span<const int32_t> chosen) {
+      masters[m].Dispatch(0, [&](int64_t, std::span<const int32_t> chosen) {
         ranks.insert(ranks.end(), chosen.begin(), chosen.end());
         ++progress;
       });
     }
     for (size_t m = 0; m < masters.size(); ++m) {
-      for (int32_t rank : busy[m]) masters[m].Release(rank);
+      for (int32_t rank : busy[m]) masters[m].Release(rank, 0);
       result.assignments += static_cast<int64_t>(busy[m].size());
       busy[m].clear();
     }

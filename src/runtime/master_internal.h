@@ -4,7 +4,9 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "deeprc/core/result.h"
@@ -60,6 +62,24 @@ class Master {
   explicit Master(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// Whether a pool can run a function task, as seen from outside its master: ranks ≤ workers, the
+// pool not broken, and the function a built-in, one its ranks registered (`functions`, non-null
+// once they reported them) or, before that, possibly a plugin's (the pool loads plugins).
+// `where` names the task in the message. Master::Check calls it with its own state; the client
+// of an agent process with the pool status the agent sends, so both reject the same tasks at
+// submission.
+Status CheckPoolCanRun(const TaskDescription& task, const PoolDescription& pool,
+                       const std::set<std::string, std::less<>>* functions,
+                       std::string_view broken_reason, std::string_view where);
+
+// The pools a function task may go to, in pool order: the one it names (`master`), else every
+// pool that `can_run` accepts. No candidate is an error: the pilot has no pools, no pool has
+// that name, or the first pool's reason.
+Status FunctionTaskCandidates(const TaskDescription& task, std::string_view where,
+                              const std::vector<std::string>& pool_names,
+                              const std::function<Status(size_t)>& can_run,
+                              std::vector<size_t>* candidates);
 
 // The worker program for a pool: `program`, else $DEEPRC_WORKER_PROGRAM, else deeprc-worker
 // beside /proc/self/exe.

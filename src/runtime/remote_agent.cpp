@@ -7,12 +7,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <set>
 
 #include <fmt/format.h>
 
 #include "deeprc/runtime/agent_process.h"
+#include "runtime/master_internal.h"
 
 extern char** environ;
 
@@ -93,6 +96,10 @@ Result<std::unique_ptr<RemoteAgent>> RemoteAgent::Launch(RemoteAgentOptions opti
   }
   remote->channel_ = channel.MoveValueUnsafe();
   remote->last_heard_ = std::chrono::steady_clock::now();
+  for (const PoolDescription& pool : remote->options_.pools.pools) {
+    remote->pool_names_.push_back(pool.name);
+  }
+  remote->reported_.resize(remote->pool_names_.size());
   RemoteAgent* raw = remote.get();
   raw->io_thread_ = std::thread([raw] {
     raw->channel_->Run([raw](std::string&& text) { raw->OnMessage(std::move(text)); },
@@ -112,9 +119,13 @@ Status RemoteAgent::Submit(std::vector<TaskDescription> tasks, int64_t submitted
     if (shut_down_) return Status::Invalid("the pilot has shut down");
     if (!runtime_over_.empty()) return Status::Invalid("{}", runtime_over_);
     for (size_t i = 0; i < tasks.size(); ++i) {
-      DEEPRC_RETURN_NOT_OK(ValidateTaskDescription(tasks[i], fmt::format("tasks[{}]", i)));
+      const std::string where = fmt::format("tasks[{}]", i);
+      DEEPRC_RETURN_NOT_OK(ValidateTaskDescription(tasks[i], where));
       if (known_uids_.contains(tasks[i].uid)) {
         return Status::Invalid("tasks[{}]: uid '{}' was submitted before", i, tasks[i].uid);
+      }
+      if (tasks[i].mode == TaskMode::kFunction) {
+        DEEPRC_RETURN_NOT_OK(CheckFunctionTask(tasks[i], where));
       }
     }
     DEEPRC_RETURN_NOT_OK(ValidateTaskGraph(
@@ -127,6 +138,25 @@ Status RemoteAgent::Submit(std::vector<TaskDescription> tasks, int64_t submitted
   }
   channel_->Send(body.dump());
   return Status::OK();
+}
+
+Status RemoteAgent::CheckFunctionTask(const TaskDescription& task, std::string_view where) const {
+  const std::vector<PoolDescription>& pools = options_.pools.pools;
+  std::vector<size_t> candidates;
+  return FunctionTaskCandidates(
+      task, where, pool_names_,
+      [&](size_t p) {
+        // Before the agent's first report: only what the descriptions tell.
+        const ReportedPool& reported = reported_[p];
+        return CheckPoolCanRun(task, pools[p], reported.functions_known ? &reported.functions : nullptr,
+                               reported.broken_reason, where);
+      },
+      &candidates);
+}
+
+std::vector<PoolStatus> RemoteAgent::pool_status() const {
+  std::lock_guard lock(mutex_);
+  return pools_;
 }
 
 void RemoteAgent::Cancel(std::vector<std::string> uids) {
@@ -153,6 +183,21 @@ void RemoteAgent::OnMessage(std::string&& text) {
       unfinished_.erase(result.uid);
     }
     if (options_.on_result) options_.on_result(std::move(result));
+  } else if (type == "pools") {
+    std::vector<PoolStatus> pools;
+    for (const auto& entry : body["pools"]) pools.push_back(PoolStatusFromJson(entry));
+    std::lock_guard lock(mutex_);
+    for (const PoolStatus& status : pools) {
+      auto named = std::find(pool_names_.begin(), pool_names_.end(), status.name);
+      if (named == pool_names_.end()) continue;
+      ReportedPool& reported = reported_[static_cast<size_t>(named - pool_names_.begin())];
+      reported.broken_reason = status.broken_reason;
+      if (status.functions_known && !reported.functions_known) {
+        reported.functions_known = true;
+        reported.functions.insert(status.functions.begin(), status.functions.end());
+      }
+    }
+    pools_ = std::move(pools);
   } else if (type == "runtime_over") {
     const std::string reason = body.value("reason", "the pilot's runtime limit is over");
     {

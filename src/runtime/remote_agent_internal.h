@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <unordered_set>
@@ -56,6 +57,8 @@ class RemoteAgent {
   // SIGKILL), joins the I/O thread.
   void Shutdown();
   pid_t pid() const { return pid_; }
+  // The pools as the agent last reported them (empty before its first report).
+  std::vector<PoolStatus> pool_status() const;
   int64_t total_cores() const { return total_cores_; }
   int64_t total_gpus() const { return total_gpus_; }
 
@@ -76,7 +79,20 @@ class RemoteAgent {
   std::thread io_thread_;
   std::chrono::steady_clock::time_point last_heard_;  // only the I/O thread
 
-  std::mutex mutex_;
+  // Function tasks as the agent's masters would check them (same rules, the agent's report).
+  Status CheckFunctionTask(const TaskDescription& task, std::string_view where) const;
+
+  // What the agent reported of each pool that the checks need (by pool, as options_.pools).
+  struct ReportedPool {
+    bool functions_known = false;  // the ranks' functions never change after they reported
+    std::set<std::string, std::less<>> functions;
+    std::string broken_reason;
+  };
+  std::vector<std::string> pool_names_;
+
+  mutable std::mutex mutex_;
+  std::vector<PoolStatus> pools_;  // as the agent last reported them
+  std::vector<ReportedPool> reported_;
   std::unordered_set<std::string> known_uids_;
   std::unordered_set<std::string> unfinished_;
   bool lost_ = false;

@@ -43,8 +43,8 @@ Result<TaskId> Scheduler::Submit(std::span<const TaskRequest> batch) {
   size_t internal_edges = 0;
   for (size_t i = 0; i < batch.size(); ++i) {
     const ResourceRequest& resources = batch[i].resources;
-    if (resources.ranks < 1 || resources.cores_per_rank < 1 || resources.gpus_per_rank < 0 ||
-        resources.mem_per_rank < 0) {
+    if (!batch[i].external && (resources.ranks < 1 || resources.cores_per_rank < 1 || resources.gpus_per_rank < 0 ||
+        resources.mem_per_rank < 0)) {
       return Status::Invalid(
           "tasks[{}]: ranks and cores_per_rank must be positive, gpus_per_rank and mem_per_rank "
           "not negative (found {}, {}, {}, {})",
@@ -116,7 +116,8 @@ Result<TaskId> Scheduler::Submit(std::span<const TaskRequest> batch) {
   waiting_ += static_cast<int64_t>(batch.size());
   for (size_t i = 0; i < batch.size(); ++i) {
     const TaskId task = first + static_cast<TaskId>(i);
-    tasks_[task].shape = ShapeOf(batch[i].resources);
+    tasks_[task].external = batch[i].external;
+    if (!batch[i].external) tasks_[task].shape = ShapeOf(batch[i].resources);
     tasks_[task].priority = batch[i].priority;
     for (TaskId before : batch[i].after) {
       if (tasks_[before].phase == Phase::kDone) continue;
@@ -127,8 +128,10 @@ Result<TaskId> Scheduler::Submit(std::span<const TaskRequest> batch) {
   }
   for (size_t i = 0; i < batch.size(); ++i) {
     const TaskId task = first + static_cast<TaskId>(i);
-    const Status& fits = shapes_[tasks_[task].shape].fits;
-    if (!fits.ok()) FailUnstarted(task, TaskState::kFailed, fits.message());
+    if (!tasks_[task].external) {
+      const Status& fits = shapes_[tasks_[task].shape].fits;
+      if (!fits.ok()) FailUnstarted(task, TaskState::kFailed, fits.message());
+    }
     for (TaskId before : batch[i].after) {
       if (before >= first) continue;  // the batch's own failures reach their dependents above
       if (tasks_[before].phase == Phase::kFailed || tasks_[before].phase == Phase::kCanceled) {
@@ -141,7 +144,7 @@ Result<TaskId> Scheduler::Submit(std::span<const TaskRequest> batch) {
   }
   for (size_t i = 0; i < batch.size(); ++i) {
     const TaskId task = first + static_cast<TaskId>(i);
-    if (tasks_[task].phase == Phase::kBlocked && tasks_[task].unmet == 0) Enqueue(task);
+    if (tasks_[task].phase == Phase::kBlocked && tasks_[task].unmet == 0) MakeReady(task);
   }
   return first;
 }
@@ -157,7 +160,8 @@ Result<TaskId> Scheduler::Submit(std::span<const TaskDescription> tasks) {
   for (size_t i = 0; i < tasks.size(); ++i) batch_index[tasks[i].uid] = first + i;
   std::vector<TaskRequest> batch(tasks.size());
   for (size_t i = 0; i < tasks.size(); ++i) {
-    batch[i].resources = RequestOf(tasks[i]);
+    batch[i].external = tasks[i].mode == TaskMode::kFunction;
+    if (!batch[i].external) batch[i].resources = RequestOf(tasks[i]);
     batch[i].priority = tasks[i].priority;
     for (const auto& before : tasks[i].after) {
       auto inside = batch_index.find(before);
@@ -175,6 +179,15 @@ Result<TaskId> Scheduler::Submit(std::span<const TaskDescription> tasks) {
   }
   for (size_t i = 0; i < tasks.size(); ++i) uid_index_[tasks[i].uid] = first + i;
   return first;
+}
+
+void Scheduler::MakeReady(TaskId task) {
+  if (!tasks_[task].external) {
+    Enqueue(task);
+    return;
+  }
+  tasks_[task].phase = Phase::kQueued;
+  ready_external_.push_back(task);
 }
 
 void Scheduler::Enqueue(TaskId task) {
@@ -277,6 +290,14 @@ bool Scheduler::TryStart(TaskId task, bool with_reservation) {
 void Scheduler::Schedule(std::vector<TaskId>* started, std::vector<TaskFailure>* failed) {
   for (auto& failure : pending_failures_) failed->push_back(std::move(failure));
   pending_failures_.clear();
+  for (TaskId task : ready_external_) {
+    if (tasks_[task].phase != Phase::kQueued) continue;  // canceled meanwhile
+    tasks_[task].phase = Phase::kRunning;
+    --waiting_;
+    ++running_count_;
+    started->push_back(task);
+  }
+  ready_external_.clear();
   int64_t blocked_head = -1;  // the first task in order that did not fit
   // The groups in order. UpdateOrder moves the visited group's key forward (its first task
   // changed) or removes it; other iterators of the set stay valid, and a group met again later in
@@ -325,17 +346,19 @@ Status Scheduler::Finish(TaskId task, TaskState final_state) {
     return Status::Invalid("task {}: {} is not a final state", TaskName(task),
                            TaskStateName(final_state));
   }
-  const uint32_t slot = tasks_[task].slot;
-  resources_.Release(running_[slot]);
-  running_[slot] = Allocation();
-  free_slots_.push_back(slot);
+  if (!tasks_[task].external) {
+    const uint32_t slot = tasks_[task].slot;
+    resources_.Release(running_[slot]);
+    running_[slot] = Allocation();
+    free_slots_.push_back(slot);
+  }
   --running_count_;
   if (final_state == TaskState::kDone) {
     tasks_[task].phase = Phase::kDone;
     for (int32_t edge = tasks_[task].first_edge; edge >= 0; edge = edges_[edge].next) {
       const TaskId dependent = edges_[edge].dependent;
       if (--tasks_[dependent].unmet == 0 && tasks_[dependent].phase == Phase::kBlocked)
-        Enqueue(dependent);
+        MakeReady(dependent);
     }
   } else {
     tasks_[task].phase = final_state == TaskState::kCanceled ? Phase::kCanceled : Phase::kFailed;

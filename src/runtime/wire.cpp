@@ -143,6 +143,46 @@ bool ConstantTimeEqual(std::string_view a, std::string_view b) {
   return difference == 0;
 }
 
+nlohmann::json PoolStatusToJson(const PoolStatus& status) {
+  return {{"name", status.name},
+          {"state", status.state},
+          {"broken_reason", status.broken_reason},
+          {"generation", status.generation},
+          {"restarts", status.restarts},
+          {"queued", status.queued},
+          {"running", status.running},
+          {"done", status.done},
+          {"live_communicators", status.live_communicators},
+          {"open_fds", status.open_fds},
+          {"rss_kb", status.rss_kb},
+          {"rank_tasks", status.rank_tasks},
+          {"heartbeats", status.heartbeats},
+          {"functions", status.functions},
+          {"functions_known", status.functions_known},
+          {"pids", status.pids}};
+}
+
+PoolStatus PoolStatusFromJson(const nlohmann::json& json) {
+  PoolStatus status;
+  status.name = json.value("name", "");
+  status.state = json.value("state", "");
+  status.broken_reason = json.value("broken_reason", "");
+  status.generation = json.value("generation", 0);
+  status.restarts = json.value("restarts", 0);
+  status.queued = json.value("queued", int64_t{0});
+  status.running = json.value("running", int64_t{0});
+  status.done = json.value("done", int64_t{0});
+  status.live_communicators = json.value("live_communicators", int64_t{0});
+  status.open_fds = json.value("open_fds", int64_t{0});
+  status.rss_kb = json.value("rss_kb", int64_t{0});
+  status.rank_tasks = json.value("rank_tasks", int64_t{0});
+  status.heartbeats = json.value("heartbeats", int64_t{0});
+  status.functions = json.value("functions", std::vector<std::string>{});
+  status.functions_known = json.value("functions_known", false);
+  status.pids = json.value("pids", std::vector<int32_t>{});
+  return status;
+}
+
 Result<std::string> ReadSessionSecret(const std::string& session_dir) {
   std::ifstream in(session_dir + "/secret");
   std::string secret;

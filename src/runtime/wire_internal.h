@@ -13,6 +13,8 @@
 //   client → agent: submit {submitted_us, tasks: [TaskDescription]}, cancel {uids},
 //                   heartbeat, shutdown
 //   agent → client: event {uid, state, time_us, reason}, result {ExecutionResult},
+//                   pools {pools: [PoolStatus]} (with every heartbeat, when there are pools:
+//                   the client checks function tasks with it and answers pool_status),
 //                   heartbeat
 // Heartbeats go both ways every `interval`; a side that hears nothing from the other for
 // `timeout` declares it dead (agent: cancels its tasks and exits; client: the pilot and its
@@ -33,6 +35,7 @@
 #include "deeprc/core/result.h"
 #include "deeprc/runtime/description.h"
 #include "deeprc/runtime/executor.h"
+#include "deeprc/runtime/pool.h"
 
 namespace deeprc::runtime::internal {
 
@@ -40,6 +43,8 @@ nlohmann::json TaskToJson(const TaskDescription& task);
 Result<TaskDescription> TaskFromJson(const nlohmann::json& json);
 nlohmann::json ResultToJson(const ExecutionResult& result);
 ExecutionResult ResultFromJson(const nlohmann::json& json);
+nlohmann::json PoolStatusToJson(const PoolStatus& status);
+PoolStatus PoolStatusFromJson(const nlohmann::json& json);
 
 bool ConstantTimeEqual(std::string_view a, std::string_view b);
 

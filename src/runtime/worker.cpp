@@ -1,11 +1,16 @@
 // One rank of a worker pool (the `deeprc-worker` program): the wire is described in master.cpp.
 //
-// Two threads. The I/O thread owns the ZeroMQ socket: it receives assignments and cancels,
-// sends heartbeats and the results the main thread produced (all that are ready, in one
-// message). The main thread runs the assignments in order, and is the only one that calls MPI
-// (MPI_THREAD_SERIALIZED is enough): for a k-rank task it builds the task's communicator with
-// MPI_Comm_create_group over the chosen world ranks (a tag unique to the task), runs the
-// function, and frees the communicator; a one-rank task runs on MPI_COMM_SELF.
+// Two threads, each with its own ZeroMQ socket (a socket belongs to one thread). The main thread
+// owns the work socket (routing id "<generation>.<rank>.w"): it receives the assignments there,
+// runs them in order and, when it has nothing left to run, sends the results itself — the round
+// trip of a lone task passes no thread of this process but the one that runs it. While it has
+// more to run, its results and `started` reports wait in a shared list and the I/O thread sends
+// them (all that are ready, in one message per wake-up). The I/O thread owns the control socket
+// ("<generation>.<rank>"): hello, heartbeats both ways, cancels, stop. The main thread is the
+// only one that calls MPI (MPI_THREAD_SERIALIZED is enough): for a k-rank task it builds the
+// task's communicator with MPI_Comm_create_group over the chosen world ranks (a tag unique to
+// the task), runs the function, and frees the communicator; a one-rank task runs on
+// MPI_COMM_SELF.
 #include <dirent.h>
 #include <mpi.h>
 #include <sys/eventfd.h>
@@ -77,6 +82,10 @@ struct Assignment {
   std::vector<int32_t> ranks;
   int tag = 0;
   bool timed = false;
+  // The master did not see it start at once (it was queued behind others): report the start,
+  // with the next results (a short task) or at once (`report_now`: a long or unknown one).
+  bool report = false;
+  bool report_now = false;
   std::string sandbox;
 };
 
@@ -107,34 +116,29 @@ class Worker {
     if (!status.ok()) error = status.message();
 
     context_ = zmq_ctx_new();
-    socket_ = zmq_socket(context_, ZMQ_DEALER);
     const std::string identity = fmt::format("{}.{}", options_.generation, rank_);
-    zmq_setsockopt(socket_, ZMQ_ROUTING_ID, identity.data(), identity.size());
-    const int linger = 2000;  // the last results and the goodbye reach the master
-    zmq_setsockopt(socket_, ZMQ_LINGER, &linger, sizeof(linger));
-    const int high_water_mark = 0;
-    zmq_setsockopt(socket_, ZMQ_SNDHWM, &high_water_mark, sizeof(high_water_mark));
-    zmq_setsockopt(socket_, ZMQ_RCVHWM, &high_water_mark, sizeof(high_water_mark));
-    if (zmq_connect(socket_, options_.endpoint.c_str()) != 0) {
-      std::fprintf(stderr, "deeprc-worker: connect %s: %s\n", options_.endpoint.c_str(),
-                   zmq_strerror(zmq_errno()));
-      MPI_Abort(MPI_COMM_WORLD, 2);
-    }
+    socket_ = Connect(identity);
+    work_ = Connect(identity + ".w");
     wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    work_wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 
     char host[256] = {0};
     ::gethostname(host, sizeof(host) - 1);
     json hello = {{"t", "hello"},      {"rank", rank_}, {"size", size_},
                   {"pid", ::getpid()}, {"node", host},  {"functions", registry_.Names()}};
     if (!error.empty()) hello["error"] = error;
-    Send(hello.dump());
+    Send(socket_, hello.dump());
+    // The master learns the work socket's routing id from its first message.
+    Send(work_, R"({"t":"work"})");
 
     std::thread io([this] { Io(); });
     Execute();
     io.join();
+    zmq_close(work_);
     zmq_close(socket_);
     zmq_ctx_term(context_);
     ::close(wake_fd_);
+    ::close(work_wake_fd_);
     MPI_Group_free(&world_group_);
     self_.reset();
     if (exit_status_ == 0) MPI_Finalize();
@@ -142,14 +146,45 @@ class Worker {
   }
 
  private:
-  void Send(const std::string& body) {
-    zmq_send(socket_, secret_.data(), secret_.size(), ZMQ_SNDMORE);
-    zmq_send(socket_, body.data(), body.size(), 0);
+  void* Connect(const std::string& identity) {
+    void* socket = zmq_socket(context_, ZMQ_DEALER);
+    zmq_setsockopt(socket, ZMQ_ROUTING_ID, identity.data(), identity.size());
+    const int linger = 2000;  // the last results and the goodbye reach the master
+    zmq_setsockopt(socket, ZMQ_LINGER, &linger, sizeof(linger));
+    const int high_water_mark = 0;
+    zmq_setsockopt(socket, ZMQ_SNDHWM, &high_water_mark, sizeof(high_water_mark));
+    zmq_setsockopt(socket, ZMQ_RCVHWM, &high_water_mark, sizeof(high_water_mark));
+    if (zmq_connect(socket, options_.endpoint.c_str()) != 0) {
+      std::fprintf(stderr, "deeprc-worker: connect %s: %s\n", options_.endpoint.c_str(),
+                   zmq_strerror(zmq_errno()));
+      MPI_Abort(MPI_COMM_WORLD, 2);
+    }
+    return socket;
   }
 
-  void Wake() {
+  void Send(void* socket, const std::string& body) {
+    zmq_send(socket, secret_.data(), secret_.size(), ZMQ_SNDMORE);
+    zmq_send(socket, body.data(), body.size(), 0);
+  }
+
+  static void Signal(int fd) {
     const uint64_t one = 1;
-    (void)!::write(wake_fd_, &one, sizeof(one));
+    (void)!::write(fd, &one, sizeof(one));
+  }
+  static void Drain(int fd) {
+    uint64_t count;
+    (void)!::read(fd, &count, sizeof(count));
+  }
+  void Wake() { Signal(wake_fd_); }
+
+  // The ready results and start reports as one message (empty when there are none).
+  static std::string ResultsBody(std::vector<json>& results, std::vector<int64_t>& started) {
+    if (results.empty() && started.empty()) return {};
+    json body = {{"t", "results"}, {"items", std::move(results)}};
+    if (!started.empty()) body["started"] = std::move(started);
+    results = {};
+    started.clear();
+    return body.dump();
   }
 
   // The I/O thread.
@@ -163,19 +198,14 @@ class Worker {
         std::lock_guard lock(mutex_);
         results.swap(results_);
         started.swap(started_);
+        io_woken_ = false;
       }
-      for (int64_t id : started) Send(json{{"t", "started"}, {"id", id}}.dump());
-      started.clear();
-      if (!results.empty()) {
-        json body = {{"t", "results"}, {"items", std::move(results)}};
-        results = {};
-        Send(body.dump());
-      }
+      if (std::string body = ResultsBody(results, started); !body.empty()) Send(socket_, body);
       if (io_stop_) return;
       const auto now = Clock::now();
       if (now - last_beat >= options_.heartbeat_interval) {
         last_beat = now;
-        Send(json{{"t", "beat"},
+        Send(socket_, json{{"t", "beat"},
                   {"live_comms", live_comms_.load()},
                   {"fds", CountOpenFds()},
                   {"rss_kb", ResidentKb()},
@@ -198,34 +228,34 @@ class Worker {
         (void)!::read(wake_fd_, &count, sizeof(count));
       }
       if (items[0].revents & ZMQ_POLLIN) {
-        while (ReceiveOne()) last_heard = Clock::now();
+        while (ReceiveOne(socket_)) last_heard = Clock::now();
       }
     }
   }
 
-  // One message from the master, without blocking; false when there was none.
-  bool ReceiveOne() {
+  // One message from the master on `socket`, without blocking; false when there was none.
+  bool ReceiveOne(void* socket) {
     zmq_msg_t key, body;
     zmq_msg_init(&key);
-    if (zmq_msg_recv(&key, socket_, ZMQ_DONTWAIT) < 0) {
+    if (zmq_msg_recv(&key, socket, ZMQ_DONTWAIT) < 0) {
       zmq_msg_close(&key);
       return false;
     }
     int more = 0;
     size_t more_size = sizeof(more);
-    zmq_getsockopt(socket_, ZMQ_RCVMORE, &more, &more_size);
+    zmq_getsockopt(socket, ZMQ_RCVMORE, &more, &more_size);
     if (!more) {
       zmq_msg_close(&key);
       return true;
     }
     zmq_msg_init(&body);
-    zmq_msg_recv(&body, socket_, 0);
-    zmq_getsockopt(socket_, ZMQ_RCVMORE, &more, &more_size);
+    zmq_msg_recv(&body, socket, 0);
+    zmq_getsockopt(socket, ZMQ_RCVMORE, &more, &more_size);
     while (more) {  // a malformed message: drop what follows
       zmq_msg_t rest;
       zmq_msg_init(&rest);
-      zmq_msg_recv(&rest, socket_, 0);
-      zmq_getsockopt(socket_, ZMQ_RCVMORE, &more, &more_size);
+      zmq_msg_recv(&rest, socket, 0);
+      zmq_getsockopt(socket, ZMQ_RCVMORE, &more, &more_size);
       zmq_msg_close(&rest);
     }
     const bool authentic = internal::ConstantTimeEqual(
@@ -233,18 +263,20 @@ class Worker {
         secret_);
     if (authentic) {
       OnMessage(
-          std::string_view(static_cast<const char*>(zmq_msg_data(&body)), zmq_msg_size(&body)));
+          std::string_view(static_cast<const char*>(zmq_msg_data(&body)), zmq_msg_size(&body)),
+          socket == work_);
     }
     zmq_msg_close(&key);
     zmq_msg_close(&body);
     return true;
   }
 
-  void OnMessage(std::string_view text) {
+  // `work`: it came on the work socket (this is the main thread), else on the control socket.
+  void OnMessage(std::string_view text, bool work) {
     json body = json::parse(text, nullptr, false);
     if (body.is_discarded() || !body.is_object()) return;
     const std::string type = body.value("t", "");
-    if (type == "run") {
+    if (type == "run" && work) {
       std::deque<Assignment> incoming;
       for (json& item : body["items"]) {
         Assignment assignment;
@@ -255,14 +287,12 @@ class Worker {
         assignment.ranks = item["ranks"].get<std::vector<int32_t>>();
         assignment.tag = item.value("tag", 0);
         assignment.timed = item.value("timed", false);
+        const std::string report = item.value("report", "");
+        assignment.report = !report.empty();
+        assignment.report_now = report == "now";
         assignment.sandbox = item.value("sandbox", "");
-        incoming.push_back(std::move(assignment));
+        queue_.push_back(std::move(assignment));  // only the main thread receives `run`
       }
-      {
-        std::lock_guard lock(mutex_);
-        for (Assignment& assignment : incoming) queue_.push_back(std::move(assignment));
-      }
-      ready_.notify_one();
     } else if (type == "cancel") {
       std::lock_guard lock(mutex_);
       for (const auto& id : body["ids"]) {
@@ -275,40 +305,67 @@ class Worker {
         std::lock_guard lock(mutex_);
         stopping_ = true;
       }
-      ready_.notify_one();
+      Signal(work_wake_fd_);
     }
   }
 
   // The main thread.
   void Execute() {
+    std::vector<json> results;
+    std::vector<int64_t> started;
     while (true) {
-      Assignment assignment;
-      bool canceled_before = false;
+      // New assignments are taken when the ones here are done (they keep their order).
+      if (queue_.empty()) {
+        while (ReceiveOne(work_)) {
+        }
+      }
       {
-        std::unique_lock lock(mutex_);
-        ready_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+        std::lock_guard lock(mutex_);
         if (stopping_) break;
-        assignment = std::move(queue_.front());
-        queue_.pop_front();
-        canceled_before =
+      }
+      if (queue_.empty()) {
+        // Nothing left to run: what is ready goes now, from this thread (no hand-over).
+        {
+          std::lock_guard lock(mutex_);
+          results.swap(results_);
+          started.swap(started_);
+          io_woken_ = false;
+        }
+        if (std::string body = ResultsBody(results, started); !body.empty()) Send(work_, body);
+        zmq_pollitem_t items[2] = {{work_, 0, ZMQ_POLLIN, 0},
+                                   {nullptr, work_wake_fd_, ZMQ_POLLIN, 0}};
+        zmq_poll(items, 2, 200);
+        if (items[1].revents & ZMQ_POLLIN) Drain(work_wake_fd_);
+        continue;
+      }
+      Assignment assignment = std::move(queue_.front());
+      queue_.pop_front();
+      bool wake = false;
+      {
+        std::lock_guard lock(mutex_);
+        const bool canceled_before =
             std::find(canceled_.begin(), canceled_.end(), assignment.id) != canceled_.end();
         current_ = assignment.id;
         cancel_ = canceled_before;
-        if (assignment.timed) started_.push_back(assignment.id);
+        // Its start is listed in a results message (no message of its own).
+        if (assignment.report && !assignment.timed) started_.push_back(assignment.id);
+        // What is ready must not wait for this task to end: the I/O thread sends it (one
+        // wake-up per batch: it takes everything there is). A short task's start alone waits
+        // for its own result.
+        wake = !io_woken_ && (!results_.empty() || (assignment.report_now && !started_.empty()));
+        if (wake) io_woken_ = true;
       }
-      if (assignment.timed) Wake();
+      // A timed task's clock starts at its report: that one goes at once.
+      if (assignment.timed) Send(work_, json{{"t", "started"}, {"id", assignment.id}}.dump());
+      if (wake) Wake();
       json result = Run(assignment);
-      bool first;
       {
         std::lock_guard lock(mutex_);
         current_ = -1;
         std::erase(canceled_, assignment.id);
-        first = results_.empty();
         results_.push_back(std::move(result));
       }
       ++done_;
-      // The I/O thread takes every result there is when it wakes: one wake-up per batch.
-      if (first) Wake();
     }
     io_stop_ = true;
     Wake();
@@ -404,8 +461,10 @@ class Worker {
   std::unique_ptr<comm::Communicator> self_;
   std::vector<int32_t> gpus_ = VisibleGpus();
   void* context_ = nullptr;
-  void* socket_ = nullptr;
-  int wake_fd_ = -1;
+  void* socket_ = nullptr;  // control: the I/O thread's
+  void* work_ = nullptr;    // assignments and results: the main thread's
+  int wake_fd_ = -1;        // wakes the I/O thread
+  int work_wake_fd_ = -1;   // wakes the main thread
   int exit_status_ = 0;
   std::atomic<bool> io_stop_{false};
   std::atomic<int64_t> live_comms_{0};
@@ -413,13 +472,13 @@ class Worker {
   std::atomic<bool> cancel_{false};
 
   std::mutex mutex_;
-  std::condition_variable ready_;
-  std::deque<Assignment> queue_;
+  std::deque<Assignment> queue_;  // the main thread's
   std::vector<int64_t> canceled_;
   std::vector<int64_t> started_;
   std::vector<json> results_;
   int64_t current_ = -1;
   bool stopping_ = false;
+  bool io_woken_ = false;  // the I/O thread was woken for what is in results_ / started_
 };
 
 }  // namespace

@@ -1,5 +1,5 @@
-// The agent in its own process (`deeprc agent`), over ZeroMQ: tasks run, messages without the
-// session secret are dropped, a killed agent fails the pilot and its tasks within the heartbeat
+// The agent in its own process (`deeprc agent`), over ZeroMQ: tasks run, function tasks that no
+// pool can run are Submit errors as in process, messages without the session secret are dropped, a killed agent fails the pilot and its tasks within the heartbeat
 // timeout, and a killed client makes the agent cancel its tasks and exit.
 #include <fcntl.h>
 #include <signal.h>
@@ -7,10 +7,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <thread>
 
@@ -18,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "deeprc/runtime/client.h"
+#include "deeprc/runtime/pool.h"
 #include "runtime/wire_internal.h"
 #include "testing/assertions.h"
 
@@ -91,6 +94,82 @@ class AgentProcessTest : public ::testing::Test {
   std::string root_;
   std::unique_ptr<Session> session_;
 };
+
+TaskDescription FunctionTask(std::string function, nlohmann::json args = nlohmann::json::object(),
+                             int32_t ranks = 1, std::string master = "") {
+  TaskDescription task;
+  task.mode = TaskMode::kFunction;
+  task.function = std::move(function);
+  task.args = std::move(args);
+  task.ranks = ranks;
+  task.master = std::move(master);
+  return task;
+}
+
+TEST_F(AgentProcessTest, FunctionTasksNoPoolCanRunAreSubmitErrorsAsInProcess) {
+  // Two pools: built-ins only, and one that loads the test plugin (its functions are known once
+  // its ranks reported them). The same pilot in process gives the reference answers.
+  std::mt19937 random(std::random_device{}());
+  const int32_t workers = std::uniform_int_distribution<int32_t>(1, 2)(random);
+  PoolDescription plain;
+  plain.name = "plain";
+  plain.workers = workers;
+  plain.program = std::string(DEEPRC_BINARY_DIR) + "/apps/deeprc-worker";
+  PoolDescription plugged = plain;
+  plugged.name = "plugged";
+  plugged.workers = 1;
+  plugged.plugins = {std::string(DEEPRC_BINARY_DIR) + "/tests/libdeeprc_test_plugin.so"};
+  PilotDescription description;
+  description.cores = workers + 1;
+  PilotManager pilots(*session_);
+  PilotOptions remote_options = ProcessOptions();
+  remote_options.pools.pools = {plain, plugged};
+  ASSERT_OK_AND_ASSIGN(Pilot * remote, pilots.Submit(description, remote_options));
+  PilotOptions local_options;
+  local_options.pools.pools = {plain, plugged};
+  ASSERT_OK_AND_ASSIGN(Pilot * local, pilots.Submit(description, local_options));
+  TaskManager remote_tasks(*session_), local_tasks(*session_);
+  ASSERT_OK(remote_tasks.AddPilot(*remote));
+  ASSERT_OK(local_tasks.AddPilot(*local));
+
+  // The answers depend on what the ranks reported (before that, a pool with plugins may have
+  // any function): compare once every pool of both pilots has.
+  auto known = [](Pilot* pilot) {
+    const std::vector<PoolStatus> pools = pilot->pool_status();
+    return pools.size() == 2 && std::all_of(pools.begin(), pools.end(), [](const PoolStatus& p) {
+             return p.functions_known;
+           });
+  };
+  ASSERT_TRUE(WaitUntil([&] { return known(remote) && known(local); }, 60s));
+  const std::string suffix = std::to_string(random());
+  auto expect_same_error = [&](const std::vector<TaskDescription>& batch, std::string_view what) {
+    Result<std::vector<std::string>> in_process = local_tasks.Submit(batch);
+    Result<std::vector<std::string>> over_zmq = remote_tasks.Submit(batch);
+    ASSERT_FALSE(in_process.ok()) << "in process accepted " << what;
+    ASSERT_FALSE(over_zmq.ok()) << "the agent process accepted " << what;
+    EXPECT_EQ(over_zmq.status().ToString(), in_process.status().ToString());
+    EXPECT_NE(over_zmq.status().message().find(what), std::string::npos)
+        << over_zmq.status().ToString();
+    // Nothing of the batch was taken: its uids (none given) were not handed out.
+    EXPECT_EQ(remote_tasks.counts().total, 0);
+  };
+  // A valid task in the same batch goes down with it.
+  const TaskDescription fine = FunctionTask("noop");
+  expect_same_error({fine, FunctionTask("noop", {}, 1, "no_pool_" + suffix)}, "no_pool_" + suffix);
+  expect_same_error({fine, FunctionTask("noop", {}, workers + 1, "plain")}, ".ranks");
+  expect_same_error({fine, FunctionTask("noop", {}, 2 + workers)}, ".ranks");
+  expect_same_error({fine, FunctionTask("missing_" + suffix, {}, 1, "plain")}, "missing_" + suffix);
+
+  // A name nobody registered is refused by every pool, and the plugin's function runs.
+  expect_same_error({fine, FunctionTask("missing_" + suffix)}, "missing_" + suffix);
+  const int a = std::uniform_int_distribution<int>(-1000, 1000)(random);
+  const int b = std::uniform_int_distribution<int>(-1000, 1000)(random);
+  ASSERT_OK_AND_ASSIGN(auto uids, remote_tasks.Submit({FunctionTask("test.add", {{"a", a}, {"b", b}})}));
+  ASSERT_OK(remote_tasks.Wait(uids, FinalTaskStates(), 60s));
+  ASSERT_OK_AND_ASSIGN(ExecutionResult added, remote_tasks.result(uids[0]));
+  EXPECT_EQ(added.state, TaskState::kDone) << added.reason;
+  EXPECT_EQ(added.value, a + b);
+}
 
 TEST_F(AgentProcessTest, RunsTasksAndExitsOnShutdown) {
   auto pilots = std::make_unique<PilotManager>(*session_);

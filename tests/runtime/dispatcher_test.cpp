@@ -1,6 +1,8 @@
-// The master's dispatch code against virtual ranks, checked against a brute-force model: every
-// assignment goes to the least loaded ranks, no rank holds more than `depth`, priorities and
-// submission order hold, and a multi-rank task stays on one node when one has room.
+// The master's dispatch code against virtual ranks, checked against a brute-force model: the head
+// goes to the least loaded ranks (a multi-rank task to idle ones), no rank holds more than
+// `depth`, priorities and submission order hold until the head is blocked, later tasks then only
+// backfill around the ranks it reserved, and a multi-rank task stays on one node when one has
+// room. Backfill onto reserved ranks with learned durations on a virtual clock.
 #include "runtime/dispatcher_internal.h"
 
 #include <algorithm>
@@ -38,35 +40,43 @@ TEST(DispatcherTest, RandomWorkloadMatchesTheModel) {
         waiting[next_id++] = {priority, k};
       } else if (action == 1 && !running.empty()) {
         const size_t at = std::uniform_int_distribution<size_t>(0, running.size() - 1)(random);
-        dispatcher.Release(running[at].second);
+        dispatcher.Release(running[at].second, 0);
         --load[static_cast<size_t>(running[at].second)];
         running.erase(running.begin() + static_cast<long>(at));
       } else {
         // The head in the model: highest priority, lowest id.
-        dispatcher.Dispatch([&](int64_t id, std::span<const int32_t> chosen) {
-          auto head = std::min_element(waiting.begin(), waiting.end(), [](auto& a, auto& b) {
+        auto model_head = [&] {
+          return std::min_element(waiting.begin(), waiting.end(), [](auto& a, auto& b) {
             return a.second.first != b.second.first ? a.second.first > b.second.first
                                                     : a.first < b.first;
           });
-          ASSERT_EQ(id, head->first) << "not the head of the queue";
+        };
+        dispatcher.Dispatch(0, [&](int64_t id, std::span<const int32_t> chosen) {
+          auto head = model_head();
+          // Before a reservation only the head starts; after it, later tasks backfill onto
+          // ranks that are not reserved (no durations were learned: none onto reserved ones).
+          const auto& reserved = dispatcher.reserved();
+          if (reserved.empty()) {
+            ASSERT_EQ(id, head->first) << "not the head of the queue";
+          } else {
+            ASSERT_NE(id, head->first) << "the blocked head started in the backfill";
+            head = waiting.find(id);
+            ASSERT_NE(head, waiting.end());
+            for (int32_t rank : chosen) {
+              EXPECT_EQ(std::count(reserved.begin(), reserved.end(), rank), 0)
+                  << "task " << id << " backfilled onto reserved rank " << rank;
+            }
+          }
           ASSERT_EQ(static_cast<int32_t>(chosen.size()), head->second.second);
           ASSERT_TRUE(std::is_sorted(chosen.begin(), chosen.end()));
           ASSERT_EQ(std::set<int32_t>(chosen.begin(), chosen.end()).size(), chosen.size());
-          // Least loaded: no rank left out is less loaded than a chosen one, unless the
-          // choice kept the task on one node.
-          std::set<int32_t> chosen_nodes;
-          for (int32_t rank : chosen) chosen_nodes.insert(rank_nodes[static_cast<size_t>(rank)]);
-          const int32_t max_chosen =
-              *std::max_element(chosen.begin(), chosen.end(), [&](int32_t a, int32_t b) {
-                return load[static_cast<size_t>(a)] < load[static_cast<size_t>(b)];
-              });
-          for (int32_t rank = 0; rank < ranks; ++rank) {
-            if (std::find(chosen.begin(), chosen.end(), rank) != chosen.end()) continue;
-            if (chosen_nodes.size() == 1 && chosen.size() > 1 &&
-                rank_nodes[static_cast<size_t>(rank)] != *chosen_nodes.begin()) {
-              continue;
-            }
-            EXPECT_GE(load[static_cast<size_t>(rank)], load[static_cast<size_t>(max_chosen)]);
+          if (chosen.size() > 1) {
+            // Multi-rank tasks go to idle ranks only.
+            for (int32_t rank : chosen) EXPECT_EQ(load[static_cast<size_t>(rank)], 0);
+          } else if (reserved.empty()) {
+            // Least loaded.
+            EXPECT_EQ(load[static_cast<size_t>(chosen[0])],
+                      *std::min_element(load.begin(), load.end()));
           }
           for (int32_t rank : chosen) {
             ASSERT_LT(load[static_cast<size_t>(rank)], depth);
@@ -77,13 +87,12 @@ TEST(DispatcherTest, RandomWorkloadMatchesTheModel) {
         });
         // It stopped because the head does not fit (or nothing waits).
         if (!waiting.empty()) {
-          auto head = std::min_element(waiting.begin(), waiting.end(), [](auto& a, auto& b) {
-            return a.second.first != b.second.first ? a.second.first > b.second.first
-                                                    : a.first < b.first;
-          });
-          const int32_t free = static_cast<int32_t>(
-              std::count_if(load.begin(), load.end(), [&](int32_t l) { return l < depth; }));
-          EXPECT_LT(free, head->second.second);
+          auto head = model_head();
+          const int32_t k = head->second.second;
+          const int32_t fit = static_cast<int32_t>(std::count_if(
+              load.begin(), load.end(), [&](int32_t l) { return k == 1 ? l < depth : l == 0; }));
+          EXPECT_LT(fit, k);
+          EXPECT_EQ(static_cast<int32_t>(dispatcher.reserved().size()), k);
         }
       }
       for (int32_t rank = 0; rank < ranks; ++rank) {
@@ -100,7 +109,7 @@ TEST(DispatcherTest, MultiRankTaskStaysOnOneNodeWhenOneHasRoom) {
   std::vector<std::vector<int32_t>> assigned;
   dispatcher.Push(1, 0, 1);
   dispatcher.Push(2, 0, 3);
-  dispatcher.Dispatch([&](int64_t, std::span<const int32_t> ranks) {
+  dispatcher.Dispatch(0, [&](int64_t, std::span<const int32_t> ranks) {
     assigned.emplace_back(ranks.begin(), ranks.end());
   });
   ASSERT_EQ(assigned.size(), 2u);
@@ -108,6 +117,60 @@ TEST(DispatcherTest, MultiRankTaskStaysOnOneNodeWhenOneHasRoom) {
   const int32_t used_node = assigned[0][0] % 2;
   ASSERT_EQ(assigned[1].size(), 3u);
   for (int32_t rank : assigned[1]) EXPECT_NE(rank % 2, used_node);
+}
+
+TEST(DispatcherTest, BackfillOntoReservedRanksOnlyWhatEndsBeforeTheReservedStart) {
+  std::mt19937_64 random(std::random_device{}());
+  const int32_t ranks = std::uniform_int_distribution<int32_t>(2, 8)(random);
+  const int64_t duration = std::uniform_int_distribution<int64_t>(1000, 50000)(random);
+  const int32_t kShort = 0, kWide = 1, kUnseen = 2;
+  Dispatcher dispatcher(std::vector<int32_t>(static_cast<size_t>(ranks), 0), 4);
+  std::vector<std::pair<int64_t, std::vector<int32_t>>> assigned;
+  auto dispatch = [&](int64_t now) {
+    assigned.clear();
+    dispatcher.Dispatch(now, [&](int64_t id, std::span<const int32_t> chosen) {
+      assigned.emplace_back(id, std::vector<int32_t>(chosen.begin(), chosen.end()));
+    });
+  };
+  // Learn the short kind: one run of `duration` on rank r.
+  int64_t now = 1'000'000;
+  dispatcher.Push(1, 0, 1, kShort);
+  dispatch(now);
+  ASSERT_EQ(assigned.size(), 1u);
+  now += duration;
+  dispatcher.Release(assigned[0].second[0], now);
+  ASSERT_EQ(dispatcher.estimate_us(kShort), duration);
+  ASSERT_EQ(dispatcher.estimate_us(kUnseen), -1);
+
+  // One rank busy for `duration`, then a task over all ranks: it is blocked and reserves all.
+  dispatcher.Push(2, 0, 1, kShort);
+  dispatcher.Push(3, 0, ranks, kWide);
+  // The short task fits the gap exactly (it ends when the busy rank does); the unseen one never
+  // goes onto reserved ranks.
+  dispatcher.Push(4, 0, 1, kUnseen);
+  dispatcher.Push(5, 0, 1, kShort);
+  dispatch(now);
+  ASSERT_EQ(static_cast<int32_t>(dispatcher.reserved().size()), ranks);
+  ASSERT_EQ(assigned.size(), 2u);
+  EXPECT_EQ(assigned[0].first, 2);
+  EXPECT_EQ(assigned[1].first, 5);
+  EXPECT_NE(assigned[1].second[0], assigned[0].second[0]);
+  const int32_t first_rank = assigned[0].second[0], second_rank = assigned[1].second[0];
+  // Later, the same short task would end after the reserved start: it waits.
+  dispatcher.Push(6, 0, 1, kShort);
+  dispatch(now + duration / 2);
+  EXPECT_TRUE(assigned.empty());
+  EXPECT_EQ(dispatcher.queued(), 3);
+  // Both short tasks end: the wide one starts first, the others queue behind it.
+  dispatcher.Release(first_rank, now + duration);
+  dispatcher.Release(second_rank, now + duration);
+  dispatch(now + duration);
+  ASSERT_EQ(assigned.size(), 3u);
+  EXPECT_EQ(assigned[0].first, 3);
+  EXPECT_EQ(static_cast<int32_t>(assigned[0].second.size()), ranks);
+  EXPECT_EQ(assigned[1].first, 4);
+  EXPECT_EQ(assigned[2].first, 6);
+  EXPECT_TRUE(dispatcher.reserved().empty());
 }
 
 TEST(DispatcherTest, RemoveAndPushFrontKeepTheOrder) {
@@ -121,8 +184,8 @@ TEST(DispatcherTest, RemoveAndPushFrontKeepTheOrder) {
   EXPECT_EQ(dispatcher.QueuedIds(), (std::vector<int64_t>{3, 9, 1}));
   std::vector<int64_t> order;
   for (int i = 0; i < 3; ++i) {
-    dispatcher.Dispatch([&](int64_t id, std::span<const int32_t>) { order.push_back(id); });
-    dispatcher.Release(0);
+    dispatcher.Dispatch(0, [&](int64_t id, std::span<const int32_t>) { order.push_back(id); });
+    dispatcher.Release(0, 0);
   }
   EXPECT_EQ(order, (std::vector<int64_t>{3, 9, 1}));
 }

@@ -5,9 +5,9 @@
 //
 // Each pool has one master in the agent process. The master starts the pool as an ordinary
 // multi-rank executable task of the pilot (`deeprc-worker` under mpirun: it holds its cores and
-// GPUs like any task), then talks to every rank over ZeroMQ (the master's ROUTER bound on
-// 127.0.0.1, one DEALER per rank; every message carries the session secret). See master.cpp for
-// the protocol and the failure rules.
+// GPUs like any task), then talks to every rank over ZeroMQ (the master's ROUTER bound on an
+// abstract Unix socket, two DEALERs per rank; every message carries the session secret). See
+// master.cpp for the protocol and the failure rules.
 
 #include <chrono>
 #include <cstdint>
@@ -75,6 +75,8 @@ struct PoolStatus {
   // Heartbeats received since the last reset (lets a test wait for fresh ones).
   int64_t heartbeats = 0;
   std::vector<std::string> functions;
+  // Whether `functions` came from the ranks (else only built-ins are known to be there).
+  bool functions_known = false;
   // The ranks' process ids (as they reported them), by pool rank; -1 before a rank connected.
   std::vector<int32_t> pids;
 };

@@ -27,6 +27,9 @@ struct TaskRequest {
   // Tasks that must be DONE first: ids already submitted, or ids of the same batch (the batch's
   // first task gets `next_task_id()`, the next one that + 1, ...).
   std::vector<TaskId> after;
+  // Runs outside the scheduler's slots (a function task on a worker pool): it only waits for its
+  // dependencies, and Schedule reports it started as soon as they are DONE.
+  bool external = false;
 };
 
 struct TaskFailure {
@@ -55,7 +58,8 @@ struct SchedulerOptions {
 // reserves nodes (see SchedulerOptions) so that it is not starved.
 //
 // Dependencies: a task is ready when all of `after` are DONE; when one ends FAILED or CANCELED,
-// its dependents (and theirs) fail with a reason that names it. Tasks that can never fit the
+// its dependents (and theirs) fail with a reason that names it. External tasks (function tasks,
+// TaskDescription mode function) take part in dependencies both ways but hold no slots. Tasks that can never fit the
 // pilot fail at submission with the reason. Submission rejects unknown ids and cycles.
 //
 // Not thread-safe: one thread (the agent's scheduler loop, or the simulation) drives it.
@@ -85,6 +89,7 @@ class Scheduler {
   // Finish(CANCELED)). Its dependents fail.
   Status Cancel(TaskId task, std::string_view reason = "canceled");
 
+  // The slots of a running task (not of an external one).
   const Allocation& allocation(TaskId task) const { return running_[tasks_[task].slot]; }
   const ResourceManager& resources() const { return resources_; }
   // The task's uid when it was submitted as a description, else "#<id>".
@@ -124,6 +129,8 @@ class Scheduler {
 
   uint32_t ShapeOf(const ResourceRequest& request);
   void Enqueue(TaskId task);
+  // Its dependencies are met: queued for slots, or (external) started by the next Schedule.
+  void MakeReady(TaskId task);
   void UpdateOrder(uint32_t group);
   // Ends a task that has not run, and its dependents; queued for the next Schedule.
   void FailUnstarted(TaskId task, TaskState state, std::string reason);
@@ -144,6 +151,7 @@ class Scheduler {
     uint32_t unmet = 0;       // predecessors not DONE yet
     int32_t first_edge = -1;  // into edges_, -1 when nobody waits for the task
     uint32_t slot = 0;        // into running_ while running
+    bool external = false;
   };
   std::vector<TaskRecord> tasks_;  // by TaskId
   std::vector<Edge> edges_;
@@ -159,6 +167,7 @@ class Scheduler {
   std::vector<uint32_t> free_slots_;
 
   std::vector<TaskFailure> pending_failures_;
+  std::vector<TaskId> ready_external_;  // started by the next Schedule
   std::vector<std::string> uids_;  // only for tasks submitted as descriptions
   std::unordered_map<std::string, TaskId> uid_index_;
 
