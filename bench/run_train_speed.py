@@ -81,8 +81,8 @@ def render(lines, command, load, output):
             "(`tests/data/forecast/m4_hourly_train.csv`), h 48, input size 96, default batches "
             "(NBEATS 1024 windows, LSTM 128), MAE, Adam; 1 LibTorch thread per process "
             "(OMP_NUM_THREADS=1, OPENBLAS_NUM_THREADS=1), PyTorch 1.13 on both sides (Debian "
-            "libtorch-dev and python3-torch); deeprc and the peer alternate. Medians. With the "
-            "machine oversubscribed several times, wall-time rates swing 2x from run to run; "
+            "libtorch-dev and python3-torch); deeprc and the peer alternate. Medians. When the "
+            "machine is oversubscribed, wall-time rates swing 2x from run to run and "
             "windows per CPU second of the process are the steady comparison.", "",
             "| model | deeprc windows/s | PyTorch windows/s | deeprc windows/CPU-s | "
             "PyTorch windows/CPU-s | deeprc / PyTorch (CPU) |",
@@ -98,7 +98,7 @@ def render(lines, command, load, output):
              "batch split over the ranks, gradients all-reduced in 4 MiB buckets). Speed-up by "
              "CPU time: windows of the global batch per CPU second of rank 0, 2 ranks over 1 "
              "(what 2 ranks on 2 cores of their own give; rank 0 also spends CPU in the "
-             "all-reduce); by wall time: as measured on the loaded machine.", "",
+             "all-reduce); by wall time: as measured (on a loaded machine the two differ).", "",
              "| model | 1 rank windows/CPU-s | 2 ranks windows/CPU-s of rank 0 | speed-up (CPU) | "
              "1 rank windows/s | 2 ranks windows/s | speed-up (wall) |",
              "|---|---:|---:|---:|---:|---:|---:|"]

@@ -8,18 +8,12 @@
 
 #include "deeprc/compute/join.h"
 #include "deeprc/compute/sort.h"
+#include "deeprc/core/random.h"
 #include "deeprc/dist/join.h"
 #include "deeprc/dist/sort.h"
 
 namespace deeprc::app {
 namespace {
-
-uint64_t SplitMix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ULL;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-  return x ^ (x >> 31);
-}
 
 // The rows of the ranks before this one (0 without a communicator).
 Result<int64_t> RowsBefore(comm::Communicator* comm, int64_t rows) {

@@ -11,6 +11,8 @@
 
 #include <fmt/format.h>
 
+#include "deeprc/core/random.h"
+
 namespace deeprc::runtime {
 namespace {
 
@@ -310,16 +312,9 @@ Result<SimulationResult> Simulate(std::vector<NodeResources> nodes, const Worklo
 
 namespace {
 
-// SplitMix64: a well-mixed 64-bit value for each (seed, index, stream).
-uint64_t Mix(uint64_t value) {
-  value += 0x9E3779B97F4A7C15ull;
-  value = (value ^ (value >> 30)) * 0xBF58476D1CE4E5B9ull;
-  value = (value ^ (value >> 27)) * 0x94D049BB133111EBull;
-  return value ^ (value >> 31);
-}
-
 double Uniform(uint64_t seed, int64_t index, uint64_t stream) {
-  const uint64_t bits = Mix(seed ^ Mix(static_cast<uint64_t>(index) * 4 + stream));
+  const uint64_t bits =
+      SplitMix64(seed ^ SplitMix64(static_cast<uint64_t>(index) * 4 + stream));
   return static_cast<double>(bits >> 11) * 0x1.0p-53;
 }
 
