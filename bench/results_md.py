@@ -2,6 +2,7 @@
 replaced (or the section is appended under `heading` when the markers are missing), and the file
 is replaced atomically, so an interrupted run leaves the previous results whole."""
 import os
+import sys
 
 
 def write_section(path, begin, end, section, heading=""):
@@ -13,3 +14,12 @@ def write_section(path, begin, end, section, heading=""):
     with open(path + ".tmp", "w") as out:
         out.write(text)
     os.replace(path + ".tmp", path)
+
+
+def publish(path, begin, end, section, heading=""):
+    """Prints the section when `path` is empty (a dry run), else writes it into `path`."""
+    if not path:
+        print(section)
+        return
+    write_section(path, begin, end, section, heading)
+    print(f"wrote {path}", file=sys.stderr)

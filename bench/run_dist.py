@@ -25,7 +25,7 @@ import shlex
 import subprocess
 import sys
 
-from results_md import write_section
+from results_md import publish
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEEPRC = os.path.join(ROOT, "build", "apps", "deeprc")
@@ -162,12 +162,8 @@ def main():
         lines += parts[name](args) + [""]
     lines.append(END)
     section = "\n".join(lines)
-    if not output:
-        print(section)
-        return
-    write_section(output, BEGIN, END, section,
-                  "## Distributed operators (`deeprc bench table --ranks`, shuffle_mpi)")
-    print(f"wrote {output}", file=sys.stderr)
+    publish(output, BEGIN, END, section,
+            "## Distributed operators (`deeprc bench table --ranks`, shuffle_mpi)")
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ import statistics
 import subprocess
 import sys
 
-from results_md import write_section
+from results_md import publish
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEEPRC = os.path.join(ROOT, "build", "apps", "deeprc")
@@ -136,12 +136,8 @@ def main():
                 f"{'equal' if len(same) == 1 else 'DIFFER'} |")
     lines += ["", END]
     section = "\n".join(lines)
-    if not output:
-        print(section)
-        return
-    write_section(output, BEGIN, END, section,
-                  "## In-pilot overhead (Radical-Cylon join and sort: function task vs mpirun)")
-    print(f"wrote {output}", file=sys.stderr)
+    publish(output, BEGIN, END, section,
+            "## In-pilot overhead (Radical-Cylon join and sort: function task vs mpirun)")
 
 
 if __name__ == "__main__":

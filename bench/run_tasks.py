@@ -24,7 +24,7 @@ import statistics
 import subprocess
 import sys
 
-from results_md import write_section
+from results_md import publish
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEEPRC = os.path.join(ROOT, "build", "apps", "deeprc")
@@ -128,12 +128,8 @@ def main():
               "at once it is mostly time waiting in the queue; the one-at-a-time row is the round "
               "trip.", "", END]
     section = "\n".join(lines)
-    if not output:
-        print(section)
-        return
-    write_section(output, BEGIN, END, section,
-                  "## Task rates side by side (`deeprc bench tasks`, dask)")
-    print(f"wrote {output}", file=sys.stderr)
+    publish(output, BEGIN, END, section,
+            "## Task rates side by side (`deeprc bench tasks`, dask)")
 
 
 if __name__ == "__main__":

@@ -443,7 +443,7 @@ class Agent::Impl {
     if (uids.empty()) return;
     std::unordered_set<std::string_view> in_batch;
     for (const TaskDescription& task : batch.tasks) in_batch.insert(task.uid);
-    std::vector<TaskDescription> placeholders;
+    std::vector<TaskDescription> adopted;
     std::vector<std::pair<std::string, TaskState>> ended;
     {
       std::lock_guard lock(mutex_);
@@ -459,21 +459,21 @@ class Agent::Impl {
         } else {
           continue;  // unknown: the batch fails, naming it
         }
-        TaskDescription placeholder;
-        placeholder.uid = uid;
-        placeholder.mode = TaskMode::kFunction;
-        placeholder.function = "adopted";
-        placeholders.push_back(std::move(placeholder));
+        TaskDescription entry;
+        entry.uid = uid;
+        entry.mode = TaskMode::kFunction;
+        entry.function = "adopted";
+        adopted.push_back(std::move(entry));
       }
     }
-    if (placeholders.empty()) return;
-    Result<TaskId> first = scheduler_.Submit(placeholders);
+    if (adopted.empty()) return;
+    Result<TaskId> first = scheduler_.Submit(adopted);
     if (!first.ok()) return;  // the batch then fails whole, naming the reason
-    for (size_t i = 0; i < placeholders.size(); ++i) {
+    for (size_t i = 0; i < adopted.size(); ++i) {
       const TaskId id = *first + static_cast<TaskId>(i);
       if (records_.size() <= id) records_.resize(id + 1);
-      index_.emplace(placeholders[i].uid, id);
-      records_[id].uid = placeholders[i].uid;
+      index_.emplace(adopted[i].uid, id);
+      records_[id].uid = adopted[i].uid;
       records_[id].master = kDispatched;
     }
     ScheduleAndLaunch();  // starts them

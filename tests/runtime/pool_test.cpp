@@ -443,11 +443,11 @@ TEST(PoolTest, TimeoutCancelsCooperativelyOrKillsAndRestartsThePool) {
   EXPECT_NE(first.reason.find("timeout after 0.3s"), std::string::npos) << first.reason;
   EXPECT_EQ(harness.agent().pool_status().at(0).restarts, 0);
 
-  TaskDescription stubborn =
-      Function("stubborn", "sleep", {{"seconds", 30}, {"ignore_cancel", true}});
-  stubborn.timeout = 0.3;
-  ASSERT_OK(harness.agent().Submit({stubborn}, NowMicros()));
-  ExecutionResult second = harness.Wait("stubborn", 20s);
+  TaskDescription deaf_to_cancel =
+      Function("deaf_to_cancel", "sleep", {{"seconds", 30}, {"ignore_cancel", true}});
+  deaf_to_cancel.timeout = 0.3;
+  ASSERT_OK(harness.agent().Submit({deaf_to_cancel}, NowMicros()));
+  ExecutionResult second = harness.Wait("deaf_to_cancel", 20s);
   EXPECT_EQ(second.state, TaskState::kCanceled);
   EXPECT_NE(second.reason.find("did not stop"), std::string::npos) << second.reason;
   PoolStatus status = harness.WaitPool(
