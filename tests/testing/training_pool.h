@@ -76,6 +76,7 @@ class TrainingPool {
   }
 
   Status made() const { return made_.status(); }
+  runtime::Agent& agent() { return **made_; }
   const std::string& directory() const { return session_->directory(); }
 
   // Submits one task and waits for its result.

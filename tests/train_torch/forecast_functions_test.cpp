@@ -231,5 +231,93 @@ TEST(ForecastFunctionsTest, BadArgumentsFailTheTaskWithTheirMessage) {
   EXPECT_TRUE(fs::exists(pool.directory() + "/m.pt"));
 }
 
+// The device argument on a pool without GPUs and a CPU-only LibTorch: every CUDA form fails the
+// task at start naming why; cpu trains as before.
+TEST(ForecastFunctionsTest, DeviceArgument) {
+  TrainingPool pool;
+  ASSERT_OK(pool.made());
+  std::mt19937 random(std::random_device{}());
+  const SeriesFiles files = WriteSeries(pool.directory() + "/input", 4, random);
+  const json base = {{"data", files.train},  {"model", "MLP"},      {"h", 4},
+                     {"input_size", 8},      {"max_steps", 5},      {"checkpoint", "d.pt"},
+                     {"settings", {{"batch_size", 16}, {"hidden_size", 16}}}};
+  struct Case {
+    json device;
+    int32_t ranks;
+    std::string expected;
+  };
+  const std::vector<Case> cases = {
+      {"cuda", 2, "args.device cuda: task cuda_0 was given no GPUs"},
+      {"cuda:1", 1, "args.device cuda:1: task cuda_1 was given no GPUs"},
+      {"gpu", 1, "args.device: setting device 'gpu': expected cpu, cuda or cuda:N"},
+      {7, 1, "args.device: expected a string"},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    json args = base;
+    args["device"] = cases[i].device;
+    const std::string uid = fmt::format("cuda_{}", i);
+    ExecutionResult result = pool.Run(Function(uid, "forecast.train", args, cases[i].ranks));
+    EXPECT_EQ(result.state, TaskState::kFailed) << uid;
+    EXPECT_NE(result.reason.find(cases[i].expected), std::string::npos) << result.reason;
+  }
+  // In settings too, and for predict and evaluate.
+  json in_settings = base;
+  in_settings["settings"]["device"] = "cuda";
+  ExecutionResult from_settings = pool.Run(Function("settings", "forecast.train", in_settings));
+  EXPECT_EQ(from_settings.state, TaskState::kFailed);
+  EXPECT_NE(from_settings.reason.find("args.settings.device cuda: task settings was given no GPUs"),
+            std::string::npos)
+      << from_settings.reason;
+  json on_cpu = base;
+  on_cpu["device"] = "cpu";
+  ExecutionResult trained = pool.Run(Function("cpu", "forecast.train", on_cpu, 2));
+  ASSERT_EQ(trained.state, TaskState::kDone) << trained.reason;
+  for (const char* function : {"forecast.predict", "forecast.evaluate"}) {
+    ExecutionResult result = pool.Run(Function(
+        std::string(function) + "_gpu", function,
+        {{"checkpoint", "d.pt"}, {"data", files.train}, {"output", "f.csv"}, {"device", "cuda"}}));
+    EXPECT_EQ(result.state, TaskState::kFailed) << function;
+    EXPECT_NE(result.reason.find("was given no GPUs"), std::string::npos) << result.reason;
+  }
+  ExecutionResult predicted = pool.Run(Function(
+      "predict_cpu", "forecast.predict",
+      {{"checkpoint", "d.pt"}, {"data", files.train}, {"output", "f.csv"}, {"device", "cpu"}}));
+  EXPECT_EQ(predicted.state, TaskState::kDone) << predicted.reason;
+}
+
+// A long training run given a short timeout ends CANCELED by itself: the trainer looks at the
+// task's cancellation flag between steps (both ranks stop at the same step), so the pool is not
+// killed and restarted, and its next task runs.
+TEST(ForecastFunctionsTest, TimeoutCancelsTrainingCooperatively) {
+  TrainingPool pool;
+  ASSERT_OK(pool.made());
+  std::mt19937 random(std::random_device{}());
+  const SeriesFiles files = WriteSeries(pool.directory() + "/input", 4, random);
+  const json args = {{"data", files.train},  {"model", "MLP"},           {"h", 4},
+                     {"input_size", 8},      {"max_steps", 100000000},   {"checkpoint", "c.pt"},
+                     {"settings", {{"batch_size", 16}, {"hidden_size", 16}}}};
+  for (int32_t ranks : {2, 1}) {
+    runtime::TaskDescription task = Function(fmt::format("long_{}", ranks), "forecast.train",
+                                             args, ranks);
+    task.timeout = 0.5 + std::uniform_real_distribution<double>(0, 0.5)(random);
+    const auto start = std::chrono::steady_clock::now();
+    ExecutionResult result = pool.Run(task);
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    EXPECT_EQ(result.state, TaskState::kCanceled) << result.reason;
+    std::printf("%d rank(s): timeout %.2f s, CANCELED after %.2f s\n", ranks, task.timeout,
+                seconds);
+    EXPECT_FALSE(fs::exists(pool.directory() + "/c.pt"));  // no checkpoint of a canceled run
+    const auto status = pool.agent().pool_status().at(0);
+    EXPECT_EQ(status.restarts, 0) << "the pool was killed: training did not stop on its own";
+    EXPECT_EQ(status.generation, 1);
+  }
+  json quick = args;
+  quick["max_steps"] = 3;
+  ExecutionResult next = pool.Run(Function("next", "forecast.train", quick, 2));
+  EXPECT_EQ(next.state, TaskState::kDone) << next.reason;
+  EXPECT_EQ(pool.agent().pool_status().at(0).restarts, 0);
+}
+
 }  // namespace
 }  // namespace deeprc::train

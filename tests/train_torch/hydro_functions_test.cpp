@@ -83,5 +83,39 @@ TEST(HydroFunctionsTest, TwoRankTrainingThenEvaluateOnThePool) {
       << unscored.reason;
 }
 
+// hydro.train stops between steps when its task times out (the pool is not restarted), and a
+// CUDA device on a pool without GPUs fails at start naming it.
+TEST(HydroFunctionsTest, TimeoutCancelsAndDeviceIsChecked) {
+  TrainingPool pool;
+  ASSERT_OK(pool.made());
+  runtime::TaskDescription task = Function("long", "hydro.train",
+                                           {{"data", kShipped},
+                                            {"basins", {"01547700"}},
+                                            {"settings", {{"hidden", 8}, {"epochs", 100000}}},
+                                            {"checkpoint", "long"}},
+                                           2);
+  task.timeout = 0.5;
+  ExecutionResult canceled = pool.Run(task);
+  EXPECT_EQ(canceled.state, TaskState::kCanceled) << canceled.reason;
+  EXPECT_EQ(pool.agent().pool_status().at(0).restarts, 0);
+  EXPECT_FALSE(fs::exists(pool.directory() + "/long/01547700.pt"));
+
+  for (const char* function : {"hydro.train", "hydro.evaluate"}) {
+    ExecutionResult gpu = pool.Run(Function(
+        std::string(function) + "_gpu", function,
+        {{"data", kShipped}, {"basins", {"01547700"}}, {"checkpoint", "m"}, {"device", "cuda:0"}}));
+    EXPECT_EQ(gpu.state, TaskState::kFailed) << function;
+    EXPECT_NE(gpu.reason.find("args.device cuda:0"), std::string::npos) << gpu.reason;
+    EXPECT_NE(gpu.reason.find("was given no GPUs"), std::string::npos) << gpu.reason;
+  }
+  ExecutionResult next = pool.Run(Function("next", "hydro.train",
+                                           {{"data", kShipped},
+                                            {"basins", {"01547700"}},
+                                            {"settings", {{"hidden", 8}, {"epochs", 1}}},
+                                            {"checkpoint", "m"}}));
+  EXPECT_EQ(next.state, TaskState::kDone) << next.reason;
+  EXPECT_EQ(pool.agent().pool_status().at(0).restarts, 0);
+}
+
 }  // namespace
 }  // namespace deeprc::train

@@ -4,11 +4,17 @@
 #include <numbers>
 #include <numeric>
 #include <random>
+#include <set>
 
 #include <gtest/gtest.h>
+#include <c10/core/impl/LocalDispatchKeySet.h>
+#include <c10/util/StringUtil.h>
+#include <torch/cuda.h>
+#include <torch/library.h>
 
 #include "deeprc/table/builder.h"
 #include "deeprc/train/forecaster.h"
+#include "deeprc/train/hydrology.h"
 #include "testing/assertions.h"
 #include "train/torch/model_internal.h"
 
@@ -132,6 +138,205 @@ TEST_P(ModelTest, OverfitsOneShortSeries) {
   EXPECT_EQ(forecast.mean.size(), 6u);
 }
 
+// Device checks on a CPU-only machine: a model's parameters, buffers and inputs are moved to
+// LibTorch's meta device (shapes, no values), and a dispatcher mode sees every operator call of
+// its forward. The mode demands that all tensor arguments of a call be on one device, as CUDA
+// does: a tensor the forward makes on the CPU by default (zeros, ones, arange, masks, index
+// tensors, FFT buffers, hidden states, noise) meets meta tensors there and fails with "Expected
+// all tensors to be on the same device". Meta's own kernels cannot do this in LibTorch 1.13:
+// cat, matmul, masked_fill, index_select and gather accept a CPU argument, and relu,
+// convolution, var and repeat_interleave have no C++ meta kernel at all. So the mode runs each
+// meta call on CPU stand-ins (of the same shapes and types; values do not matter for where
+// tensors live) and hands back meta results: every model runs, its shapes are real, and
+// only the placement is checked. An explicit `.to(kCPU)` (a host read, as TimesNet's periods)
+// stays legal and gives a CPU tensor.
+
+bool IsMeta(const c10::IValue& value) {
+  return value.isTensor() && value.toTensor().defined() && value.toTensor().is_meta();
+}
+
+// Integer stand-ins hold this value: a valid index into every dimension the models index, and
+// one that sends data-dependent shapes down their less common branch (TimesNet: period
+// length / 3, so the series is padded to whole periods).
+constexpr int64_t kIntegerStandIn = 3;
+
+// A meta tensor as a CPU stand-in (zeros, or kIntegerStandIn for integers); anything else as it
+// is. Lists element by element.
+c10::IValue OnCpu(const c10::IValue& value) {
+  if (IsMeta(value)) {
+    const torch::Tensor& tensor = value.toTensor();
+    const auto options = tensor.options().device(torch::kCPU);
+    if (c10::isIntegralType(tensor.scalar_type(), /*includeBool=*/false)) {
+      return torch::full(tensor.sizes(), kIntegerStandIn, options);
+    }
+    return torch::zeros(tensor.sizes(), options);
+  }
+  if (value.isDevice() && value.toDevice().is_meta()) return c10::IValue(torch::Device(torch::kCPU));
+  if (value.isList()) {
+    c10::List<c10::IValue> list = value.toList().copy();
+    for (size_t j = 0; j < list.size(); ++j) list.set(j, OnCpu(list.get(j)));
+    return list;
+  }
+  return value;
+}
+
+void CheckOneDevice(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
+  c10::impl::ExcludeDispatchKeyGuard inner(c10::DispatchKey::TESTING_ONLY_GenericMode);
+  const c10::FunctionSchema& schema = op.schema();
+  const size_t count = schema.arguments().size();
+  const size_t first = stack->size() - count;
+  std::set<std::string> devices;
+  bool meta = false;
+  std::optional<torch::Device> asked;  // a device argument (factories, to)
+  auto note = [&](const c10::IValue& value) {
+    if (value.isTensor() && value.toTensor().defined()) {
+      devices.insert(value.toTensor().device().str());
+      meta = meta || value.toTensor().is_meta();
+    }
+  };
+  for (size_t i = first; i < stack->size(); ++i) {
+    const c10::IValue& value = (*stack)[i];
+    if (value.isList()) {
+      const c10::List<c10::IValue> list = value.toList();
+      for (size_t j = 0; j < list.size(); ++j) note(list.get(j));
+    } else if (value.isDevice()) {
+      asked = value.toDevice();
+    } else {
+      note(value);
+    }
+  }
+  TORCH_CHECK(devices.size() <= 1, "Expected all tensors to be on the same device, but ",
+              schema.name(), " got tensors on ", c10::Join(", ", devices));
+  const bool to_meta = asked ? asked->is_meta() : meta;
+  if (!meta && !to_meta) {
+    op.callBoxed(stack);
+    return;
+  }
+  const std::vector<c10::IValue> given(stack->begin() + static_cast<std::ptrdiff_t>(first),
+                                       stack->end());
+  for (size_t i = first; i < stack->size(); ++i) (*stack)[i] = OnCpu((*stack)[i]);
+  op.callBoxed(stack);
+  // Results back on meta; what an in-place call returns is its own (meta) argument.
+  const size_t results = schema.returns().size();
+  for (size_t k = 0; k < results; ++k) {
+    c10::IValue& result = (*stack)[stack->size() - results + k];
+    const c10::AliasInfo* alias = schema.returns()[k].alias_info();
+    if (alias != nullptr && alias->isWrite()) {
+      for (size_t j = 0; j < count; ++j) {
+        const c10::AliasInfo* argument = schema.arguments()[j].alias_info();
+        if (argument != nullptr && argument->isWrite()) result = given[j];
+      }
+    } else if (to_meta && result.isTensor() && result.toTensor().defined()) {
+      result = result.toTensor().to(torch::kMeta);
+    } else if (to_meta && result.isTensorList()) {
+      std::vector<torch::Tensor> tensors = result.toTensorVector();
+      for (auto& tensor : tensors) tensor = tensor.to(torch::kMeta);
+      result = c10::IValue(tensors);
+    }
+  }
+}
+
+TORCH_LIBRARY_IMPL(_, TESTING_ONLY_GenericMode, m) {
+  m.fallback(torch::CppFunction::makeFromBoxedFunction<&CheckOneDevice>());
+}
+
+class OneDeviceMode {
+ private:
+  c10::impl::IncludeDispatchKeyGuard include_{c10::DispatchKey::TESTING_ONLY_GenericMode};
+};
+
+// Module::to(kMeta) refuses (set_data between CPU and meta tensors is not allowed in 1.13), so
+// the test moves every parameter and buffer in place the way set_data does inside, without its
+// check: every handle to them (a layer's `weight`, the module's lists, LSTM's flat weights) sees
+// the meta tensor.
+void MoveToMeta(torch::nn::Module& module) {
+  torch::NoGradGuard no_grad;
+  for (auto tensors : {module.parameters(), module.buffers()}) {
+    for (auto& tensor : tensors) {
+      tensor.unsafeGetTensorImpl()->shallow_copy_from(tensor.to(torch::kMeta).getIntrusivePtr());
+    }
+  }
+}
+
+std::string ErrorOf(const std::function<void()>& run) {
+  try {
+    run();
+    return "";
+  } catch (const c10::Error& error) {
+    return error.what_without_backtrace();
+  }
+}
+
+TEST(TrainerTest, TheDeviceCheckCatchesAHostTensor) {
+  const auto meta = torch::TensorOptions().device(torch::kMeta);
+  torch::Tensor on_meta = torch::empty({2, 3}, meta);
+  const std::vector<std::pair<std::string, std::function<void()>>> mixes = {
+      {"cat", [&] { torch::cat({on_meta, torch::zeros({2, 3})}, 0); }},
+      {"matmul", [&] { torch::matmul(on_meta, torch::zeros({3, 2})); }},
+      {"index_select", [&] { on_meta.index_select(1, torch::tensor({0, 2})); }},
+      {"masked_fill", [&] { on_meta.masked_fill(torch::ones({2, 3}, torch::kBool), 0); }},
+      {"add", [&] { (void)(on_meta + torch::zeros({2, 3})); }},
+  };
+  for (const auto& [name, mix] : mixes) {
+    OneDeviceMode mode;
+    const std::string error = ErrorOf(mix);
+    EXPECT_NE(error.find("Expected all tensors to be on the same device"), std::string::npos)
+        << name << ": " << error;
+  }
+  OneDeviceMode mode;
+  EXPECT_EQ(ErrorOf([&] { torch::cat({on_meta, torch::zeros({2, 3}, meta)}, 0); }), "");
+  // Calls without a meta kernel of their own run, with meta results of the right shape; an
+  // explicit host read gives a CPU tensor; in-place calls return their own argument.
+  torch::Tensor relu = torch::relu(on_meta.reshape({3, 2}));
+  EXPECT_TRUE(relu.is_meta());
+  EXPECT_EQ(relu.sizes().vec(), (std::vector<int64_t>{3, 2}));
+  EXPECT_TRUE(on_meta.to(torch::kCPU).is_cpu());
+  torch::Tensor filled = on_meta.fill_(1);
+  EXPECT_TRUE(filled.is_same(on_meta));
+  EXPECT_TRUE(torch::zeros({4}, on_meta.options()).is_meta());
+}
+
+TEST_P(ModelTest, ForwardStaysOnTheInputsDevice) {
+  const bool deepar = GetParam() == "DeepAR";
+  const bool no_exogenous = deepar || GetParam() == "Autoformer" || GetParam() == "FEDformer" ||
+                            GetParam() == "TimesNet";
+  const internal::ModelShape shape{.input_size = 24, .horizon = 5,
+                                   .exogenous = no_exogenous ? 0 : 2, .outputs = 2};
+  internal::Settings settings(SmallSettings(GetParam()));
+  ASSERT_OK_AND_ASSIGN(auto model, internal::MakeModel(GetParam(), shape, &settings));
+  MoveToMeta(*model);
+  for (const auto& parameter : model->parameters()) ASSERT_TRUE(parameter.is_meta());
+  for (const auto& buffer : model->buffers()) ASSERT_TRUE(buffer.is_meta());
+  const int64_t batch = 3;
+  const auto meta = torch::TensorOptions().device(torch::kMeta);
+  internal::ModelInput input{torch::empty({batch, shape.input_size}, meta),
+                             torch::empty({batch, shape.input_size}, meta),
+                             torch::empty({batch, shape.input_size, shape.exogenous}, meta)};
+  if (deepar) input.y = torch::empty({batch, shape.horizon}, meta);  // teacher forcing
+  for (bool training : {true, false}) {
+    model->train(training);
+    if (deepar && !training) input.y = torch::Tensor();  // Monte-Carlo paths
+    torch::Tensor output;
+    const std::string error = ErrorOf([&] {
+      OneDeviceMode mode;
+      output = model->Forward(input);
+    });
+    ASSERT_EQ(error, "") << GetParam();
+    EXPECT_TRUE(output.is_meta()) << GetParam();
+    EXPECT_EQ(output.sizes().vec(), (std::vector<int64_t>{batch, shape.horizon, 2}));
+  }
+}
+
+TEST(TrainerTest, HydroModelStaysOnTheInputsDevice) {
+  internal::HydroModule model(5, 16, 1, 0.0);
+  MoveToMeta(model);
+  OneDeviceMode mode;
+  torch::Tensor output =
+      model.Forward(torch::empty({4, 21, 5}, torch::TensorOptions().device(torch::kMeta)));
+  EXPECT_TRUE(output.is_meta());
+  EXPECT_EQ(output.sizes().vec(), (std::vector<int64_t>{4, 1}));
+}
+
 INSTANTIATE_TEST_SUITE_P(Zoo, ModelTest,
                          ::testing::Values("MLP", "NBEATS", "NHITS", "LSTM", "GRU", "RNN", "TCN",
                                            "DeepAR", "PatchTST", "VanillaTransformer",
@@ -239,6 +444,85 @@ TEST(TrainerTest, EarlyStoppingAndBadSettings) {
   bad = SmallNhits();
   bad.settings["loss"] = "MAPE";
   EXPECT_FALSE(Forecaster::Make(bad).ok());
+}
+
+TEST(TrainerTest, DeviceSetting) {
+  const SeriesSet series = OneSeries(50, 6);
+  // cpu is the default: the same training, step for step.
+  TrainOptions on_cpu = SmallNhits();
+  on_cpu.settings["device"] = "cpu";
+  ASSERT_OK_AND_ASSIGN(auto a, Forecaster::Make(SmallNhits()));
+  ASSERT_OK_AND_ASSIGN(auto b, Forecaster::Make(on_cpu));
+  EXPECT_EQ(a->device(), "cpu");
+  EXPECT_EQ(b->device(), "cpu");
+  ASSERT_OK_AND_ASSIGN(TrainReport ra, a->Fit(series));
+  ASSERT_OK_AND_ASSIGN(TrainReport rb, b->Fit(series));
+  EXPECT_EQ(ra.losses, rb.losses);
+  EXPECT_EQ(a->FlatParameters(), b->FlatParameters());
+  // The device is where the weights were trained, not part of them: a checkpoint keeps none.
+  const std::string path = ::testing::TempDir() + "/device_checkpoint.pt";
+  ASSERT_OK(b->Save(path));
+  ASSERT_OK_AND_ASSIGN(auto restored, Forecaster::Restore(path));
+  EXPECT_EQ(restored->options().settings.count("device"), 0u);
+  std::filesystem::remove(path);
+
+  // This LibTorch is CPU-only: CUDA fails at Make, before any model is built, saying why.
+  ASSERT_TRUE(!torch::cuda::is_available()) << "this test expects a machine without CUDA";
+  for (const std::string device : {"cuda", "cuda:0", "cuda:3"}) {
+    TrainOptions options = SmallNhits();
+    options.settings["device"] = device;
+    auto made = Forecaster::Make(options);
+    ASSERT_FALSE(made.ok()) << device;
+    EXPECT_EQ(made.status().code(), StatusCode::kInvalid);
+    const std::string& message = made.status().message();
+    EXPECT_NE(message.find("device " + device + " requested"), std::string::npos) << message;
+    EXPECT_TRUE(message.find("no CUDA support") != std::string::npos ||
+                message.find("DEEPRC_WITH_CUDA") != std::string::npos)
+        << message;
+    EXPECT_EQ(CheckDevice(device).message(), message);
+  }
+  for (const std::string device : {"gpu", "CUDA", "cuda:", "cuda:x", "cuda:-1", "cpu:0", ""}) {
+    const Status status = CheckDevice(device);
+    ASSERT_FALSE(status.ok()) << device;
+    EXPECT_NE(status.message().find("setting device '" + device + "'"), std::string::npos)
+        << status.message();
+    EXPECT_NE(status.message().find("expected cpu, cuda or cuda:N"), std::string::npos);
+  }
+  EXPECT_OK(CheckDevice("cpu"));
+  EXPECT_OK(CheckBackend("communicator"));
+  TrainOptions nccl = SmallNhits();
+  nccl.settings["backend"] = "nccl";
+  auto made = Forecaster::Make(nccl);
+  ASSERT_FALSE(made.ok());
+  EXPECT_NE(made.status().message().find("DEEPRC_WITH_NCCL"), std::string::npos)
+      << made.status().message();
+  EXPECT_FALSE(CheckBackend("mpi").ok());
+  auto hydro = HydroModel::Make(3, {{"device", "cuda"}, {"hidden", "8"}});
+  ASSERT_FALSE(hydro.ok());
+  EXPECT_NE(hydro.status().message().find("device cuda requested"), std::string::npos);
+}
+
+TEST(TrainerTest, CancelStopsBetweenSteps) {
+  const SeriesSet series = OneSeries(50, 7);
+  TrainOptions options = SmallNhits();
+  options.max_steps = 1000;
+  ASSERT_OK_AND_ASSIGN(auto forecaster, Forecaster::Make(options));
+  std::mt19937_64 random(7);
+  const int stop_after = 3 + static_cast<int>(random() % 20);
+  int checks = 0;
+  auto result = forecaster->Fit(series, nullptr, [&] { return ++checks > stop_after; });
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), StatusCode::kCancelled);
+  EXPECT_NE(result.status().message().find("canceled at step " + std::to_string(stop_after)),
+            std::string::npos)
+      << result.status().message();
+  EXPECT_EQ(checks, stop_after + 1);  // one look per step, none after stopping
+  // A check that never fires changes nothing.
+  ASSERT_OK_AND_ASSIGN(auto again, Forecaster::Make(SmallNhits()));
+  ASSERT_OK_AND_ASSIGN(auto plain, Forecaster::Make(SmallNhits()));
+  ASSERT_OK_AND_ASSIGN(TrainReport with_check, again->Fit(series, nullptr, [] { return false; }));
+  ASSERT_OK_AND_ASSIGN(TrainReport without, plain->Fit(series));
+  EXPECT_EQ(with_check.losses, without.losses);
 }
 
 }  // namespace

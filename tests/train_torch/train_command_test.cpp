@@ -114,6 +114,52 @@ TEST(TrainCommandTest, BadInputAndMissingPlugin) {
   EXPECT_NE(run.err.find("could not be loaded"), std::string::npos) << run.err;
 }
 
+// --set device=...: checked before the data is read (a missing data file is not what fails),
+// with the reason; device=cpu trains as the default does.
+TEST(TrainCommandTest, DeviceSetting) {
+  const auto directory = FreshTestDirectory("train_command_device");
+  WriteText(directory / "series.csv", RandomLongCsv(7));
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"cuda", "--set device: device cuda requested but this"},
+      {"cuda:2", "--set device: device cuda:2 requested but this"},
+      {"tpu", "--set device: setting device 'tpu': expected cpu, cuda or cuda:N"},
+  };
+  for (const auto& [device, expected] : cases) {
+    auto args = kSmallMlp;
+    args.insert(args.begin(), "train");
+    args[4] = "no_such_file.csv";  // --data: never read
+    args.insert(args.end(), {"--set", "device=" + device});
+    ProgramRun run = RunProgram(DeeprcProgram(), args, directory);
+    EXPECT_EQ(run.exit_status, 2) << device;
+    EXPECT_NE(run.err.find(expected), std::string::npos) << run.err;
+    EXPECT_EQ(run.err.find("no_such_file"), std::string::npos) << run.err;
+  }
+  auto args = kSmallMlp;
+  args.insert(args.begin(), "train");
+  args.insert(args.end(), {"--set", "backend=nccl"});
+  ProgramRun run = RunProgram(DeeprcProgram(), args, directory);
+  EXPECT_EQ(run.exit_status, 2);
+  EXPECT_NE(run.err.find("DEEPRC_WITH_NCCL"), std::string::npos) << run.err;
+  // Hydro too.
+  const std::string shipped = std::string(DEEPRC_SOURCE_DIR) + "/tests/data/hydrology";
+  run = RunProgram(DeeprcProgram(),
+                   {"train", "--model", "hydro", "--data", shipped, "--basins", "01547700",
+                    "--set", "device=cuda"},
+                   directory);
+  EXPECT_EQ(run.exit_status, 2);
+  EXPECT_NE(run.err.find("--set device: device cuda requested"), std::string::npos) << run.err;
+
+  args = kSmallMlp;
+  args.insert(args.begin(), "train");
+  ProgramRun plain = RunProgram(DeeprcProgram(), args, directory);
+  args.insert(args.end(), {"--set", "device=cpu"});
+  ProgramRun on_cpu = RunProgram(DeeprcProgram(), args, directory);
+  ASSERT_EQ(plain.exit_status, 0) << plain.err;
+  ASSERT_EQ(on_cpu.exit_status, 0) << on_cpu.err;
+  EXPECT_EQ(LastJsonLine(plain.out)["mae"], LastJsonLine(on_cpu.out)["mae"]);
+  EXPECT_EQ(LastJsonLine(plain.out)["final_loss"], LastJsonLine(on_cpu.out)["final_loss"]);
+}
+
 // `deeprc train --model hydro` on the shipped CAMELS basins: one JSON line per basin and one
 // with the mean, the predictions as a table, clear errors.
 

@@ -20,9 +20,15 @@
 //   early_stop_patience_steps -1   validation checks without improvement before stopping
 //                                  (-1: never; needs val_size > 0)
 //   threads 0              LibTorch intra-op threads (0: leave LibTorch's choice)
+//   device cpu             cpu | cuda | cuda:N (see CheckDevice); not saved in checkpoints
+//   backend communicator   how gradients are summed over ranks: communicator (the deeprc
+//                          Communicator given to Fit, MPI or Gloo; gradients on a CUDA device
+//                          are staged through host buckets) or nccl (builds with
+//                          DEEPRC_WITH_NCCL only)
 // Losses are computed on scaled values (per-window scaler), as NeuralForecast does.
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -70,6 +76,19 @@ struct Forecast {
 // The names `deeprc train --model` accepts.
 std::vector<std::string> ForecastModelNames();
 
+// The `device` setting: "cpu", "cuda" (CUDA device 0 of this process) or "cuda:N". Checked
+// before anything is read or built: an unknown form names the setting and the accepted forms;
+// a CUDA device fails when this build has CUDA devices off (DEEPRC_WITH_CUDA), when this
+// LibTorch has no CUDA support, or when device N does not exist (naming the count).
+Status CheckDevice(const std::string& device);
+// The `backend` setting: "communicator" or "nccl" (an error naming DEEPRC_WITH_NCCL in builds
+// without it).
+Status CheckBackend(const std::string& backend);
+
+// Looked at between training steps: true stops Fit with a Cancelled status. With several
+// ranks they agree (the flag rides on each step's loss all-reduce), so all stop at one step.
+using CancelCheck = std::function<bool()>;
+
 class Forecaster {
  public:
   // Builds the model (weights seeded by options.seed). `exogenous` names columns of the series
@@ -85,7 +104,8 @@ class Forecaster {
   // Trains on windows of `series`. With a communicator of W ranks, every rank passes the same
   // series; each step's global batch is split in W slices, gradients are summed with the
   // communicator's AllReduce in buckets, and the weights stay identical on every rank.
-  Result<TrainReport> Fit(const SeriesSet& series, comm::Communicator* communicator = nullptr);
+  Result<TrainReport> Fit(const SeriesSet& series, comm::Communicator* communicator = nullptr,
+                          const CancelCheck& canceled = {});
 
   // Forecasts the h points after each series' end.
   Result<Forecast> Predict(const SeriesSet& series);
@@ -98,6 +118,9 @@ class Forecaster {
   // settings that do not change the weights (e.g. threads).
   static Result<std::unique_ptr<Forecaster>> Restore(
       const std::string& path, const std::map<std::string, std::string>& overrides = {});
+
+  // The device the weights live on ("cpu", "cuda:0", ..., "meta").
+  std::string device() const;
 
   // Every weight, flattened in parameter order (to compare ranks).
   std::vector<float> FlatParameters() const;

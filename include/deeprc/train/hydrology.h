@@ -17,6 +17,8 @@
 //   num_lr_decays 3      StepLR: the rate halves every steps / num_lr_decays steps
 //   loss MSE             MSE | MAE | Huber (on standardized streamflow)
 //   threads 0            LibTorch intra-op threads (0: leave LibTorch's choice)
+//   device cpu           cpu | cuda | cuda:N (see CheckDevice in deeprc/train/forecaster.h)
+//   backend communicator communicator | nccl (as the forecasting models)
 
 #include <cstdint>
 #include <map>
@@ -46,7 +48,9 @@ class HydroModel {
   // Trains on the dataset's training samples. With a communicator of W ranks every rank passes
   // the same dataset; each step's global batch is split over the ranks and the gradients summed,
   // so the weights stay identical on every rank (as Forecaster::Fit).
-  Result<TrainReport> Fit(const HydroDataset& data, comm::Communicator* communicator = nullptr);
+  // `canceled` is looked at between steps (see CancelCheck).
+  Result<TrainReport> Fit(const HydroDataset& data, comm::Communicator* communicator = nullptr,
+                          const CancelCheck& canceled = {});
 
   // Streamflow in mm/day for the given samples (day indexes of `data`).
   Result<std::vector<double>> Predict(const HydroDataset& data, std::span<const int64_t> samples);
@@ -59,7 +63,9 @@ class HydroModel {
   // Checkpoints: the weights with the forcing count, settings and seed, so that Restore builds
   // the same model (written to a temporary file, then renamed).
   Status Save(const std::string& path) const;
-  static Result<std::unique_ptr<HydroModel>> Restore(const std::string& path);
+  // `overrides` replace settings that do not change the weights (threads, device).
+  static Result<std::unique_ptr<HydroModel>> Restore(
+      const std::string& path, const std::map<std::string, std::string>& overrides = {});
 
   int64_t ParameterCount() const;
   std::vector<float> FlatParameters() const;

@@ -7,13 +7,16 @@
 #include <cstdlib>
 #include <exception>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
 #include "deeprc/comm/communicator.h"
-#include "deeprc/core/status.h"
+#include "deeprc/core/result.h"
+#include "deeprc/train/forecaster.h"
 
 namespace deeprc::train {
 
@@ -31,6 +34,27 @@ inline bool MakeRankCommunicator(std::unique_ptr<comm::Communicator>* communicat
   }
   *communicator = std::move(*made);
   return true;
+}
+
+// `--set key=value` settings as a map. The device and backend are checked here, before any
+// data is read or model built: a missing GPU fails in a second, not after loading.
+inline Result<std::map<std::string, std::string>> ParseSettings(
+    const std::vector<std::string>& given) {
+  std::map<std::string, std::string> settings;
+  for (const auto& setting : given) {
+    const size_t equals = setting.find('=');
+    if (equals == std::string::npos || equals == 0) {
+      return Status::Invalid("--set {}: expected key=value", setting);
+    }
+    settings[setting.substr(0, equals)] = setting.substr(equals + 1);
+  }
+  if (auto device = settings.find("device"); device != settings.end()) {
+    DEEPRC_RETURN_NOT_OK(CheckDevice(device->second).WithContext("--set device"));
+  }
+  if (auto backend = settings.find("backend"); backend != settings.end()) {
+    DEEPRC_RETURN_NOT_OK(CheckBackend(backend->second).WithContext("--set backend"));
+  }
+  return settings;
 }
 
 // The command's exit status: 0, 2 for bad input, 1 for a failure (printed, and the other ranks

@@ -6,26 +6,28 @@
 // Every rank reads every series: training splits the windows, not the series.
 //
 //   forecast.train     {data, model, h, input_size, max_steps, checkpoint, [seed], [settings:
-//                      {key: value}], [exogenous: [col...]], [holdout: false]}
+//                      {key: value}], [exogenous: [col...]], [holdout: false], [device]}
 //                      data-parallel over the task's ranks (each step's global batch split over
 //                      them, gradients summed); rank 0 writes the checkpoint (weights and the
 //                      model's options). holdout: train without the last h points of each
 //                      series (what forecast.evaluate without `test` scores against).
 //                      -> {model, series, steps, ranks, train_seconds, samples_per_s,
 //                          cpu_seconds (rank 0's), final_loss, checkpoint}
-//   forecast.predict   {checkpoint, data, output, [future]}
+//   forecast.predict   {checkpoint, data, output, [future], [device]}
 //                      the h points after each series' end. `future` gives their ds values
 //                      (its first h rows per series); without it ds goes on by the series' last
 //                      interval; `future` is a table like `test` (unique_id, ds, y; y is not
 //                      read). output: a file (rank 0 forecasts every series), or a session
 //                      table name (rank r forecasts its contiguous share of the series and
 //                      writes part-r). -> {rows, partitions, output}
-//   forecast.evaluate  {checkpoint, data, [test], [season: 1]}
+//   forecast.evaluate  {checkpoint, data, [test], [season: 1], [device]}
 //                      forecasts from `data` and scores them against `test` (or, without it, the
 //                      last h points of each series of `data`, held out). Rank 0 scores.
 //                      -> {model, series, h, mae, rmse, mape, smape, mase}
 // `settings` hold the model's and the trainer's settings of deeprc/train/forecaster.h; threads
-// defaults to the machine's cores over the task's ranks.
+// defaults to the machine's cores over the task's ranks. `device`: cpu (default), cuda (the
+// task's first GPU) or cuda:N (see TaskDevice in functions_internal.h). Training looks at the
+// task's cancellation flag between steps and ends Cancelled (the pool lives on).
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -160,11 +162,13 @@ Result<std::vector<std::string>> ExogenousArg(const json& args) {
 }
 
 Result<std::unique_ptr<Forecaster>> RestoreArg(const TaskContext& context, const json& args) {
+  DEEPRC_ASSIGN_OR_RAISE(std::string device, TaskDevice(context));
   DEEPRC_ASSIGN_OR_RAISE(std::string path, TextArg(args, "checkpoint"));
   path = InSession(context, path);
   if (!fs::exists(path)) return Status::IOError("args.checkpoint: no file {}", path);
   std::map<std::string, std::string> overrides;
   overrides["threads"] = ThreadsPerRank(context);
+  overrides["device"] = device;
   return Forecaster::Restore(path, overrides);
 }
 
@@ -221,6 +225,7 @@ Result<json> Train(TaskContext& context) {
     DEEPRC_ASSIGN_OR_RAISE(int64_t seed, IntArg(args, "seed", 0, 1));
     options.seed = static_cast<uint64_t>(seed);
     DEEPRC_ASSIGN_OR_RAISE(options.settings, SettingsArg(args));
+    DEEPRC_ASSIGN_OR_RAISE(options.settings["device"], TaskDevice(context));
     DEEPRC_RETURN_NOT_OK(TextArg(args, "checkpoint").status());
     return Status::OK();
   }();
@@ -246,7 +251,9 @@ Result<json> Train(TaskContext& context) {
   }();
   DEEPRC_RETURN_NOT_OK(Agree(context.comm(), ready));
   comm::Communicator* communicator = context.size() > 1 ? &context.comm() : nullptr;
-  DEEPRC_ASSIGN_OR_RAISE(TrainReport report, forecaster->Fit(series, communicator));
+  DEEPRC_ASSIGN_OR_RAISE(TrainReport report, forecaster->Fit(series, communicator, [&context] {
+                           return context.canceled();
+                         }));
   Status saved;
   if (context.rank() == 0) {
     std::error_code error;

@@ -52,14 +52,7 @@ Status RunHydro(const HydroOptions& options, comm::Communicator* communicator) {
   data_options.test_year = options.test_year;
   data_options.sequence_length = options.sequence_length;
   data_options.inputs = options.inputs;
-  std::map<std::string, std::string> settings;
-  for (const auto& setting : options.settings) {
-    const size_t equals = setting.find('=');
-    if (equals == std::string::npos || equals == 0) {
-      return Status::Invalid("--set {}: expected key=value", setting);
-    }
-    settings[setting.substr(0, equals)] = setting.substr(equals + 1);
-  }
+  DEEPRC_ASSIGN_OR_RAISE(auto settings, ParseSettings(options.settings));
   if (communicator != nullptr && communicator->size() > 1 && settings.count("threads") == 0) {
     const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
     settings["threads"] =

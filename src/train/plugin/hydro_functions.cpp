@@ -5,20 +5,22 @@
 //
 //   hydro.train     {data, checkpoint, [basins: [id...]], [train_years: "2000-2001"],
 //                   [test_year: 2002], [sequence_length: 21], [inputs: [forcing...]], [seed: 1],
-//                   [settings: {key: value}]}
+//                   [settings: {key: value}], [device]}
 //                   one model per basin (default: every basin of the CAMELS folder `data`),
 //                   data-parallel over the task's ranks; rank 0 writes <checkpoint>/<basin>.pt
 //                   and <basin>.json (the data options evaluation needs). The NSE on the test
 //                   year comes with it.
 //                   -> {basins: [{basin, nse, samples, steps, final_loss, train_seconds}],
 //                       mean_nse, ranks, checkpoint}
-//   hydro.evaluate  {data, checkpoint, [basins], [test_year], [output]}
+//   hydro.evaluate  {data, checkpoint, [basins], [test_year], [output], [device]}
 //                   restores each basin's model (the training years and inputs from its .json),
 //                   scores the test year (default: the one it was trained for) by NSE; `output`
 //                   (CSV or .drt): basin, date, observed, predicted. Rank 0 evaluates.
 //                   -> {basins: [{basin, nse, samples}], mean_nse}
 // `settings` are those of deeprc/train/hydrology.h; threads defaults to the machine's cores over
-// the task's ranks.
+// the task's ranks. `device`: cpu (default), cuda (the task's first GPU) or cuda:N (see
+// TaskDevice in functions_internal.h). Training looks at the task's cancellation flag between
+// steps and ends Cancelled (the pool lives on).
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -67,6 +69,7 @@ Result<std::map<std::string, std::string>> Settings(const TaskContext& context) 
       settings[key] = value.is_string() ? value.get<std::string>() : value.dump();
     }
   }
+  DEEPRC_ASSIGN_OR_RAISE(settings["device"], TaskDevice(context));
   if (settings.count("threads") == 0) {
     const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
     settings["threads"] =
@@ -109,12 +112,12 @@ json Finite(double value) { return std::isfinite(value) ? json(value) : json(nul
 
 Result<json> Train(TaskContext& context) {
   const json& args = context.args();
+  DEEPRC_ASSIGN_OR_RAISE(auto settings, Settings(context));
   DEEPRC_ASSIGN_OR_RAISE(std::string data, Arg<std::string>(args, "data"));
   DEEPRC_ASSIGN_OR_RAISE(std::string checkpoint, Arg<std::string>(args, "checkpoint"));
   data = InSession(context, data);
   checkpoint = InSession(context, checkpoint);
   DEEPRC_ASSIGN_OR_RAISE(HydroDataOptions options, DataOptions(args));
-  DEEPRC_ASSIGN_OR_RAISE(auto settings, Settings(context));
   DEEPRC_ASSIGN_OR_RAISE(uint64_t seed, Arg<uint64_t>(args, "seed", 1));
   DEEPRC_ASSIGN_OR_RAISE(auto basins, Basins(args, data));
   // Every rank reads the same files, so bad input fails on every rank alike before training's
@@ -132,7 +135,9 @@ Result<json> Train(TaskContext& context) {
   for (const HydroDataset& dataset : datasets) {
     if (context.canceled()) return Status::Cancelled("hydro.train canceled");
     DEEPRC_ASSIGN_OR_RAISE(auto model, HydroModel::Make(dataset.features(), settings, seed));
-    DEEPRC_ASSIGN_OR_RAISE(TrainReport report, model->Fit(dataset, communicator));
+    DEEPRC_ASSIGN_OR_RAISE(TrainReport report, model->Fit(dataset, communicator, [&context] {
+                             return context.canceled();
+                           }));
     DEEPRC_ASSIGN_OR_RAISE(HydroScore score, EvaluateHydro(*model, dataset, dataset.test()));
     Status saved;
     if (context.rank() == 0) {
@@ -169,6 +174,7 @@ Result<json> Train(TaskContext& context) {
 Result<json> Evaluate(TaskContext& context) {
   if (context.rank() != 0) return json(nullptr);
   const json& args = context.args();
+  DEEPRC_ASSIGN_OR_RAISE(std::string device, TaskDevice(context));
   DEEPRC_ASSIGN_OR_RAISE(std::string data, Arg<std::string>(args, "data"));
   DEEPRC_ASSIGN_OR_RAISE(std::string checkpoint, Arg<std::string>(args, "checkpoint"));
   data = InSession(context, data);
@@ -188,7 +194,8 @@ Result<json> Evaluate(TaskContext& context) {
     }
     DEEPRC_ASSIGN_OR_RAISE(HydroDataOptions options, DataOptions(saved));
     DEEPRC_ASSIGN_OR_RAISE(options.test_year, Arg<int>(args, "test_year", options.test_year));
-    DEEPRC_ASSIGN_OR_RAISE(auto model, HydroModel::Restore(base.string() + ".pt"));
+    DEEPRC_ASSIGN_OR_RAISE(auto model,
+                           HydroModel::Restore(base.string() + ".pt", {{"device", device}}));
     DEEPRC_ASSIGN_OR_RAISE(CamelsBasin basin, ReadCamelsBasin(data, id));
     DEEPRC_ASSIGN_OR_RAISE(HydroDataset dataset, HydroDataset::Make(basin, options));
     DEEPRC_ASSIGN_OR_RAISE(HydroScore score, EvaluateHydro(*model, dataset, dataset.test()));

@@ -51,6 +51,13 @@ struct CommandOptions {
 
 Status RunTraining(const CommandOptions& options, comm::Communicator* communicator) {
   const bool leader = communicator == nullptr || communicator->rank() == 0;
+  TrainOptions train_options;
+  train_options.model = options.model;
+  train_options.horizon = options.horizon;
+  train_options.input_size = options.input_size;
+  train_options.max_steps = options.max_steps;
+  train_options.seed = options.seed;
+  DEEPRC_ASSIGN_OR_RAISE(train_options.settings, ParseSettings(options.settings));
   SeriesOptions series_options;
   series_options.exogenous_columns = options.exogenous;
   DEEPRC_ASSIGN_OR_RAISE(Table data, ReadTable(options.data));
@@ -66,19 +73,6 @@ Status RunTraining(const CommandOptions& options, comm::Communicator* communicat
   const SeriesSet& train = split.first;
   const SeriesSet& test = split.second;
 
-  TrainOptions train_options;
-  train_options.model = options.model;
-  train_options.horizon = options.horizon;
-  train_options.input_size = options.input_size;
-  train_options.max_steps = options.max_steps;
-  train_options.seed = options.seed;
-  for (const auto& setting : options.settings) {
-    const size_t equals = setting.find('=');
-    if (equals == std::string::npos || equals == 0) {
-      return Status::Invalid("--set {}: expected key=value", setting);
-    }
-    train_options.settings[setting.substr(0, equals)] = setting.substr(equals + 1);
-  }
   if (communicator != nullptr && communicator->size() > 1 &&
       train_options.settings.count("threads") == 0) {
     const unsigned cores = std::max(1u, std::thread::hardware_concurrency());

@@ -86,7 +86,7 @@ class AutoCorrelation : public Mixer {
     auto [weights, delays] = torch::topk(mean, top, -1);
     weights = torch::softmax(weights, -1);  // [B, top]
     torch::Tensor doubled = torch::cat({vp, vp}, -1);
-    torch::Tensor base = torch::arange(length, torch::kLong)
+    torch::Tensor base = torch::arange(length, vp.options().dtype(torch::kLong))
                              .view({1, 1, 1, length})
                              .expand({vp.size(0), vp.size(1), vp.size(2), length});
     torch::Tensor aggregated = torch::zeros_like(vp);
@@ -101,6 +101,11 @@ class AutoCorrelation : public Mixer {
  private:
   int64_t factor_;
 };
+
+// Frequency indexes as a tensor on the device of the spectrum they select from.
+torch::Tensor IndexOn(const std::vector<int64_t>& index, const torch::Device& device) {
+  return torch::tensor(index, torch::TensorOptions().dtype(torch::kLong)).to(device);
+}
 
 std::vector<int64_t> SampleModes(int64_t length, int64_t modes, std::mt19937_64& random) {
   std::vector<int64_t> index(std::max<int64_t>(length / 2, 1));
@@ -130,7 +135,7 @@ class FourierBlock : public Mixer {
     torch::Tensor spectrum = torch::fft::rfft(x, c10::nullopt, -1);
     torch::Tensor weights = torch::view_as_complex(weights_);
     torch::Tensor out = torch::zeros({x.size(0), x.size(1), x.size(2), length / 2 + 1},
-                                     torch::kComplexFloat);
+                                     spectrum.options());
     for (size_t w = 0; w < index_.size(); ++w) {
       out.select(-1, static_cast<int64_t>(w))
           .copy_(torch::einsum("bhi,hio->bho",
@@ -162,7 +167,7 @@ class FourierCrossAttention : public Mixer {
     torch::Tensor xq = q.permute({0, 2, 3, 1}), xk = k.permute({0, 2, 3, 1});
     const int64_t length = xq.size(-1);
     auto select = [](const torch::Tensor& spectrum, const std::vector<int64_t>& index) {
-      return spectrum.index_select(-1, torch::tensor(index, torch::kLong));
+      return spectrum.index_select(-1, IndexOn(index, spectrum.device()));
     };
     torch::Tensor q_modes = select(torch::fft::rfft(xq, c10::nullopt, -1), index_q_);
     torch::Tensor k_modes = select(torch::fft::rfft(xk, c10::nullopt, -1), index_kv_);
@@ -171,8 +176,8 @@ class FourierCrossAttention : public Mixer {
     torch::Tensor weighted =
         torch::einsum("bhex,heox->bhox", {mixed, torch::view_as_complex(weights_)});
     torch::Tensor out = torch::zeros({xq.size(0), xq.size(1), xq.size(2), length / 2 + 1},
-                                     torch::kComplexFloat);
-    out.index_copy_(-1, torch::tensor(index_q_, torch::kLong), weighted);
+                                     weighted.options());
+    out.index_copy_(-1, IndexOn(index_q_, out.device()), weighted);
     const double norm = static_cast<double>(channels_) * static_cast<double>(channels_);
     return torch::fft::irfft(out / norm, length, -1).permute({0, 3, 1, 2});
   }
@@ -297,7 +302,7 @@ class DecompositionModel : public ForecastModule {
     torch::Tensor mean = x.mean(1, true).expand({batch, h, 1});
     torch::Tensor trend_init = torch::cat({trend.slice(1, L - label_length_), mean}, 1);
     torch::Tensor seasonal_init =
-        torch::cat({seasonal.slice(1, L - label_length_), torch::zeros({batch, h, 1})}, 1);
+        torch::cat({seasonal.slice(1, L - label_length_), torch::zeros({batch, h, 1}, x.options())}, 1);
     torch::Tensor memory = encoder_embedding_->Forward(x);
     for (auto& layer : encoder_) memory = layer->Forward(memory);
     memory = encoder_norm_->Forward(memory);
@@ -426,14 +431,17 @@ class TimesBlock : public nn::Module {
     const int64_t k = std::min<int64_t>(top_k_, frequency.size(0) - 1);
     if (k < 1) return x;
     torch::Tensor top = std::get<1>(torch::topk(frequency, k));
+    // The periods shape the folding: read on the host (one synchronization on a GPU, as
+    // NeuralForecast's .cpu().numpy()).
+    const torch::Tensor top_on_host = top.to(torch::kCPU);
     torch::Tensor weights = amplitude.mean(-1).index_select(1, top);  // [B, k]
     std::vector<torch::Tensor> folded;
     for (int64_t i = 0; i < k; ++i) {
-      const int64_t period = std::max<int64_t>(length / std::max<int64_t>(top[i].item<int64_t>(), 1), 1);
+      const int64_t period = std::max<int64_t>(length / std::max<int64_t>(top_on_host[i].item<int64_t>(), 1), 1);
       const int64_t padded = (length + period - 1) / period * period;
       torch::Tensor y = x;
       if (padded > length) {
-        y = torch::cat({x, torch::zeros({batch, padded - length, channels})}, 1);
+        y = torch::cat({x, torch::zeros({batch, padded - length, channels}, x.options())}, 1);
       }
       y = y.reshape({batch, padded / period, period, channels}).permute({0, 3, 1, 2});
       y = second_->Forward(torch::gelu(first_->Forward(y)));

@@ -3,16 +3,17 @@
 // deeprc Communicator.
 #include <time.h>
 
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <functional>
 #include <limits>
-#include <cstring>
 #include <numbers>
 #include <numeric>
 
 #include <nlohmann/json.hpp>
+#include <torch/cuda.h>
 
 #include "deeprc/comm/communicator.h"
 #include "deeprc/train/forecaster.h"
@@ -43,9 +44,93 @@ constexpr double kMinNormalScale = 1e-3;
 // z of the 90% quantile: the 80% interval is mean ± z·scale.
 constexpr double kZ80 = 1.2815515655446004;
 
-torch::Tensor FromVector(const std::vector<float>& values, std::vector<int64_t> shape) {
-  // A copy: the batch's vectors are reused for the next batch.
-  return torch::from_blob(const_cast<float*>(values.data()), shape, torch::kFloat32).clone();
+// The batch's values as a tensor on `device`: a copy (the batch's vectors are reused for the
+// next batch), made by the move itself when the device is not the CPU.
+torch::Tensor FromVector(const std::vector<float>& values, std::vector<int64_t> shape,
+                         const torch::Device& device) {
+  torch::Tensor host = torch::from_blob(const_cast<float*>(values.data()), shape, torch::kFloat32);
+  return device.is_cpu() ? host.clone() : host.to(device);
+}
+
+// "cpu", "cuda" or "cuda:N" as a LibTorch device, checked against this build and this
+// LibTorch (see CheckDevice in deeprc/train/forecaster.h).
+Result<torch::Device> ResolveDevice(const std::string& text) {
+  if (text == "cpu") return torch::Device(torch::kCPU);
+  [[maybe_unused]] int64_t index = 0;
+  if (text != "cuda") {
+    const std::string prefix = "cuda:";
+    const std::string digits = text.size() > prefix.size() && text.starts_with(prefix)
+                                   ? text.substr(prefix.size())
+                                   : std::string();
+    if (digits.empty() || digits.size() > 6 ||
+        digits.find_first_not_of("0123456789") != std::string::npos) {
+      return Status::Invalid("setting device '{}': expected cpu, cuda or cuda:N (N a device "
+                             "index)",
+                             text);
+    }
+    index = std::stoll(digits);
+  }
+#ifdef DEEPRC_CUDA_DEVICES
+  if (!torch::cuda::is_available()) {
+    return Status::Invalid("device {} requested but this LibTorch has no CUDA support (or no "
+                           "CUDA device is visible)",
+                           text);
+  }
+  const auto count = static_cast<int64_t>(torch::cuda::device_count());
+  if (index >= count) {
+    return Status::Invalid("device {} requested but there is no device {} (count {})", text,
+                           index, count);
+  }
+  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
+#else
+  return Status::Invalid("device {} requested but this build has no CUDA device support "
+                         "(configure with -DDEEPRC_WITH_CUDA=ON and a CUDA LibTorch)",
+                         text);
+#endif
+}
+
+enum class Backend { kCommunicator, kNccl };
+
+Result<Backend> ResolveBackend(const std::string& text) {
+  if (text == "communicator") return Backend::kCommunicator;
+  if (text == "nccl") {
+#ifdef DEEPRC_WITH_NCCL
+    // The build option exists so that builds and settings are ready for it; the NCCL gradient
+    // sum itself (ncclAllReduce on the flat gradient buffer, its unique id broadcast over the
+    // Communicator) is not written yet: refused at start rather than mid-run.
+    return Status::NotImplemented("setting backend nccl: the NCCL gradient sum is not "
+                                  "implemented yet; use backend communicator");
+#else
+    return Status::Invalid("setting backend nccl: this build has no NCCL (configure with "
+                           "-DDEEPRC_WITH_NCCL=ON; needs a CUDA LibTorch)");
+#endif
+  }
+  return Status::Invalid("setting backend '{}': expected communicator or nccl", text);
+}
+
+// The device and backend settings of a trainer, read from `settings` and checked at once.
+struct Placement {
+  torch::Device device{torch::kCPU};
+  Backend backend = Backend::kCommunicator;
+};
+
+Result<Placement> ReadPlacement(internal::Settings& settings) {
+  Placement placement;
+  DEEPRC_ASSIGN_OR_RAISE(placement.device, ResolveDevice(settings.Text("device", "cpu")));
+  DEEPRC_ASSIGN_OR_RAISE(placement.backend,
+                         ResolveBackend(settings.Text("backend", "communicator")));
+  if (placement.backend == Backend::kNccl && !placement.device.is_cuda()) {
+    return Status::Invalid("setting backend nccl needs a CUDA device (device is {})",
+                           placement.device.str());
+  }
+  return placement;
+}
+
+// Checkpoints keep the settings that shape the weights, not where they were trained.
+std::map<std::string, std::string> WithoutPlacement(std::map<std::string, std::string> settings) {
+  settings.erase("device");
+  settings.erase("backend");
+  return settings;
 }
 
 double ProcessCpuSeconds() {
@@ -54,12 +139,12 @@ double ProcessCpuSeconds() {
   return static_cast<double>(now.tv_sec) + 1e-9 * static_cast<double>(now.tv_nsec);
 }
 
-ModelInput ToInput(const Batch& batch) {
+ModelInput ToInput(const Batch& batch, const torch::Device& device) {
   ModelInput input;
-  input.x = FromVector(batch.x, {batch.size, batch.input_size});
-  input.x_mask = FromVector(batch.x_mask, {batch.size, batch.input_size});
+  input.x = FromVector(batch.x, {batch.size, batch.input_size}, device);
+  input.x_mask = FromVector(batch.x_mask, {batch.size, batch.input_size}, device);
   input.x_exogenous =
-      FromVector(batch.x_exogenous, {batch.size, batch.input_size, batch.exogenous});
+      FromVector(batch.x_exogenous, {batch.size, batch.input_size, batch.exogenous}, device);
   return input;
 }
 
@@ -90,36 +175,70 @@ torch::Tensor MaskedLoss(LossType loss, double huber_delta, const torch::Tensor&
   return {};
 }
 
-// Sums every gradient of `model` over the ranks, in buckets of kBucketFloats.
-Status AllReduceGradients(torch::nn::Module& model, comm::Communicator& communicator) {
-  std::vector<float> bucket;
-  bucket.reserve(kBucketFloats);
-  std::vector<torch::Tensor> pending;
-  auto flush = [&]() -> Status {
-    if (bucket.empty()) return Status::OK();
-    DEEPRC_RETURN_NOT_OK(communicator.AllReduce(std::span<float>(bucket), comm::ReduceOp::kSum));
-    size_t offset = 0;
-    for (auto& grad : pending) {
-      const int64_t n = grad.numel();
-      std::memcpy(grad.data_ptr<float>(), bucket.data() + offset, n * sizeof(float));
+// Every trainable parameter's gradient as a view into one flat buffer on the parameters'
+// device (as DDP's gradient_as_bucket_view): autograd accumulates into the views in place, so
+// the buffer is zeroed in one operation, and summed over the ranks in buckets of kBucketFloats
+// with no copy when it lives on the CPU. On a CUDA device each bucket is staged through a
+// pinned host buffer for the MPI/Gloo all-reduce and copied back: one code path, where the
+// staging is skipped on the CPU.
+class GradientBuckets {
+ public:
+  explicit GradientBuckets(torch::nn::Module& model) {
+    std::vector<torch::Tensor> trainable;
+    int64_t total = 0;
+    for (auto& parameter : model.parameters()) {
+      if (!parameter.requires_grad()) continue;
+      trainable.push_back(parameter);
+      total += parameter.numel();
+    }
+    if (trainable.empty()) return;
+    flat_ = torch::zeros({total}, trainable.front().options().requires_grad(false));
+    int64_t offset = 0;
+    for (auto& parameter : trainable) {
+      const int64_t n = parameter.numel();
+      parameter.mutable_grad() = flat_.narrow(0, offset, n).view(parameter.sizes());
       offset += n;
     }
-    bucket.clear();
-    pending.clear();
-    return Status::OK();
-  };
-  for (auto& parameter : model.parameters()) {
-    if (!parameter.requires_grad()) continue;
-    if (!parameter.grad().defined()) parameter.mutable_grad() = torch::zeros_like(parameter);
-    torch::Tensor grad = parameter.mutable_grad();
-    DEEPRC_CHECK(grad.is_contiguous());
-    const int64_t n = grad.numel();
-    if (!bucket.empty() && bucket.size() + n > kBucketFloats) DEEPRC_RETURN_NOT_OK(flush());
-    const float* data = grad.data_ptr<float>();
-    bucket.insert(bucket.end(), data, data + n);
-    pending.push_back(grad);
+    if (!flat_.is_cpu()) {
+      host_ = torch::empty({std::min<int64_t>(total, static_cast<int64_t>(kBucketFloats))},
+                           torch::TensorOptions().dtype(torch::kFloat32).pinned_memory(true));
+    }
   }
-  return flush();
+
+  // zero_grad for every parameter at once (the views stay the gradients).
+  void Zero() {
+    if (flat_.defined()) flat_.zero_();
+  }
+
+  Status AllReduce(comm::Communicator& communicator) {
+    if (!flat_.defined()) return Status::OK();
+    const int64_t total = flat_.numel();
+    for (int64_t offset = 0; offset < total; offset += static_cast<int64_t>(kBucketFloats)) {
+      const int64_t n = std::min<int64_t>(total - offset, static_cast<int64_t>(kBucketFloats));
+      torch::Tensor bucket = flat_.narrow(0, offset, n);
+      torch::Tensor host = flat_.is_cpu() ? bucket : host_.narrow(0, 0, n);
+      if (!flat_.is_cpu()) host.copy_(bucket);
+      DEEPRC_RETURN_NOT_OK(communicator.AllReduce(
+          std::span<float>(host.data_ptr<float>(), static_cast<size_t>(n)), comm::ReduceOp::kSum));
+      if (!flat_.is_cpu()) bucket.copy_(host);
+    }
+    return Status::OK();
+  }
+
+ private:
+  torch::Tensor flat_;
+  torch::Tensor host_;
+};
+
+// Sums the step's loss over the ranks together with the ranks' cancellation flags: true in
+// `*stop` when any rank was canceled. One collective per step, as before.
+Status AllReduceLossAndCancel(comm::Communicator& communicator, double* loss, bool canceled,
+                              bool* stop) {
+  std::array<double, 2> values{*loss, canceled ? 1.0 : 0.0};
+  DEEPRC_RETURN_NOT_OK(communicator.AllReduce(std::span<double>(values), comm::ReduceOp::kSum));
+  *loss = values[0];
+  *stop = values[1] > 0;
+  return Status::OK();
 }
 
 // The tensors' values one after another (weights or gradients; an undefined tensor is zeros of
@@ -127,7 +246,7 @@ Status AllReduceGradients(torch::nn::Module& model, comm::Communicator& communic
 std::vector<float> Flatten(const std::vector<torch::Tensor>& tensors) {
   std::vector<float> flat;
   for (const auto& tensor : tensors) {
-    torch::Tensor values = tensor.detach().contiguous();
+    torch::Tensor values = tensor.detach().to(torch::kCPU).contiguous();
     flat.insert(flat.end(), values.data_ptr<float>(), values.data_ptr<float>() + values.numel());
   }
   return flat;
@@ -162,6 +281,9 @@ Status SaveCheckpoint(const std::string& path,
 
 std::vector<std::string> ForecastModelNames() { return internal::ModelNames(); }
 
+Status CheckDevice(const std::string& device) { return ResolveDevice(device).status(); }
+Status CheckBackend(const std::string& backend) { return ResolveBackend(backend).status(); }
+
 struct Forecaster::Impl {
   TrainOptions options;
   std::vector<std::string> exogenous;
@@ -169,6 +291,7 @@ struct Forecaster::Impl {
   internal::ModelDefaults defaults;
   internal::ModelShape shape;
   std::shared_ptr<ForecastModule> model;
+  Placement placement;
   // Trainer settings, read once in Make.
   double learning_rate = 1e-3;
   int64_t num_lr_decays = 3;
@@ -195,9 +318,10 @@ struct Forecaster::Impl {
     for (size_t start = 0; start < all.size(); start += 1024) {
       const size_t n = std::min<size_t>(1024, all.size() - start);
       windows.Fill(std::span<const Window>(all.data() + start, n), &batch);
-      torch::Tensor output = model->Forward(ToInput(batch));
-      torch::Tensor y = FromVector(batch.y, {batch.size, batch.horizon});
-      torch::Tensor mask = FromVector(batch.y_mask, {batch.size, batch.horizon});
+      const torch::Device& device = placement.device;
+      torch::Tensor output = model->Forward(ToInput(batch, device));
+      torch::Tensor y = FromVector(batch.y, {batch.size, batch.horizon}, device);
+      torch::Tensor mask = FromVector(batch.y_mask, {batch.size, batch.horizon}, device);
       const double weight = mask.sum().item<double>();
       total += Loss(output, y, mask).item<double>() * weight;
       count += weight;
@@ -206,7 +330,8 @@ struct Forecaster::Impl {
     return count > 0 ? total / count : std::numeric_limits<double>::quiet_NaN();
   }
 
-  Result<TrainReport> Fit(const SeriesSet& series, comm::Communicator* communicator) {
+  Result<TrainReport> Fit(const SeriesSet& series, comm::Communicator* communicator,
+                          const CancelCheck& canceled) {
     WindowOptions window_options;
     window_options.input_size = options.input_size;
     window_options.horizon = options.horizon;
@@ -225,6 +350,8 @@ struct Forecaster::Impl {
     }
     torch::optim::Adam optimizer(model->parameters(),
                                  torch::optim::AdamOptions(learning_rate));
+    GradientBuckets gradients(*model);
+    const torch::Device& device = placement.device;
     const int64_t decay_every =
         num_lr_decays > 0 ? std::max<int64_t>(options.max_steps / num_lr_decays, 1)
                           : std::numeric_limits<int64_t>::max();
@@ -251,20 +378,24 @@ struct Forecaster::Impl {
       local.clear();
       for (int64_t i = slice_begin; i < slice_end; ++i) local.push_back(windows.training()[order[i]]);
       windows.Fill(local, &batch);
-      optimizer.zero_grad();
-      ModelInput input = ToInput(batch);
-      torch::Tensor y = FromVector(batch.y, {batch.size, batch.horizon});
-      torch::Tensor mask = FromVector(batch.y_mask, {batch.size, batch.horizon});
+      gradients.Zero();
+      ModelInput input = ToInput(batch, device);
+      torch::Tensor y = FromVector(batch.y, {batch.size, batch.horizon}, device);
+      torch::Tensor mask = FromVector(batch.y_mask, {batch.size, batch.horizon}, device);
       input.y = y;  // teacher forcing (DeepAR)
       torch::Tensor output = model->Forward(input);
       // The global batch's mean loss is the slices' means weighted by their share.
       torch::Tensor loss = Loss(output, y, mask) * weight;
       loss.backward();
       double step_loss = loss.item<double>();
+      bool stop = canceled && canceled();
       if (communicator != nullptr && ranks > 1) {
-        DEEPRC_RETURN_NOT_OK(AllReduceGradients(*model, *communicator));
-        DEEPRC_ASSIGN_OR_RAISE(step_loss,
-                               comm::AllReduceValue(*communicator, step_loss, comm::ReduceOp::kSum));
+        DEEPRC_RETURN_NOT_OK(gradients.AllReduce(*communicator));
+        DEEPRC_RETURN_NOT_OK(AllReduceLossAndCancel(*communicator, &step_loss, stop, &stop));
+      }
+      if (stop) {
+        return Status::Cancelled("{}: training canceled at step {} of {}", model_name, step,
+                                 options.max_steps);
       }
       if (!std::isfinite(step_loss)) {
         return Status::Invalid("{}: the training loss is {} at step {} (try a smaller "
@@ -314,7 +445,9 @@ struct Forecaster::Impl {
     for (size_t start = 0; start < all.size(); start += 1024) {
       const size_t n = std::min<size_t>(1024, all.size() - start);
       windows.Fill(std::span<const Window>(all.data() + start, n), &batch);
-      torch::Tensor output = model->Forward(ToInput(batch)).to(torch::kFloat64);
+      // Unscaled on the host: the forecast is read from there.
+      torch::Tensor output =
+          model->Forward(ToInput(batch, placement.device)).to(torch::kCPU, torch::kFloat64);
       torch::Tensor loc = torch::tensor(std::vector<double>(batch.loc.begin(), batch.loc.end()))
                               .unsqueeze(1);
       torch::Tensor scale =
@@ -365,6 +498,8 @@ Result<std::unique_ptr<Forecaster>> Forecaster::Make(const TrainOptions& options
   impl->val_check_steps = settings.Int("val_check_steps", 100);
   impl->patience = settings.Int("early_stop_patience_steps", -1);
   const int64_t threads = settings.Int("threads", 0);
+  // Before the model is built: a device this process cannot use fails here, at start.
+  DEEPRC_ASSIGN_OR_RAISE(impl->placement, ReadPlacement(settings));
   DEEPRC_ASSIGN_OR_RAISE(impl->scaler, ParseScaler(scaler_name));
   DEEPRC_ASSIGN_OR_RAISE(impl->loss, ParseLoss(loss_name));
   if (impl->learning_rate <= 0 || impl->batch_size < 1 || impl->val_check_steps < 1 ||
@@ -380,6 +515,9 @@ Result<std::unique_ptr<Forecaster>> Forecaster::Make(const TrainOptions& options
     torch::manual_seed(options.seed);
     DEEPRC_ASSIGN_OR_RAISE(impl->model,
                            internal::MakeModel(options.model, impl->shape, &settings));
+    // Parameters and buffers (bases, positions) move together; every tensor a model makes in
+    // its forward takes the input's device.
+    impl->model->to(impl->placement.device);
   } catch (const c10::Error& error) {
     return Status::Invalid("{}: LibTorch: {}", options.model, error.what_without_backtrace());
   }
@@ -388,12 +526,13 @@ Result<std::unique_ptr<Forecaster>> Forecaster::Make(const TrainOptions& options
   return std::unique_ptr<Forecaster>(new Forecaster(std::move(impl)));
 }
 
-Result<TrainReport> Forecaster::Fit(const SeriesSet& series, comm::Communicator* communicator) {
+Result<TrainReport> Forecaster::Fit(const SeriesSet& series, comm::Communicator* communicator,
+                                    const CancelCheck& canceled) {
   if (series.exogenous_names != impl_->exogenous) {
     return Status::Invalid("the series' exogenous columns differ from the model's");
   }
   try {
-    return impl_->Fit(series, communicator);
+    return impl_->Fit(series, communicator, canceled);
   } catch (const c10::Error& error) {
     return Status::Internal("{}: LibTorch: {}", impl_->model_name, error.what_without_backtrace());
   } catch (const std::exception& error) {
@@ -422,7 +561,7 @@ Status Forecaster::Save(const std::string& path) const {
                                       {"input_size", options.input_size},
                                       {"max_steps", options.max_steps},
                                       {"seed", options.seed},
-                                      {"settings", options.settings},
+                                      {"settings", WithoutPlacement(options.settings)},
                                       {"exogenous", impl_->exogenous}};
     archive.write("deeprc_options", torch::IValue(described.dump()));
     impl_->model->save(archive);
@@ -432,7 +571,8 @@ Status Forecaster::Save(const std::string& path) const {
 Status Forecaster::Load(const std::string& path) {
   try {
     torch::serialize::InputArchive archive;
-    archive.load_from(path);
+    // Read to the host (a checkpoint written from a GPU loads anywhere), then moved.
+    archive.load_from(path, torch::kCPU);
     torch::IValue name;
     if (!archive.try_read("deeprc_model", name) || !name.isString()) {
       return Status::Invalid("checkpoint {}: not a deeprc model checkpoint", path);
@@ -442,6 +582,7 @@ Status Forecaster::Load(const std::string& path) {
                              impl_->model_name);
     }
     impl_->model->load(archive);
+    impl_->model->to(impl_->placement.device);
   } catch (const c10::Error& error) {
     return Status::IOError("checkpoint {}: {}", path, error.what_without_backtrace());
   }
@@ -482,13 +623,10 @@ Result<std::unique_ptr<Forecaster>> Forecaster::Restore(
 }
 
 std::vector<float> Forecaster::FlatParameters() const {
-  std::vector<float> flat;
-  for (const auto& parameter : impl_->model->parameters()) {
-    torch::Tensor values = parameter.detach().contiguous();
-    flat.insert(flat.end(), values.data_ptr<float>(), values.data_ptr<float>() + values.numel());
-  }
-  return flat;
+  return Flatten(impl_->model->parameters());
 }
+
+std::string Forecaster::device() const { return impl_->placement.device.str(); }
 
 int64_t Forecaster::ParameterCount() const {
   int64_t count = 0;
@@ -510,6 +648,7 @@ struct HydroModel::Impl {
   int64_t num_lr_decays = 3;
   LossType loss = LossType::kMse;
   uint64_t seed = 1;
+  Placement placement;
 
   // Output [B, 1, 1], y and mask [B, 1] of the given samples.
   std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> Run(const HydroDataset& data,
@@ -517,12 +656,14 @@ struct HydroModel::Impl {
     std::vector<float> x, y, mask;
     data.Fill(samples, &x, &y, &mask);
     const int64_t n = static_cast<int64_t>(samples.size());
+    const torch::Device& device = placement.device;
     torch::Tensor output =
-        model->Forward(FromVector(x, {n, data.sequence_length(), features})).unsqueeze(1);
-    return {output, FromVector(y, {n, 1}), FromVector(mask, {n, 1})};
+        model->Forward(FromVector(x, {n, data.sequence_length(), features}, device)).unsqueeze(1);
+    return {output, FromVector(y, {n, 1}, device), FromVector(mask, {n, 1}, device)};
   }
 
-  Result<TrainReport> Fit(const HydroDataset& data, comm::Communicator* communicator) {
+  Result<TrainReport> Fit(const HydroDataset& data, comm::Communicator* communicator,
+                          const CancelCheck& canceled) {
     if (data.features() != features) {
       return Status::Invalid("hydro: the model reads {} forcings, the dataset has {}", features,
                              data.features());
@@ -538,6 +679,7 @@ struct HydroModel::Impl {
                                     ? std::max<int64_t>(steps / num_lr_decays, 1)
                                     : std::numeric_limits<int64_t>::max();
     torch::optim::Adam optimizer(model->parameters(), torch::optim::AdamOptions(learning_rate));
+    GradientBuckets gradients(*model);
     Shuffler shuffler(samples, seed);
     const int64_t slice_begin = batch_size * rank / ranks;
     const int64_t slice_end = batch_size * (rank + 1) / ranks;
@@ -561,17 +703,20 @@ struct HydroModel::Impl {
         if (!std::isnan(data.Observed(day))) observed += 1;
         if (i >= slice_begin && i < slice_end) local.push_back(day);
       }
-      optimizer.zero_grad();
+      gradients.Zero();
       auto [output, y, mask] = Run(data, local);
       const double local_observed = mask.sum().item<double>();
       const double weight = observed > 0 ? local_observed / observed : 0;
       torch::Tensor step_loss_tensor = MaskedLoss(loss, 1.0, output, y, mask) * weight;
       step_loss_tensor.backward();
       double step_loss = step_loss_tensor.item<double>();
+      bool stop = canceled && canceled();
       if (communicator != nullptr && ranks > 1) {
-        DEEPRC_RETURN_NOT_OK(AllReduceGradients(*model, *communicator));
-        DEEPRC_ASSIGN_OR_RAISE(step_loss, comm::AllReduceValue(*communicator, step_loss,
-                                                               comm::ReduceOp::kSum));
+        DEEPRC_RETURN_NOT_OK(gradients.AllReduce(*communicator));
+        DEEPRC_RETURN_NOT_OK(AllReduceLossAndCancel(*communicator, &step_loss, stop, &stop));
+      }
+      if (stop) {
+        return Status::Cancelled("hydro: training canceled at step {} of {}", step, steps);
       }
       if (!std::isfinite(step_loss)) {
         return Status::Invalid("hydro: the training loss is {} at step {} (try a smaller "
@@ -599,7 +744,7 @@ struct HydroModel::Impl {
     for (size_t start = 0; start < samples.size(); start += 1024) {
       const size_t n = std::min<size_t>(1024, samples.size() - start);
       torch::Tensor output =
-          std::get<0>(Run(data, samples.subspan(start, n))).reshape({-1}).contiguous();
+          std::get<0>(Run(data, samples.subspan(start, n))).reshape({-1}).to(torch::kCPU).contiguous();
       for (int64_t i = 0; i < output.numel(); ++i) {
         predicted.push_back(data.ToStreamflow(output[i].item<double>()));
       }
@@ -628,6 +773,7 @@ Result<std::unique_ptr<HydroModel>> HydroModel::Make(
   impl->num_lr_decays = settings.Int("num_lr_decays", 3);
   const std::string loss_name = settings.Text("loss", "MSE");
   const int64_t threads = settings.Int("threads", 0);
+  DEEPRC_ASSIGN_OR_RAISE(impl->placement, ReadPlacement(settings));
   DEEPRC_RETURN_NOT_OK(settings.Check("hydro"));
   DEEPRC_ASSIGN_OR_RAISE(impl->loss, ParseLoss(loss_name));
   if (impl->loss == LossType::kNormal) {
@@ -643,15 +789,17 @@ Result<std::unique_ptr<HydroModel>> HydroModel::Make(
     if (threads > 0) torch::set_num_threads(static_cast<int>(threads));
     torch::manual_seed(seed);
     impl->model = std::make_shared<internal::HydroModule>(features, hidden, 1, dropout);
+    impl->model->to(impl->placement.device);
   } catch (const c10::Error& error) {
     return Status::Invalid("hydro: LibTorch: {}", error.what_without_backtrace());
   }
   return std::unique_ptr<HydroModel>(new HydroModel(std::move(impl)));
 }
 
-Result<TrainReport> HydroModel::Fit(const HydroDataset& data, comm::Communicator* communicator) {
+Result<TrainReport> HydroModel::Fit(const HydroDataset& data, comm::Communicator* communicator,
+                                    const CancelCheck& canceled) {
   try {
-    return impl_->Fit(data, communicator);
+    return impl_->Fit(data, communicator, canceled);
   } catch (const c10::Error& error) {
     return Status::Internal("hydro: LibTorch: {}", error.what_without_backtrace());
   }
@@ -699,16 +847,19 @@ Status HydroModel::Save(const std::string& path) const {
     archive.write("hydro_features", torch::IValue(impl_->features));
     archive.write("hydro_seed", torch::IValue(static_cast<int64_t>(impl_->seed)));
     c10::List<std::string> settings;
-    for (const auto& [key, value] : impl_->settings) settings.push_back(key + "=" + value);
+    for (const auto& [key, value] : WithoutPlacement(impl_->settings)) {
+      settings.push_back(key + "=" + value);
+    }
     archive.write("hydro_settings", torch::IValue(settings));
     impl_->model->save(archive);
   });
 }
 
-Result<std::unique_ptr<HydroModel>> HydroModel::Restore(const std::string& path) {
+Result<std::unique_ptr<HydroModel>> HydroModel::Restore(
+    const std::string& path, const std::map<std::string, std::string>& overrides) {
   try {
     torch::serialize::InputArchive archive;
-    archive.load_from(path);
+    archive.load_from(path, torch::kCPU);
     torch::IValue name, features, seed, listed;
     if (!archive.try_read("deeprc_model", name) || !name.isString() ||
         name.toStringRef() != kHydroModelName || !archive.try_read("hydro_features", features) ||
@@ -721,9 +872,11 @@ Result<std::unique_ptr<HydroModel>> HydroModel::Restore(const std::string& path)
       const size_t equals = text.find('=');
       settings[text.substr(0, equals)] = equals == std::string::npos ? "" : text.substr(equals + 1);
     }
+    for (const auto& [key, value] : overrides) settings[key] = value;
     DEEPRC_ASSIGN_OR_RAISE(auto model,
                            Make(features.toInt(), settings, static_cast<uint64_t>(seed.toInt())));
     model->impl_->model->load(archive);
+    model->impl_->model->to(model->impl_->placement.device);
     return model;
   } catch (const c10::Error& error) {
     return Status::IOError("checkpoint {}: {}", path, error.what_without_backtrace());

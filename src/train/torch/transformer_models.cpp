@@ -39,7 +39,7 @@ class Attention : public nn::Module {
     if (previous.defined()) scores = scores + previous;
     torch::Tensor masked = scores;
     if (causal) {
-      torch::Tensor mask = torch::ones({lq, lk}, torch::kBool).triu(1);
+      torch::Tensor mask = torch::ones({lq, lk}, scores.options().dtype(torch::kBool)).triu(1);
       masked = scores.masked_fill(mask, -std::numeric_limits<float>::infinity());
     }
     torch::Tensor weights = dropout_->forward(torch::softmax(masked, -1));
@@ -252,7 +252,7 @@ class VanillaTransformerModel : public ForecastModule {
     memory = encoder_norm_->forward(memory);
     torch::Tensor start = x.slice(1, x.size(1) - label_length_);
     torch::Tensor decoder_input =
-        torch::cat({start, torch::zeros({x.size(0), shape_.horizon, 1})}, 1);
+        torch::cat({start, torch::zeros({x.size(0), shape_.horizon, 1}, x.options())}, 1);
     torch::Tensor y = decoder_embedding_->Forward(decoder_input);
     for (auto& layer : decoder_) y = layer->Forward(y, memory);
     y = projection_->forward(decoder_norm_->forward(y));
@@ -320,7 +320,8 @@ class DeepArModel : public ForecastModule {
       return decoder_->forward(states.slice(1, L - 1, L - 1 + h));  // [B, h, 2]
     }
     // Monte-Carlo paths: batch × samples rows.
-    torch::Tensor x = input.x.repeat_interleave(samples_, 0).unsqueeze(-1);
+    // output_size given: the row count is known without looking at values (any device).
+    torch::Tensor x = input.x.repeat_interleave(samples_, 0, batch * samples_).unsqueeze(-1);
     auto [states, memory] = lstm_->forward(x);
     torch::Tensor last = states.select(1, L - 1);
     std::vector<torch::Tensor> path;
