@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include "deeprc/comm/communicator.h"
 #include "deeprc/table/builder.h"
 #include "deeprc/train/forecaster.h"
 #include "testing/assertions.h"
@@ -82,6 +83,36 @@ TEST_P(DataParallelTest, SameWeightsOnEveryRankAndSameCurveAsOneRank) {
     EXPECT_EQ(std::memcmp(buffer->data(), weights.data(), buffer->size()), 0)
         << "rank " << r << " has other weights";
   }
+}
+
+// Cancellation seen by one rank only (the last) stops every rank at the same step: the flag rides
+// on the step's loss all-reduce, so no rank is left waiting in a collective.
+TEST(DataParallelCancelTest, OneRanksCancelStopsAllAtTheSameStep) {
+  comm::Communicator& communicator = testing::TestComm();
+  const SeriesSet series = RandomSeries(3);
+  TrainOptions options;
+  options.model = "MLP";
+  options.horizon = 4;
+  options.input_size = 12;
+  options.max_steps = 1000;
+  options.settings = {{"batch_size", "16"}, {"hidden_size", "16"}};
+  // The same step on every rank: drawn from a seed all share.
+  std::mt19937_64 random(communicator.size() * 1000 + 11);
+  const int stop_after = 2 + static_cast<int>(random() % 30);
+  const bool watcher = communicator.rank() == communicator.size() - 1;
+  int checks = 0;
+  ASSERT_OK_AND_ASSIGN(auto forecaster, Forecaster::Make(options));
+  auto result = forecaster->Fit(series, &communicator,
+                                [&] { return watcher && ++checks > stop_after; });
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), StatusCode::kCancelled);
+  EXPECT_NE(result.status().message().find("canceled at step " + std::to_string(stop_after)),
+            std::string::npos)
+      << "rank " << communicator.rank() << ": " << result.status().message();
+  // Every rank is still in step: one more collective completes.
+  ASSERT_OK_AND_ASSIGN(int64_t sum, comm::AllReduceValue<int64_t>(communicator, 1,
+                                                                  comm::ReduceOp::kSum));
+  EXPECT_EQ(sum, communicator.size());
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, DataParallelTest, ::testing::Values("MLP", "NHITS", "LSTM"),
