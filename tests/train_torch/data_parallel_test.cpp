@@ -102,16 +102,16 @@ TEST(DataParallelCancelTest, OneRanksCancelStopsAllAtTheSameStep) {
   const bool watcher = communicator.rank() == communicator.size() - 1;
   int checks = 0;
   ASSERT_OK_AND_ASSIGN(auto forecaster, Forecaster::Make(options));
-  auto result = forecaster->Fit(series, &communicator,
-                                [&] { return watcher && ++checks > stop_after; });
+  auto result =
+      forecaster->Fit(series, &communicator, [&] { return watcher && ++checks > stop_after; });
   ASSERT_FALSE(result.ok());
   EXPECT_EQ(result.status().code(), StatusCode::kCancelled);
   EXPECT_NE(result.status().message().find("canceled at step " + std::to_string(stop_after)),
             std::string::npos)
       << "rank " << communicator.rank() << ": " << result.status().message();
   // Every rank is still in step: one more collective completes.
-  ASSERT_OK_AND_ASSIGN(int64_t sum, comm::AllReduceValue<int64_t>(communicator, 1,
-                                                                  comm::ReduceOp::kSum));
+  ASSERT_OK_AND_ASSIGN(int64_t sum,
+                       comm::AllReduceValue<int64_t>(communicator, 1, comm::ReduceOp::kSum));
   EXPECT_EQ(sum, communicator.size());
 }
 

@@ -238,8 +238,12 @@ TEST(ForecastFunctionsTest, DeviceArgument) {
   ASSERT_OK(pool.made());
   std::mt19937 random(std::random_device{}());
   const SeriesFiles files = WriteSeries(pool.directory() + "/input", 4, random);
-  const json base = {{"data", files.train},  {"model", "MLP"},      {"h", 4},
-                     {"input_size", 8},      {"max_steps", 5},      {"checkpoint", "d.pt"},
+  const json base = {{"data", files.train},
+                     {"model", "MLP"},
+                     {"h", 4},
+                     {"input_size", 8},
+                     {"max_steps", 5},
+                     {"checkpoint", "d.pt"},
                      {"settings", {{"batch_size", 16}, {"hidden_size", 16}}}};
   struct Case {
     json device;
@@ -293,14 +297,18 @@ TEST(ForecastFunctionsTest, TimeoutCancelsTrainingCooperatively) {
   ASSERT_OK(pool.made());
   std::mt19937 random(std::random_device{}());
   const SeriesFiles files = WriteSeries(pool.directory() + "/input", 4, random);
-  const json args = {{"data", files.train},  {"model", "MLP"},           {"h", 4},
-                     {"input_size", 8},      {"max_steps", 100000000},   {"checkpoint", "c.pt"},
+  const json args = {{"data", files.train},
+                     {"model", "MLP"},
+                     {"h", 4},
+                     {"input_size", 8},
+                     {"max_steps", 100000000},
+                     {"checkpoint", "c.pt"},
                      {"settings", {{"batch_size", 16}, {"hidden_size", 16}}}};
   // The pool's ranks up first, so the time printed below is the task's.
   ASSERT_EQ(pool.Run(Function("warm", "noop", json::object(), 2)).state, TaskState::kDone);
   for (int32_t ranks : {2, 1}) {
-    runtime::TaskDescription task = Function(fmt::format("long_{}", ranks), "forecast.train",
-                                             args, ranks);
+    runtime::TaskDescription task =
+        Function(fmt::format("long_{}", ranks), "forecast.train", args, ranks);
     task.timeout = 0.5 + std::uniform_real_distribution<double>(0, 0.5)(random);
     const auto start = std::chrono::steady_clock::now();
     ExecutionResult result = pool.Run(task);

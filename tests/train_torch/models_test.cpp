@@ -6,9 +6,9 @@
 #include <random>
 #include <set>
 
-#include <gtest/gtest.h>
 #include <c10/core/impl/LocalDispatchKeySet.h>
 #include <c10/util/StringUtil.h>
+#include <gtest/gtest.h>
 #include <torch/cuda.h>
 #include <torch/library.h>
 
@@ -171,7 +171,8 @@ c10::IValue OnCpu(const c10::IValue& value) {
     }
     return torch::zeros(tensor.sizes(), options);
   }
-  if (value.isDevice() && value.toDevice().is_meta()) return c10::IValue(torch::Device(torch::kCPU));
+  if (value.isDevice() && value.toDevice().is_meta())
+    return c10::IValue(torch::Device(torch::kCPU));
   if (value.isList()) {
     c10::List<c10::IValue> list = value.toList().copy();
     for (size_t j = 0; j < list.size(); ++j) list.set(j, OnCpu(list.get(j)));
@@ -271,11 +272,26 @@ TEST(TrainerTest, TheDeviceCheckCatchesAHostTensor) {
   const auto meta = torch::TensorOptions().device(torch::kMeta);
   torch::Tensor on_meta = torch::empty({2, 3}, meta);
   const std::vector<std::pair<std::string, std::function<void()>>> mixes = {
-      {"cat", [&] { torch::cat({on_meta, torch::zeros({2, 3})}, 0); }},
-      {"matmul", [&] { torch::matmul(on_meta, torch::zeros({3, 2})); }},
-      {"index_select", [&] { on_meta.index_select(1, torch::tensor({0, 2})); }},
-      {"masked_fill", [&] { on_meta.masked_fill(torch::ones({2, 3}, torch::kBool), 0); }},
-      {"add", [&] { (void)(on_meta + torch::zeros({2, 3})); }},
+      {"cat",
+       [&] {
+         torch::cat({on_meta, torch::zeros({2, 3})}, 0);
+       }},
+      {"matmul",
+       [&] {
+         torch::matmul(on_meta, torch::zeros({3, 2}));
+       }},
+      {"index_select",
+       [&] {
+         on_meta.index_select(1, torch::tensor({0, 2}));
+       }},
+      {"masked_fill",
+       [&] {
+         on_meta.masked_fill(torch::ones({2, 3}, torch::kBool), 0);
+       }},
+      {"add",
+       [&] {
+         (void)(on_meta + torch::zeros({2, 3}));
+       }},
   };
   for (const auto& [name, mix] : mixes) {
     OneDeviceMode mode;
@@ -298,10 +314,10 @@ TEST(TrainerTest, TheDeviceCheckCatchesAHostTensor) {
 
 TEST_P(ModelTest, ForwardStaysOnTheInputsDevice) {
   const bool deepar = GetParam() == "DeepAR";
-  const bool no_exogenous = deepar || GetParam() == "Autoformer" || GetParam() == "FEDformer" ||
-                            GetParam() == "TimesNet";
-  const internal::ModelShape shape{.input_size = 24, .horizon = 5,
-                                   .exogenous = no_exogenous ? 0 : 2, .outputs = 2};
+  const bool no_exogenous =
+      deepar || GetParam() == "Autoformer" || GetParam() == "FEDformer" || GetParam() == "TimesNet";
+  const internal::ModelShape shape{
+      .input_size = 24, .horizon = 5, .exogenous = no_exogenous ? 0 : 2, .outputs = 2};
   internal::Settings settings(SmallSettings(GetParam()));
   ASSERT_OK_AND_ASSIGN(auto model, internal::MakeModel(GetParam(), shape, &settings));
   MoveToMeta(*model);

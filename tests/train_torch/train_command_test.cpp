@@ -143,8 +143,8 @@ TEST(TrainCommandTest, DeviceSetting) {
   // Hydro too.
   const std::string shipped = std::string(DEEPRC_SOURCE_DIR) + "/tests/data/hydrology";
   run = RunProgram(DeeprcProgram(),
-                   {"train", "--model", "hydro", "--data", shipped, "--basins", "01547700",
-                    "--set", "device=cuda"},
+                   {"train", "--model", "hydro", "--data", shipped, "--basins", "01547700", "--set",
+                    "device=cuda"},
                    directory);
   EXPECT_EQ(run.exit_status, 2);
   EXPECT_NE(run.err.find("--set device: device cuda requested"), std::string::npos) << run.err;

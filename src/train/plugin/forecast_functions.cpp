@@ -252,8 +252,8 @@ Result<json> Train(TaskContext& context) {
   DEEPRC_RETURN_NOT_OK(Agree(context.comm(), ready));
   comm::Communicator* communicator = context.size() > 1 ? &context.comm() : nullptr;
   DEEPRC_ASSIGN_OR_RAISE(TrainReport report, forecaster->Fit(series, communicator, [&context] {
-                           return context.canceled();
-                         }));
+    return context.canceled();
+  }));
   Status saved;
   if (context.rank() == 0) {
     std::error_code error;

@@ -136,8 +136,8 @@ Result<json> Train(TaskContext& context) {
     if (context.canceled()) return Status::Cancelled("hydro.train canceled");
     DEEPRC_ASSIGN_OR_RAISE(auto model, HydroModel::Make(dataset.features(), settings, seed));
     DEEPRC_ASSIGN_OR_RAISE(TrainReport report, model->Fit(dataset, communicator, [&context] {
-                             return context.canceled();
-                           }));
+      return context.canceled();
+    }));
     DEEPRC_ASSIGN_OR_RAISE(HydroScore score, EvaluateHydro(*model, dataset, dataset.test()));
     Status saved;
     if (context.rank() == 0) {

@@ -13,7 +13,8 @@ Result<std::string> TaskDevice(const runtime::TaskContext& context) {
   auto found = args.find("device");
   auto settings = args.find("settings");
   if (found != args.end()) {
-    if (!found->is_string()) return Status::Invalid("args.device: expected a string (cpu, cuda or cuda:N)");
+    if (!found->is_string())
+      return Status::Invalid("args.device: expected a string (cpu, cuda or cuda:N)");
     requested = found->get<std::string>();
   } else if (settings != args.end() && settings->is_object() && settings->contains("device") &&
              settings->at("device").is_string()) {
@@ -22,9 +23,10 @@ Result<std::string> TaskDevice(const runtime::TaskContext& context) {
   }
   if (requested == "cpu") return requested;
   const std::string prefix = "cuda:";
-  const bool indexed = requested.starts_with(prefix) && requested.size() > prefix.size() &&
-                       requested.size() <= prefix.size() + 6 &&
-                       requested.find_first_not_of("0123456789", prefix.size()) == std::string::npos;
+  const bool indexed =
+      requested.starts_with(prefix) && requested.size() > prefix.size() &&
+      requested.size() <= prefix.size() + 6 &&
+      requested.find_first_not_of("0123456789", prefix.size()) == std::string::npos;
   if (requested != "cuda" && !indexed) {
     // Not a device form at all: CheckDevice names the accepted ones.
     return CheckDevice(requested).WithContext(where);

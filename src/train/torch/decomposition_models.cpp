@@ -134,8 +134,8 @@ class FourierBlock : public Mixer {
     const int64_t length = x.size(-1);
     torch::Tensor spectrum = torch::fft::rfft(x, c10::nullopt, -1);
     torch::Tensor weights = torch::view_as_complex(weights_);
-    torch::Tensor out = torch::zeros({x.size(0), x.size(1), x.size(2), length / 2 + 1},
-                                     spectrum.options());
+    torch::Tensor out =
+        torch::zeros({x.size(0), x.size(1), x.size(2), length / 2 + 1}, spectrum.options());
     for (size_t w = 0; w < index_.size(); ++w) {
       out.select(-1, static_cast<int64_t>(w))
           .copy_(torch::einsum("bhi,hio->bho",
@@ -175,8 +175,8 @@ class FourierCrossAttention : public Mixer {
     torch::Tensor mixed = torch::einsum("bhxy,bhey->bhex", {products, k_modes});
     torch::Tensor weighted =
         torch::einsum("bhex,heox->bhox", {mixed, torch::view_as_complex(weights_)});
-    torch::Tensor out = torch::zeros({xq.size(0), xq.size(1), xq.size(2), length / 2 + 1},
-                                     weighted.options());
+    torch::Tensor out =
+        torch::zeros({xq.size(0), xq.size(1), xq.size(2), length / 2 + 1}, weighted.options());
     out.index_copy_(-1, IndexOn(index_q_, out.device()), weighted);
     const double norm = static_cast<double>(channels_) * static_cast<double>(channels_);
     return torch::fft::irfft(out / norm, length, -1).permute({0, 3, 1, 2});
@@ -301,8 +301,8 @@ class DecompositionModel : public ForecastModule {
     auto [seasonal, trend] = decomposition_->Forward(x);
     torch::Tensor mean = x.mean(1, true).expand({batch, h, 1});
     torch::Tensor trend_init = torch::cat({trend.slice(1, L - label_length_), mean}, 1);
-    torch::Tensor seasonal_init =
-        torch::cat({seasonal.slice(1, L - label_length_), torch::zeros({batch, h, 1}, x.options())}, 1);
+    torch::Tensor seasonal_init = torch::cat(
+        {seasonal.slice(1, L - label_length_), torch::zeros({batch, h, 1}, x.options())}, 1);
     torch::Tensor memory = encoder_embedding_->Forward(x);
     for (auto& layer : encoder_) memory = layer->Forward(memory);
     memory = encoder_norm_->Forward(memory);
@@ -437,7 +437,8 @@ class TimesBlock : public nn::Module {
     torch::Tensor weights = amplitude.mean(-1).index_select(1, top);  // [B, k]
     std::vector<torch::Tensor> folded;
     for (int64_t i = 0; i < k; ++i) {
-      const int64_t period = std::max<int64_t>(length / std::max<int64_t>(top_on_host[i].item<int64_t>(), 1), 1);
+      const int64_t period =
+          std::max<int64_t>(length / std::max<int64_t>(top_on_host[i].item<int64_t>(), 1), 1);
       const int64_t padded = (length + period - 1) / period * period;
       torch::Tensor y = x;
       if (padded > length) {

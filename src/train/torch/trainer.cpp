@@ -12,8 +12,8 @@
 #include <numbers>
 #include <numeric>
 
-#include <nlohmann/json.hpp>
 #include <torch/cuda.h>
+#include <nlohmann/json.hpp>
 
 #include "deeprc/comm/communicator.h"
 #include "deeprc/train/forecaster.h"
@@ -64,28 +64,31 @@ Result<torch::Device> ResolveDevice(const std::string& text) {
                                    : std::string();
     if (digits.empty() || digits.size() > 6 ||
         digits.find_first_not_of("0123456789") != std::string::npos) {
-      return Status::Invalid("setting device '{}': expected cpu, cuda or cuda:N (N a device "
-                             "index)",
-                             text);
+      return Status::Invalid(
+          "setting device '{}': expected cpu, cuda or cuda:N (N a device "
+          "index)",
+          text);
     }
     index = std::stoll(digits);
   }
 #ifdef DEEPRC_CUDA_DEVICES
   if (!torch::cuda::is_available()) {
-    return Status::Invalid("device {} requested but this LibTorch has no CUDA support (or no "
-                           "CUDA device is visible)",
-                           text);
+    return Status::Invalid(
+        "device {} requested but this LibTorch has no CUDA support (or no "
+        "CUDA device is visible)",
+        text);
   }
   const auto count = static_cast<int64_t>(torch::cuda::device_count());
   if (index >= count) {
-    return Status::Invalid("device {} requested but there is no device {} (count {})", text,
-                           index, count);
+    return Status::Invalid("device {} requested but there is no device {} (count {})", text, index,
+                           count);
   }
   return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
 #else
-  return Status::Invalid("device {} requested but this build has no CUDA device support "
-                         "(configure with -DDEEPRC_WITH_CUDA=ON and a CUDA LibTorch)",
-                         text);
+  return Status::Invalid(
+      "device {} requested but this build has no CUDA device support "
+      "(configure with -DDEEPRC_WITH_CUDA=ON and a CUDA LibTorch)",
+      text);
 #endif
 }
 
@@ -98,11 +101,13 @@ Result<Backend> ResolveBackend(const std::string& text) {
     // The build option exists so that builds and settings are ready for it; the NCCL gradient
     // sum itself (ncclAllReduce on the flat gradient buffer, its unique id broadcast over the
     // Communicator) is not written yet: refused at start rather than mid-run.
-    return Status::NotImplemented("setting backend nccl: the NCCL gradient sum is not "
-                                  "implemented yet; use backend communicator");
+    return Status::NotImplemented(
+        "setting backend nccl: the NCCL gradient sum is not "
+        "implemented yet; use backend communicator");
 #else
-    return Status::Invalid("setting backend nccl: this build has no NCCL (configure with "
-                           "-DDEEPRC_WITH_NCCL=ON; needs a CUDA LibTorch)");
+    return Status::Invalid(
+        "setting backend nccl: this build has no NCCL (configure with "
+        "-DDEEPRC_WITH_NCCL=ON; needs a CUDA LibTorch)");
 #endif
   }
   return Status::Invalid("setting backend '{}': expected communicator or nccl", text);
@@ -743,8 +748,10 @@ struct HydroModel::Impl {
     predicted.reserve(samples.size());
     for (size_t start = 0; start < samples.size(); start += 1024) {
       const size_t n = std::min<size_t>(1024, samples.size() - start);
-      torch::Tensor output =
-          std::get<0>(Run(data, samples.subspan(start, n))).reshape({-1}).to(torch::kCPU).contiguous();
+      torch::Tensor output = std::get<0>(Run(data, samples.subspan(start, n)))
+                                 .reshape({-1})
+                                 .to(torch::kCPU)
+                                 .contiguous();
       for (int64_t i = 0; i < output.numel(); ++i) {
         predicted.push_back(data.ToStreamflow(output[i].item<double>()));
       }
