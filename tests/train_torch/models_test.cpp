@@ -327,8 +327,9 @@ TEST_P(ModelTest, ForwardStaysOnTheInputsDevice) {
   const auto meta = torch::TensorOptions().device(torch::kMeta);
   internal::ModelInput input{torch::empty({batch, shape.input_size}, meta),
                              torch::empty({batch, shape.input_size}, meta),
-                             torch::empty({batch, shape.input_size, shape.exogenous}, meta)};
-  if (deepar) input.y = torch::empty({batch, shape.horizon}, meta);  // teacher forcing
+                             torch::empty({batch, shape.input_size, shape.exogenous}, meta),
+                             // y: teacher forcing (DeepAR), undefined for the others
+                             deepar ? torch::empty({batch, shape.horizon}, meta) : torch::Tensor()};
   for (bool training : {true, false}) {
     model->train(training);
     if (deepar && !training) input.y = torch::Tensor();  // Monte-Carlo paths
