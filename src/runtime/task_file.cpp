@@ -339,7 +339,8 @@ Status ReadTask(const FieldReader& reader, const YAML::Node& node, const std::st
 }
 
 // `${NAME}` or `${NAME:-default}` in `text`, from `variables` first, then the environment (the
-// default may use variables too); `$$` is a `$`; any other `$` stays as it is.
+// default may use variables too); `$${` is a literal `${`; any other `$` stays as it is (`$$`
+// and `$HOME` reach a shell unchanged).
 Result<std::string> ExpandVariables(const std::string& text,
                                     const std::map<std::string, std::string>& variables) {
   std::string out;
@@ -351,9 +352,9 @@ Result<std::string> ExpandVariables(const std::string& text,
       break;
     }
     out.append(text, i, dollar - i);
-    if (text[dollar + 1] == '$') {
-      out += '$';
-      i = dollar + 2;
+    if (text.compare(dollar, 3, "$${") == 0) {  // a literal "${"
+      out += "${";
+      i = dollar + 3;
       continue;
     }
     if (text[dollar + 1] != '{') {

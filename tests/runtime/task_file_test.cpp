@@ -205,9 +205,9 @@ tasks:
       quoted: "${DEEPRC_TASK_FILE_TEST_STEPS}"
       out: ${DEEPRC_TASK_FILE_TEST_UNSET:-/tmp/out}/x.csv
       nested: ${DEEPRC_TASK_FILE_TEST_UNSET:-${HERE}/lib}/y
-      price: $$5 and $HOME stays
+      price: $5, $$, $HOME and $${HERE} stay
       ${HERE}: key
-  - {name: e, executable: /bin/echo, arguments: ["${HERE}", "a$$b"]}
+  - {name: e, executable: /bin/sh, arguments: ["${HERE}", "echo $$"]}
 )",
                                                         "run.yaml", {{"HERE", "/srv/pipe"}}));
   EXPECT_EQ(file.pools[0].plugins, std::vector<std::string>{"/srv/pipe/lib/libx.so"});
@@ -217,9 +217,9 @@ tasks:
   EXPECT_EQ(args["quoted"], "300");
   EXPECT_EQ(args["out"], "/tmp/out/x.csv");
   EXPECT_EQ(args["nested"], "/srv/pipe/lib/y");
-  EXPECT_EQ(args["price"], "$5 and $HOME stays");
+  EXPECT_EQ(args["price"], "$5, $$, $HOME and ${HERE} stay");
   EXPECT_EQ(args["${HERE}"], "key");
-  EXPECT_EQ(file.tasks[1].arguments, (std::vector<std::string>{"/srv/pipe", "a$b"}));
+  EXPECT_EQ(file.tasks[1].arguments, (std::vector<std::string>{"/srv/pipe", "echo $$"}));
   // Unset without a default, a bad name, an unclosed brace: errors that say where and what.
   EXPECT_EQ(ErrorOf("tasks:\n  - executable: ${DEEPRC_TASK_FILE_TEST_UNSET}\n"),
             "run.yaml:2:17: ${DEEPRC_TASK_FILE_TEST_UNSET} is not set (set it in the "
