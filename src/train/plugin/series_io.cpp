@@ -30,7 +30,13 @@ Result<std::pair<SeriesSet, SeriesSet>> TrainAndTest(SeriesSet data, const Table
     DEEPRC_ASSIGN_OR_RAISE(result, SplitLast(data, horizon));
   } else {
     result.first = std::move(data);
-    DEEPRC_ASSIGN_OR_RAISE(SeriesSet unordered, SeriesFromTable(*test, options));
+    // The held-out part needs the future exogenous columns (the forecast reads them), not the
+    // historical ones.
+    SeriesOptions held_out_options = options;
+    held_out_options.exogenous_columns.clear();
+    Result<SeriesSet> read = SeriesFromTable(*test, held_out_options);
+    if (!read.ok()) return read.status().WithContext(where);
+    SeriesSet unordered = std::move(read).ValueOrDie();
     DEEPRC_ASSIGN_OR_RAISE(auto matched, MatchSeries(result.first, unordered));
     DEEPRC_ASSIGN_OR_RAISE(result.second, SelectSeries(unordered, matched));
   }

@@ -60,6 +60,8 @@ ModelInput ToInput(const Batch& batch) {
   input.x_mask = FromVector(batch.x_mask, {batch.size, batch.input_size});
   input.x_exogenous =
       FromVector(batch.x_exogenous, {batch.size, batch.input_size, batch.exogenous});
+  input.x_future = FromVector(batch.x_future,
+                              {batch.size, batch.input_size + batch.horizon, batch.future});
   return input;
 }
 
@@ -164,7 +166,7 @@ std::vector<std::string> ForecastModelNames() { return internal::ModelNames(); }
 
 struct Forecaster::Impl {
   TrainOptions options;
-  std::vector<std::string> exogenous;
+  std::vector<std::string> exogenous, future;
   std::string model_name;
   internal::ModelDefaults defaults;
   internal::ModelShape shape;
@@ -295,15 +297,13 @@ struct Forecaster::Impl {
     return report;
   }
 
-  Result<Forecast> Predict(const SeriesSet& series) {
-    WindowOptions window_options;
-    window_options.input_size = options.input_size;
-    window_options.horizon = options.horizon;
-    window_options.scaler = scaler;
-    // Forecast windows need no target: a horizon of 1 keeps short series acceptable here.
+  Result<Forecast> Predict(const SeriesSet& series, const SeriesSet* ahead) {
+    // Forecast windows need no target, so series of any length are accepted here.
     DEEPRC_ASSIGN_OR_RAISE(WindowSet windows, WindowSet::Make(series, {.input_size = options.input_size,
-                                                                   .horizon = 1,
-                                                                   .scaler = scaler}));
+                                                                   .horizon = options.horizon,
+                                                                   .scaler = scaler,
+                                                                   .forecast_only = true},
+                                                              ahead));
     torch::NoGradGuard no_grad;
     model->eval();
     Forecast forecast;
@@ -342,12 +342,15 @@ Forecaster::~Forecaster() = default;
 
 const TrainOptions& Forecaster::options() const { return impl_->options; }
 const std::vector<std::string>& Forecaster::exogenous() const { return impl_->exogenous; }
+const std::vector<std::string>& Forecaster::future_exogenous() const { return impl_->future; }
 
 Result<std::unique_ptr<Forecaster>> Forecaster::Make(const TrainOptions& options,
-                                                     std::vector<std::string> exogenous) {
+                                                     std::vector<std::string> exogenous,
+                                                     std::vector<std::string> future) {
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   impl->exogenous = std::move(exogenous);
+  impl->future = std::move(future);
   DEEPRC_ASSIGN_OR_RAISE(impl->defaults, internal::DefaultsOf(options.model));
   if (options.max_steps < 1) {
     return Status::Invalid("max_steps must be at least 1, got {}", options.max_steps);
@@ -374,7 +377,8 @@ Result<std::unique_ptr<Forecaster>> Forecaster::Make(const TrainOptions& options
   }
   impl->shape = {options.input_size, options.horizon,
                  static_cast<int64_t>(impl->exogenous.size()),
-                 impl->loss == LossType::kNormal ? 2 : 1};
+                 impl->loss == LossType::kNormal ? 2 : 1,
+                 static_cast<int64_t>(impl->future.size())};
   try {
     if (threads > 0) torch::set_num_threads(static_cast<int>(threads));
     torch::manual_seed(options.seed);
@@ -388,10 +392,27 @@ Result<std::unique_ptr<Forecaster>> Forecaster::Make(const TrainOptions& options
   return std::unique_ptr<Forecaster>(new Forecaster(std::move(impl)));
 }
 
-Result<TrainReport> Forecaster::Fit(const SeriesSet& series, comm::Communicator* communicator) {
-  if (series.exogenous_names != impl_->exogenous) {
-    return Status::Invalid("the series' exogenous columns differ from the model's");
+// The series carry the exogenous columns the model reads, of each kind, in its order.
+static Status CheckExogenous(const SeriesSet& series, const std::vector<std::string>& historical,
+                      const std::vector<std::string>& future) {
+  auto names = [](const std::vector<std::string>& list) {
+    std::string text;
+    for (const auto& name : list) text += (text.empty() ? "" : ",") + name;
+    return "[" + text + "]";
+  };
+  if (series.exogenous_names != historical) {
+    return Status::Invalid("the series' historical exogenous columns {} differ from the model's {}",
+                           names(series.exogenous_names), names(historical));
   }
+  if (series.future_names != future) {
+    return Status::Invalid("the series' future exogenous columns {} differ from the model's {}",
+                           names(series.future_names), names(future));
+  }
+  return Status::OK();
+}
+
+Result<TrainReport> Forecaster::Fit(const SeriesSet& series, comm::Communicator* communicator) {
+  DEEPRC_RETURN_NOT_OK(CheckExogenous(series, impl_->exogenous, impl_->future));
   try {
     return impl_->Fit(series, communicator);
   } catch (const c10::Error& error) {
@@ -401,12 +422,18 @@ Result<TrainReport> Forecaster::Fit(const SeriesSet& series, comm::Communicator*
   }
 }
 
-Result<Forecast> Forecaster::Predict(const SeriesSet& series) {
-  if (series.exogenous_names != impl_->exogenous) {
-    return Status::Invalid("the series' exogenous columns differ from the model's");
+Result<Forecast> Forecaster::Predict(const SeriesSet& series, const SeriesSet* ahead) {
+  DEEPRC_RETURN_NOT_OK(CheckExogenous(series, impl_->exogenous, impl_->future));
+  if (!impl_->future.empty() && ahead == nullptr) {
+    std::string names;
+    for (const auto& name : impl_->future) names += (names.empty() ? "" : ", ") + name;
+    return Status::Invalid("{} reads the future exogenous columns {}: the forecast needs their "
+                           "values over the {} dates after each series' end (a test or future "
+                           "table)",
+                           impl_->model_name, names, impl_->options.horizon);
   }
   try {
-    return impl_->Predict(series);
+    return impl_->Predict(series, impl_->future.empty() ? nullptr : ahead);
   } catch (const c10::Error& error) {
     return Status::Internal("{}: LibTorch: {}", impl_->model_name, error.what_without_backtrace());
   }
@@ -423,7 +450,8 @@ Status Forecaster::Save(const std::string& path) const {
                                       {"max_steps", options.max_steps},
                                       {"seed", options.seed},
                                       {"settings", options.settings},
-                                      {"exogenous", impl_->exogenous}};
+                                      {"exogenous", impl_->exogenous},
+                                      {"future_exogenous", impl_->future}};
     archive.write("deeprc_options", torch::IValue(described.dump()));
     impl_->model->save(archive);
   });
@@ -451,7 +479,7 @@ Status Forecaster::Load(const std::string& path) {
 Result<std::unique_ptr<Forecaster>> Forecaster::Restore(
     const std::string& path, const std::map<std::string, std::string>& overrides) {
   TrainOptions options;
-  std::vector<std::string> exogenous;
+  std::vector<std::string> exogenous, future;
   try {
     torch::serialize::InputArchive archive;
     archive.load_from(path);
@@ -470,13 +498,15 @@ Result<std::unique_ptr<Forecaster>> Forecaster::Restore(
     options.seed = json.at("seed").get<uint64_t>();
     options.settings = json.at("settings").get<std::map<std::string, std::string>>();
     exogenous = json.at("exogenous").get<std::vector<std::string>>();
+    // Checkpoints from before future exogenous columns have none.
+    future = json.value("future_exogenous", std::vector<std::string>{});
   } catch (const c10::Error& error) {
     return Status::IOError("checkpoint {}: {}", path, error.what_without_backtrace());
   } catch (const nlohmann::json::exception& error) {
     return Status::Invalid("checkpoint {}: malformed model options: {}", path, error.what());
   }
   for (const auto& [key, value] : overrides) options.settings[key] = value;
-  DEEPRC_ASSIGN_OR_RAISE(auto forecaster, Make(options, std::move(exogenous)));
+  DEEPRC_ASSIGN_OR_RAISE(auto forecaster, Make(options, std::move(exogenous), std::move(future)));
   DEEPRC_RETURN_NOT_OK(forecaster->Load(path));
   return forecaster;
 }
