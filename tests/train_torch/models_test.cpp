@@ -191,7 +191,8 @@ class FutureExogenousTest : public ::testing::TestWithParam<std::string> {};
 // A model given the future column fits the target far better than the same model without it,
 // in training and in its forecast of held-out points (whose x comes from the held-out part).
 TEST_P(FutureExogenousTest, ForecastsFollowTheFutureColumn) {
-  const SeriesSet all = SeriesDrivenByFuture(3, 90, 23);
+  // Six series: enough windows that a model without x cannot memorize the training targets.
+  const SeriesSet all = SeriesDrivenByFuture(6, 90, 23);
   ASSERT_OK_AND_ASSIGN(auto split, SplitLast(all, 6));
   const SeriesSet& train = split.first;
   const SeriesSet& test = split.second;
@@ -200,7 +201,9 @@ TEST_P(FutureExogenousTest, ForecastsFollowTheFutureColumn) {
   options.model = GetParam();
   options.horizon = 6;
   options.input_size = 24;
-  options.max_steps = deepar ? 300 : 150;
+  // Short runs: the attention models are slow per step; the MLP-based ones are cheap.
+  const bool cheap = GetParam() == "MLP" || GetParam() == "NHITS" || GetParam() == "TCN";
+  options.max_steps = cheap ? 100 : deepar ? 150 : 80;
   options.settings = SmallSettings(GetParam());
   options.settings["batch_size"] = "32";
   options.settings["num_lr_decays"] = "-1";
@@ -226,10 +229,10 @@ TEST_P(FutureExogenousTest, ForecastsFollowTheFutureColumn) {
     auto forecast = forecaster->Predict(fit, with_column ? &test : nullptr);
     EXPECT_TRUE(forecast.ok()) << forecast.status().ToString();
     if (!forecast.ok()) return outcome;
-    EXPECT_EQ(forecast->mean.size(), static_cast<size_t>(3 * 6));
-    for (int64_t s = 0; s < 3; ++s) {
+    EXPECT_EQ(forecast->mean.size(), static_cast<size_t>(6 * 6));
+    for (int64_t s = 0; s < 6; ++s) {
       for (int64_t i = 0; i < 6; ++i) {
-        outcome.mae += std::abs(forecast->mean[s * 6 + i] - test.values(s)[i]) / 18.0;
+        outcome.mae += std::abs(forecast->mean[s * 6 + i] - test.values(s)[i]) / 36.0;
       }
     }
     return outcome;
@@ -240,10 +243,10 @@ TEST_P(FutureExogenousTest, ForecastsFollowTheFutureColumn) {
     EXPECT_LT(with.loss + 1.5, without.loss)
         << GetParam() << ": loss with x " << with.loss << ", without " << without.loss;
   } else {
-    EXPECT_LT(with.loss * 3, without.loss)
+    EXPECT_LT(with.loss * 2, without.loss)
         << GetParam() << ": loss with x " << with.loss << ", without " << without.loss;
   }
-  EXPECT_LT(with.mae * 2, without.mae)
+  EXPECT_LT(with.mae * 2.5, without.mae)
       << GetParam() << ": held-out MAE with x " << with.mae << ", without " << without.mae;
 
   // Without the future values a forecast is refused, naming the column.
