@@ -20,7 +20,7 @@ OpenMPI binds none of them, while `mpirun -np 1` or `-np 2` would bind each rank
 difference of launch policy, not of the runtime. Each (op, k) runs on both sides next to each
 other, in alternating order, --runs times; the table gives the median over runs (range in
 parentheses).
-Usage: /usr/bin/python3 bench/run_overhead.py [--runs 3] [--rows 1000000] [--repeat 5] [--quick]
+Usage: /usr/bin/python3 bench/run_overhead.py [--runs 3] [--rows 5000000] [--repeat 5] [--quick]
 """
 import argparse
 import datetime
@@ -66,7 +66,7 @@ def spread(values, fmt="{:.3f}"):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--rows", type=int, default=5_000_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--binding", choices=["none", "default"], default="none",
                         help="none: no rank bound on either side; default: OpenMPI's choice")
@@ -118,21 +118,36 @@ def main():
                 "pool's ranks, oversubscribed, are never bound)." if args.binding == "none" else
                 "OpenMPI's default (mpirun binds 1 or 2 ranks to cores; the pool's ranks, "
                 "oversubscribed, are not bound)."), "",
-             "| op | ranks | mpirun s | function task s | overhead | round trip s | body s | "
-             "dispatch + return ms | checksums |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "Columns: the operation's wall seconds and CPU seconds (summed over the ranks; the "
+             "thread running it) on both sides; dispatch + return = round trip - body; runtime "
+             "CPU = the CPU the whole pilot (client, agent, master, mpirun, every pool rank, all "
+             "threads: this process tree's CPU clocks) used over the round trip beyond the task "
+             "threads' own, per second of round trip (share of one core). Bound = dispatch + "
+             "return over the in-pilot operation time + runtime CPU share: what the pilot can add "
+             "to one operation at most (its runtime CPU counted as if it all took the operation's "
+             "cores).", "",
+             "| op | ranks | mpirun s | function task s | wall difference | mpirun CPU s | "
+             "function task CPU s | dispatch + return ms | runtime CPU | bound | checksums |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for op in OPS:
         for k in WIDTHS:
             d, p = direct[(op, k)], pilot[(op, k)]
             d_s = [line["seconds"] for line in d]
             p_s = [line["seconds"] for line in p]
-            overhead = statistics.median(p_s) / statistics.median(d_s) - 1
+            difference = statistics.median(p_s) / statistics.median(d_s) - 1
             rest = [(line["round_trip_seconds"] - line["body_seconds"]) * 1000 for line in p]
+            runtime_share = [(line["pilot_cpu_seconds"] - line["body_cpu_seconds"]) /
+                             line["round_trip_seconds"] for line in p]
+            bound = [r / 1000 / line["seconds"] + share
+                     for r, share, line in zip(rest, runtime_share, p)]
             same = {line["checksum"] for line in d} | {line["checksum"] for line in p}
             lines.append(
-                f"| {op} | {k} | {spread(d_s)} | {spread(p_s)} | {overhead * 100:+.1f}% | "
-                f"{spread([line['round_trip_seconds'] for line in p])} | "
-                f"{spread([line['body_seconds'] for line in p])} | {spread(rest, '{:.1f}')} | "
+                f"| {op} | {k} | {spread(d_s)} | {spread(p_s)} | {difference * 100:+.1f}% | "
+                f"{spread([line['operation_cpu_seconds'] for line in d])} | "
+                f"{spread([line['operation_cpu_seconds'] for line in p])} | "
+                f"{spread(rest, '{:.1f}')} | "
+                f"{spread([x * 100 for x in runtime_share], '{:.2f}%')} | "
+                f"{spread([x * 100 for x in bound], '{:.2f}%')} | "
                 f"{'equal' if len(same) == 1 else 'DIFFER'} |")
     lines += ["", END]
     section = "\n".join(lines)

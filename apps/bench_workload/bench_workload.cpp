@@ -8,6 +8,7 @@
 
 #include "deeprc/compute/join.h"
 #include "deeprc/compute/sort.h"
+#include "deeprc/core/cpu_time.h"
 #include "deeprc/core/random.h"
 #include "deeprc/dist/join.h"
 #include "deeprc/dist/sort.h"
@@ -98,10 +99,9 @@ Result<uint64_t> SortChecksum(comm::Communicator* comm, const Table& table, int 
   return sum;
 }
 
-double TimedRuns::median() const {
-  std::vector<double> sorted = seconds;
-  std::sort(sorted.begin(), sorted.end());
-  return sorted.empty() ? 0 : sorted[sorted.size() / 2];
+double TimedRuns::Median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  return values.empty() ? 0 : values[values.size() / 2];
 }
 
 Result<TimedRuns> TimeRuns(comm::Communicator* comm, int repeat,
@@ -110,17 +110,29 @@ Result<TimedRuns> TimeRuns(comm::Communicator* comm, int repeat,
   for (int r = 0; r < repeat; ++r) {
     if (comm != nullptr) DEEPRC_RETURN_NOT_OK(comm->Barrier());
     const auto start = std::chrono::steady_clock::now();
+    // Process clock read first at the start and last at the end, so that the thread's CPU is
+    // always inside the process's and the difference never goes below 0.
+    const double process_start = ProcessCpuSeconds();
+    const double thread_start = ThreadCpuSeconds();
     DEEPRC_ASSIGN_OR_RAISE(uint64_t checksum, run());
     double elapsed =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    double operation_cpu = ThreadCpuSeconds() - thread_start;
+    double other_cpu = ProcessCpuSeconds() - process_start - operation_cpu;
     if (comm != nullptr) {
       DEEPRC_ASSIGN_OR_RAISE(elapsed, comm::AllReduceValue(*comm, elapsed, comm::ReduceOp::kMax));
+      DEEPRC_ASSIGN_OR_RAISE(operation_cpu,
+                             comm::AllReduceValue(*comm, operation_cpu, comm::ReduceOp::kSum));
+      DEEPRC_ASSIGN_OR_RAISE(other_cpu,
+                             comm::AllReduceValue(*comm, other_cpu, comm::ReduceOp::kSum));
       auto value = static_cast<int64_t>(checksum);
       DEEPRC_RETURN_NOT_OK(comm->AllReduce(std::span<int64_t>(&value, 1), comm::ReduceOp::kSum));
       checksum = static_cast<uint64_t>(value);
     }
     runs.checksum = checksum;
     runs.seconds.push_back(elapsed);
+    runs.operation_cpu_seconds.push_back(operation_cpu);
+    runs.other_cpu_seconds.push_back(other_cpu);
   }
   return runs;
 }

@@ -45,8 +45,13 @@ Result<uint64_t> SortChecksum(comm::Communicator* comm, const Table& table, int 
 
 struct TimedRuns {
   std::vector<double> seconds;  // in run order; each the slowest rank's time
-  uint64_t checksum = 0;        // of the last run, summed over the ranks
-  double median() const;
+  // In run order, summed over the ranks: CPU seconds of the thread that ran the operation, and
+  // of the process's other threads meanwhile (MPI's or the pool worker's own threads).
+  std::vector<double> operation_cpu_seconds;
+  std::vector<double> other_cpu_seconds;
+  uint64_t checksum = 0;  // of the last run, summed over the ranks
+  double median() const { return Median(seconds); }
+  static double Median(std::vector<double> values);
 };
 
 // `repeat` runs, each timed from a barrier to this rank's end, the slowest rank's time kept

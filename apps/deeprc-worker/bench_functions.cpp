@@ -3,11 +3,15 @@
 // same data, operator and timing code (apps/bench_workload), on the task's communicator.
 //   bench.cylon {op: join|sort, rows: rows per rank (1000000), repeat: 3, threads: 1}
 // returns {"op", "ranks", "rows_per_rank", "threads", "seconds" (median), "first_seconds",
-// "all_seconds", "checksum", "body_seconds" (the function from its start to its return, data
-// generation included, slowest rank), "peak_rss_mb" (largest rank)}.
+// "all_seconds", "checksum", "operation_cpu_seconds" and "other_cpu_seconds" (medians, summed over
+// the ranks: CPU of the thread running the operation and of the worker's other threads
+// meanwhile), "body_seconds" (the function from its start to its return, data generation
+// included, slowest rank), "body_cpu_seconds" (CPU of the task threads over the body, summed
+// over the ranks), "peak_rss_mb" (largest rank)}.
 #include <chrono>
 
 #include "bench_workload/bench_workload.h"
+#include "deeprc/core/cpu_time.h"
 #include "data_functions.h"
 
 namespace deeprc::worker {
@@ -17,6 +21,7 @@ using nlohmann::json;
 
 Result<json> RunCylon(runtime::TaskContext& context) {
   const auto start = std::chrono::steady_clock::now();
+  const double thread_start = ThreadCpuSeconds();
   const json& args = context.args();
   const std::string op = args.value("op", std::string());
   if (op != "join" && op != "sort") {
@@ -48,6 +53,8 @@ Result<json> RunCylon(runtime::TaskContext& context) {
                          comm::AllReduceValue(comm, app::PeakRssMb(), comm::ReduceOp::kMax));
   double body = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   DEEPRC_ASSIGN_OR_RAISE(body, comm::AllReduceValue(comm, body, comm::ReduceOp::kMax));
+  DEEPRC_ASSIGN_OR_RAISE(double body_cpu, comm::AllReduceValue(comm, ThreadCpuSeconds() - thread_start,
+                                                               comm::ReduceOp::kSum));
   return json{{"op", op},
               {"ranks", comm.size()},
               {"rows_per_rank", rows},
@@ -56,7 +63,10 @@ Result<json> RunCylon(runtime::TaskContext& context) {
               {"first_seconds", runs.seconds.front()},
               {"all_seconds", runs.seconds},
               {"checksum", runs.checksum},
+              {"operation_cpu_seconds", app::TimedRuns::Median(runs.operation_cpu_seconds)},
+              {"other_cpu_seconds", app::TimedRuns::Median(runs.other_cpu_seconds)},
               {"body_seconds", body},
+              {"body_cpu_seconds", body_cpu},
               {"peak_rss_mb", peak}};
 }
 

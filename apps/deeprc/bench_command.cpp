@@ -322,8 +322,9 @@ Result<std::string> RunOne(const BenchTableOptions& bench, BenchSetup setup) {
   const double first = runs->seconds.front();
   std::string line = fmt::format(
       "{{\"system\":\"deeprc\",\"op\":\"{}\",\"rows\":{},\"threads\":{},\"seconds\":{:.4f},"
-      "\"first_seconds\":{:.4f}",
-      setup.op, setup.share.total, setup.threads, runs->median(), first);
+      "\"first_seconds\":{:.4f},\"operation_cpu_seconds\":{:.4f},\"other_cpu_seconds\":{:.4f}",
+      setup.op, setup.share.total, setup.threads, runs->median(), first,
+      TimedRuns::Median(runs->operation_cpu_seconds), TimedRuns::Median(runs->other_cpu_seconds));
   double peak = PeakRssMb();
   if (comm != nullptr) {
     const auto* bytes = reinterpret_cast<const uint8_t*>(&peak);

@@ -8,7 +8,12 @@
 //   {"kind":"cylon","op","ranks","rows_per_rank","threads","workers","seconds" (median of R),
 //    "first_seconds","all_seconds","checksum","body_seconds" (the function's own run, data
 //    generation included), "round_trip_seconds" (submission to the final event at the client),
-//    "peak_rss_mb"}
+//    "pilot_cpu_seconds" (CPU of this process and its descendants — client, agent, masters,
+//    mpirun, every pool rank — over the round trip), "peak_rss_mb"} and the CPU fields
+//    bench.cylon returns. pilot_cpu_seconds - body_cpu_seconds is what the runtime spent besides
+//    the function's own thread.
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -20,6 +25,7 @@
 
 #include "bench_tasks.h"
 #include "deeprc/command_registry.h"
+#include "deeprc/core/cpu_time.h"
 #include "deeprc/runtime/client.h"
 
 namespace deeprc::app {
@@ -28,7 +34,15 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-// Runs one task to its end; returns its result and the round trip (microseconds).
+struct Ran {
+  runtime::ExecutionResult result;
+  int64_t round_trip_us = 0;
+  // CPU seconds of this process (client, agent, masters) and all its descendants (mpirun, the
+  // pool's worker ranks) from submission to the final event.
+  double pilot_cpu_seconds = 0;
+};
+
+// Runs one task to its end.
 class OneAtATime {
  public:
   explicit OneAtATime(runtime::TaskManager& tasks) : tasks_(tasks) {
@@ -39,9 +53,10 @@ class OneAtATime {
     });
   }
 
-  Result<std::pair<runtime::ExecutionResult, int64_t>> Run(runtime::TaskDescription task,
+  Result<Ran> Run(runtime::TaskDescription task,
                                                            std::chrono::seconds timeout) {
     const std::string uid = task.uid;
+    const double cpu_before = ProcessTreeCpuSeconds(::getpid());
     const int64_t submitted = runtime::NowMicros();
     DEEPRC_RETURN_NOT_OK(tasks_.Submit({std::move(task)}).status());
     // The result arrives after the final event, whose time the callback keeps.
@@ -51,12 +66,15 @@ class OneAtATime {
       std::lock_guard lock(mutex_);
       ended = final_us_.at(uid);
     }
+    // After the final event: the pilot's CPU over the round trip (the worker ranks have sent
+    // their result by then; what they do after is not the task's).
+    const double pilot_cpu = ProcessTreeCpuSeconds(::getpid()) - cpu_before;
     DEEPRC_ASSIGN_OR_RAISE(runtime::ExecutionResult result, tasks_.result(uid));
     if (result.state != runtime::TaskState::kDone) {
       return Status::IOError("task {} ended {}: {}", uid, runtime::TaskStateName(result.state),
                              result.reason);
     }
-    return std::make_pair(std::move(result), ended - submitted);
+    return Ran{std::move(result), ended - submitted, pilot_cpu};
   }
 
  private:
@@ -109,8 +127,9 @@ Status Measure(const BenchTasksCommand& command, std::string* directory) {
                    {"threads", command.threads}};
       DEEPRC_ASSIGN_OR_RAISE(auto ran, runner.Run(std::move(task), std::chrono::seconds(600)));
       json line = {{"kind", "cylon"}, {"workers", command.workers}};
-      line.update(ran.first.value);
-      line["round_trip_seconds"] = static_cast<double>(ran.second) / 1e6;
+      line.update(ran.result.value);
+      line["round_trip_seconds"] = static_cast<double>(ran.round_trip_us) / 1e6;
+      line["pilot_cpu_seconds"] = ran.pilot_cpu_seconds;
       std::printf("%s\n", line.dump().c_str());
       std::fflush(stdout);
     }

@@ -1,7 +1,8 @@
 // `deeprc tasks run FILE.yaml`: runs the file's tasks (a list or a graph through `after`) on a
 // local pilot. Prints the session directory, a progress line on stderr (rewritten in place on a
 // terminal, one line a second otherwise), and a summary; writes summary.json into the session
-// directory. Exit 0 when every task is DONE, 1 when one is not, 2 for a bad file.
+// directory. Exit 0 when every task is DONE, 1 when one is not, 2 for a bad file. String values
+// in the file may use ${VAR} (runtime/task_file.h; TASK_FILE_DIR is the file's directory).
 //
 // `deeprc analyze SESSION_DIR`: utilization, throughput, time in each state and the runtime's
 // overhead per task from the session's events.jsonl (definitions in runtime/profile.h); writes
@@ -31,6 +32,11 @@ namespace deeprc::app {
 namespace {
 
 using namespace std::chrono_literals;
+
+// Graphs of at most this many tasks list each DONE function task's value (up to kValueWidth
+// characters) after the summary line.
+constexpr size_t kListValuesUpTo = 50;
+constexpr size_t kValueWidth = 300;
 
 std::string ProgressLine(const runtime::TaskCounts& counts, double seconds) {
   return fmt::format("{:.1f}s  done {} / {}  running {}  waiting {}  failed {}  canceled {}",
@@ -155,7 +161,16 @@ int RunTaskGraph(const char* who, const std::string& file, runtime::TaskFile tas
               elapsed.count(), static_cast<long long>(done), static_cast<long long>(failed),
               static_cast<long long>(canceled));
   for (size_t i = 0; i < results.size(); ++i) {
-    if (results[i].state == runtime::TaskState::kDone) continue;
+    if (results[i].state == runtime::TaskState::kDone) {
+      // A small graph (a pipeline) shows what each function task returned; large ones keep
+      // that to summary.json.
+      if (results.size() <= kListValuesUpTo && !results[i].value.is_null()) {
+        std::string value = results[i].value.dump();
+        if (value.size() > kValueWidth) value = value.substr(0, kValueWidth - 3) + "...";
+        std::printf("  %s DONE: %s\n", results[i].uid.c_str(), value.c_str());
+      }
+      continue;
+    }
     std::printf("  %s %s: %s\n", results[i].uid.c_str(),
                 std::string(runtime::TaskStateName(results[i].state)).c_str(),
                 results[i].reason.c_str());

@@ -2,7 +2,10 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -10,6 +13,8 @@
 
 namespace deeprc::runtime {
 namespace {
+
+namespace fs = std::filesystem;
 
 // Reads fields of one YAML document and reports errors with their place in the file.
 class FieldReader {
@@ -333,6 +338,83 @@ Status ReadTask(const FieldReader& reader, const YAML::Node& node, const std::st
   return Status::OK();
 }
 
+// `${NAME}` or `${NAME:-default}` in `text`, from `variables` first, then the environment (the
+// default may use variables too); `$$` is a `$`; any other `$` stays as it is.
+Result<std::string> ExpandVariables(const std::string& text,
+                                    const std::map<std::string, std::string>& variables) {
+  std::string out;
+  size_t i = 0;
+  while (i < text.size()) {
+    const size_t dollar = text.find('$', i);
+    if (dollar == std::string::npos || dollar + 1 == text.size()) {
+      out.append(text, i, std::string::npos);
+      break;
+    }
+    out.append(text, i, dollar - i);
+    if (text[dollar + 1] == '$') {
+      out += '$';
+      i = dollar + 2;
+      continue;
+    }
+    if (text[dollar + 1] != '{') {
+      out += '$';
+      i = dollar + 1;
+      continue;
+    }
+    // The matching brace: a default may hold variables of its own.
+    size_t close = dollar + 2;
+    for (int depth = 1; close < text.size(); ++close) {
+      if (text[close] == '{') ++depth;
+      if (text[close] == '}' && --depth == 0) break;
+    }
+    if (close >= text.size()) {
+      return Status::Invalid("'${{' without its '}}' in '{}'", text);
+    }
+    std::string name = text.substr(dollar + 2, close - dollar - 2);
+    std::optional<std::string> fallback;
+    if (const size_t dash = name.find(":-"); dash != std::string::npos) {
+      fallback = name.substr(dash + 2);
+      name.resize(dash);
+    }
+    if (name.empty() || name.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                               "0123456789_") != std::string::npos) {
+      return Status::Invalid("'${{{}}}': not a variable name (letters, digits and _)", name);
+    }
+    if (auto found = variables.find(name); found != variables.end()) {
+      out += found->second;
+    } else if (const char* value = std::getenv(name.c_str()); value != nullptr && *value != 0) {
+      out += value;
+    } else if (fallback) {
+      DEEPRC_ASSIGN_OR_RAISE(std::string expanded, ExpandVariables(*fallback, variables));
+      out += expanded;
+    } else {
+      return Status::Invalid("${{{}}} is not set (set it in the environment, or give a default: "
+                             "${{{}:-VALUE}})",
+                             name, name);
+    }
+    i = close + 1;
+  }
+  return out;
+}
+
+// Replaces the variables in every scalar value of the document (not in keys), keeping each
+// scalar's tag (quoted strings stay strings) and place for later messages.
+Status ExpandDocument(const FieldReader& reader, YAML::Node node,
+                      const std::map<std::string, std::string>& variables) {
+  if (node.IsMap()) {
+    for (auto entry : node) DEEPRC_RETURN_NOT_OK(ExpandDocument(reader, entry.second, variables));
+  } else if (node.IsSequence()) {
+    for (auto item : node) DEEPRC_RETURN_NOT_OK(ExpandDocument(reader, item, variables));
+  } else if (node.IsScalar() && node.Scalar().find('$') != std::string::npos) {
+    auto expanded = ExpandVariables(node.Scalar(), variables);
+    if (!expanded.ok()) return reader.At(node, expanded.status().message());
+    const std::string tag = node.Tag();
+    node = *expanded;
+    node.SetTag(tag);
+  }
+  return Status::OK();
+}
+
 Result<TaskFile> ParseDocument(const YAML::Node& root, std::string_view source_name) {
   const FieldReader reader(source_name);
   if (!root.IsMap()) {
@@ -391,10 +473,12 @@ Result<TaskFile> ParseDocument(const YAML::Node& root, std::string_view source_n
 
 }  // namespace
 
-Result<TaskFile> ParseTaskFileText(std::string_view text, std::string_view source_name) {
+Result<TaskFile> ParseTaskFileText(std::string_view text, std::string_view source_name,
+                                   const std::map<std::string, std::string>& variables) {
   // yaml-cpp reports through exceptions; none leaves this function.
   try {
-    const YAML::Node root = YAML::Load(std::string(text));
+    YAML::Node root = YAML::Load(std::string(text));
+    DEEPRC_RETURN_NOT_OK(ExpandDocument(FieldReader(source_name), root, variables));
     return ParseDocument(root, source_name);
   } catch (const YAML::Exception& error) {
     if (error.mark.line >= 0) {
@@ -413,7 +497,9 @@ Result<TaskFile> ReadTaskFile(const std::string& path) {
   std::ostringstream text;
   text << in.rdbuf();
   if (in.bad()) return Status::IOError("{}: cannot read the task file", path);
-  return ParseTaskFileText(text.str(), path);
+  std::error_code error;
+  fs::path directory = fs::absolute(fs::path(path), error).parent_path();
+  return ParseTaskFileText(text.str(), path, {{"TASK_FILE_DIR", directory.lexically_normal().string()}});
 }
 
 }  // namespace deeprc::runtime

@@ -186,6 +186,15 @@ TEST(BenchCylonTasksTest, FunctionTasksGiveTheMpirunChecksums) {
       EXPECT_EQ(fields.at("kind"), "\"cylon\"");
       // Round trip and body are both there (their order is not asserted: timings).
       EXPECT_TRUE(fields.count("round_trip_seconds") && fields.count("body_seconds"));
+      // CPU accounting: the operation's thread CPU is part of the task threads' body CPU, which
+      // is part of the whole pilot's CPU over the round trip (this process tree's).
+      const double operation = std::stod(fields.at("operation_cpu_seconds"));
+      const double body = std::stod(fields.at("body_cpu_seconds"));
+      const double pilot = std::stod(fields.at("pilot_cpu_seconds"));
+      EXPECT_GT(operation, 0);
+      EXPECT_LE(operation, body + 1e-6);
+      EXPECT_LE(body, pilot + 1e-6);
+      EXPECT_GE(std::stod(fields.at("other_cpu_seconds")), 0);
     }
     start = end + 1;
   }

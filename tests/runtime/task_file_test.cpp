@@ -187,6 +187,50 @@ TEST(TaskFileTest, DependenciesMustExistAndHaveNoCycle) {
             "run.yaml: tasks[1].uid: 'a' is used by another task");
 }
 
+// ${NAME} and ${NAME:-default} in string values: given variables first, then the environment;
+// numbers stay numbers after expansion, quoted values stay strings, keys are not expanded.
+// (Inside YAML's flow style — {...} or [...] — a ${...} value must be quoted.)
+TEST(TaskFileTest, ExpandsVariablesInValues) {
+  ::setenv("DEEPRC_TASK_FILE_TEST_STEPS", "300", 1);
+  ::unsetenv("DEEPRC_TASK_FILE_TEST_UNSET");
+  ASSERT_OK_AND_ASSIGN(TaskFile file, ParseTaskFileText(R"(
+pools:
+  - {name: p, plugins: ["${HERE}/lib/libx.so"]}
+tasks:
+  - name: t
+    function: f
+    args:
+      data: ${HERE}/data.csv
+      steps: ${DEEPRC_TASK_FILE_TEST_STEPS}
+      quoted: "${DEEPRC_TASK_FILE_TEST_STEPS}"
+      out: ${DEEPRC_TASK_FILE_TEST_UNSET:-/tmp/out}/x.csv
+      nested: ${DEEPRC_TASK_FILE_TEST_UNSET:-${HERE}/lib}/y
+      price: $$5 and $HOME stays
+      ${HERE}: key
+  - {name: e, executable: /bin/echo, arguments: ["${HERE}", "a$$b"]}
+)",
+                                                        "run.yaml", {{"HERE", "/srv/pipe"}}));
+  EXPECT_EQ(file.pools[0].plugins, std::vector<std::string>{"/srv/pipe/lib/libx.so"});
+  const nlohmann::json& args = file.tasks[0].args;
+  EXPECT_EQ(args["data"], "/srv/pipe/data.csv");
+  EXPECT_EQ(args["steps"], 300);
+  EXPECT_EQ(args["quoted"], "300");
+  EXPECT_EQ(args["out"], "/tmp/out/x.csv");
+  EXPECT_EQ(args["nested"], "/srv/pipe/lib/y");
+  EXPECT_EQ(args["price"], "$5 and $HOME stays");
+  EXPECT_EQ(args["${HERE}"], "key");
+  EXPECT_EQ(file.tasks[1].arguments, (std::vector<std::string>{"/srv/pipe", "a$b"}));
+  // Unset without a default, a bad name, an unclosed brace: errors that say where and what.
+  EXPECT_EQ(ErrorOf("tasks:\n  - executable: ${DEEPRC_TASK_FILE_TEST_UNSET}\n"),
+            "run.yaml:2:17: ${DEEPRC_TASK_FILE_TEST_UNSET} is not set (set it in the "
+            "environment, or give a default: ${DEEPRC_TASK_FILE_TEST_UNSET:-VALUE})");
+  EXPECT_EQ(ErrorOf("tasks:\n  - executable: ${a b}\n"),
+            "run.yaml:2:17: '${a b}': not a variable name (letters, digits and _)");
+  EXPECT_EQ(ErrorOf("tasks:\n  - executable: ${A\n"),
+            "run.yaml:2:17: '${' without its '}' in '${A'");
+  ::unsetenv("DEEPRC_TASK_FILE_TEST_STEPS");
+}
+
 TEST(PilotNodesTest, ResolvesCoresAndNodes) {
   PilotDescription pilot;
   pilot.cores = 2;

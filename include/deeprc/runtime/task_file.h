@@ -1,5 +1,6 @@
 #pragma once
 
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -40,7 +41,12 @@ struct TaskFile {
 
 // Errors name the file, the line and column, and the field, e.g.
 //   "run.yaml:7:23: tasks[1].cores_per_rank: expected a positive integer, found 'x'".
-Result<TaskFile> ParseTaskFileText(std::string_view text, std::string_view source_name);
+// String values may name variables: `${NAME}` (an error naming it when unset) or
+// `${NAME:-default}`, taken from `variables` first, then the environment; `$$` is a literal `$`.
+// ReadTaskFile sets TASK_FILE_DIR, the task file's own directory (absolute), so that a file can
+// name data next to it wherever it is run from.
+Result<TaskFile> ParseTaskFileText(std::string_view text, std::string_view source_name,
+                                   const std::map<std::string, std::string>& variables = {});
 Result<TaskFile> ReadTaskFile(const std::string& path);
 
 }  // namespace deeprc::runtime
