@@ -121,10 +121,11 @@ TEST(TrainCommandTest, FutureExogenousColumns) {
   const auto directory = FreshTestDirectory("train_command_future");
   std::mt19937_64 random(std::random_device{}());
   std::normal_distribution<double> normal(0, 1);
-  std::ostringstream train, test, bare;
+  std::ostringstream train, test, bare, gap;
   train << "unique_id,ds,y,x,w\n";
   test << "unique_id,ds,y,x\n";
   bare << "unique_id,ds,y\n";
+  gap << "unique_id,ds,y,x\n";
   for (int s = 0; s < 3; ++s) {
     for (int t = 1; t <= 100; ++t) {
       const double x = normal(random);
@@ -135,12 +136,14 @@ TEST(TrainCommandTest, FutureExogenousColumns) {
       } else {
         test << row << "," << x << "\n";
         bare << row << "\n";
+        if (s != 2 || t < 99) gap << row << "," << x << "\n";  // s2 lacks ds 99 and 100
       }
     }
   }
   WriteText(directory / "train.csv", train.str());
   WriteText(directory / "test.csv", test.str());
   WriteText(directory / "bare.csv", bare.str());
+  WriteText(directory / "gap.csv", gap.str());
   const std::vector<std::string> base = {
       "train", "--data", "train.csv", "--test", "test.csv", "--h", "6", "--input-size", "12",
       "--max-steps", "300", "--set", "hidden_size=32", "--set", "batch_size=32", "--set",
@@ -170,6 +173,15 @@ TEST(TrainCommandTest, FutureExogenousColumns) {
   run = RunProgram(DeeprcProgram(), missing, directory);
   EXPECT_EQ(run.exit_status, 2);
   EXPECT_NE(run.err.find("'x'"), std::string::npos) << run.err;
+  missing[4] = "gap.csv";
+  run = RunProgram(DeeprcProgram(), missing, directory);
+  EXPECT_EQ(run.exit_status, 2);
+  EXPECT_NE(run.err.find("series 's2'"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("missing: 99, 100"), std::string::npos) << run.err;
+  missing[4] = "train.csv";  // dates that are not after the data's
+  run = RunProgram(DeeprcProgram(), missing, directory);
+  EXPECT_EQ(run.exit_status, 2);
+  EXPECT_NE(run.err.find("not after the data's last"), std::string::npos) << run.err;
 }
 
 // `deeprc train --model hydro` on the shipped CAMELS basins: one JSON line per basin and one
