@@ -206,7 +206,7 @@ TEST(ForecastFunctionsTest, FutureColumnsAndMonthlyDates) {
     test << "unique_id,ds,y,x\n";
     future << "unique_id,ds,x\n";
     plain << "unique_id,ds,y\n";
-    for (int s = 0; s < 3; ++s) {
+    for (int s = 0; s < 6; ++s) {
       const int end = 23 * 12 + 9 + static_cast<int>(random() % 3);  // Oct..Dec 2023
       for (int index = end - 60; index < end + h; ++index) {
         const double x = normal(random);
@@ -221,7 +221,7 @@ TEST(ForecastFunctionsTest, FutureColumnsAndMonthlyDates) {
                          {"model", "LSTM"},
                          {"h", h},
                          {"input_size", 12},
-                         {"max_steps", 150},
+                         {"max_steps", 200},
                          {"futr_exog", {"x"}},
                          {"settings",
                           {{"batch_size", 32},
@@ -252,13 +252,16 @@ TEST(ForecastFunctionsTest, FutureColumnsAndMonthlyDates) {
   ASSERT_OK_AND_ASSIGN(SeriesSet forecast, SeriesFromTable(forecast_table, as_forecast));
   ASSERT_OK_AND_ASSIGN(SeriesSet test, SeriesFromTable(test_table));
   ASSERT_EQ(forecast.offsets, test.offsets);
-  double error = 0;
+  double error = 0, blind = 0;
   for (size_t i = 0; i < test.y.size(); ++i) {
     EXPECT_EQ(forecast.ds.FormatValue(i), test.ds.FormatValue(i)) << "row " << i;
     error += std::abs(forecast.y[i] - test.y[i]) / static_cast<double>(test.y.size());
+    blind += std::abs(20 - test.y[i]) / static_cast<double>(test.y.size());
   }
-  // y = 20 + 4x: without x the best forecast errs by 4·E|x| ≈ 3.2 on average.
-  EXPECT_LT(error, 1.6) << "the forecast does not follow the future column";
+  // y = 20 + 4x: a forecast blind to x errs by 4|x| at best (here `blind`); one that reads x
+  // from `future` errs by a fraction of it (2.7 to 5 times less in 8 trials), one that reads
+  // anything else does not.
+  EXPECT_LT(error * 1.5, blind) << "the forecast does not follow the future column";
   ExecutionResult evaluated = pool.Run(Function(
       "evaluate", "forecast.evaluate",
       {{"checkpoint", "models/lstm.pt"}, {"data", folder + "/train.csv"},

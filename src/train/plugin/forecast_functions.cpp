@@ -38,6 +38,7 @@
 #include <thread>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "deeprc/compute/selection.h"
 #include "deeprc/table/builder.h"
@@ -263,13 +264,10 @@ Result<Table> ForecastRows(const TaskContext& context, const json& args, bool sh
         auto split, TrainAndTest(all, &table, options.horizon, future_options, "args.future"));
     future_all = std::move(split.second);
   } else if (!forecaster->future_exogenous().empty()) {
-    std::string names;
-    for (const auto& name : forecaster->future_exogenous()) {
-      names += (names.empty() ? "" : ", ") + name;
-    }
     return Status::Invalid("args.future: {} reads the future exogenous columns {}: give `future`, "
                            "a table with their values over the {} dates after each series' end",
-                           options.model, names, options.horizon);
+                           options.model, fmt::join(forecaster->future_exogenous(), ", "),
+                           options.horizon);
   } else {
     DEEPRC_ASSIGN_OR_RAISE(future_all, ContinueTime(all, options.horizon));
   }

@@ -12,6 +12,7 @@
 #include <numbers>
 #include <numeric>
 
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include "deeprc/comm/communicator.h"
@@ -394,19 +395,15 @@ Result<std::unique_ptr<Forecaster>> Forecaster::Make(const TrainOptions& options
 
 // The series carry the exogenous columns the model reads, of each kind, in its order.
 static Status CheckExogenous(const SeriesSet& series, const std::vector<std::string>& historical,
-                      const std::vector<std::string>& future) {
-  auto names = [](const std::vector<std::string>& list) {
-    std::string text;
-    for (const auto& name : list) text += (text.empty() ? "" : ",") + name;
-    return "[" + text + "]";
-  };
+                             const std::vector<std::string>& future) {
   if (series.exogenous_names != historical) {
-    return Status::Invalid("the series' historical exogenous columns {} differ from the model's {}",
-                           names(series.exogenous_names), names(historical));
+    return Status::Invalid("the series' historical exogenous columns [{}] differ from the "
+                           "model's [{}]",
+                           fmt::join(series.exogenous_names, ","), fmt::join(historical, ","));
   }
   if (series.future_names != future) {
-    return Status::Invalid("the series' future exogenous columns {} differ from the model's {}",
-                           names(series.future_names), names(future));
+    return Status::Invalid("the series' future exogenous columns [{}] differ from the model's [{}]",
+                           fmt::join(series.future_names, ","), fmt::join(future, ","));
   }
   return Status::OK();
 }
@@ -425,12 +422,11 @@ Result<TrainReport> Forecaster::Fit(const SeriesSet& series, comm::Communicator*
 Result<Forecast> Forecaster::Predict(const SeriesSet& series, const SeriesSet* ahead) {
   DEEPRC_RETURN_NOT_OK(CheckExogenous(series, impl_->exogenous, impl_->future));
   if (!impl_->future.empty() && ahead == nullptr) {
-    std::string names;
-    for (const auto& name : impl_->future) names += (names.empty() ? "" : ", ") + name;
     return Status::Invalid("{} reads the future exogenous columns {}: the forecast needs their "
                            "values over the {} dates after each series' end (a test or future "
                            "table)",
-                           impl_->model_name, names, impl_->options.horizon);
+                           impl_->model_name, fmt::join(impl_->future, ", "),
+                           impl_->options.horizon);
   }
   try {
     return impl_->Predict(series, impl_->future.empty() ? nullptr : ahead);
