@@ -157,7 +157,9 @@ TEST(TrainCommandTest, FutureExogenousColumns) {
   ASSERT_EQ(run.exit_status, 0) << run.err;
   const nlohmann::json blind = LastJsonLine(run.out);
   ASSERT_TRUE(followed.is_object() && blind.is_object()) << run.out;
-  EXPECT_LT(followed["mae"].get<double>() * 2, blind["mae"].get<double>())
+  // 2.4 to 4.8 times lower in 8 trials; a forecast that does not read x from the test file
+  // would be no better than the blind one.
+  EXPECT_LT(followed["mae"].get<double>() * 1.5, blind["mae"].get<double>())
       << "with x: " << followed["mae"] << ", without: " << blind["mae"];
 
   auto nbeats = base;
