@@ -76,7 +76,8 @@ std::string_view ScalerName(ScalerType scaler) {
   return "?";
 }
 
-Result<WindowSet> WindowSet::Make(const SeriesSet& series, const WindowOptions& options) {
+Result<WindowSet> WindowSet::Make(const SeriesSet& series, const WindowOptions& options,
+                                  const SeriesSet* ahead) {
   if (options.input_size < 1 || options.horizon < 1 || options.step < 1 ||
       options.validation_size < 0) {
     return Status::Invalid("windows: input size {}, horizon {} and step {} must be >= 1 and the "
@@ -84,12 +85,39 @@ Result<WindowSet> WindowSet::Make(const SeriesSet& series, const WindowOptions& 
                            options.input_size, options.horizon, options.step,
                            options.validation_size);
   }
+  if (ahead != nullptr) {
+    for (const auto& name : series.future_names) {
+      if (std::find(ahead->future_names.begin(), ahead->future_names.end(), name) ==
+          ahead->future_names.end()) {
+        return Status::KeyError("the future values lack the future exogenous column '{}'", name);
+      }
+    }
+    if (ahead->future_names != series.future_names) {
+      return Status::Invalid("the future values' exogenous columns are not in the series' order");
+    }
+    if (ahead->num_series() != series.num_series()) {
+      return Status::Invalid("future values of {} series for {} series", ahead->num_series(),
+                             series.num_series());
+    }
+    for (int64_t s = 0; s < series.num_series(); ++s) {
+      if (ahead->length(s) < options.horizon) {
+        return Status::Invalid("series '{}': the future exogenous values cover {} dates after its "
+                               "end, the horizon needs {}",
+                               series.ids[s], ahead->length(s), options.horizon);
+      }
+    }
+  }
   WindowSet set;
   set.series_ = &series;
+  set.ahead_ = ahead;
   set.options_ = options;
   const int64_t input = options.input_size, h = options.horizon;
   for (int64_t s = 0; s < series.num_series(); ++s) {
     const int64_t length = series.length(s);
+    if (options.forecast_only) {
+      if (length < 1) return Status::Invalid("series '{}' has no point", series.ids[s]);
+      continue;
+    }
     const int64_t train_end = length - options.validation_size;  // training targets end here
     if (train_end - h < 1) {
       return Status::Invalid("series '{}' has {} points: too few for horizon {} plus {} "
@@ -121,14 +149,17 @@ std::vector<Window> WindowSet::ForecastWindows() const {
 void WindowSet::Fill(std::span<const Window> windows, Batch* batch) const {
   const int64_t input = options_.input_size, h = options_.horizon;
   const int64_t exogenous = static_cast<int64_t>(series_->exogenous.size());
+  const int64_t future = static_cast<int64_t>(series_->future.size());
   const auto size = static_cast<int64_t>(windows.size());
   batch->size = size;
   batch->input_size = input;
   batch->horizon = h;
   batch->exogenous = exogenous;
+  batch->future = future;
   batch->x.assign(size * input, 0.0f);
   batch->x_mask.assign(size * input, 0.0f);
   batch->x_exogenous.assign(size * input * exogenous, 0.0f);
+  batch->x_future.assign(size * (input + h) * future, 0.0f);
   batch->y.assign(size * h, 0.0f);
   batch->y_mask.assign(size * h, 0.0f);
   batch->loc.assign(size, 0.0f);
@@ -148,6 +179,23 @@ void WindowSet::Fill(std::span<const Window> windows, Batch* batch) const {
       for (int64_t e = 0; e < exogenous; ++e) {
         batch->x_exogenous[(b * input + i) * exogenous + e] =
             static_cast<float>(series_->exogenous[e][offset + t]);
+      }
+    }
+    // Future columns over input + horizon: the series' own values, then (past its end) those of
+    // `ahead`; zeros before the series' start and where nothing is known.
+    float* x_future = batch->x_future.data() + b * (input + h) * future;
+    for (int64_t i = 0; future > 0 && i < input + h; ++i) {
+      const int64_t t = window.end - input + i;
+      const std::vector<std::vector<double>>* source = &series_->future;
+      int64_t row = offset + t;
+      if (t < 0) continue;
+      if (t >= length) {
+        if (ahead_ == nullptr || t - length >= ahead_->length(window.series)) continue;
+        source = &ahead_->future;
+        row = ahead_->offsets[window.series] + (t - length);
+      }
+      for (int64_t e = 0; e < future; ++e) {
+        x_future[i * future + e] = static_cast<float>((*source)[e][row]);
       }
     }
     float* y = batch->y.data() + b * h;

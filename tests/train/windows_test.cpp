@@ -7,6 +7,10 @@
 
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
+#include "deeprc/table/builder.h"
+#include "deeprc/table/temporal.h"
 #include "testing/assertions.h"
 
 namespace deeprc::train {
@@ -114,6 +118,169 @@ TEST(WindowsTest, ShortSeriesArePaddedAndBadSizesRejected) {
   EXPECT_EQ(batch.y, (std::vector<float>{4, 5}));
   EXPECT_FALSE(WindowSet::Make(series, {.input_size = 3, .horizon = 5}).ok());
   EXPECT_FALSE(WindowSet::Make(series, {.input_size = 0, .horizon = 1}).ok());
+}
+
+TEST(WindowsTest, FutureColumnsCoverInputAndHorizon) {
+  std::mt19937_64 random(7);
+  std::normal_distribution<double> normal(0, 1);
+  SeriesSet series = RandomSeries(random, 3, 20, 30);
+  series.future_names = {"a", "b"};
+  series.future.resize(2);
+  for (auto& column : series.future) {
+    for (size_t i = 0; i < series.y.size(); ++i) column.push_back(normal(random));
+  }
+  const int64_t input = 6, h = 4;
+  ASSERT_OK_AND_ASSIGN(WindowSet windows, WindowSet::Make(series, {.input_size = input,
+                                                                   .horizon = h}));
+  Batch batch;
+  windows.Fill(windows.training(), &batch);
+  ASSERT_EQ(batch.future, 2);
+  ASSERT_EQ(batch.x_future.size(), static_cast<size_t>(batch.size * (input + h) * 2));
+  for (int64_t b = 0; b < batch.size; ++b) {
+    const Window& w = windows.training()[b];
+    for (int64_t i = 0; i < input + h; ++i) {
+      for (int64_t e = 0; e < 2; ++e) {
+        const double expected =
+            series.future[e][series.offsets[w.series] + w.end - input + i];
+        EXPECT_FLOAT_EQ(batch.x_future[(b * (input + h) + i) * 2 + e],
+                        static_cast<float>(expected));
+      }
+    }
+  }
+
+  // Forecast windows read the points past each series' end from `ahead`.
+  SeriesSet ahead;
+  ahead.future_names = series.future_names;
+  ahead.future.resize(2);
+  for (int64_t s = 0; s < series.num_series(); ++s) {
+    ahead.ids.push_back(series.ids[s]);
+    for (int64_t i = 0; i < h + 1; ++i) {
+      ahead.y.push_back(0);
+      for (auto& column : ahead.future) column.push_back(normal(random));
+    }
+    ahead.offsets.push_back(static_cast<int64_t>(ahead.y.size()));
+  }
+  ASSERT_OK_AND_ASSIGN(WindowSet forecast,
+                       WindowSet::Make(series, {.input_size = input, .horizon = h,
+                                                .forecast_only = true},
+                                       &ahead));
+  const auto last = forecast.ForecastWindows();
+  forecast.Fill(last, &batch);
+  for (int64_t s = 0; s < series.num_series(); ++s) {
+    for (int64_t i = 0; i < input + h; ++i) {
+      const int64_t t = series.length(s) - input + i;
+      const double expected = t < series.length(s)
+                                  ? series.future[1][series.offsets[s] + t]
+                                  : ahead.future[1][ahead.offsets[s] + t - series.length(s)];
+      EXPECT_FLOAT_EQ(batch.x_future[(s * (input + h) + i) * 2 + 1], static_cast<float>(expected));
+    }
+  }
+
+  // Too few future dates, or a missing column: errors naming them.
+  SeriesSet short_ahead = ahead;
+  short_ahead.offsets = {0, h + 1, 2 * h + 1, 3 * h};
+  auto too_short = WindowSet::Make(series, {.input_size = input, .horizon = h}, &short_ahead);
+  ASSERT_FALSE(too_short.ok());
+  EXPECT_NE(too_short.status().ToString().find("series 's2'"), std::string::npos)
+      << too_short.status().ToString();
+  SeriesSet lacking = ahead;
+  lacking.future_names = {"a"};
+  lacking.future.resize(1);
+  auto missing = WindowSet::Make(series, {.input_size = input, .horizon = h}, &lacking);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().ToString().find("'b'"), std::string::npos)
+      << missing.status().ToString();
+}
+
+// A one-series set whose time column holds `ds` (date32 days).
+SeriesSet DatedSeries(const std::vector<int32_t>& days) {
+  SeriesSet series;
+  series.ids = {"s"};
+  series.y.assign(days.size(), 1.0);
+  series.offsets = {0, static_cast<int64_t>(days.size())};
+  std::vector<std::optional<int32_t>> values(days.begin(), days.end());
+  series.ds = *MakeColumn<int32_t>(DataType::Date32(), values);
+  return series;
+}
+
+int32_t Date(int year, int month, int day) {
+  return *temporal::ParseDate(fmt::format("{:04d}-{:02d}-{:02d}", year, month, day));
+}
+
+// Days of a month, counted independently of the code under test.
+int LastDay(int year, int month) {
+  if (month == 2) return (year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)) ? 29 : 28;
+  return (month == 4 || month == 6 || month == 9 || month == 11) ? 30 : 31;
+}
+
+TEST(ContinueTimeTest, MonthlyDatesStepByCalendarMonths) {
+  std::mt19937_64 random(17);
+  for (int trial = 0; trial < 20; ++trial) {
+    // Month ends or a fixed day of the month, one month or a quarter apart, starting anywhere;
+    // 14 steps cross at least one year end and one February.
+    const int year = 1990 + static_cast<int>(random() % 40);
+    const int month = 1 + static_cast<int>(random() % 12);
+    const int every = trial % 3 == 0 ? 3 : 1;
+    const bool month_end = trial % 2 == 0;
+    const int fixed_day = 1 + static_cast<int>(random() % 28);
+    auto point = [&](int k) {
+      const int index = (year * 12 + month - 1) + k * every;
+      const int y = index / 12, m = index % 12 + 1;
+      return Date(y, m, month_end ? LastDay(y, m) : fixed_day);
+    };
+    const SeriesSet series = DatedSeries({point(0), point(1), point(2)});
+    ASSERT_OK_AND_ASSIGN(SeriesSet future, ContinueTime(series, 14));
+    ASSERT_EQ(future.length(0), 14);
+    for (int k = 0; k < 14; ++k) {
+      EXPECT_EQ(future.ds.Value<int32_t>(k), point(3 + k))
+          << "trial " << trial << " step " << k << ": " << future.ds.FormatValue(k);
+    }
+  }
+  // us_carrier_passenger.csv's shape: month ends, into a leap February and over a year end.
+  ASSERT_OK_AND_ASSIGN(SeriesSet future,
+                       ContinueTime(DatedSeries({Date(2023, 10, 31), Date(2023, 11, 30)}), 4));
+  EXPECT_EQ(future.ds.FormatValue(0), "2023-12-31");
+  EXPECT_EQ(future.ds.FormatValue(1), "2024-01-31");
+  EXPECT_EQ(future.ds.FormatValue(2), "2024-02-29");
+  EXPECT_EQ(future.ds.FormatValue(3), "2024-03-31");
+  // The 1st of each month, and yearly.
+  ASSERT_OK_AND_ASSIGN(future, ContinueTime(DatedSeries({Date(2022, 12, 1), Date(2023, 1, 1)}), 2));
+  EXPECT_EQ(future.ds.FormatValue(1), "2023-03-01");
+  ASSERT_OK_AND_ASSIGN(future,
+                       ContinueTime(DatedSeries({Date(2021, 12, 31), Date(2022, 12, 31)}), 2));
+  EXPECT_EQ(future.ds.FormatValue(1), "2024-12-31");
+}
+
+TEST(ContinueTimeTest, FixedStepsStayFixed) {
+  std::mt19937_64 random(19);
+  for (int trial = 0; trial < 20; ++trial) {
+    // Days (including 7 and 30: weeks and 30-day steps are not months) and plain integers.
+    const int32_t start = Date(2000, 1, 1) + static_cast<int32_t>(random() % 9000);
+    const int32_t step = std::vector<int32_t>{1, 7, 30, 2}[trial % 4];
+    ASSERT_OK_AND_ASSIGN(SeriesSet future,
+                         ContinueTime(DatedSeries({start, start + step, start + 2 * step}), 5));
+    const bool same_day = [&] {
+      int64_t y1, y2;
+      unsigned m1, m2, d1, d2;
+      temporal::CivilFromDays(start + step, &y1, &m1, &d1);
+      temporal::CivilFromDays(start + 2 * step, &y2, &m2, &d2);
+      return d1 == d2;
+    }();
+    if (same_day) continue;  // a 30-day step that happens to land on the same day: a month
+    for (int k = 0; k < 5; ++k) EXPECT_EQ(future.ds.Value<int32_t>(k), start + (3 + k) * step);
+  }
+  // Hourly timestamps step by the hour, integers by their interval.
+  SeriesSet hourly = DatedSeries({0, 0});
+  const int64_t hour = 3600LL * 1000000;
+  hourly.ds = *MakeColumn<int64_t>(DataType::Timestamp(TimeUnit::kMicro),
+                                   {std::optional<int64_t>(5 * hour), 6 * hour});
+  ASSERT_OK_AND_ASSIGN(SeriesSet future, ContinueTime(hourly, 30));
+  EXPECT_EQ(future.ds.Value<int64_t>(29), 36 * hour);
+  SeriesSet counted = DatedSeries({0, 0});
+  counted.ds = *MakeColumn<int64_t>(DataType::Int64(), {std::optional<int64_t>(10), 13});
+  ASSERT_OK_AND_ASSIGN(future, ContinueTime(counted, 3));
+  EXPECT_EQ(future.ds.Value<int64_t>(2), 22);
+  EXPECT_FALSE(ContinueTime(DatedSeries({Date(2000, 1, 1)}), 3).ok());
 }
 
 TEST(WindowsTest, ShufflerIsSeededAndVisitsEverySample) {

@@ -64,37 +64,61 @@ SeriesSet OneSeries(int length, uint64_t seed) {
 
 class ModelTest : public ::testing::TestWithParam<std::string> {};
 
+// The kinds of exogenous columns each model takes (NeuralForecast's EXOGENOUS_HIST / _FUTR).
+bool TakesHistorical(const std::string& model) {
+  return model == "MLP" || model == "NHITS" || model == "LSTM" || model == "GRU" ||
+         model == "RNN" || model == "TCN";
+}
+bool TakesFuture(const std::string& model) { return model != "NBEATS" && model != "PatchTST"; }
+
 TEST_P(ModelTest, OutputShape) {
   std::mt19937_64 random(11);
   const bool deepar = GetParam() == "DeepAR";
-  const bool no_exogenous = deepar || GetParam() == "Autoformer" || GetParam() == "FEDformer" ||
-                            GetParam() == "TimesNet";
   for (int64_t outputs : {1, 2}) {
     for (int64_t exogenous : {0, 2}) {
-      if (deepar && outputs == 1) continue;  // Normal only
-      if (no_exogenous && exogenous > 0) continue;
-      const internal::ModelShape shape{.input_size = 13 + static_cast<int64_t>(random() % 10),
-                                       .horizon = 1 + static_cast<int64_t>(random() % 7),
-                                       .exogenous = exogenous,
-                                       .outputs = outputs};
-      internal::Settings settings(SmallSettings(GetParam()));
-      ASSERT_OK_AND_ASSIGN(auto model, internal::MakeModel(GetParam(), shape, &settings));
-      ASSERT_OK(settings.Check(GetParam()));
-      const int64_t batch = 5;
-      internal::ModelInput input{torch::randn({batch, shape.input_size}),
-                                 torch::ones({batch, shape.input_size}),
-                                 torch::randn({batch, shape.input_size, exogenous})};
-      if (deepar) input.y = torch::randn({batch, shape.horizon});  // teacher forcing
-      torch::Tensor output = model->Forward(input);
-      EXPECT_EQ(output.sizes().vec(),
-                (std::vector<int64_t>{batch, shape.horizon, shape.outputs}))
-          << GetParam() << " L=" << shape.input_size << " h=" << shape.horizon;
-      EXPECT_TRUE(torch::isfinite(output).all().item<bool>());
-      if (deepar) {  // sampled paths at inference
-        input.y = torch::Tensor();
-        torch::NoGradGuard no_grad;
-        EXPECT_EQ(model->Forward(input).sizes().vec(),
-                  (std::vector<int64_t>{batch, shape.horizon, 2}));
+      for (int64_t future : {0, 3}) {
+        if (deepar && outputs == 1) continue;  // Normal only
+        const internal::ModelShape shape{.input_size = 13 + static_cast<int64_t>(random() % 10),
+                                         .horizon = 1 + static_cast<int64_t>(random() % 7),
+                                         .exogenous = exogenous,
+                                         .outputs = outputs,
+                                         .future = future};
+        internal::Settings settings(SmallSettings(GetParam()));
+        auto made = internal::MakeModel(GetParam(), shape, &settings);
+        if ((exogenous > 0 && !TakesHistorical(GetParam())) ||
+            (future > 0 && !TakesFuture(GetParam()))) {
+          // Refused as NeuralForecast refuses it, naming the model and what it takes.
+          ASSERT_FALSE(made.ok()) << GetParam() << " took " << exogenous << " historical and "
+                                  << future << " future columns";
+          const std::string message = made.status().ToString();
+          EXPECT_NE(message.find(GetParam()), std::string::npos) << message;
+          EXPECT_NE(message.find(exogenous > 0 && !TakesHistorical(GetParam()) ? "historical"
+                                                                                : "future"),
+                    std::string::npos)
+              << message;
+          EXPECT_NE(message.find("it takes"), std::string::npos) << message;
+          continue;
+        }
+        ASSERT_OK_AND_ASSIGN(auto model, std::move(made));
+        ASSERT_OK(settings.Check(GetParam()));
+        const int64_t batch = 5;
+        internal::ModelInput input{torch::randn({batch, shape.input_size}),
+                                   torch::ones({batch, shape.input_size}),
+                                   torch::randn({batch, shape.input_size, exogenous}),
+                                   torch::randn({batch, shape.input_size + shape.horizon, future})};
+        if (deepar) input.y = torch::randn({batch, shape.horizon});  // teacher forcing
+        torch::Tensor output = model->Forward(input);
+        EXPECT_EQ(output.sizes().vec(),
+                  (std::vector<int64_t>{batch, shape.horizon, shape.outputs}))
+            << GetParam() << " L=" << shape.input_size << " h=" << shape.horizon
+            << " future=" << future;
+        EXPECT_TRUE(torch::isfinite(output).all().item<bool>());
+        if (deepar) {  // sampled paths at inference
+          input.y = torch::Tensor();
+          torch::NoGradGuard no_grad;
+          EXPECT_EQ(model->Forward(input).sizes().vec(),
+                    (std::vector<int64_t>{batch, shape.horizon, 2}));
+        }
       }
     }
   }
@@ -353,6 +377,111 @@ TEST(TrainerTest, HydroModelStaysOnTheInputsDevice) {
   EXPECT_TRUE(output.is_meta());
   EXPECT_EQ(output.sizes().vec(), (std::vector<int64_t>{4, 1}));
 }
+
+// Series whose target is a known function of a random future column x (white noise: the past
+// of y says nothing about the next x): y_t = 10 + 3 x_t + small noise.
+SeriesSet SeriesDrivenByFuture(int count, int length, uint64_t seed) {
+  std::mt19937_64 random(seed);
+  std::normal_distribution<double> normal(0, 1);
+  SeriesSet series;
+  series.future_names = {"x"};
+  series.future.resize(1);
+  std::vector<std::optional<int64_t>> ds;
+  for (int s = 0; s < count; ++s) {
+    series.ids.push_back("s" + std::to_string(s));
+    for (int t = 0; t < length; ++t) {
+      const double x = normal(random);
+      series.future[0].push_back(x);
+      series.y.push_back(10 + 3 * x + 0.05 * normal(random));
+      ds.emplace_back(t + 1);
+    }
+    series.offsets.push_back(static_cast<int64_t>(series.y.size()));
+  }
+  series.ds = *MakeColumn<int64_t>(DataType::Int64(), ds);
+  return series;
+}
+
+// The same series without the column.
+SeriesSet WithoutFuture(SeriesSet series) {
+  series.future_names.clear();
+  series.future.clear();
+  return series;
+}
+
+class FutureExogenousTest : public ::testing::TestWithParam<std::string> {};
+
+// A model given the future column fits the target far better than the same model without it,
+// in training and in its forecast of held-out points (whose x comes from the held-out part).
+TEST_P(FutureExogenousTest, ForecastsFollowTheFutureColumn) {
+  // Six series: enough windows that a model without x cannot memorize the training targets.
+  const SeriesSet all = SeriesDrivenByFuture(6, 90, 23);
+  ASSERT_OK_AND_ASSIGN(auto split, SplitLast(all, 6));
+  const SeriesSet& train = split.first;
+  const SeriesSet& test = split.second;
+  const bool deepar = GetParam() == "DeepAR";
+  TrainOptions options;
+  options.model = GetParam();
+  options.horizon = 6;
+  options.input_size = 24;
+  // Short runs: the attention models are slow per step; the MLP-based ones are cheap.
+  const bool cheap = GetParam() == "MLP" || GetParam() == "NHITS" || GetParam() == "TCN";
+  options.max_steps = cheap ? 100 : deepar ? 150 : 80;
+  options.settings = SmallSettings(GetParam());
+  options.settings["batch_size"] = "32";
+  options.settings["num_lr_decays"] = "-1";
+  options.settings["learning_rate"] = deepar ? "0.005" : "0.003";
+  options.settings["scaler"] = "standard";
+  struct Outcome {
+    double loss = 0, mae = 0;
+  };
+  auto run = [&](bool with_column) -> Outcome {
+    const SeriesSet fit = with_column ? train : WithoutFuture(train);
+    auto made = Forecaster::Make(options, {}, with_column ? std::vector<std::string>{"x"}
+                                                           : std::vector<std::string>{});
+    EXPECT_TRUE(made.ok()) << made.status().ToString();
+    if (!made.ok()) return {};
+    auto forecaster = std::move(made).ValueOrDie();
+    auto report = forecaster->Fit(fit);
+    EXPECT_TRUE(report.ok()) << report.status().ToString();
+    if (!report.ok()) return {};
+    const auto& losses = report->losses;
+    Outcome outcome;
+    outcome.loss =
+        std::accumulate(losses.end() - 20, losses.end(), 0.0) / 20.0;
+    auto forecast = forecaster->Predict(fit, with_column ? &test : nullptr);
+    EXPECT_TRUE(forecast.ok()) << forecast.status().ToString();
+    if (!forecast.ok()) return outcome;
+    EXPECT_EQ(forecast->mean.size(), static_cast<size_t>(6 * 6));
+    for (int64_t s = 0; s < 6; ++s) {
+      for (int64_t i = 0; i < 6; ++i) {
+        outcome.mae += std::abs(forecast->mean[s * 6 + i] - test.values(s)[i]) / 36.0;
+      }
+    }
+    return outcome;
+  };
+  const Outcome with = run(true), without = run(false);
+  if (deepar) {
+    // Negative log-likelihoods: knowing x shrinks the Normal's scale (by e^1.5 at least).
+    EXPECT_LT(with.loss + 1.5, without.loss)
+        << GetParam() << ": loss with x " << with.loss << ", without " << without.loss;
+  } else {
+    EXPECT_LT(with.loss * 2, without.loss)
+        << GetParam() << ": loss with x " << with.loss << ", without " << without.loss;
+  }
+  EXPECT_LT(with.mae * 2.5, without.mae)
+      << GetParam() << ": held-out MAE with x " << with.mae << ", without " << without.mae;
+
+  // Without the future values a forecast is refused, naming the column.
+  ASSERT_OK_AND_ASSIGN(auto forecaster, Forecaster::Make(options, {}, {"x"}));
+  auto refused = forecaster->Predict(train);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().ToString().find("x"), std::string::npos);
+}
+
+INSTANTIATE_TEST_SUITE_P(Future, FutureExogenousTest,
+                         ::testing::Values("Autoformer", "FEDformer", "TimesNet", "DeepAR", "LSTM",
+                                           "TCN", "NHITS", "MLP", "VanillaTransformer"),
+                         [](const auto& info) { return info.param; });
 
 INSTANTIATE_TEST_SUITE_P(Zoo, ModelTest,
                          ::testing::Values("MLP", "NBEATS", "NHITS", "LSTM", "GRU", "RNN", "TCN",

@@ -160,6 +160,78 @@ TEST(TrainCommandTest, DeviceSetting) {
   EXPECT_EQ(LastJsonLine(plain.out)["final_loss"], LastJsonLine(on_cpu.out)["final_loss"]);
 }
 
+// Series whose y follows a random future column x; a held-out test file gives x over the
+// horizon. With --futr-exog x the forecast follows x; NBEATS refuses the column; a test file
+// without it is an error naming it.
+TEST(TrainCommandTest, FutureExogenousColumns) {
+  const auto directory = FreshTestDirectory("train_command_future");
+  std::mt19937_64 random(std::random_device{}());
+  std::normal_distribution<double> normal(0, 1);
+  std::ostringstream train, test, bare, gap;
+  train << "unique_id,ds,y,x,w\n";
+  test << "unique_id,ds,y,x\n";
+  bare << "unique_id,ds,y\n";
+  gap << "unique_id,ds,y,x\n";
+  for (int s = 0; s < 3; ++s) {
+    for (int t = 1; t <= 100; ++t) {
+      const double x = normal(random);
+      const std::string row = "s" + std::to_string(s) + "," + std::to_string(t) + "," +
+                              std::to_string(30 + 5 * x);
+      if (t <= 94) {
+        train << row << "," << x << "," << normal(random) << "\n";
+      } else {
+        test << row << "," << x << "\n";
+        bare << row << "\n";
+        if (s != 2 || t < 99) gap << row << "," << x << "\n";  // s2 lacks ds 99 and 100
+      }
+    }
+  }
+  WriteText(directory / "train.csv", train.str());
+  WriteText(directory / "test.csv", test.str());
+  WriteText(directory / "bare.csv", bare.str());
+  WriteText(directory / "gap.csv", gap.str());
+  const std::vector<std::string> base = {
+      "train", "--data", "train.csv", "--test", "test.csv", "--h", "6", "--input-size", "12",
+      "--max-steps", "300", "--set", "hidden_size=32", "--set", "batch_size=32", "--set",
+      "learning_rate=0.003", "--set", "scaler=standard", "--model", "MLP"};
+  auto with = base;
+  with.insert(with.end(), {"--futr-exog", "x", "--hist-exog", "w"});
+  ProgramRun run = RunProgram(DeeprcProgram(), with, directory);
+  ASSERT_EQ(run.exit_status, 0) << run.err;
+  const nlohmann::json followed = LastJsonLine(run.out);
+  run = RunProgram(DeeprcProgram(), base, directory);
+  ASSERT_EQ(run.exit_status, 0) << run.err;
+  const nlohmann::json blind = LastJsonLine(run.out);
+  ASSERT_TRUE(followed.is_object() && blind.is_object()) << run.out;
+  // 2.4 to 4.8 times lower in 8 trials; a forecast that does not read x from the test file
+  // would be no better than the blind one.
+  EXPECT_LT(followed["mae"].get<double>() * 1.5, blind["mae"].get<double>())
+      << "with x: " << followed["mae"] << ", without: " << blind["mae"];
+
+  auto nbeats = base;
+  nbeats.back() = "NBEATS";
+  nbeats.insert(nbeats.end(), {"--futr-exog", "x"});
+  run = RunProgram(DeeprcProgram(), nbeats, directory);
+  EXPECT_EQ(run.exit_status, 2);
+  EXPECT_NE(run.err.find("NBEATS does not take future exogenous columns"), std::string::npos)
+      << run.err;
+
+  auto missing = with;
+  missing[4] = "bare.csv";
+  run = RunProgram(DeeprcProgram(), missing, directory);
+  EXPECT_EQ(run.exit_status, 2);
+  EXPECT_NE(run.err.find("'x'"), std::string::npos) << run.err;
+  missing[4] = "gap.csv";
+  run = RunProgram(DeeprcProgram(), missing, directory);
+  EXPECT_EQ(run.exit_status, 2);
+  EXPECT_NE(run.err.find("series 's2'"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("missing: 99, 100"), std::string::npos) << run.err;
+  missing[4] = "train.csv";  // dates that are not after the data's
+  run = RunProgram(DeeprcProgram(), missing, directory);
+  EXPECT_EQ(run.exit_status, 2);
+  EXPECT_NE(run.err.find("not after the data's last"), std::string::npos) << run.err;
+}
+
 // `deeprc train --model hydro` on the shipped CAMELS basins: one JSON line per basin and one
 // with the mean, the predictions as a table, clear errors.
 

@@ -91,15 +91,25 @@ using CancelCheck = std::function<bool()>;
 
 class Forecaster {
  public:
-  // Builds the model (weights seeded by options.seed). `exogenous` names columns of the series
-  // the models read beside y. Errors: unknown model or setting, bad sizes.
+  // Builds the model (weights seeded by options.seed). `exogenous` names the historical
+  // exogenous columns of the series the model reads beside y (over its input window), `future`
+  // the future ones (over input and horizon: a forecast needs their values after each series'
+  // end). The models take them as NeuralForecast's do:
+  //   historical and future  MLP, NHITS, LSTM, GRU, RNN, TCN
+  //   future only            DeepAR, VanillaTransformer, Autoformer, FEDformer, TimesNet
+  //   none                   NBEATS, PatchTST
+  // Errors: unknown model or setting, bad sizes, a kind of exogenous column the model does not
+  // take (naming the model and the kinds it takes).
   static Result<std::unique_ptr<Forecaster>> Make(const TrainOptions& options,
-                                                  std::vector<std::string> exogenous = {});
+                                                  std::vector<std::string> exogenous = {},
+                                                  std::vector<std::string> future = {});
   ~Forecaster();
 
   const TrainOptions& options() const;
-  // The exogenous columns the model reads beside y.
+  // The historical exogenous columns the model reads beside y.
   const std::vector<std::string>& exogenous() const;
+  // The future exogenous columns the model reads.
+  const std::vector<std::string>& future_exogenous() const;
 
   // Trains on windows of `series`. With a communicator of W ranks, every rank passes the same
   // series; each step's global batch is split in W slices, gradients are summed with the
@@ -107,8 +117,10 @@ class Forecaster {
   Result<TrainReport> Fit(const SeriesSet& series, comm::Communicator* communicator = nullptr,
                           const CancelCheck& canceled = {});
 
-  // Forecasts the h points after each series' end.
-  Result<Forecast> Predict(const SeriesSet& series);
+  // Forecasts the h points after each series' end. A model with future exogenous columns needs
+  // `ahead`: series s of it (same order as `series`) holds those columns over at least the h
+  // points after series s's end (e.g. the test set, or a table of future dates).
+  Result<Forecast> Predict(const SeriesSet& series, const SeriesSet* ahead = nullptr);
 
   // Checkpoints: the weights, the model's name and its options (written to a temporary file,
   // then renamed). Load fills this forecaster's weights (same model and sizes).

@@ -37,6 +37,9 @@ struct WindowOptions {
   int64_t step = 1;
   int64_t validation_size = 0;
   ScalerType scaler = ScalerType::kIdentity;
+  // Only forecast windows will be filled: no training or validation windows are made, and a
+  // series needs just one point.
+  bool forecast_only = false;
 };
 
 // A window of series `series` whose input ends (exclusive) at point `end`.
@@ -48,15 +51,22 @@ struct Window {
 // A batch in row-major float arrays: x [size, input_size] (and x_exogenous [size, input_size,
 // exogenous], unscaled), x_mask [size, input_size], y and y_mask [size, horizon] (y_mask 0 where
 // the target lies past the series end, only for forecast windows), loc and scale [size].
+// x_future [size, input_size + horizon, future] holds the future exogenous columns (unscaled)
+// over the input and the horizon: from the series itself, and past its end (forecast windows)
+// from the `ahead` series given to Make.
 struct Batch {
-  int64_t size = 0, input_size = 0, horizon = 0, exogenous = 0;
-  std::vector<float> x, x_mask, x_exogenous, y, y_mask, loc, scale;
+  int64_t size = 0, input_size = 0, horizon = 0, exogenous = 0, future = 0;
+  std::vector<float> x, x_mask, x_exogenous, x_future, y, y_mask, loc, scale;
 };
 
 class WindowSet {
  public:
-  // Errors: non-positive sizes, or a series with no point for training.
-  static Result<WindowSet> Make(const SeriesSet& series, const WindowOptions& options);
+  // Errors: non-positive sizes, or a series with no point for training. `ahead` (optional, kept
+  // by pointer as `series` is): series s of it holds the future exogenous values of the points
+  // after series s's end, which forecast windows read; it needs the same future columns and at
+  // least `horizon` points per series (errors name the column or the series).
+  static Result<WindowSet> Make(const SeriesSet& series, const WindowOptions& options,
+                                const SeriesSet* ahead = nullptr);
 
   const WindowOptions& options() const { return options_; }
   const std::vector<Window>& training() const { return training_; }
@@ -69,6 +79,7 @@ class WindowSet {
 
  private:
   const SeriesSet* series_ = nullptr;
+  const SeriesSet* ahead_ = nullptr;
   WindowOptions options_;
   std::vector<Window> training_, validation_;
 };

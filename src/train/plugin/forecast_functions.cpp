@@ -6,7 +6,8 @@
 // Every rank reads every series: training splits the windows, not the series.
 //
 //   forecast.train     {data, model, h, input_size, max_steps, checkpoint, [seed], [settings:
-//                      {key: value}], [exogenous: [col...]], [holdout: false], [device]}
+//                      {key: value}], [hist_exog: [col...]] (or exogenous), [futr_exog:
+//                      [col...]], [holdout: false], [device]}
 //                      data-parallel over the task's ranks (each step's global batch split over
 //                      them, gradients summed); rank 0 writes the checkpoint (weights and the
 //                      model's options). holdout: train without the last h points of each
@@ -15,14 +16,17 @@
 //                          cpu_seconds (rank 0's), final_loss, checkpoint}
 //   forecast.predict   {checkpoint, data, output, [future], [device]}
 //                      the h points after each series' end. `future` gives their ds values
-//                      (its first h rows per series); without it ds goes on by the series' last
-//                      interval; `future` is a table like `test` (unique_id, ds, y; y is not
-//                      read). output: a file (rank 0 forecasts every series), or a session
-//                      table name (rank r forecasts its contiguous share of the series and
-//                      writes part-r). -> {rows, partitions, output}
+//                      and the future exogenous columns (its first h rows per series; needed
+//                      when the model reads future columns); without it ds goes on by the
+//                      series' step (calendar months for monthly dates: see ContinueTime);
+//                      `future` is a table like `test` (unique_id, ds, the future columns; y
+//                      may be absent and is not read). output: a file (rank 0 forecasts every
+//                      series), or a session table name (rank r forecasts its contiguous share
+//                      of the series and writes part-r). -> {rows, partitions, output}
 //   forecast.evaluate  {checkpoint, data, [test], [season: 1], [device]}
 //                      forecasts from `data` and scores them against `test` (or, without it, the
-//                      last h points of each series of `data`, held out). Rank 0 scores.
+//                      last h points of each series of `data`, held out; either gives the
+//                      future exogenous columns' values). Rank 0 scores.
 //                      -> {model, series, h, mae, rmse, mape, smape, mase}
 // `settings` hold the model's and the trainer's settings of deeprc/train/forecaster.h; threads
 // defaults to the machine's cores over the task's ranks. `device`: cpu (default), cuda (the
@@ -36,6 +40,7 @@
 #include <thread>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "deeprc/compute/selection.h"
 #include "deeprc/table/builder.h"
@@ -149,16 +154,30 @@ Result<std::map<std::string, std::string>> SettingsArg(const json& args) {
   return settings;
 }
 
-Result<std::vector<std::string>> ExogenousArg(const json& args) {
-  auto found = args.find("exogenous");
+// A list of column names under `key` (or its older name `alias`); none when absent.
+Result<std::vector<std::string>> ColumnsArg(const json& args, const char* key,
+                                            const char* alias = nullptr) {
+  auto found = args.find(key);
+  if (found == args.end() && alias != nullptr) {
+    found = args.find(alias);
+    key = alias;
+  }
   if (found == args.end()) return std::vector<std::string>{};
-  if (!found->is_array()) return Status::Invalid("args.exogenous: expected a list of columns");
+  if (!found->is_array()) return Status::Invalid("args.{}: expected a list of columns", key);
   std::vector<std::string> names;
   for (const auto& entry : *found) {
-    if (!entry.is_string()) return Status::Invalid("args.exogenous: expected column names");
+    if (!entry.is_string()) return Status::Invalid("args.{}: expected column names", key);
     names.push_back(entry.get<std::string>());
   }
   return names;
+}
+
+// The options that read the series a forecaster was trained on.
+SeriesOptions SeriesOptionsOf(const Forecaster& forecaster) {
+  SeriesOptions options;
+  options.exogenous_columns = forecaster.exogenous();
+  options.future_columns = forecaster.future_exogenous();
+  return options;
 }
 
 Result<std::unique_ptr<Forecaster>> RestoreArg(const TaskContext& context, const json& args) {
@@ -173,46 +192,6 @@ Result<std::unique_ptr<Forecaster>> RestoreArg(const TaskContext& context, const
 }
 
 json Finite(double value) { return std::isfinite(value) ? json(value) : json(nullptr); }
-
-// The ds values after each series' end: the series' last interval repeated. For integer, float,
-// date and timestamp columns (calendar months need `future`).
-Result<SeriesSet> ExtendTime(const SeriesSet& series, int64_t horizon) {
-  SeriesSet future;
-  future.ids = series.ids;
-  std::vector<int64_t> take;
-  for (int64_t s = 0; s < series.num_series(); ++s) {
-    if (series.length(s) < 2) {
-      return Status::Invalid(
-          "series '{}' has {} point(s): ds cannot be extended by its last "
-          "interval; give `future`",
-          series.ids[s], series.length(s));
-    }
-    future.offsets.push_back(future.offsets.back() + horizon);
-  }
-  future.y.assign(static_cast<size_t>(future.offsets.back()), 0.0);  // unknown: not read
-  const Column& ds = series.ds;
-  return VisitType(ds.type_id(), [&](auto tag) -> Result<SeriesSet> {
-    using Tag = decltype(tag);
-    if constexpr (requires { typename Tag::CType; }) {
-      using T = typename Tag::CType;
-      std::vector<std::optional<T>> values;
-      for (int64_t s = 0; s < series.num_series(); ++s) {
-        const int64_t last = series.offsets[s + 1] - 1;
-        if (ds.IsNull(last) || ds.IsNull(last - 1)) {
-          return Status::Invalid("series '{}': null ds at its end", series.ids[s]);
-        }
-        const T end = ds.Value<T>(last);
-        const T step = static_cast<T>(end - ds.Value<T>(last - 1));
-        for (int64_t i = 1; i <= horizon; ++i) values.emplace_back(static_cast<T>(end + step * i));
-      }
-      DEEPRC_ASSIGN_OR_RAISE(future.ds, MakeColumn<T>(ds.type(), values));
-      return std::move(future);
-    } else {
-      return Status::TypeError("ds of type {} cannot be extended: give `future`",
-                               ds.type().ToString());
-    }
-  });
-}
 
 Result<json> Train(TaskContext& context) {
   const json& args = context.args();
@@ -231,7 +210,9 @@ Result<json> Train(TaskContext& context) {
   }();
   DEEPRC_RETURN_NOT_OK(parsed);
   if (options.settings.count("threads") == 0) options.settings["threads"] = ThreadsPerRank(context);
-  DEEPRC_ASSIGN_OR_RAISE(std::vector<std::string> exogenous, ExogenousArg(args));
+  DEEPRC_ASSIGN_OR_RAISE(std::vector<std::string> exogenous,
+                         ColumnsArg(args, "hist_exog", "exogenous"));
+  DEEPRC_ASSIGN_OR_RAISE(std::vector<std::string> future, ColumnsArg(args, "futr_exog"));
   const std::string checkpoint = InSession(context, args.at("checkpoint").get<std::string>());
 
   // Everything that can fail on one rank alone happens before the ranks agree; training's
@@ -241,12 +222,13 @@ Result<json> Train(TaskContext& context) {
   Status ready = [&]() -> Status {
     SeriesOptions series_options;
     series_options.exogenous_columns = exogenous;
+    series_options.future_columns = future;
     DEEPRC_ASSIGN_OR_RAISE(series, ReadSeries(context, args, "data", series_options));
     if (args.value("holdout", false)) {
       DEEPRC_ASSIGN_OR_RAISE(auto split, SplitLast(series, options.horizon));
       series = std::move(split.first);
     }
-    DEEPRC_ASSIGN_OR_RAISE(forecaster, Forecaster::Make(options, exogenous));
+    DEEPRC_ASSIGN_OR_RAISE(forecaster, Forecaster::Make(options, exogenous, future));
     return Status::OK();
   }();
   DEEPRC_RETURN_NOT_OK(Agree(context.comm(), ready));
@@ -278,17 +260,23 @@ Result<json> Train(TaskContext& context) {
 Result<Table> ForecastRows(const TaskContext& context, const json& args, bool share) {
   DEEPRC_ASSIGN_OR_RAISE(auto forecaster, RestoreArg(context, args));
   const TrainOptions& options = forecaster->options();
-  SeriesOptions series_options;
-  series_options.exogenous_columns = forecaster->exogenous();
+  const SeriesOptions series_options = SeriesOptionsOf(*forecaster);
   DEEPRC_ASSIGN_OR_RAISE(SeriesSet all, ReadSeries(context, args, "data", series_options));
   SeriesSet future_all;
   if (args.contains("future")) {
     DEEPRC_ASSIGN_OR_RAISE(Table table, ReadInput(context, args, "future"));
+    SeriesOptions future_options = series_options;
+    future_options.target_optional = true;  // y is not read
     DEEPRC_ASSIGN_OR_RAISE(
-        auto split, TrainAndTest(all, &table, options.horizon, SeriesOptions{}, "args.future"));
+        auto split, TrainAndTest(all, &table, options.horizon, future_options, "args.future"));
     future_all = std::move(split.second);
+  } else if (!forecaster->future_exogenous().empty()) {
+    return Status::Invalid("args.future: {} reads the future exogenous columns {}: give `future`, "
+                           "a table with their values over the {} dates after each series' end",
+                           options.model, fmt::join(forecaster->future_exogenous(), ", "),
+                           options.horizon);
   } else {
-    DEEPRC_ASSIGN_OR_RAISE(future_all, ExtendTime(all, options.horizon));
+    DEEPRC_ASSIGN_OR_RAISE(future_all, ContinueTime(all, options.horizon));
   }
   const int64_t count = all.num_series();
   const int64_t begin = share ? count * context.rank() / context.size() : 0;
@@ -300,7 +288,7 @@ Result<Table> ForecastRows(const TaskContext& context, const json& args, bool sh
   Forecast forecast;
   forecast.horizon = options.horizon;
   if (series.num_series() > 0) {
-    DEEPRC_ASSIGN_OR_RAISE(forecast, forecaster->Predict(series));
+    DEEPRC_ASSIGN_OR_RAISE(forecast, forecaster->Predict(series, &future));
   }
   return ForecastTable(future, options.model, forecast);
 }
@@ -343,8 +331,7 @@ Result<json> Evaluate(TaskContext& context) {
   DEEPRC_ASSIGN_OR_RAISE(auto forecaster, RestoreArg(context, args));
   const TrainOptions& options = forecaster->options();
   DEEPRC_ASSIGN_OR_RAISE(int64_t season, IntArg(args, "season", 1, 1));
-  SeriesOptions series_options;
-  series_options.exogenous_columns = forecaster->exogenous();
+  const SeriesOptions series_options = SeriesOptionsOf(*forecaster);
   DEEPRC_ASSIGN_OR_RAISE(SeriesSet data, ReadSeries(context, args, "data", series_options));
   Table test_table;
   const bool has_test = args.contains("test");
@@ -354,7 +341,7 @@ Result<json> Evaluate(TaskContext& context) {
   DEEPRC_ASSIGN_OR_RAISE(
       auto split, TrainAndTest(std::move(data), has_test ? &test_table : nullptr, options.horizon,
                                series_options, has_test ? "args.test" : "args.data"));
-  DEEPRC_ASSIGN_OR_RAISE(Forecast forecast, forecaster->Predict(split.first));
+  DEEPRC_ASSIGN_OR_RAISE(Forecast forecast, forecaster->Predict(split.first, &split.second));
   DEEPRC_ASSIGN_OR_RAISE(ForecastScores scores, ScoreForecast(split.first, split.second, forecast,
                                                               static_cast<int>(season)));
   return json{{"model", options.model},        {"series", scores.series},

@@ -22,7 +22,8 @@ Status WriteTable(const Table& table, const std::string& path);
 
 // The series to train on and the held-out series (same order, at least h points each): with
 // `test` null, the last h points of every series of `data` are held out; otherwise `test`'s
-// series, matched to `data`'s by id. `where` names the inputs in errors.
+// series, matched to `data`'s by id, read with the future exogenous columns of `options` (not
+// its historical ones). `where` names the inputs in errors.
 Result<std::pair<SeriesSet, SeriesSet>> TrainAndTest(SeriesSet data, const Table* test,
                                                      int64_t horizon, const SeriesOptions& options,
                                                      const std::string& where);

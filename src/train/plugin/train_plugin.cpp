@@ -46,7 +46,7 @@ struct CommandOptions {
   uint64_t seed = 1;
   int ranks = 0;
   std::string comm = "mpi";
-  std::vector<std::string> settings, exogenous;
+  std::vector<std::string> settings, exogenous, future;
 };
 
 Status RunTraining(const CommandOptions& options, comm::Communicator* communicator) {
@@ -60,6 +60,7 @@ Status RunTraining(const CommandOptions& options, comm::Communicator* communicat
   DEEPRC_ASSIGN_OR_RAISE(train_options.settings, ParseSettings(options.settings));
   SeriesOptions series_options;
   series_options.exogenous_columns = options.exogenous;
+  series_options.future_columns = options.future;
   DEEPRC_ASSIGN_OR_RAISE(Table data, ReadTable(options.data));
   DEEPRC_ASSIGN_OR_RAISE(SeriesSet all, SeriesFromTable(data, series_options));
   Table test_table;
@@ -79,9 +80,11 @@ Status RunTraining(const CommandOptions& options, comm::Communicator* communicat
     train_options.settings["threads"] =
         std::to_string(std::max(1u, cores / static_cast<unsigned>(communicator->size())));
   }
-  DEEPRC_ASSIGN_OR_RAISE(auto forecaster, Forecaster::Make(train_options, options.exogenous));
+  DEEPRC_ASSIGN_OR_RAISE(auto forecaster,
+                         Forecaster::Make(train_options, options.exogenous, options.future));
   DEEPRC_ASSIGN_OR_RAISE(TrainReport report, forecaster->Fit(train, communicator));
-  DEEPRC_ASSIGN_OR_RAISE(Forecast forecast, forecaster->Predict(train));
+  // The held-out part gives the future exogenous columns over the horizon.
+  DEEPRC_ASSIGN_OR_RAISE(Forecast forecast, forecaster->Predict(train, &test));
   if (!leader) return Status::OK();
 
   DEEPRC_ASSIGN_OR_RAISE(const ForecastScores result,
@@ -114,7 +117,8 @@ int RunCommand(int argc, char** argv) {
   CLI::App app{"Trains a forecasting model on a long-format table (unique_id, ds, y) and scores "
                "its forecast of the held-out points; prints one JSON line.\n  deeprc train "
                "--model NAME --data FILE [--test FILE] --h H --input-size L --max-steps S "
-               "[--season M] [--ranks N] [--set key=value ...]",
+               "[--season M] [--ranks N] [--set key=value ...] [--hist-exog a,b] "
+               "[--futr-exog c,d]",
                "deeprc train"};
   CommandOptions options;
   app.add_option("--model", options.model,
@@ -138,7 +142,13 @@ int RunCommand(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--set", options.settings,
                  "Model or trainer setting key=value (see deeprc/train/forecaster.h)");
-  app.add_option("--exogenous", options.exogenous, "Exogenous columns read beside y");
+  app.add_option("--hist-exog,--exogenous", options.exogenous,
+                 "Historical exogenous columns (known up to each window's end), comma-separated")
+      ->delimiter(',');
+  app.add_option("--futr-exog", options.future,
+                 "Future exogenous columns (known over the horizon too: the test data gives "
+                 "their values there), comma-separated")
+      ->delimiter(',');
   app.add_option("--output", options.output, "Write the forecasts here (CSV, or .drt)");
   app.add_option("--checkpoint", options.checkpoint, "Save the trained weights here");
   app.add_option("--ranks", options.ranks, "Data-parallel ranks (started by `deeprc train`)");

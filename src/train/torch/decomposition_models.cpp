@@ -272,6 +272,9 @@ class DecompositionDecoderLayer : public nn::Module {
 // Autoformer and FEDformer share this skeleton: the encoder reads the window's embedding; the
 // decoder starts from the seasonal part of the window's last label_len values followed by zeros
 // and the trend part followed by the window mean; trends from every decoder layer accumulate.
+// Future exogenous columns enter as NeuralForecast's DataEmbedding has them: a time-feature
+// embedding (a linear map without bias) added to the value embedding of the encoder's input
+// steps and of the decoder's label + horizon steps.
 class DecompositionModel : public ForecastModule {
  public:
   DecompositionModel(ModelShape shape, int64_t model_size, int64_t label_length, int64_t kernel,
@@ -293,6 +296,12 @@ class DecompositionModel : public ForecastModule {
     decoder_norm_ = register_module("decoder_norm", std::make_shared<SeasonalNorm>(model_size));
     decomposition_ = register_module("decomposition", std::make_shared<SeriesDecomposition>(kernel));
     projection_ = register_module("projection", nn::Linear(model_size, shape.outputs));
+    if (shape.future > 0) {
+      encoder_time_ = register_module("encoder_time",
+                                      MakeTimeFeatureEmbedding(shape.future, model_size));
+      decoder_time_ = register_module("decoder_time",
+                                      MakeTimeFeatureEmbedding(shape.future, model_size));
+    }
   }
 
   torch::Tensor Forward(const ModelInput& input) override {
@@ -304,9 +313,13 @@ class DecompositionModel : public ForecastModule {
     torch::Tensor seasonal_init = torch::cat(
         {seasonal.slice(1, L - label_length_), torch::zeros({batch, h, 1}, x.options())}, 1);
     torch::Tensor memory = encoder_embedding_->Forward(x);
+    if (shape_.future > 0) memory = memory + encoder_time_->forward(input.x_future.slice(1, 0, L));
     for (auto& layer : encoder_) memory = layer->Forward(memory);
     memory = encoder_norm_->Forward(memory);
     torch::Tensor y = decoder_embedding_->Forward(seasonal_init);
+    if (shape_.future > 0) {
+      y = y + decoder_time_->forward(input.x_future.slice(1, L - label_length_));
+    }
     torch::Tensor total_trend = trend_init;
     for (auto& layer : decoder_) {
       auto [next, residual_trend] = layer->Forward(y, memory);
@@ -325,7 +338,7 @@ class DecompositionModel : public ForecastModule {
   std::vector<std::shared_ptr<DecompositionDecoderLayer>> decoder_;
   std::shared_ptr<SeasonalNorm> encoder_norm_, decoder_norm_;
   std::shared_ptr<SeriesDecomposition> decomposition_;
-  nn::Linear projection_{nullptr};
+  nn::Linear projection_{nullptr}, encoder_time_{nullptr}, decoder_time_{nullptr};
 };
 
 // Autoformer: hidden_size 128, n_head 4, conv_hidden_size 32, encoder_layers 2,
@@ -397,6 +410,11 @@ Result<std::shared_ptr<ForecastModule>> MakeDecompositionModel(bool fourier,
 // the softmax of their amplitudes, plus the residual; LayerNorm after each block.
 //   hidden_size 64, conv_hidden_size 64, top_k 5, num_kernels 6, encoder_layers 2, dropout 0.1;
 //   scaler standard, windows_batch_size 64, learning_rate 1e-4, max_steps 1000.
+// Future exogenous columns: NeuralForecast's DataEmbedding adds their time-feature embedding
+// (a linear map without bias) to the input steps. There they stop: its TimesNet never sees
+// their values over the horizon, which are what makes them future columns. deeprc adds the
+// same embedding of the horizon's values to the h steps the linear map over time appends (a
+// deliberate departure, so that a forecast can follow a known future signal).
 
 class Inception : public nn::Module {
  public:
@@ -473,10 +491,22 @@ class TimesNetModel : public ForecastModule {
     }
     norm_ = register_module("norm", nn::LayerNorm(nn::LayerNormOptions({model_size})));
     projection_ = register_module("projection", nn::Linear(model_size, shape.outputs));
+    if (shape.future > 0) {
+      time_ = register_module("time", MakeTimeFeatureEmbedding(shape.future, model_size));
+    }
   }
   torch::Tensor Forward(const ModelInput& input) override {
+    const int64_t L = shape_.input_size;
     torch::Tensor x = embedding_->Forward(input.x.unsqueeze(-1));           // [B, L, N]
+    torch::Tensor time;                                                     // [B, L+h, N]
+    if (shape_.future > 0) {
+      time = time_->forward(input.x_future);
+      x = x + time.slice(1, 0, L);
+    }
     x = extend_->forward(x.permute({0, 2, 1})).permute({0, 2, 1});          // [B, L+h, N]
+    if (time.defined()) {
+      x = torch::cat({x.slice(1, 0, L), x.slice(1, L) + time.slice(1, L)}, 1);
+    }
     for (auto& block : blocks_) x = norm_->forward(block->Forward(x));
     torch::Tensor out = projection_->forward(x);
     return out.slice(1, shape_.input_size);  // [B, h, outputs]
@@ -485,7 +515,7 @@ class TimesNetModel : public ForecastModule {
  private:
   ModelShape shape_;
   std::shared_ptr<ValueEmbedding> embedding_;
-  nn::Linear extend_{nullptr}, projection_{nullptr};
+  nn::Linear extend_{nullptr}, projection_{nullptr}, time_{nullptr};
   std::vector<std::shared_ptr<TimesBlock>> blocks_;
   nn::LayerNorm norm_{nullptr};
 };
@@ -517,9 +547,6 @@ const ModelDefaults* DecompositionDefaults(const std::string& upper) {
 Result<std::shared_ptr<ForecastModule>> MakeDecompositionModel(const std::string& upper,
                                                                const ModelShape& shape,
                                                                Settings* settings) {
-  if (shape.exogenous > 0) {
-    return Status::NotImplemented("{} with exogenous columns", upper);
-  }
   if (upper == "AUTOFORMER") return MakeDecompositionModel(false, shape, settings, 0);
   if (upper == "FEDFORMER") {
     return MakeDecompositionModel(true, shape, settings,

@@ -46,6 +46,8 @@ struct ModelInput {
   torch::Tensor x;            // [B, L] scaled target history
   torch::Tensor x_mask;       // [B, L] 1 where observed
   torch::Tensor x_exogenous;  // [B, L, E] historic exogenous values (E may be 0)
+  torch::Tensor x_future;     // [B, L + h, F] future exogenous values over input and horizon
+                              // (F may be 0; undefined in tests of models without them)
   torch::Tensor y;            // [B, h] scaled targets, set only for training steps (teacher
                               // forcing in DeepAR); undefined at inference
 };
@@ -59,8 +61,9 @@ class ForecastModule : public torch::nn::Module {
 struct ModelShape {
   int64_t input_size = 0;
   int64_t horizon = 0;
-  int64_t exogenous = 0;
+  int64_t exogenous = 0;  // historical exogenous columns
   int64_t outputs = 1;
+  int64_t future = 0;     // future exogenous columns
 };
 
 // Trainer defaults a model brings (NeuralForecast's per-model defaults).
@@ -83,6 +86,14 @@ const ModelDefaults* DecompositionDefaults(const std::string& upper);
 Result<std::shared_ptr<ForecastModule>> MakeDecompositionModel(const std::string& upper,
                                                                const ModelShape& shape,
                                                                Settings* settings);
+// Time-feature embedding of the future exogenous columns (NeuralForecast's
+// TimeFeatureEmbedding: Linear(F, model_size) without bias), added to the value embedding of
+// the attention models' DataEmbedding. Null when F = 0.
+inline torch::nn::Linear MakeTimeFeatureEmbedding(int64_t future, int64_t model_size) {
+  if (future == 0) return torch::nn::Linear(nullptr);
+  return torch::nn::Linear(torch::nn::LinearOptions(future, model_size).bias(false));
+}
+
 // The activation layers by NeuralForecast's names (ReLU, GELU, ...), appended to `layers`.
 Status AddActivation(torch::nn::Sequential& layers, const std::string& name);
 
@@ -104,7 +115,8 @@ class HydroModule : public torch::nn::Module {
 // TransformerDefaults.
 std::vector<std::string> ModelNames();
 Result<ModelDefaults> DefaultsOf(const std::string& name);
-// Reads the model's own settings from `settings` (unknown ones are left for Check).
+// Reads the model's own settings from `settings` (unknown ones are left for Check). A model
+// given a kind of exogenous column it does not take is an error naming the kinds it takes.
 Result<std::shared_ptr<ForecastModule>> MakeModel(const std::string& name, const ModelShape& shape,
                                                   Settings* settings);
 

@@ -147,7 +147,8 @@ Result<nn::Sequential> MakeMlp(int64_t in, int64_t hidden, int64_t out, int64_t 
 }
 
 // ---------------------------------------------------------------------------------------------
-// MLP: the window (and historic exogenous values) through a plain MLP.
+// MLP: the window (and historic exogenous values over it, future ones over window and horizon)
+// through a plain MLP.
 //   hidden_size=1024, num_layers=2 (hidden layers), activation ReLU; scaler identity,
 //   windows_batch_size 1024, learning_rate 1e-3, max_steps 1000.
 
@@ -162,6 +163,7 @@ class MlpModel : public ForecastModule {
     if (shape_.exogenous > 0) {
       x = torch::cat({x, input.x_exogenous.reshape({x.size(0), -1})}, 1);
     }
+    if (shape_.future > 0) x = torch::cat({x, input.x_future.reshape({x.size(0), -1})}, 1);
     return layers_->forward(x).reshape({x.size(0), shape_.horizon, shape_.outputs});
   }
 
@@ -175,7 +177,9 @@ Result<std::shared_ptr<ForecastModule>> MakeMlpModel(const ModelShape& shape, Se
   const int64_t layers = s->Int("num_layers", 2);
   // num_layers hidden layers, then the output layer.
   DEEPRC_ASSIGN_OR_RAISE(auto mlp,
-                         MakeMlp(shape.input_size * (1 + shape.exogenous), hidden,
+                         MakeMlp(shape.input_size * (1 + shape.exogenous) +
+                                     (shape.input_size + shape.horizon) * shape.future,
+                                 hidden,
                                  shape.horizon * shape.outputs, layers + 1, "ReLU"));
   return std::shared_ptr<ForecastModule>(std::make_shared<MlpModel>(shape, std::move(mlp)));
 }
@@ -200,17 +204,20 @@ class BasisBlock : public nn::Module {
     }
   }
 
-  // (backcast [B, L], forecast [B, h, outputs])
+  // (backcast [B, L], forecast [B, h, outputs]). Exogenous values [B, T, E] (historical over
+  // the input, future over input and horizon) are pooled as the input is and appended.
   std::pair<torch::Tensor, torch::Tensor> Forward(torch::Tensor residual,
-                                                  const torch::Tensor& exogenous) {
+                                                  const torch::Tensor& exogenous,
+                                                  const torch::Tensor& future) {
     const int64_t batch = residual.size(0);
     torch::Tensor input = residual;
     if (pool_kernel_ > 1) {
       auto pool = F::MaxPool1dFuncOptions(pool_kernel_).stride(pool_kernel_).ceil_mode(true);
       input = F::max_pool1d(residual.unsqueeze(1), pool).squeeze(1);
     }
-    if (exogenous.defined() && exogenous.size(2) > 0) {
-      torch::Tensor pooled = exogenous.permute({0, 2, 1});  // [B, E, L]
+    for (const torch::Tensor* values : {&exogenous, &future}) {
+      if (!values->defined() || values->size(2) == 0) continue;
+      torch::Tensor pooled = values->permute({0, 2, 1});  // [B, E, T]
       if (pool_kernel_ > 1) {
         pooled = F::max_pool1d(
             pooled, F::MaxPool1dFuncOptions(pool_kernel_).stride(pool_kernel_).ceil_mode(true));
@@ -264,9 +271,11 @@ class StackModel : public ForecastModule {
     torch::Tensor mask = input.x_mask.flip({-1});
     torch::Tensor exogenous;
     if (shape_.exogenous > 0) exogenous = input.x_exogenous.flip({1});
+    torch::Tensor future;
+    if (shape_.future > 0) future = input.x_future;
     torch::Tensor forecast = input.x.slice(1, input.x.size(1) - 1).unsqueeze(-1);  // [B, 1, 1]
     for (auto& block : blocks_) {
-      auto [backcast, block_forecast] = block->Forward(residual, exogenous);
+      auto [backcast, block_forecast] = block->Forward(residual, exogenous, future);
       residual = (residual - backcast) * mask;
       forecast = forecast + block_forecast;
     }
@@ -338,9 +347,8 @@ Result<std::shared_ptr<ForecastModule>> MakeNbeats(const ModelShape& shape, Sett
                            stacks.size());
   }
   const int64_t L = shape.input_size, h = shape.horizon, q = shape.outputs;
-  // NBEATS reads no exogenous values (NBEATSx does); they are ignored.
-  ModelShape own = shape;
-  own.exogenous = 0;
+  // NBEATS reads no exogenous values (NBEATSx does); MakeModel refuses them.
+  const ModelShape& own = shape;
   auto model = std::make_shared<StackModel>(own);
   for (size_t i = 0; i < stacks.size(); ++i) {
     for (int64_t b = 0; b < blocks[i]; ++b) {
@@ -392,11 +400,12 @@ Result<std::shared_ptr<ForecastModule>> MakeNhits(const ModelShape& shape, Setti
       return Status::Invalid("NHITS: pool kernel and downsampling must be >= 1");
     }
     const int64_t pooled = (L + kernels[i] - 1) / kernels[i];
+    const int64_t pooled_future = (L + h + kernels[i] - 1) / kernels[i];
     const int64_t knots = std::max<int64_t>(h / downsample[i], 1);
     for (int64_t b = 0; b < blocks[i]; ++b) {
       DEEPRC_ASSIGN_OR_RAISE(
-          auto layers,
-          BlockLayers(pooled * (1 + shape.exogenous), units, L + q * knots, activation));
+          auto layers, BlockLayers(pooled * (1 + shape.exogenous) + pooled_future * shape.future,
+                                   units, L + q * knots, activation));
       model->Add(std::make_shared<BasisBlock>(std::move(layers), BasisKind::kInterpolation,
                                               shape, kernels[i], torch::Tensor(),
                                               torch::Tensor()));
@@ -408,7 +417,9 @@ Result<std::shared_ptr<ForecastModule>> MakeNhits(const ModelShape& shape, Setti
 // ---------------------------------------------------------------------------------------------
 // The recurrent family (LSTM, GRU, RNN) and TCN: an encoder over the window, its last hidden
 // state through a context adapter Linear(hidden, context_size * h), and an MLP decoder applied
-// to each horizon step's context (NeuralForecast 2.0's direct, non-recurrent mode).
+// to each horizon step's context (NeuralForecast 2.0's direct, non-recurrent mode). Historical
+// and future exogenous values join y at the encoder's input; the future ones of each horizon
+// step also join that step's context at the decoder's input.
 // Defaults: encoder_n_layers 2, encoder_hidden_size 200, context_size 10,
 // decoder_hidden_size 200, decoder_layers 2; scaler robust; RNN activation tanh; TCN
 // kernel_size 2, dilations 1,2,4,8,16. Windows are trained in batches of 128 (NeuralForecast
@@ -439,7 +450,7 @@ class EncoderDecoderModel : public ForecastModule {
                       int64_t context, nn::Sequential decoder, int64_t kernel,
                       const std::vector<int64_t>& dilations, const std::string& rnn_activation)
       : kind_(kind), shape_(shape), context_(context) {
-    const int64_t features = 1 + shape.exogenous;
+    const int64_t features = 1 + shape.exogenous + shape.future;
     switch (kind) {
       case EncoderKind::kLstm:
         lstm_ = register_module(
@@ -478,6 +489,8 @@ class EncoderDecoderModel : public ForecastModule {
   torch::Tensor Forward(const ModelInput& input) override {
     torch::Tensor x = input.x.unsqueeze(-1);  // [B, L, 1]
     if (shape_.exogenous > 0) x = torch::cat({x, input.x_exogenous}, 2);
+    const int64_t L = input.x.size(1);
+    if (shape_.future > 0) x = torch::cat({x, input.x_future.slice(1, 0, L)}, 2);
     torch::Tensor states;  // [B, L, hidden]
     switch (kind_) {
       case EncoderKind::kLstm:
@@ -501,6 +514,7 @@ class EncoderDecoderModel : public ForecastModule {
     }
     torch::Tensor last = states.select(1, states.size(1) - 1);  // [B, hidden]
     torch::Tensor context = adapter_->forward(last).reshape({x.size(0), shape_.horizon, context_});
+    if (shape_.future > 0) context = torch::cat({context, input.x_future.slice(1, L)}, 2);
     return decoder_->forward(context);  // [B, h, outputs]
   }
 
@@ -544,7 +558,8 @@ Result<std::shared_ptr<ForecastModule>> MakeEncoderDecoder(EncoderKind kind,
     return Status::Invalid("encoder_hidden_size, encoder_n_layers and context_size must be >= 1");
   }
   DEEPRC_ASSIGN_OR_RAISE(auto decoder,
-                         MakeMlp(context, decoder_hidden, shape.outputs, decoder_layers, "ReLU"));
+                         MakeMlp(context + shape.future, decoder_hidden, shape.outputs,
+                                 decoder_layers, "ReLU"));
   return std::shared_ptr<ForecastModule>(std::make_shared<EncoderDecoderModel>(
       kind, shape, hidden, layers, context, std::move(decoder), kernel, dilations,
       rnn_activation));
@@ -598,6 +613,39 @@ Result<ModelDefaults> DefaultsOf(const std::string& name) {
   return Status::Invalid("unknown model '{}' (known: {})", name, known);
 }
 
+// The kinds of exogenous columns a model takes, as NeuralForecast's EXOGENOUS_HIST and
+// EXOGENOUS_FUTR (static ones are not supported here).
+struct ExogenousKinds {
+  bool historical = false, future = false;
+};
+
+static ExogenousKinds KindsOf(const std::string& upper) {
+  if (upper == "NBEATS" || upper == "PATCHTST") return {false, false};
+  if (upper == "DEEPAR" || upper == "VANILLATRANSFORMER" || upper == "AUTOFORMER" ||
+      upper == "FEDFORMER" || upper == "TIMESNET") {
+    return {false, true};
+  }
+  return {true, true};  // MLP, NHITS, LSTM, GRU, RNN, TCN
+}
+
+static Status CheckExogenousKinds(const std::string& name, const ModelShape& shape) {
+  const ExogenousKinds kinds = KindsOf(Upper(name));
+  const char* takes = kinds.historical ? "historical and future"
+                      : kinds.future   ? "future only"
+                                       : "none";
+  if (shape.exogenous > 0 && !kinds.historical) {
+    return Status::Invalid("{} does not take historical exogenous columns ({} given); the "
+                           "exogenous columns it takes: {}",
+                           name, shape.exogenous, takes);
+  }
+  if (shape.future > 0 && !kinds.future) {
+    return Status::Invalid("{} does not take future exogenous columns ({} given); the "
+                           "exogenous columns it takes: {}",
+                           name, shape.future, takes);
+  }
+  return Status::OK();
+}
+
 Result<std::shared_ptr<ForecastModule>> MakeModel(const std::string& name, const ModelShape& shape,
                                                   Settings* settings) {
   DEEPRC_RETURN_NOT_OK(DefaultsOf(name).status());
@@ -605,6 +653,7 @@ Result<std::shared_ptr<ForecastModule>> MakeModel(const std::string& name, const
     return Status::Invalid("{}: input size {} and horizon {} must be >= 1", name,
                            shape.input_size, shape.horizon);
   }
+  DEEPRC_RETURN_NOT_OK(CheckExogenousKinds(name, shape));
   const std::string upper = Upper(name);
   try {
     if (upper == "MLP") return MakeMlpModel(shape, settings);

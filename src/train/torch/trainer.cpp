@@ -12,6 +12,7 @@
 #include <numbers>
 #include <numeric>
 
+#include <fmt/ranges.h>
 #include <torch/cuda.h>
 #include <nlohmann/json.hpp>
 
@@ -150,6 +151,8 @@ ModelInput ToInput(const Batch& batch, const torch::Device& device) {
   input.x_mask = FromVector(batch.x_mask, {batch.size, batch.input_size}, device);
   input.x_exogenous =
       FromVector(batch.x_exogenous, {batch.size, batch.input_size, batch.exogenous}, device);
+  input.x_future = FromVector(batch.x_future,
+                              {batch.size, batch.input_size + batch.horizon, batch.future}, device);
   return input;
 }
 
@@ -291,7 +294,7 @@ Status CheckBackend(const std::string& backend) { return ResolveBackend(backend)
 
 struct Forecaster::Impl {
   TrainOptions options;
-  std::vector<std::string> exogenous;
+  std::vector<std::string> exogenous, future;
   std::string model_name;
   internal::ModelDefaults defaults;
   internal::ModelShape shape;
@@ -431,15 +434,13 @@ struct Forecaster::Impl {
     return report;
   }
 
-  Result<Forecast> Predict(const SeriesSet& series) {
-    WindowOptions window_options;
-    window_options.input_size = options.input_size;
-    window_options.horizon = options.horizon;
-    window_options.scaler = scaler;
-    // Forecast windows need no target: a horizon of 1 keeps short series acceptable here.
+  Result<Forecast> Predict(const SeriesSet& series, const SeriesSet* ahead) {
+    // Forecast windows need no target, so series of any length are accepted here.
     DEEPRC_ASSIGN_OR_RAISE(WindowSet windows, WindowSet::Make(series, {.input_size = options.input_size,
-                                                                   .horizon = 1,
-                                                                   .scaler = scaler}));
+                                                                   .horizon = options.horizon,
+                                                                   .scaler = scaler,
+                                                                   .forecast_only = true},
+                                                              ahead));
     torch::NoGradGuard no_grad;
     model->eval();
     Forecast forecast;
@@ -480,12 +481,15 @@ Forecaster::~Forecaster() = default;
 
 const TrainOptions& Forecaster::options() const { return impl_->options; }
 const std::vector<std::string>& Forecaster::exogenous() const { return impl_->exogenous; }
+const std::vector<std::string>& Forecaster::future_exogenous() const { return impl_->future; }
 
 Result<std::unique_ptr<Forecaster>> Forecaster::Make(const TrainOptions& options,
-                                                     std::vector<std::string> exogenous) {
+                                                     std::vector<std::string> exogenous,
+                                                     std::vector<std::string> future) {
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   impl->exogenous = std::move(exogenous);
+  impl->future = std::move(future);
   DEEPRC_ASSIGN_OR_RAISE(impl->defaults, internal::DefaultsOf(options.model));
   if (options.max_steps < 1) {
     return Status::Invalid("max_steps must be at least 1, got {}", options.max_steps);
@@ -514,7 +518,8 @@ Result<std::unique_ptr<Forecaster>> Forecaster::Make(const TrainOptions& options
   }
   impl->shape = {options.input_size, options.horizon,
                  static_cast<int64_t>(impl->exogenous.size()),
-                 impl->loss == LossType::kNormal ? 2 : 1};
+                 impl->loss == LossType::kNormal ? 2 : 1,
+                 static_cast<int64_t>(impl->future.size())};
   try {
     if (threads > 0) torch::set_num_threads(static_cast<int>(threads));
     torch::manual_seed(options.seed);
@@ -531,11 +536,24 @@ Result<std::unique_ptr<Forecaster>> Forecaster::Make(const TrainOptions& options
   return std::unique_ptr<Forecaster>(new Forecaster(std::move(impl)));
 }
 
+// The series carry the exogenous columns the model reads, of each kind, in its order.
+static Status CheckExogenous(const SeriesSet& series, const std::vector<std::string>& historical,
+                             const std::vector<std::string>& future) {
+  if (series.exogenous_names != historical) {
+    return Status::Invalid("the series' historical exogenous columns [{}] differ from the "
+                           "model's [{}]",
+                           fmt::join(series.exogenous_names, ","), fmt::join(historical, ","));
+  }
+  if (series.future_names != future) {
+    return Status::Invalid("the series' future exogenous columns [{}] differ from the model's [{}]",
+                           fmt::join(series.future_names, ","), fmt::join(future, ","));
+  }
+  return Status::OK();
+}
+
 Result<TrainReport> Forecaster::Fit(const SeriesSet& series, comm::Communicator* communicator,
                                     const CancelCheck& canceled) {
-  if (series.exogenous_names != impl_->exogenous) {
-    return Status::Invalid("the series' exogenous columns differ from the model's");
-  }
+  DEEPRC_RETURN_NOT_OK(CheckExogenous(series, impl_->exogenous, impl_->future));
   try {
     return impl_->Fit(series, communicator, canceled);
   } catch (const c10::Error& error) {
@@ -545,12 +563,17 @@ Result<TrainReport> Forecaster::Fit(const SeriesSet& series, comm::Communicator*
   }
 }
 
-Result<Forecast> Forecaster::Predict(const SeriesSet& series) {
-  if (series.exogenous_names != impl_->exogenous) {
-    return Status::Invalid("the series' exogenous columns differ from the model's");
+Result<Forecast> Forecaster::Predict(const SeriesSet& series, const SeriesSet* ahead) {
+  DEEPRC_RETURN_NOT_OK(CheckExogenous(series, impl_->exogenous, impl_->future));
+  if (!impl_->future.empty() && ahead == nullptr) {
+    return Status::Invalid("{} reads the future exogenous columns {}: the forecast needs their "
+                           "values over the {} dates after each series' end (a test or future "
+                           "table)",
+                           impl_->model_name, fmt::join(impl_->future, ", "),
+                           impl_->options.horizon);
   }
   try {
-    return impl_->Predict(series);
+    return impl_->Predict(series, impl_->future.empty() ? nullptr : ahead);
   } catch (const c10::Error& error) {
     return Status::Internal("{}: LibTorch: {}", impl_->model_name, error.what_without_backtrace());
   }
@@ -567,7 +590,8 @@ Status Forecaster::Save(const std::string& path) const {
                                       {"max_steps", options.max_steps},
                                       {"seed", options.seed},
                                       {"settings", WithoutPlacement(options.settings)},
-                                      {"exogenous", impl_->exogenous}};
+                                      {"exogenous", impl_->exogenous},
+                                      {"future_exogenous", impl_->future}};
     archive.write("deeprc_options", torch::IValue(described.dump()));
     impl_->model->save(archive);
   });
@@ -597,7 +621,7 @@ Status Forecaster::Load(const std::string& path) {
 Result<std::unique_ptr<Forecaster>> Forecaster::Restore(
     const std::string& path, const std::map<std::string, std::string>& overrides) {
   TrainOptions options;
-  std::vector<std::string> exogenous;
+  std::vector<std::string> exogenous, future;
   try {
     torch::serialize::InputArchive archive;
     archive.load_from(path);
@@ -616,13 +640,15 @@ Result<std::unique_ptr<Forecaster>> Forecaster::Restore(
     options.seed = json.at("seed").get<uint64_t>();
     options.settings = json.at("settings").get<std::map<std::string, std::string>>();
     exogenous = json.at("exogenous").get<std::vector<std::string>>();
+    // Checkpoints from before future exogenous columns have none.
+    future = json.value("future_exogenous", std::vector<std::string>{});
   } catch (const c10::Error& error) {
     return Status::IOError("checkpoint {}: {}", path, error.what_without_backtrace());
   } catch (const nlohmann::json::exception& error) {
     return Status::Invalid("checkpoint {}: malformed model options: {}", path, error.what());
   }
   for (const auto& [key, value] : overrides) options.settings[key] = value;
-  DEEPRC_ASSIGN_OR_RAISE(auto forecaster, Make(options, std::move(exogenous)));
+  DEEPRC_ASSIGN_OR_RAISE(auto forecaster, Make(options, std::move(exogenous), std::move(future)));
   DEEPRC_RETURN_NOT_OK(forecaster->Load(path));
   return forecaster;
 }

@@ -183,7 +183,10 @@ Result<std::shared_ptr<ForecastModule>> MakePatchTst(const ModelShape& shape, Se
 // embedded by a circular Conv1d(kernel 3) plus sinusoidal positions; the encoder reads the
 // window; the decoder reads the window's last ceil(L * decoder_input_size_multiplier) values
 // followed by h zeros, with causal self-attention and cross-attention; feed-forward blocks are
-// 1x1 convolutions; post-norm. The last h decoder outputs are the forecast.
+// 1x1 convolutions; post-norm. The last h decoder outputs are the forecast. Future exogenous
+// columns enter as NeuralForecast's DataEmbedding has them: a time-feature embedding (a linear
+// map without bias) added to the encoder's input steps and to the decoder's label + horizon
+// steps.
 //   hidden_size 128, n_head 4, conv_hidden_size 32, encoder_layers 2, decoder_layers 1,
 //   dropout 0.05, activation gelu, decoder_input_size_multiplier 0.5; scaler identity,
 //   windows_batch_size 1024, learning_rate 1e-4, max_steps 5000.
@@ -243,17 +246,28 @@ class VanillaTransformerModel : public ForecastModule {
     encoder_norm_ = register_module("encoder_norm", nn::LayerNorm(nn::LayerNormOptions({model_size})));
     decoder_norm_ = register_module("decoder_norm", nn::LayerNorm(nn::LayerNormOptions({model_size})));
     projection_ = register_module("projection", nn::Linear(model_size, shape.outputs));
+    if (shape.future > 0) {
+      encoder_time_ = register_module("encoder_time",
+                                      MakeTimeFeatureEmbedding(shape.future, model_size));
+      decoder_time_ = register_module("decoder_time",
+                                      MakeTimeFeatureEmbedding(shape.future, model_size));
+    }
   }
 
   torch::Tensor Forward(const ModelInput& input) override {
     torch::Tensor x = input.x.unsqueeze(-1);  // [B, L, 1]
+    const int64_t L = x.size(1);
     torch::Tensor memory = encoder_embedding_->Forward(x);
+    if (shape_.future > 0) memory = memory + encoder_time_->forward(input.x_future.slice(1, 0, L));
     for (auto& layer : encoder_) memory = layer->Forward(memory, {});
     memory = encoder_norm_->forward(memory);
     torch::Tensor start = x.slice(1, x.size(1) - label_length_);
     torch::Tensor decoder_input =
         torch::cat({start, torch::zeros({x.size(0), shape_.horizon, 1}, x.options())}, 1);
     torch::Tensor y = decoder_embedding_->Forward(decoder_input);
+    if (shape_.future > 0) {
+      y = y + decoder_time_->forward(input.x_future.slice(1, L - label_length_));
+    }
     for (auto& layer : decoder_) y = layer->Forward(y, memory);
     y = projection_->forward(decoder_norm_->forward(y));
     return y.slice(1, label_length_);  // [B, h, outputs]
@@ -265,7 +279,7 @@ class VanillaTransformerModel : public ForecastModule {
   std::shared_ptr<ValueEmbedding> encoder_embedding_, decoder_embedding_;
   std::vector<std::shared_ptr<TransformerLayer>> encoder_, decoder_;
   nn::LayerNorm encoder_norm_{nullptr}, decoder_norm_{nullptr};
-  nn::Linear projection_{nullptr};
+  nn::Linear projection_{nullptr}, encoder_time_{nullptr}, decoder_time_{nullptr};
 };
 
 Result<std::shared_ptr<ForecastModule>> MakeVanillaTransformer(const ModelShape& shape,
@@ -296,6 +310,8 @@ Result<std::shared_ptr<ForecastModule>> MakeVanillaTransformer(const ModelShape&
 // the loss is the Normal likelihood of the h targets. Inference draws trajectory_samples paths,
 // each sampled value fed back as the next input; the forecast is the paths' mean, its scale
 // their standard deviation (returned as softplus⁻¹ so the trainer's Normal mapping recovers it).
+// Future exogenous columns join the LSTM's input at each step, as NeuralForecast's DeepAR has
+// them: the step that reads the value at time t reads them at t + 1, the time it forecasts.
 //   lstm_n_layers 2, lstm_hidden_size 128, lstm_dropout 0.1, decoder_hidden_layers 0,
 //   decoder_hidden_size 0, trajectory_samples 100; loss Normal, scaler identity,
 //   windows_batch_size 1024, learning_rate 1e-3, max_steps 1000.
@@ -305,7 +321,7 @@ class DeepArModel : public ForecastModule {
   DeepArModel(ModelShape shape, int64_t hidden, int64_t layers, double dropout,
               nn::Sequential decoder, int64_t samples)
       : shape_(shape), samples_(samples) {
-    lstm_ = register_module("lstm", nn::LSTM(nn::LSTMOptions(1, hidden)
+    lstm_ = register_module("lstm", nn::LSTM(nn::LSTMOptions(1 + shape.future, hidden)
                                                  .num_layers(layers)
                                                  .dropout(layers > 1 ? dropout : 0.0)
                                                  .batch_first(true)));
@@ -314,14 +330,22 @@ class DeepArModel : public ForecastModule {
 
   torch::Tensor Forward(const ModelInput& input) override {
     const int64_t batch = input.x.size(0), L = input.x.size(1), h = shape_.horizon;
+    // The future columns the step reading time t sees: those of time t + 1 (t < L + h - 1).
+    torch::Tensor future;
+    if (shape_.future > 0) future = input.x_future.slice(1, 1);  // [B, L + h - 1, F]
     if (input.y.defined()) {
       torch::Tensor sequence = torch::cat({input.x, input.y.slice(1, 0, h - 1)}, 1).unsqueeze(-1);
+      if (future.defined()) sequence = torch::cat({sequence, future}, 2);
       torch::Tensor states = std::get<0>(lstm_->forward(sequence));
       return decoder_->forward(states.slice(1, L - 1, L - 1 + h));  // [B, h, 2]
     }
     // Monte-Carlo paths: batch × samples rows.
     // output_size given: the row count is known without looking at values (any device).
     torch::Tensor x = input.x.repeat_interleave(samples_, 0, batch * samples_).unsqueeze(-1);
+    if (future.defined()) {
+      future = future.repeat_interleave(samples_, 0, batch * samples_);
+      x = torch::cat({x, future.slice(1, 0, L)}, 2);
+    }
     auto [states, memory] = lstm_->forward(x);
     torch::Tensor last = states.select(1, L - 1);
     std::vector<torch::Tensor> path;
@@ -332,7 +356,9 @@ class DeepArModel : public ForecastModule {
       torch::Tensor value = loc + scale * torch::randn_like(loc);
       path.push_back(value);
       if (t + 1 == h) break;
-      auto step = lstm_->forward(value.reshape({-1, 1, 1}), memory);
+      torch::Tensor next = value.reshape({-1, 1, 1});
+      if (future.defined()) next = torch::cat({next, future.slice(1, L + t, L + t + 1)}, 2);
+      auto step = lstm_->forward(next, memory);
       last = std::get<0>(step).select(1, 0);
       memory = std::get<1>(step);
     }
@@ -360,7 +386,6 @@ Result<std::shared_ptr<ForecastModule>> MakeDeepAr(const ModelShape& shape, Sett
   if (shape.outputs != 2) {
     return Status::Invalid("DeepAR trains with the Normal distribution loss (loss=Normal)");
   }
-  if (shape.exogenous > 0) return Status::NotImplemented("DeepAR with exogenous columns");
   if (layers < 1 || hidden < 1 || samples < 2) {
     return Status::Invalid("DeepAR: lstm_n_layers, lstm_hidden_size >= 1, trajectory_samples "
                            ">= 2");
