@@ -27,6 +27,7 @@
 #include <bit>
 #include <cstring>
 #include <limits>
+#include <memory>
 
 #include "agreement_internal.h"
 #include "deeprc/core/thread_pool.h"
@@ -376,47 +377,65 @@ Result<std::optional<Table>> SortByDigitsTyped(comm::Communicator& comm, const T
   }
   if (batch_start.back() != buckets) batch_start.push_back(buckets);
   const int64_t batches = std::ssize(batch_start) - 1;
+  // Writes sorted words as output rows [first, first + rows).
+  auto emit = [&](const uint64_t* sorted, int64_t rows, int64_t first) {
+    if (decode_key) {
+      auto* out = output[key_index]->template mutable_data_as<T>() + first;
+      for (int64_t i = 0; i < rows; ++i) {
+        out[i] = FromOrderBits<T>(((sorted[i] >> shift) + low) ^ flip);
+      }
+    }
+    for (size_t t = 0; t < travelling.size(); ++t) {
+      const int c = travelling[t];
+      VisitWidth(ByteWidth(table.column(c).type_id()), [&]<typename W>(W) {
+        const W* in = columns_moved[t]->template data_as<W>();
+        W* out = output[c]->template mutable_data_as<W>() + first;
+        for (int64_t i = 0; i < rows; ++i) out[i] = in[sorted[i] & place_mask];
+      });
+    }
+  };
   ParallelFor(batches, received >= kParallelRows ? threads : 1, [&](int64_t batch) {
-    std::vector<uint64_t> work;
+    std::unique_ptr<uint64_t[]> work;
+    int64_t work_rows = 0;
     for (int64_t b = batch_start[batch]; b < batch_start[batch + 1]; ++b) {
       const int64_t rows = bucket_at[b + 1] - bucket_at[b];
       if (rows == 0) continue;
-      if (static_cast<int64_t>(work.size()) < 2 * rows) work.resize(static_cast<size_t>(2 * rows));
-      // The bucket's pieces side by side, and its key range.
-      uint64_t* sorted = work.data();
+      // The bucket's key range, read from its pieces.
       uint64_t smallest = ~uint64_t{0};
       uint64_t largest = 0;
-      int64_t filled = 0;
       for (int s = 0; s < ranks; ++s) {
         const uint64_t* piece = received_words + piece_at[s * buckets + b];
         const int64_t size = all[s][my_first + b];
         for (int64_t i = 0; i < size; ++i) {
-          const uint64_t word = piece[i];
-          sorted[filled + i] = word;
-          smallest = std::min(smallest, word >> shift);
-          largest = std::max(largest, word >> shift);
+          smallest = std::min(smallest, piece[i] >> shift);
+          largest = std::max(largest, piece[i] >> shift);
         }
+      }
+      if (largest == smallest) {
+        // One key (a hot key's share of this rank): the pieces in source order are sorted.
+        int64_t first = bucket_at[b];
+        for (int s = 0; s < ranks; ++s) {
+          const int64_t size = all[s][my_first + b];
+          emit(received_words + piece_at[s * buckets + b], size, first);
+          first += size;
+        }
+        continue;
+      }
+      if (work_rows < rows) {
+        work = std::make_unique_for_overwrite<uint64_t[]>(static_cast<size_t>(2 * rows));
+        work_rows = rows;
+      }
+      // The pieces side by side (in cache after the pass above), sorted, written out.
+      int64_t filled = 0;
+      for (int s = 0; s < ranks; ++s) {
+        const int64_t size = all[s][my_first + b];
+        std::memcpy(work.get() + filled, received_words + piece_at[s * buckets + b],
+                    static_cast<size_t>(size) * 8);
         filled += size;
       }
-      if (largest != smallest) {
-        sorted = SortBucket(sorted, sorted + rows, rows, shift, smallest,
-                            std::bit_width(largest - smallest));
-      }
-      const int64_t first = bucket_at[b];
-      if (decode_key) {
-        auto* out = output[key_index]->template mutable_data_as<T>() + first;
-        for (int64_t i = 0; i < rows; ++i) {
-          out[i] = FromOrderBits<T>(((sorted[i] >> shift) + low) ^ flip);
-        }
-      }
-      for (size_t t = 0; t < travelling.size(); ++t) {
-        const int c = travelling[t];
-        VisitWidth(ByteWidth(table.column(c).type_id()), [&]<typename W>(W) {
-          const W* in = columns_moved[t]->template data_as<W>();
-          W* out = output[c]->template mutable_data_as<W>() + first;
-          for (int64_t i = 0; i < rows; ++i) out[i] = in[sorted[i] & place_mask];
-        });
-      }
+      emit(SortBucket(work.get(), work.get() + rows, rows, shift, smallest,
+                      std::bit_width(largest - smallest)),
+           rows, bucket_at[b]);
     }
   });
 
