@@ -13,6 +13,7 @@
 #include "deeprc/core/thread_pool.h"
 #include "deeprc/dist/shuffle.h"
 #include "deeprc/table/builder.h"
+#include "sort_internal.h"
 
 namespace deeprc::dist {
 namespace {
@@ -92,54 +93,6 @@ void CompareKey(const Column& rows, int64_t first, int64_t count, const Column& 
   });
 }
 
-// Unsigned bits whose order is compute::Sort's ascending order of the values: NaN above
-// everything (all NaNs equal), -0.0 equal to 0.0.
-template <typename T>
-uint64_t OrderBits(T value) {
-  if constexpr (std::is_floating_point_v<T>) {
-    if (value != value) return ~uint64_t{0};
-    const double widened = value == 0 ? 0.0 : static_cast<double>(value);  // exact
-    const auto bits = std::bit_cast<uint64_t>(widened);
-    return (bits >> 63) != 0 ? ~bits : bits | (uint64_t{1} << 63);
-  } else if constexpr (std::is_signed_v<T>) {
-    return static_cast<uint64_t>(static_cast<int64_t>(value)) ^ (uint64_t{1} << 63);
-  } else {
-    return static_cast<uint64_t>(value);
-  }
-}
-
-// The splitters of a one-key sort as the rows' partitioning loop reads them: order bits
-// (complemented when descending), and how this rank compares with the splitter's source rank
-// (equal keys: a row comes after the splitter when its rank is higher, or when it is the same
-// rank and the row's position is not lower). Padded with splitters no row reaches to 2^k - 1
-// entries, so that the binary search needs no bounds check.
-struct OneKeySplitters {
-  std::vector<uint64_t> bits;
-  std::vector<int64_t> rank_order;  // 1: this rank is after the splitter's, -1: before, 0: same
-  std::vector<int64_t> position;
-  int64_t top = 0;  // the first step of the binary search (0: no splitters)
-};
-
-template <typename T>
-OneKeySplitters MakeOneKeySplitters(const Table& splitters, bool ascending, int rank) {
-  OneKeySplitters out;
-  const int64_t m = splitters.num_rows();
-  out.top = static_cast<int64_t>(std::bit_floor(static_cast<uint64_t>(m)));
-  const int64_t padded = m == 0 ? 0 : 2 * out.top - 1;
-  out.bits.assign(static_cast<size_t>(padded), ~uint64_t{0});
-  out.rank_order.assign(static_cast<size_t>(padded), -1);
-  out.position.assign(static_cast<size_t>(padded), 0);
-  const T* values = splitters.column(0).Values<T>();
-  const int64_t* ranks = splitters.column(1).Values<int64_t>();
-  const int64_t* positions = splitters.column(2).Values<int64_t>();
-  for (int64_t s = 0; s < m; ++s) {
-    out.bits[s] = ascending ? OrderBits(values[s]) : ~OrderBits(values[s]);
-    out.rank_order[s] = rank > ranks[s] ? 1 : (rank < ranks[s] ? -1 : 0);
-    out.position[s] = positions[s];
-  }
-  return out;
-}
-
 // PartitionMorsel for the common case: one fixed-width numeric key without nulls (on this rank
 // and in the splitters). A branch-free binary search per row, in one pass: on random keys a
 // branch is mispredicted every other row.
@@ -148,22 +101,8 @@ void PartitionOneKeyMorsel(const Column& key, bool ascending, const OneKeySplitt
                            int64_t first, int64_t count, int32_t* targets) {
   const T* values = key.Values<T>() + first;
   const uint64_t flip = ascending ? 0 : ~uint64_t{0};
-  const uint64_t* bits = splitters.bits.data();
-  const int64_t* rank_order = splitters.rank_order.data();
-  const int64_t* position = splitters.position.data();
   for (int64_t j = 0; j < count; ++j) {
-    const uint64_t row = OrderBits(values[j]) ^ flip;
-    const int64_t at_position = first + j;
-    int64_t at = 0;  // splitters known to be at or before the row
-    for (int64_t step = splitters.top; step > 0; step >>= 1) {
-      const int64_t s = at + step - 1;
-      const int64_t tie_after = static_cast<int64_t>(rank_order[s] > 0) |
-                                (static_cast<int64_t>(rank_order[s] == 0) &
-                                 static_cast<int64_t>(at_position >= position[s]));
-      const int64_t move =
-          static_cast<int64_t>(row > bits[s]) | (static_cast<int64_t>(row == bits[s]) & tie_after);
-      at += step & -move;
-    }
+    const int64_t at = DestinationOf(splitters, OrderBits(values[j]) ^ flip, first + j);
     targets[j] = static_cast<int32_t>(at);
   }
 }
@@ -233,8 +172,20 @@ Result<Table> Sort(comm::Communicator& comm, const Table& table,
   DEEPRC_RETURN_NOT_OK(AgreeOnStatus(comm, local, kOperation));
 
   const int64_t n = table.num_rows();
-  DEEPRC_ASSIGN_OR_RAISE(int64_t total,
-                         comm::AllReduceValue<int64_t>(comm, n, comm::ReduceOp::kSum));
+  // One fixed-width key without nulls and only fixed-width columns without nulls, on every rank:
+  // the fused path (sort_by_digits.cpp) applies.
+  int64_t unfit = 0;
+  {
+    const Column& key = table.column(key_indices[0]);
+    if (key_indices.size() != 1 || !IsFixedWidth(key.type_id())) unfit = 1;
+    for (const auto& column : table.columns()) {
+      if (!IsFixedWidth(column.type_id()) || column.null_count() != 0) unfit = 1;
+    }
+  }
+  int64_t agreed[2] = {n, unfit};
+  DEEPRC_RETURN_NOT_OK(comm.AllReduce(std::span<int64_t>(agreed, 2), comm::ReduceOp::kSum));
+  const int64_t total = agreed[0];
+  const bool by_digits = agreed[1] == 0;
   if (total == 0) return table;
 
   // 2. Samples of the unsorted rows: about samples_per_rank * ranks in all, each rank's share
@@ -321,6 +272,27 @@ Result<Table> Sort(comm::Communicator& comm, const Table& table,
     }
   }
   DEEPRC_ASSIGN_OR_RAISE(Table splitters, compute::Take(all_samples, splitter_rows, threads));
+
+  if (by_digits) {
+    const Column& first_sample = all_samples.column(0);
+    const int64_t last = all_samples.num_rows() - 1;
+    std::optional<Table> sorted;
+    DEEPRC_RETURN_NOT_OK(VisitType(first_sample.type_id(), [&]<typename Tag>(Tag) -> Status {
+      if constexpr (kIsNumberTag<Tag>) {
+        using T = typename Tag::CType;
+        const bool ascending = options.keys[0].ascending;
+        const uint64_t flip = ascending ? 0 : ~uint64_t{0};
+        const T* values = first_sample.Values<T>();
+        DEEPRC_ASSIGN_OR_RAISE(
+            sorted, SortByDigits(comm, table, key_indices[0], options.keys[0],
+                                 MakeOneKeySplitters<T>(splitters, ascending, rank),
+                                 OrderBits(values[0]) ^ flip, OrderBits(values[last]) ^ flip, total,
+                                 threads));
+      }
+      return Status::OK();
+    }));
+    if (sorted) return std::move(*sorted);
+  }
 
   // 4. Every row goes to the rank whose range holds its (keys, rank, position): the number of
   //    splitters at or before it. Rows keep their input order within each destination.

@@ -12,6 +12,9 @@
 //     dist::Exchange (received in place, in source-rank order, each source's rows in its order).
 //  4. Each rank sorts what it received, stably: its only full sort (sorting before the exchange
 //     as well measured 1.15x the one-rank time at two ranks before anything moved).
+// With one fixed-width key and only fixed-width columns, none with nulls, steps 3 and 4 are
+// fused: each row is written once, as the word its destination's radix sort reads, into a
+// bucket of its destination's top digit; each rank then sorts its buckets in cache.
 //
 // The result: concatenating rank 0, 1, ... gives exactly compute::Sort of the concatenated input
 // (rank order, then row order) — the same row order, including the order of equal keys, because
