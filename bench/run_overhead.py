@@ -70,6 +70,7 @@ def main():
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--binding", choices=["none", "default"], default="none",
                         help="none: no rank bound on either side; default: OpenMPI's choice")
+    parser.add_argument("--widths", default="1,2,4", help="task widths k (ranks), e.g. 1")
     parser.add_argument("--quick", action="store_true", help="100,000 rows, 1 run, print only")
     parser.add_argument("--output", default="")
     args = parser.parse_args()
@@ -78,12 +79,13 @@ def main():
     output = args.output or ("" if args.quick else os.path.join(ROOT, "bench", "RESULTS.md"))
     if args.binding == "none":
         ENV["OMPI_MCA_hwloc_base_binding_policy"] = "none"
-    direct = {(op, k): [] for op in OPS for k in WIDTHS}
-    pilot = {(op, k): [] for op in OPS for k in WIDTHS}
+    widths = tuple(int(k) for k in args.widths.split(","))
+    direct = {(op, k): [] for op in OPS for k in widths}
+    pilot = {(op, k): [] for op in OPS for k in widths}
     loads = [os.getloadavg()[0]]
     pair = 0
     for run in range(args.runs):
-        for k in WIDTHS:
+        for k in widths:
             for op in OPS:
                 pair += 1
                 # Each measurement next to its pair, the order alternating, so that the machine's
@@ -130,7 +132,7 @@ def main():
              "function task CPU s | dispatch + return ms | runtime CPU | bound | checksums |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for op in OPS:
-        for k in WIDTHS:
+        for k in widths:
             d, p = direct[(op, k)], pilot[(op, k)]
             d_s = [line["seconds"] for line in d]
             p_s = [line["seconds"] for line in p]
