@@ -159,12 +159,6 @@ Result<int> Threads(const json& args, std::string_view where) {
   return static_cast<int>(threads);
 }
 
-// A CSV path: absolute, or relative to the session directory.
-std::string SessionPath(const TaskContext& context, const std::string& path) {
-  if (path.empty() || path.front() == '/') return path;
-  return context.session_dir() + "/" + path;
-}
-
 // ---- partitioned tables ---------------------------------------------------------------------
 
 std::string TableDirectory(const TaskContext& context, const std::string& name) {
@@ -379,7 +373,7 @@ Result<Table> ReadCsvOp(Step& step, Table) {
   }
   DEEPRC_ASSIGN_OR_RAISE(std::vector<std::string> paths, StringList(step.args, "path", where));
   if (paths.empty()) return Status::Invalid("{}.path: the list is empty", where);
-  for (std::string& each : paths) each = SessionPath(step.context, each);
+  for (std::string& each : paths) each = step.context.SessionPath(each);
   const bool glob = paths.front().find_first_of("*?[") != std::string::npos;
   if (path->is_string() && !glob) {
     step.info["path"] = paths.front();
@@ -400,7 +394,7 @@ Result<Table> WriteCsvOp(Step& step, Table table) {
   const std::string& where = step.where;
   DEEPRC_ASSIGN_OR_RAISE(std::string path, TextArg(step.args, "path", "", where));
   if (path.empty()) return Status::Invalid("{}.path: expected the CSV file to write", where);
-  path = SessionPath(step.context, path);
+  path = step.context.SessionPath(path);
   DEEPRC_ASSIGN_OR_RAISE(bool per_rank, BoolArg(step.args, "per_rank", false, where));
   // The folder is made if missing; when that fails, the write names the path.
   std::error_code ignored;

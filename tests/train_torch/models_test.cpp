@@ -338,10 +338,15 @@ TEST(TrainerTest, TheDeviceCheckCatchesAHostTensor) {
 
 TEST_P(ModelTest, ForwardStaysOnTheInputsDevice) {
   const bool deepar = GetParam() == "DeepAR";
-  const bool no_exogenous =
-      deepar || GetParam() == "Autoformer" || GetParam() == "FEDformer" || GetParam() == "TimesNet";
-  const internal::ModelShape shape{
-      .input_size = 24, .horizon = 5, .exogenous = no_exogenous ? 0 : 2, .outputs = 2};
+  // Two historical and two future exogenous columns where the model takes that kind (so that
+  // the exogenous paths of its forward are checked too), none where it refuses them.
+  const auto takes = [&](internal::ModelShape shape) {
+    internal::Settings settings(SmallSettings(GetParam()));
+    return internal::MakeModel(GetParam(), shape, &settings).ok();
+  };
+  internal::ModelShape shape{.input_size = 24, .horizon = 5, .outputs = 2};
+  shape.exogenous = takes({.input_size = 24, .horizon = 5, .exogenous = 2, .outputs = 2}) ? 2 : 0;
+  shape.future = takes({.input_size = 24, .horizon = 5, .outputs = 2, .future = 2}) ? 2 : 0;
   internal::Settings settings(SmallSettings(GetParam()));
   ASSERT_OK_AND_ASSIGN(auto model, internal::MakeModel(GetParam(), shape, &settings));
   MoveToMeta(*model);
@@ -349,11 +354,13 @@ TEST_P(ModelTest, ForwardStaysOnTheInputsDevice) {
   for (const auto& buffer : model->buffers()) ASSERT_TRUE(buffer.is_meta());
   const int64_t batch = 3;
   const auto meta = torch::TensorOptions().device(torch::kMeta);
-  internal::ModelInput input{torch::empty({batch, shape.input_size}, meta),
-                             torch::empty({batch, shape.input_size}, meta),
-                             torch::empty({batch, shape.input_size, shape.exogenous}, meta),
-                             // y: teacher forcing (DeepAR), undefined for the others
-                             deepar ? torch::empty({batch, shape.horizon}, meta) : torch::Tensor()};
+  internal::ModelInput input;
+  input.x = torch::empty({batch, shape.input_size}, meta);
+  input.x_mask = torch::empty({batch, shape.input_size}, meta);
+  input.x_exogenous = torch::empty({batch, shape.input_size, shape.exogenous}, meta);
+  input.x_future = torch::empty({batch, shape.input_size + shape.horizon, shape.future}, meta);
+  // y: teacher forcing (DeepAR), undefined for the others.
+  if (deepar) input.y = torch::empty({batch, shape.horizon}, meta);
   for (bool training : {true, false}) {
     model->train(training);
     if (deepar && !training) input.y = torch::Tensor();  // Monte-Carlo paths
@@ -362,7 +369,8 @@ TEST_P(ModelTest, ForwardStaysOnTheInputsDevice) {
       OneDeviceMode mode;
       output = model->Forward(input);
     });
-    ASSERT_EQ(error, "") << GetParam();
+    ASSERT_EQ(error, "") << GetParam() << " (historical " << shape.exogenous << ", future "
+                         << shape.future << ")";
     EXPECT_TRUE(output.is_meta()) << GetParam();
     EXPECT_EQ(output.sizes().vec(), (std::vector<int64_t>{batch, shape.horizon, 2}));
   }

@@ -51,6 +51,12 @@ class TaskContext {
   const nlohmann::json& args() const { return args_; }
   // The session directory (where partitioned tables of data functions live).
   const std::string& session_dir() const { return session_dir_; }
+  // A path a function's arguments name: absolute as it is, relative taken in the session
+  // directory (the convention of every built-in and plugin function; empty stays empty).
+  std::string SessionPath(const std::string& path) const {
+    if (path.empty() || path.front() == '/') return path;
+    return session_dir_ + "/" + path;
+  }
   // The task's sandbox directory (<session>/tasks/<uid>/). Not created for every task (that
   // would cost two system calls per no-op task): MakeSandbox() creates it.
   const std::string& sandbox() const { return sandbox_; }

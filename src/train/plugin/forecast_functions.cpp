@@ -77,11 +77,6 @@ Result<int64_t> IntArg(const json& args, const char* key, int64_t minimum,
 }
 
 // A file path: absolute, or relative to the session directory.
-std::string InSession(const TaskContext& context, const std::string& path) {
-  if (!path.empty() && path.front() == '/') return path;
-  return context.session_dir() + "/" + path;
-}
-
 // A plain name (no '/', no file suffix) is a partitioned session table.
 bool IsSessionTable(const std::string& name) {
   return name.find('/') == std::string::npos && !EndsWith(name, ".csv") &&
@@ -95,7 +90,7 @@ std::string PartitionPath(const TaskContext& context, const std::string& name, i
 Result<Table> ReadInput(const TaskContext& context, const json& args, const char* key) {
   DEEPRC_ASSIGN_OR_RAISE(std::string name, TextArg(args, key));
   if (!IsSessionTable(name)) {
-    Result<Table> table = ReadTable(InSession(context, name));
+    Result<Table> table = ReadTable(context.SessionPath(name));
     if (!table.ok()) return table.status().WithContext(fmt::format("args.{}", key));
     return table;
   }
@@ -183,7 +178,7 @@ SeriesOptions SeriesOptionsOf(const Forecaster& forecaster) {
 Result<std::unique_ptr<Forecaster>> RestoreArg(const TaskContext& context, const json& args) {
   DEEPRC_ASSIGN_OR_RAISE(std::string device, TaskDevice(context));
   DEEPRC_ASSIGN_OR_RAISE(std::string path, TextArg(args, "checkpoint"));
-  path = InSession(context, path);
+  path = context.SessionPath(path);
   if (!fs::exists(path)) return Status::IOError("args.checkpoint: no file {}", path);
   std::map<std::string, std::string> overrides;
   overrides["threads"] = ThreadsPerRank(context);
@@ -213,7 +208,7 @@ Result<json> Train(TaskContext& context) {
   DEEPRC_ASSIGN_OR_RAISE(std::vector<std::string> exogenous,
                          ColumnsArg(args, "hist_exog", "exogenous"));
   DEEPRC_ASSIGN_OR_RAISE(std::vector<std::string> future, ColumnsArg(args, "futr_exog"));
-  const std::string checkpoint = InSession(context, args.at("checkpoint").get<std::string>());
+  const std::string checkpoint = context.SessionPath(args.at("checkpoint").get<std::string>());
 
   // Everything that can fail on one rank alone happens before the ranks agree; training's
   // collectives follow only when every rank is ready.
@@ -309,7 +304,7 @@ Result<json> Predict(TaskContext& context) {
   if (!IsSessionTable(output)) {
     // A file: rank 0 forecasts every series and writes it.
     if (context.rank() != 0) return json(nullptr);
-    const std::string path = InSession(context, output);
+    const std::string path = context.SessionPath(output);
     DEEPRC_ASSIGN_OR_RAISE(Table table, ForecastRows(context, args, false));
     DEEPRC_RETURN_NOT_OK(WriteOutput(table, path));
     return json{{"rows", table.num_rows()}, {"partitions", 1}, {"output", path}};

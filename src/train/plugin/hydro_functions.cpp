@@ -40,11 +40,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using runtime::TaskContext;
 
-std::string InSession(const TaskContext& context, const std::string& path) {
-  if (!path.empty() && path.front() == '/') return path;
-  return context.session_dir() + "/" + path;
-}
-
 // args[key] as T, or `fallback` when absent; an error naming the key when of another type.
 template <typename T>
 Result<T> Arg(const json& args, const char* key, std::optional<T> fallback = std::nullopt) {
@@ -115,8 +110,8 @@ Result<json> Train(TaskContext& context) {
   DEEPRC_ASSIGN_OR_RAISE(auto settings, Settings(context));
   DEEPRC_ASSIGN_OR_RAISE(std::string data, Arg<std::string>(args, "data"));
   DEEPRC_ASSIGN_OR_RAISE(std::string checkpoint, Arg<std::string>(args, "checkpoint"));
-  data = InSession(context, data);
-  checkpoint = InSession(context, checkpoint);
+  data = context.SessionPath(data);
+  checkpoint = context.SessionPath(checkpoint);
   DEEPRC_ASSIGN_OR_RAISE(HydroDataOptions options, DataOptions(args));
   DEEPRC_ASSIGN_OR_RAISE(uint64_t seed, Arg<uint64_t>(args, "seed", 1));
   DEEPRC_ASSIGN_OR_RAISE(auto basins, Basins(args, data));
@@ -177,8 +172,8 @@ Result<json> Evaluate(TaskContext& context) {
   DEEPRC_ASSIGN_OR_RAISE(std::string device, TaskDevice(context));
   DEEPRC_ASSIGN_OR_RAISE(std::string data, Arg<std::string>(args, "data"));
   DEEPRC_ASSIGN_OR_RAISE(std::string checkpoint, Arg<std::string>(args, "checkpoint"));
-  data = InSession(context, data);
-  checkpoint = InSession(context, checkpoint);
+  data = context.SessionPath(data);
+  checkpoint = context.SessionPath(checkpoint);
   DEEPRC_ASSIGN_OR_RAISE(auto basins, Basins(args, data));
   DEEPRC_ASSIGN_OR_RAISE(std::string output, Arg<std::string>(args, "output", std::string()));
   PredictionRows rows;
@@ -203,7 +198,7 @@ Result<json> Evaluate(TaskContext& context) {
     nse_sum += score.nse;
     results.push_back({{"basin", id}, {"nse", Finite(score.nse)}, {"samples", score.samples}});
   }
-  if (!output.empty()) DEEPRC_RETURN_NOT_OK(rows.Write(InSession(context, output)));
+  if (!output.empty()) DEEPRC_RETURN_NOT_OK(rows.Write(context.SessionPath(output)));
   return json{{"basins", results},
               {"mean_nse", Finite(nse_sum / static_cast<double>(basins.size()))}};
 }
