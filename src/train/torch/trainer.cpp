@@ -16,6 +16,7 @@
 #include <torch/cuda.h>
 #include <nlohmann/json.hpp>
 
+#include "deeprc/core/cpu_time.h"
 #include "deeprc/comm/communicator.h"
 #include "deeprc/train/forecaster.h"
 #include "deeprc/train/hydrology.h"
@@ -137,12 +138,6 @@ std::map<std::string, std::string> WithoutPlacement(std::map<std::string, std::s
   settings.erase("device");
   settings.erase("backend");
   return settings;
-}
-
-double ProcessCpuSeconds() {
-  timespec now{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &now);
-  return static_cast<double>(now.tv_sec) + 1e-9 * static_cast<double>(now.tv_nsec);
 }
 
 ModelInput ToInput(const Batch& batch, const torch::Device& device) {
