@@ -39,11 +39,17 @@ namespace {
 
 // Below this many rows one thread counts and writes.
 constexpr int64_t kParallelRows = int64_t{1} << 15;
-// At most this many bits per digit: of the scatter (measured at 2 ranks: 2^11 cells write
-// faster than 2^12, and the buckets stay small enough for the cache), and of the radix passes
-// inside a bucket.
+// At most this many bits per digit of the radix passes inside a bucket.
 constexpr int kDigitBits = 11;
-// Rows per bucket aimed at: the bucket and its work arrays stay in the L2 cache.
+// At most this many bits of the scatter's digit. Measured at 2 ranks, 10M rows per rank, CPU ms
+// of the scatter / the buckets: 2^11 cells 74-77 / 47-56, 2^10 52-53 / 51-54, 2^9 49-50 /
+// 48-54, 2^8 49-53 / 51-72, 2^7 49 / 62-75: each row's store goes to one of the cells' current
+// lines, and 2^9 lines (32 KiB) stay in the L1 cache, while the buckets (about 20k rows per rank
+// here) still sort in the L2 cache. Software write combining (a line per cell buffered, written
+// with streaming stores) was slower at 2^9 and 2^11 cells: 64-73 / 74-91 ms.
+constexpr int kScatterBits = 9;
+// Rows per bucket aimed at (when there are few rows): the bucket and its work arrays stay in the
+// L2 cache.
 constexpr int64_t kBucketRows = 4096;
 // Buckets up to this size are sorted by comparison of whole words.
 constexpr int64_t kSmallBucket = 64;
@@ -136,7 +142,7 @@ Result<std::optional<Table>> SortByDigitsTyped(comm::Communicator& comm, const T
   // pairs that occur in key order, with no gaps between destinations: destination d's cells
   // start at digit(splitter d - 1) + d.
   const int digit_bits =
-      std::clamp<int>(std::bit_width(static_cast<uint64_t>(total / kBucketRows)), 0, kDigitBits);
+      std::clamp<int>(std::bit_width(static_cast<uint64_t>(total / kBucketRows)), 0, kScatterBits);
   const int64_t digits = int64_t{1} << digit_bits;
   const int digit_shift =
       std::max(0, static_cast<int>(std::bit_width(sample_high - sample_low)) - digit_bits);
