@@ -379,7 +379,8 @@ Result<std::string> ExpandVariables(const std::string& text,
     }
     if (name.empty() || name.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
                                                "0123456789_") != std::string::npos) {
-      return Status::Invalid("'${{{}}}': not a variable name (letters, digits and _)", name);
+      return Status::Invalid(
+          "'${{{}}}': not a variable name (letters, digits and _; $${{ is a literal ${{)", name);
     }
     if (auto found = variables.find(name); found != variables.end()) {
       out += found->second;
@@ -389,8 +390,8 @@ Result<std::string> ExpandVariables(const std::string& text,
       DEEPRC_ASSIGN_OR_RAISE(std::string expanded, ExpandVariables(*fallback, variables));
       out += expanded;
     } else {
-      return Status::Invalid("${{{}}} is not set (set it in the environment, or give a default: "
-                             "${{{}:-VALUE}})",
+      return Status::Invalid("${{{}}} is not set (set it in the environment, give a default: "
+                             "${{{}:-VALUE}}, or write $${{ for a literal ${{)",
                              name, name);
     }
     i = close + 1;

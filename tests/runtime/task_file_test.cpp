@@ -223,9 +223,11 @@ tasks:
   // Unset without a default, a bad name, an unclosed brace: errors that say where and what.
   EXPECT_EQ(ErrorOf("tasks:\n  - executable: ${DEEPRC_TASK_FILE_TEST_UNSET}\n"),
             "run.yaml:2:17: ${DEEPRC_TASK_FILE_TEST_UNSET} is not set (set it in the "
-            "environment, or give a default: ${DEEPRC_TASK_FILE_TEST_UNSET:-VALUE})");
+            "environment, give a default: ${DEEPRC_TASK_FILE_TEST_UNSET:-VALUE}, or write $${ "
+            "for a literal ${)");
   EXPECT_EQ(ErrorOf("tasks:\n  - executable: ${a b}\n"),
-            "run.yaml:2:17: '${a b}': not a variable name (letters, digits and _)");
+            "run.yaml:2:17: '${a b}': not a variable name (letters, digits and _; $${ is a "
+            "literal ${)");
   EXPECT_EQ(ErrorOf("tasks:\n  - executable: ${A\n"),
             "run.yaml:2:17: '${' without its '}' in '${A'");
   ::unsetenv("DEEPRC_TASK_FILE_TEST_STEPS");
