@@ -187,7 +187,10 @@ TEST(ForecastFunctionsTest, TwoRankTrainingThenPredictAndEvaluateOnThePool) {
 TEST(ForecastFunctionsTest, FutureColumnsAndMonthlyDates) {
   TrainingPool pool;
   ASSERT_OK(pool.made());
-  std::mt19937 random(std::random_device{}());
+  // Random data each run, its seed in every failure message (the check below is a ratio).
+  const uint32_t seed = std::random_device{}();
+  SCOPED_TRACE(::testing::Message() << "seed " << seed);
+  std::mt19937 random(seed);
   std::normal_distribution<double> normal(0, 1);
   const int64_t h = 4;
   const std::string folder = pool.directory() + "/input";

@@ -165,7 +165,10 @@ TEST(TrainCommandTest, DeviceSetting) {
 // without it is an error naming it.
 TEST(TrainCommandTest, FutureExogenousColumns) {
   const auto directory = FreshTestDirectory("train_command_future");
-  std::mt19937_64 random(std::random_device{}());
+  // Random data each run, its seed in every failure message (the check below is a ratio).
+  const uint64_t seed = std::random_device{}();
+  SCOPED_TRACE(::testing::Message() << "seed " << seed);
+  std::mt19937_64 random(seed);
   std::normal_distribution<double> normal(0, 1);
   std::ostringstream train, test, bare, gap;
   train << "unique_id,ds,y,x,w\n";
