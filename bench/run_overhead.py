@@ -20,7 +20,8 @@ OpenMPI binds none of them, while `mpirun -np 1` or `-np 2` would bind each rank
 difference of launch policy, not of the runtime. Each (op, k) runs on both sides next to each
 other, in alternating order, --runs times; the table gives the median over runs (range in
 parentheses).
-Usage: /usr/bin/python3 bench/run_overhead.py [--runs 3] [--rows 5000000] [--repeat 5] [--quick]
+Usage: /usr/bin/python3 bench/run_overhead.py [--runs 3] [--rows 5000000] [--repeat 5]
+       [--widths 1,2,4] [--quick]   (RESULTS.md: --runs 8, one --widths at a time)
 """
 import argparse
 import datetime
