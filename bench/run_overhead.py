@@ -13,7 +13,10 @@ Both run the same data, operator and timing code (apps/bench_workload: from a ba
 slowest rank's end, median of --repeat runs in the process). Overhead = in-pilot seconds over
 direct seconds - 1. The task's round trip (submission to its DONE event at the client) and its
 body (the function's own run, data generation and all --repeat runs) are reported too; their
-difference is what dispatch and the result's return cost. Both sides run with
+difference is what dispatch and the result's return cost. Both sides also report CPU: the
+operation thread's, and (in the pilot) the whole process tree's over the round trip; the bound
+column adds dispatch + return over the operation time to the pilot's CPU beyond the task
+threads per second of round trip — what the runtime can add at most. Both sides run with
 OMPI_MCA_mpi_yield_when_idle=1, as the pool's ranks do, and (unless --binding default) with
 OMPI_MCA_hwloc_base_binding_policy=none: the pool's 4 ranks oversubscribe this 2-core machine, so
 OpenMPI binds none of them, while `mpirun -np 1` or `-np 2` would bind each rank to a core — a
