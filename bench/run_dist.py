@@ -18,14 +18,12 @@ given). The machine has 2 cores: 4 ranks are oversubscribed (2 processes per cor
 """
 import argparse
 import datetime
-import json
 import os
 import platform
 import shlex
-import subprocess
 import sys
 
-from results_md import publish
+from results_md import publish, run_json as run_json_with
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEEPRC = os.path.join(ROOT, "build", "apps", "deeprc")
@@ -37,17 +35,9 @@ ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIR
            OMPI_MCA_rmaps_base_oversubscribe="1", OMPI_MCA_mpi_yield_when_idle="1")
 
 
+
 def run_json(command):
-    """Runs a command and returns its JSON lines (a failure stops the run with its stderr)."""
-    print("+", " ".join(shlex.quote(c) for c in command), file=sys.stderr, flush=True)
-    done = subprocess.run(command, env=ENV, capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.stderr.write(done.stderr)
-        raise SystemExit(f"failed ({done.returncode}): {' '.join(command)}")
-    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    for line in lines:
-        print(json.dumps(line), flush=True)
-    return lines
+    return run_json_with(command, ENV)
 
 
 def bench_table(ops, rows, ranks=0, comm="mpi", extra=()):

@@ -28,15 +28,13 @@ Usage: /usr/bin/python3 bench/run_overhead.py [--runs 3] [--rows 5000000] [--rep
 """
 import argparse
 import datetime
-import json
 import os
 import platform
 import shlex
 import statistics
-import subprocess
 import sys
 
-from results_md import publish
+from results_md import publish, run_json, spread
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEEPRC = os.path.join(ROOT, "build", "apps", "deeprc")
@@ -48,23 +46,6 @@ OPS = ("join", "sort")
 WIDTHS = (1, 2, 4)
 
 
-def run_lines(command):
-    print("+", " ".join(shlex.quote(c) for c in command), file=sys.stderr, flush=True)
-    done = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=1800)
-    if done.returncode != 0:
-        sys.stderr.write(done.stderr)
-        raise SystemExit(f"failed ({done.returncode}): {' '.join(command)}")
-    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    for line in lines:
-        print(json.dumps(line), flush=True)
-    return lines
-
-
-def spread(values, fmt="{:.3f}"):
-    median = statistics.median(values)
-    if len(values) == 1:
-        return fmt.format(median)
-    return f"{fmt.format(median)} ({fmt.format(min(values))}–{fmt.format(max(values))})"
 
 
 def main():
@@ -102,8 +83,8 @@ def main():
                     else:
                         command = [DEEPRC, "bench", "tasks", "--kind", "cylon", "--workers",
                                    str(max(WIDTHS)), "--widths", str(k), "--ops", op]
-                    lines = run_lines(command + ["--rows", str(args.rows), "--threads", "1",
-                                                 "--repeat", str(args.repeat)])
+                    lines = run_json(command + ["--rows", str(args.rows), "--threads", "1",
+                                                 "--repeat", str(args.repeat)], ENV, timeout=1800)
                     (direct if side == "direct" else pilot)[(op, k)] += lines
         loads.append(os.getloadavg()[0])
 

@@ -20,11 +20,10 @@ import json
 import os
 import platform
 import shlex
-import statistics
 import subprocess
 import sys
 
-from results_md import publish
+from results_md import publish, run_json as run_json_with, spread
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEEPRC = os.path.join(ROOT, "build", "apps", "deeprc")
@@ -36,27 +35,19 @@ ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIR
            OMPI_MCA_rmaps_base_oversubscribe="1")
 
 
+
 def run_json(command):
-    print("+", " ".join(shlex.quote(c) for c in command), file=sys.stderr, flush=True)
-    done = subprocess.run(command, env=ENV, capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.stderr.write(done.stderr)
-        raise SystemExit(f"failed ({done.returncode}): {' '.join(command)}")
-    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    print(json.dumps(lines[-1]), flush=True)
-    return lines[-1]
+    """The command's last JSON line."""
+    return run_json_with(command, ENV)[-1]
+
+
+def summary(lines, key, fmt="{:,.0f}"):
+    return spread([line[key] for line in lines], fmt)
 
 
 def repeated(command, runs):
     return [run_json(command) for _ in range(runs)]
 
-
-def summary(lines, key, fmt="{:,.0f}"):
-    values = [line[key] for line in lines]
-    median = statistics.median(values)
-    if len(values) == 1:
-        return fmt.format(median)
-    return f"{fmt.format(median)} ({fmt.format(min(values))}–{fmt.format(max(values))})"
 
 
 def main():

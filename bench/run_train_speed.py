@@ -18,12 +18,10 @@ import datetime
 import json
 import os
 import platform
-import shlex
 import statistics
-import subprocess
 import sys
 
-from results_md import write_section
+from results_md import run_json as run_json_with, write_section
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEEPRC = os.path.join(ROOT, "build", "apps", "deeprc")
@@ -36,15 +34,10 @@ ENV = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
            OMPI_MCA_rmaps_base_oversubscribe="1", OMPI_MCA_mpi_yield_when_idle="1")
 
 
+
 def run_json(command):
-    print("+", " ".join(shlex.quote(c) for c in command), file=sys.stderr, flush=True)
-    done = subprocess.run(command, env=ENV, capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.stderr.write(done.stderr)
-        raise SystemExit(f"failed ({done.returncode}): {' '.join(command)}")
-    line = json.loads([l for l in done.stdout.splitlines() if l.startswith("{")][-1])
-    print(json.dumps(line), flush=True)
-    return line
+    """The command's last JSON line."""
+    return run_json_with(command, ENV)[-1]
 
 
 def deeprc(model, steps, ranks=0):

@@ -21,10 +21,10 @@
 //                                  (-1: never; needs val_size > 0)
 //   threads 0              LibTorch intra-op threads (0: leave LibTorch's choice)
 //   device cpu             cpu | cuda | cuda:N (see CheckDevice); not saved in checkpoints
-//   backend communicator   how gradients are summed over ranks: communicator (the deeprc
-//                          Communicator given to Fit, MPI or Gloo; gradients on a CUDA device
-//                          are staged through host buckets) or nccl (builds with
-//                          DEEPRC_WITH_NCCL only)
+//   backend communicator   how gradients are summed over ranks: communicator, the only one
+//                          (the deeprc Communicator given to Fit, MPI or Gloo; gradients on a
+//                          CUDA device are staged through host buckets); nccl is refused at
+//                          start, saying so
 // Losses are computed on scaled values (per-window scaler), as NeuralForecast does.
 
 #include <cstdint>
@@ -81,8 +81,8 @@ std::vector<std::string> ForecastModelNames();
 // a CUDA device fails when this build has CUDA devices off (DEEPRC_WITH_CUDA), when this
 // LibTorch has no CUDA support, or when device N does not exist (naming the count).
 Status CheckDevice(const std::string& device);
-// The `backend` setting: "communicator" or "nccl" (an error naming DEEPRC_WITH_NCCL in builds
-// without it).
+// The `backend` setting: "communicator" (anything else, nccl included, is an error saying what
+// deeprc sums gradients with).
 Status CheckBackend(const std::string& backend);
 
 // Looked at between training steps: true stops Fit with a Cancelled status. With several

@@ -18,7 +18,7 @@
 //   loss MSE             MSE | MAE | Huber (on standardized streamflow)
 //   threads 0            LibTorch intra-op threads (0: leave LibTorch's choice)
 //   device cpu           cpu | cuda | cuda:N (see CheckDevice in deeprc/train/forecaster.h)
-//   backend communicator communicator | nccl (as the forecasting models)
+//   backend communicator communicator only (as the forecasting models)
 
 #include <cstdint>
 #include <map>

@@ -94,42 +94,26 @@ Result<torch::Device> ResolveDevice(const std::string& text) {
 #endif
 }
 
-enum class Backend { kCommunicator, kNccl };
-
-Result<Backend> ResolveBackend(const std::string& text) {
-  if (text == "communicator") return Backend::kCommunicator;
+// Gradients are summed over the Communicator Fit is given (MPI or Gloo), the only backend.
+Status ResolveBackend(const std::string& text) {
+  if (text == "communicator") return Status::OK();
   if (text == "nccl") {
-#ifdef DEEPRC_WITH_NCCL
-    // The build option exists so that builds and settings are ready for it; the NCCL gradient
-    // sum itself (ncclAllReduce on the flat gradient buffer, its unique id broadcast over the
-    // Communicator) is not written yet: refused at start rather than mid-run.
-    return Status::NotImplemented(
-        "setting backend nccl: the NCCL gradient sum is not "
-        "implemented yet; use backend communicator");
-#else
     return Status::Invalid(
-        "setting backend nccl: this build has no NCCL (configure with "
-        "-DDEEPRC_WITH_NCCL=ON; needs a CUDA LibTorch)");
-#endif
+        "setting backend nccl: deeprc has no NCCL backend; gradients are summed over the "
+        "task's communicator (MPI or Gloo), staged through host buckets from a GPU");
   }
-  return Status::Invalid("setting backend '{}': expected communicator or nccl", text);
+  return Status::Invalid("setting backend '{}': expected communicator", text);
 }
 
 // The device and backend settings of a trainer, read from `settings` and checked at once.
 struct Placement {
   torch::Device device{torch::kCPU};
-  Backend backend = Backend::kCommunicator;
 };
 
 Result<Placement> ReadPlacement(internal::Settings& settings) {
   Placement placement;
   DEEPRC_ASSIGN_OR_RAISE(placement.device, ResolveDevice(settings.Text("device", "cpu")));
-  DEEPRC_ASSIGN_OR_RAISE(placement.backend,
-                         ResolveBackend(settings.Text("backend", "communicator")));
-  if (placement.backend == Backend::kNccl && !placement.device.is_cuda()) {
-    return Status::Invalid("setting backend nccl needs a CUDA device (device is {})",
-                           placement.device.str());
-  }
+  DEEPRC_RETURN_NOT_OK(ResolveBackend(settings.Text("backend", "communicator")));
   return placement;
 }
 
@@ -285,7 +269,7 @@ Status SaveCheckpoint(const std::string& path,
 std::vector<std::string> ForecastModelNames() { return internal::ModelNames(); }
 
 Status CheckDevice(const std::string& device) { return ResolveDevice(device).status(); }
-Status CheckBackend(const std::string& backend) { return ResolveBackend(backend).status(); }
+Status CheckBackend(const std::string& backend) { return ResolveBackend(backend); }
 
 struct Forecaster::Impl {
   TrainOptions options;
